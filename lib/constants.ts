@@ -1,0 +1,115 @@
+// Numeric values are libotr 4.1's own (proto.h, message.h, instag.h), so codes can be
+// compared with libotr's documentation. A test checks them against the compiled headers.
+
+export enum Policy {
+  NEVER = 0x00,
+  ALLOW_V1 = 0x01,
+  ALLOW_V2 = 0x02,
+  ALLOW_V3 = 0x04,
+  REQUIRE_ENCRYPTION = 0x08,
+  SEND_WHITESPACE_TAG = 0x10,
+  WHITESPACE_START_AKE = 0x20,
+  ERROR_START_AKE = 0x40,
+  MANUAL = ALLOW_V2 | ALLOW_V3,
+  OPPORTUNISTIC = ALLOW_V2 | ALLOW_V3 | SEND_WHITESPACE_TAG | WHITESPACE_START_AKE | ERROR_START_AKE,
+  ALWAYS = ALLOW_V2 | ALLOW_V3 | REQUIRE_ENCRYPTION | WHITESPACE_START_AKE | ERROR_START_AKE,
+}
+
+export enum ErrorCode {
+  NONE = 0,
+  ENCRYPTION_ERROR = 1,
+  MSG_NOT_IN_PRIVATE = 2,
+  MSG_UNREADABLE = 3,
+  MSG_MALFORMED = 4,
+}
+
+export enum SmpEvent {
+  NONE = 0,
+  ERROR = 1,
+  ABORT = 2,
+  CHEATED = 3,
+  ASK_FOR_ANSWER = 4,
+  ASK_FOR_SECRET = 5,
+  IN_PROGRESS = 6,
+  SUCCESS = 7,
+  FAILURE = 8,
+}
+
+export enum MessageEvent {
+  NONE = 0,
+  ENCRYPTION_REQUIRED = 1,
+  ENCRYPTION_ERROR = 2,
+  CONNECTION_ENDED = 3,
+  SETUP_ERROR = 4,
+  MSG_REFLECTED = 5,
+  MSG_RESENT = 6,
+  RCVDMSG_NOT_IN_PRIVATE = 7,
+  RCVDMSG_UNREADABLE = 8,
+  RCVDMSG_MALFORMED = 9,
+  LOG_HEARTBEAT_RCVD = 10,
+  LOG_HEARTBEAT_SENT = 11,
+  RCVDMSG_GENERAL_ERR = 12,
+  RCVDMSG_UNENCRYPTED = 13,
+  RCVDMSG_UNRECOGNIZED = 14,
+  RCVDMSG_FOR_OTHER_INSTANCE = 15,
+}
+
+export enum Instag {
+  BEST = 1,
+  RECENT = 2,
+  RECENT_RECEIVED = 3,
+  RECENT_SENT = 4,
+}
+
+// The Perl module's flat names (Protocol::OTR's :policies, :error_codes, :event_codes,
+// :smp_event_codes and :instags export tags), for code being ported.
+export const POLICY_NEVER = Policy.NEVER;
+export const POLICY_ALLOW_V1 = Policy.ALLOW_V1;
+export const POLICY_ALLOW_V2 = Policy.ALLOW_V2;
+export const POLICY_ALLOW_V3 = Policy.ALLOW_V3;
+export const POLICY_REQUIRE_ENCRYPTION = Policy.REQUIRE_ENCRYPTION;
+export const POLICY_SEND_WHITESPACE_TAG = Policy.SEND_WHITESPACE_TAG;
+export const POLICY_WHITESPACE_START_AKE = Policy.WHITESPACE_START_AKE;
+export const POLICY_ERROR_START_AKE = Policy.ERROR_START_AKE;
+export const POLICY_MANUAL = Policy.MANUAL;
+export const POLICY_OPPORTUNISTIC = Policy.OPPORTUNISTIC;
+export const POLICY_ALWAYS = Policy.ALWAYS;
+export const POLICY_DEFAULT = Policy.OPPORTUNISTIC;
+
+export const ERRCODE_NONE = ErrorCode.NONE;
+export const ERRCODE_ENCRYPTION_ERROR = ErrorCode.ENCRYPTION_ERROR;
+export const ERRCODE_MSG_NOT_IN_PRIVATE = ErrorCode.MSG_NOT_IN_PRIVATE;
+export const ERRCODE_MSG_UNREADABLE = ErrorCode.MSG_UNREADABLE;
+export const ERRCODE_MSG_MALFORMED = ErrorCode.MSG_MALFORMED;
+
+export const SMPEVENT_NONE = SmpEvent.NONE;
+export const SMPEVENT_ERROR = SmpEvent.ERROR;
+export const SMPEVENT_ABORT = SmpEvent.ABORT;
+export const SMPEVENT_CHEATED = SmpEvent.CHEATED;
+export const SMPEVENT_ASK_FOR_ANSWER = SmpEvent.ASK_FOR_ANSWER;
+export const SMPEVENT_ASK_FOR_SECRET = SmpEvent.ASK_FOR_SECRET;
+export const SMPEVENT_IN_PROGRESS = SmpEvent.IN_PROGRESS;
+export const SMPEVENT_SUCCESS = SmpEvent.SUCCESS;
+export const SMPEVENT_FAILURE = SmpEvent.FAILURE;
+
+export const MSGEVENT_NONE = MessageEvent.NONE;
+export const MSGEVENT_ENCRYPTION_REQUIRED = MessageEvent.ENCRYPTION_REQUIRED;
+export const MSGEVENT_ENCRYPTION_ERROR = MessageEvent.ENCRYPTION_ERROR;
+export const MSGEVENT_CONNECTION_ENDED = MessageEvent.CONNECTION_ENDED;
+export const MSGEVENT_SETUP_ERROR = MessageEvent.SETUP_ERROR;
+export const MSGEVENT_MSG_REFLECTED = MessageEvent.MSG_REFLECTED;
+export const MSGEVENT_MSG_RESENT = MessageEvent.MSG_RESENT;
+export const MSGEVENT_RCVDMSG_NOT_IN_PRIVATE = MessageEvent.RCVDMSG_NOT_IN_PRIVATE;
+export const MSGEVENT_RCVDMSG_UNREADABLE = MessageEvent.RCVDMSG_UNREADABLE;
+export const MSGEVENT_RCVDMSG_MALFORMED = MessageEvent.RCVDMSG_MALFORMED;
+export const MSGEVENT_LOG_HEARTBEAT_RCVD = MessageEvent.LOG_HEARTBEAT_RCVD;
+export const MSGEVENT_LOG_HEARTBEAT_SENT = MessageEvent.LOG_HEARTBEAT_SENT;
+export const MSGEVENT_RCVDMSG_GENERAL_ERR = MessageEvent.RCVDMSG_GENERAL_ERR;
+export const MSGEVENT_RCVDMSG_UNENCRYPTED = MessageEvent.RCVDMSG_UNENCRYPTED;
+export const MSGEVENT_RCVDMSG_UNRECOGNIZED = MessageEvent.RCVDMSG_UNRECOGNIZED;
+export const MSGEVENT_RCVDMSG_FOR_OTHER_INSTANCE = MessageEvent.RCVDMSG_FOR_OTHER_INSTANCE;
+
+export const INSTAG_BEST = Instag.BEST;
+export const INSTAG_RECENT = Instag.RECENT;
+export const INSTAG_RECENT_RECEIVED = Instag.RECENT_RECEIVED;
+export const INSTAG_RECENT_SENT = Instag.RECENT_SENT;
