@@ -1,0 +1,42 @@
+{
+  "variables": {
+    "werror%": "<!(node -p \"process.env.CI || process.env.OTR_WERROR ? '-Werror' : ''\")"
+  },
+  "targets": [
+    {
+      "target_name": "protocol_otr",
+      "sources": [
+        "src-native/addon.cc",
+        "src-native/channel.cc",
+        "src-native/contacts.cc",
+        "src-native/errors.cc",
+        "src-native/files.cc",
+        "src-native/init.cc",
+        "src-native/keygen.cc",
+        "src-native/ui_ops.cc",
+        "src-native/worker.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": [
+        "NAPI_VERSION=8",
+        "NODE_ADDON_API_DISABLE_DEPRECATED",
+        "NAPI_CPP_EXCEPTIONS",
+        "_FORTIFY_SOURCE=2"
+      ],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc": [
+        "-std=c++17",
+        "-fexceptions",
+        "-O2",
+        "-fvisibility=hidden",
+        "-fstack-protector-strong",
+        "-Wall",
+        "-Wextra",
+        "-Wno-missing-field-initializers",
+        "<(werror)"
+      ],
+      "cflags!": ["-fno-exceptions"],
+      "libraries": ["<!@(pkg-config --libs libotr 2>/dev/null || echo -lotr -lgcrypt)", "-lgcrypt", "-Wl,-z,relro,-z,now"]
+    }
+  ]
+}

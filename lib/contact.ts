@@ -1,0 +1,68 @@
+import type { Account } from './account';
+import { Channel, type ChannelOptions } from './channel';
+import { ErrorCodes, OtrError } from './errors';
+import { Fingerprint } from './fingerprint';
+import type { NativeContact } from './native';
+
+/** Someone an account talks to, with the fingerprints libotr has seen or was given. */
+export class Contact {
+  readonly account: Account;
+  readonly name: string;
+  #fingerprints = new Map<string, Fingerprint>();
+  #state: NativeContact | undefined;
+  #channel: Channel | undefined;
+
+  /** @internal */
+  constructor(account: Account, name: string) {
+    this.account = account;
+    this.name = name;
+  }
+
+  fingerprints(): Fingerprint[] {
+    return [...this.#fingerprints.values()];
+  }
+
+  /** The fingerprint of the session now selected, if it has one. */
+  get activeFingerprint(): Fingerprint | undefined {
+    const state = this.#state;
+    if (!state) return undefined;
+    const session = state.sessions.find((s) => s.instag === state.current);
+    return session && session.fingerprint ? this.#fingerprints.get(session.fingerprint) : undefined;
+  }
+
+  /** Opens the channel to this contact (one per contact: libotr keeps one set of sessions). */
+  channel(options: ChannelOptions): Channel {
+    if (this.#channel) {
+      throw new OtrError(ErrorCodes.CHANNEL_EXISTS, `a channel to ${this.name} from ${this.account.name} is already open`);
+    }
+    const channel = new Channel(this, options);
+    this.#channel = channel;
+    return channel;
+  }
+
+  /** @internal */
+  get _state(): NativeContact | undefined {
+    return this.#state;
+  }
+
+  /** @internal */
+  _update(state: NativeContact): void {
+    this.#state = state;
+    const seen = new Set<string>();
+    for (const fp of state.fingerprints) {
+      seen.add(fp.hex);
+      let fingerprint = this.#fingerprints.get(fp.hex);
+      if (!fingerprint) {
+        fingerprint = new Fingerprint(this, fp.hex);
+        this.#fingerprints.set(fp.hex, fingerprint);
+      }
+      fingerprint._update(fp);
+    }
+    for (const [hex, fingerprint] of this.#fingerprints) {
+      if (!seen.has(hex)) {
+        fingerprint._forgotten();
+        this.#fingerprints.delete(hex);
+      }
+    }
+  }
+}

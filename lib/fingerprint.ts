@@ -1,0 +1,74 @@
+import type { Contact } from './contact';
+import { ErrorCodes, OtrError } from './errors';
+import type { NativeFingerprint } from './native';
+import { statusWord, type Status } from './status';
+import { hexToHuman, requireBoolean } from './validate';
+
+/** A contact's DSA key fingerprint, as libotr knows it, with our trust in it. */
+export class Fingerprint {
+  readonly contact: Contact;
+  /** Human form: `12345678 90ABCDEF 12345678 90ABCDEF 12345678`. */
+  readonly hash: string;
+  /** @internal 40 lower-case hex digits */
+  readonly _hex: string;
+  #trust = '';
+  #status = 0;
+  #forgotten = false;
+
+  /** @internal */
+  constructor(contact: Contact, hex: string) {
+    this.contact = contact;
+    this._hex = hex;
+    this.hash = hexToHuman(hex);
+  }
+
+  /** The status of the session using this fingerprint, or 'Unused'. */
+  get status(): Status {
+    return statusWord(this.#status);
+  }
+
+  get isVerified(): boolean {
+    return this.#trust !== '';
+  }
+
+  /** libotr's trust word: '' (untrusted), 'verified', 'smp', or what another client wrote. */
+  get trust(): string {
+    return this.#trust;
+  }
+
+  /** Sets or really removes trust, written to the contacts file before the promise resolves. */
+  async setVerified(verified: boolean): Promise<boolean> {
+    requireBoolean('verified', verified);
+    this.#ensureKnown();
+    const account = this.contact.account;
+    const result = await account.ctx._call((job, handle) =>
+      handle.setTrust(job, account.name, account.protocol, this.contact.name, this._hex, verified),
+    );
+    return result as boolean;
+  }
+
+  /** Drops this fingerprint (refused while a session uses it). */
+  async forget(): Promise<void> {
+    this.#ensureKnown();
+    const account = this.contact.account;
+    await account.ctx._call((job, handle) =>
+      handle.forgetFingerprint(job, account.name, account.protocol, this.contact.name, this._hex),
+    );
+  }
+
+  #ensureKnown(): void {
+    if (this.#forgotten) throw new OtrError(ErrorCodes.UNKNOWN_FINGERPRINT, `fingerprint ${this.hash} was forgotten`);
+  }
+
+  /** @internal */
+  _update(state: NativeFingerprint): void {
+    this.#trust = state.trust;
+    this.#status = state.status;
+  }
+
+  /** @internal */
+  _forgotten(): void {
+    this.#forgotten = true;
+    this.#status = 0;
+  }
+}

@@ -1,0 +1,163 @@
+// The one typed door to the compiled addon: everything it exports is declared here, and no
+// other file in lib/ loads or calls it directly.
+import * as path from 'node:path';
+import { ErrorCodes, OtrError } from './errors';
+
+export interface NativeAccount {
+  name: string;
+  protocol: string;
+  fingerprint: string;
+  instag: number;
+}
+
+export interface NativeSession {
+  instag: number;
+  status: number;
+  fingerprint: string; // 40 hex digits, or '' when none
+}
+
+export interface NativeFingerprint {
+  hex: string;
+  trust: string;
+  status: number;
+}
+
+export interface NativeContact {
+  account: string;
+  protocol: string;
+  username: string;
+  current: number;
+  status: number;
+  sessions: NativeSession[];
+  fingerprints: NativeFingerprint[];
+}
+
+export interface NativeFailure {
+  code: string;
+  message: string;
+}
+
+export type Dispatch = (
+  instance: number,
+  job: number,
+  flags: number,
+  effects: unknown[],
+  result: unknown,
+  query: [number, number, number, string] | undefined,
+) => unknown;
+
+export interface NativeHandle {
+  load(job: number, privkeys: string, fingerprints: string, instags: string): void;
+  ensureAccount(job: number, name: string, protocol: string): void;
+  addContact(job: number, account: string, protocol: string, username: string, fingerprintHex: string, verified: boolean): void;
+  setTrust(job: number, account: string, protocol: string, username: string, fingerprintHex: string, verified: boolean): void;
+  forgetFingerprint(job: number, account: string, protocol: string, username: string, fingerprintHex: string): void;
+  openChannel(job: number, channel: number, account: string, protocol: string, username: string, policy: number, maxMessageSize: number, callbacks: number): void;
+  channelOp(job: number, channel: number, op: ChannelOp, text: string, data: Buffer | string | undefined, number: number): void;
+  close(job: number): void;
+  dispose(): void;
+}
+
+interface Addon {
+  Handle: new (instance: number, dispatch: Dispatch) => NativeHandle;
+  constants: Record<string, number>;
+  libotrVersion: string;
+  headersVersion: string;
+  initError: string | undefined;
+}
+
+// Numbers shared with src-native/effects.h and engine.h.
+export const enum EffectKind {
+  Write = 1,
+  Read = 2,
+  GoneSecure = 3,
+  GoneInsecure = 4,
+  StillSecure = 5,
+  NewFingerprint = 6,
+  Symkey = 7,
+  Timer = 8,
+  SmpEvent = 9,
+  MsgEvent = 10,
+  ContactState = 11,
+  AccountReady = 12,
+  Error = 13,
+}
+export const EFFECT_WIDTH = 6;
+
+export const enum QueryKind {
+  BeforeEncrypt = 1,
+  AfterDecrypt = 2,
+  IsLoggedIn = 3,
+  ErrorText = 4,
+  SmpSecret = 5,
+}
+
+export const enum ChannelOp {
+  Init = 1,
+  Refresh = 2,
+  Finish = 3,
+  Symkey = 4,
+  Ping = 5,
+  SmpVerify = 6,
+  SmpRespond = 7,
+  SmpAbort = 8,
+  Write = 9,
+  Read = 10,
+  SelectSession = 11,
+}
+
+export const enum CallbackFlag {
+  BeforeEncrypt = 1,
+  AfterDecrypt = 2,
+  IsLoggedIn = 4,
+  ErrorText = 8,
+  Smp = 16,
+}
+
+export const enum BatchFlag {
+  Done = 1,
+  Ok = 2,
+}
+
+let addon: Addon | undefined;
+let loadFailure: OtrError | undefined;
+
+function loadAddon(): Addon {
+  if (addon) return addon;
+  if (loadFailure) throw loadFailure;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const nodeGypBuild = require('node-gyp-build') as (dir: string) => Addon;
+    addon = nodeGypBuild(path.join(__dirname, '..'));
+  } catch (cause) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    const missingLib = /libotr\.so|libgcrypt\.so/.test(reason);
+    loadFailure = new OtrError(
+      ErrorCodes.ADDON_LOAD,
+      missingLib
+        ? `protocol-otr needs the system libotr 4.1: install it (Debian/Ubuntu: apt-get install libotr5) — ${reason}`
+        : `protocol-otr's native addon could not be loaded; with no prebuilt binary for this platform it is built from source, which needs libotr's headers (Debian/Ubuntu: apt-get install libotr5-dev build-essential pkg-config) — ${reason}`,
+      { cause },
+    );
+    throw loadFailure;
+  }
+  if (addon.initError) {
+    loadFailure = new OtrError(ErrorCodes.INIT, addon.initError);
+    addon = undefined;
+    throw loadFailure;
+  }
+  return addon;
+}
+
+export function createHandle(instance: number, dispatch: Dispatch): NativeHandle {
+  const { Handle } = loadAddon();
+  return new Handle(instance, dispatch);
+}
+
+export function nativeConstants(): Record<string, number> {
+  return loadAddon().constants;
+}
+
+export function libotrVersion(): string {
+  return loadAddon().libotrVersion;
+}

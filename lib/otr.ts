@@ -1,0 +1,338 @@
+import { EventEmitter } from 'node:events';
+import * as path from 'node:path';
+import { Account } from './account';
+import type { Channel } from './channel';
+import { ErrorCodes, OtrError, fromNative } from './errors';
+import {
+  BatchFlag,
+  ChannelOp,
+  EFFECT_WIDTH,
+  EffectKind,
+  QueryKind,
+  createHandle,
+  type NativeAccount,
+  type NativeContact,
+  type NativeHandle,
+} from './native';
+import { requireText } from './validate';
+
+export interface OTROptions {
+  privkeysFile?: string;
+  contactsFile?: string;
+  instanceTagsFile?: string;
+}
+
+interface PendingCall {
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+  callbackError?: unknown;
+}
+
+// Instances reachable from the addon's dispatcher. Weak while idle, so an OTR nobody holds
+// can be collected; strong while calls are in flight, so their promises always settle.
+const instances = new Map<number, WeakRef<OTR>>();
+const busy = new Set<OTR>();
+let nextInstance = 1;
+
+
+function dispatch(
+  instance: number,
+  job: number,
+  flags: number,
+  effects: unknown[],
+  result: unknown,
+  query: [number, number, number, string] | undefined,
+): unknown {
+  const otr = instances.get(instance)?.deref();
+  return otr?._deliver(job, flags, effects, result, query);
+}
+
+const finalizer = new FinalizationRegistry<number>((instance) => instances.delete(instance));
+
+/** An OTR context: one libotr user state, its files, accounts and channels. */
+export class OTR extends EventEmitter {
+  readonly privkeysFile: string;
+  readonly contactsFile: string;
+  readonly instanceTagsFile: string;
+  /** Resolves once the files are loaded; rejects with the OtrError that makes every call fail. */
+  readonly ready: Promise<void>;
+
+  #handle: NativeHandle | undefined;
+  #instance: number;
+  #nextJob = 1;
+  #calls = new Map<number, PendingCall>();
+  #accounts = new Map<string, Account>();
+  #accountRequests = new Map<string, Promise<Account>>();
+  #channels = new Map<number, Channel>();
+  #nextChannel = 1;
+  #closing: Promise<void> | undefined;
+  #loadFailure: OtrError | undefined;
+  #pollTimer: NodeJS.Timeout | undefined;
+  #pollChannel: Channel | undefined;
+
+  constructor(options: OTROptions = {}) {
+    super();
+    if (options === null || typeof options !== 'object') throw new OtrError(ErrorCodes.INVALID_ARGUMENT, 'options must be an object');
+    this.privkeysFile = requireText('privkeysFile', options.privkeysFile ?? 'otr.private_key');
+    this.contactsFile = requireText('contactsFile', options.contactsFile ?? 'otr.fingerprints');
+    this.instanceTagsFile = requireText('instanceTagsFile', options.instanceTagsFile ?? 'otr.instance_tags');
+    this.#instance = nextInstance++;
+    this.#handle = createHandle(this.#instance, dispatch);
+    instances.set(this.#instance, new WeakRef(this));
+    finalizer.register(this, this.#instance);
+    this.ready = this._call((job, handle) =>
+      handle.load(job, path.resolve(this.privkeysFile), path.resolve(this.contactsFile), path.resolve(this.instanceTagsFile)),
+    ).then(
+      () => undefined,
+      (error: unknown) => {
+        this.#loadFailure = fromNative(error);
+        throw this.#loadFailure;
+      },
+    );
+    this.ready.catch(() => {}); // reported through every later call; never an unhandled rejection
+  }
+
+  /** Finds or creates the account; a missing DSA key is generated off the JS thread. */
+  async account(name: string, protocol: string): Promise<Account> {
+    requireText('name', name);
+    requireText('protocol', protocol);
+    const key = `${name}\0${protocol}`;
+    const known = this.#accounts.get(key);
+    if (known) {
+      this._ensureOpen();
+      return known;
+    }
+    let request = this.#accountRequests.get(key);
+    if (!request) {
+      request = this._call((job, handle) => handle.ensureAccount(job, name, protocol)).then(
+        (value) => this._accountFromNative(value as NativeAccount),
+      );
+      this.#accountRequests.set(key, request);
+      const forget = () => this.#accountRequests.delete(key);
+      request.then(forget, forget);
+    }
+    return request;
+  }
+
+  findAccount(name: string, protocol: string): Account | undefined {
+    return this.#accounts.get(`${name}\0${protocol}`);
+  }
+
+  accounts(): Account[] {
+    return [...this.#accounts.values()];
+  }
+
+  /** Finishes queued work, writes the files, frees native memory. Later calls reject. */
+  close(): Promise<void> {
+    if (!this.#closing) {
+      const handle = this.#handle;
+      this.#closing = handle
+        ? this._call((job, h) => h.close(job), true).then(
+            () => this.#dispose(),
+            (error: unknown) => {
+              this.#dispose();
+              throw fromNative(error);
+            },
+          )
+        : Promise.resolve();
+    }
+    return this.#closing;
+  }
+
+  get closed(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  #dispose(): void {
+    this.#setPollTimer(0, undefined);
+    const handle = this.#handle;
+    this.#handle = undefined;
+    handle?.dispose();
+    busy.delete(this);
+    instances.delete(this.#instance);
+  }
+
+  /** @internal Queues one native job; the promise settles when its batch is done. */
+  _call(submit: (job: number, handle: NativeHandle) => void, closing = false): Promise<unknown> {
+    if (!this.#handle || (this.#closing && !closing)) {
+      return Promise.reject(new OtrError(ErrorCodes.CLOSED, 'this OTR instance is closed'));
+    }
+    if (this.#loadFailure) return Promise.reject(this.#loadFailure);
+    const job = this.#nextJob++;
+    if (this.#nextJob > 0xffffffff) this.#nextJob = 1;
+    return new Promise((resolve, reject) => {
+      this.#calls.set(job, { resolve, reject });
+      busy.add(this);
+      try {
+        submit(job, this.#handle!);
+      } catch (error) {
+        this.#calls.delete(job);
+        if (this.#calls.size === 0) busy.delete(this);
+        reject(fromNative(error));
+      }
+    });
+  }
+
+  /** @internal */
+  _ensureOpen(): void {
+    if (!this.#handle || this.#closing) throw new OtrError(ErrorCodes.CLOSED, 'this OTR instance is closed');
+    if (this.#loadFailure) throw this.#loadFailure;
+  }
+
+  /** @internal */
+  _channelOp(channel: Channel, op: ChannelOp, text = '', data?: Buffer | string, number = 0): Promise<unknown> {
+    return this._call((job, handle) => handle.channelOp(job, channel._id, op, text, data, number));
+  }
+
+  /** @internal */
+  _registerChannel(channel: Channel, open: (job: number, handle: NativeHandle, id: number) => void): number {
+    this._ensureOpen();
+    const id = this.#nextChannel++;
+    this.#channels.set(id, channel);
+    this._call((job, handle) => open(job, handle, id)).catch((error: unknown) => this._report(error));
+    return id;
+  }
+
+  /** @internal Errors no caller is waiting for: an 'error' event, or a warning if nobody listens. */
+  _report(error: unknown): void {
+    const wrapped = error instanceof OtrError ? error : new OtrError(ErrorCodes.CALLBACK, String((error as Error)?.message ?? error), { cause: error });
+    if (this.listenerCount('error') > 0) {
+      this.emit('error', wrapped);
+    } else {
+      process.emitWarning(wrapped.message, { code: wrapped.code, type: 'OtrWarning' });
+    }
+  }
+
+  /** @internal */
+  _accountFromNative(state: NativeAccount): Account {
+    const key = `${state.name}\0${state.protocol}`;
+    let account = this.#accounts.get(key);
+    if (!account) {
+      account = new Account(this, state.name, state.protocol, state.fingerprint, state.instag);
+      this.#accounts.set(key, account);
+    } else {
+      account._update(state.fingerprint, state.instag);
+    }
+    return account;
+  }
+
+  /** @internal Runs on the JS thread for every batch the addon delivers, in order. */
+  _deliver(job: number, flags: number, effects: unknown[], result: unknown, query: [number, number, number, string] | undefined): unknown {
+    const call = job !== 0 ? this.#calls.get(job) : undefined;
+    for (let i = 0; i < effects.length; i += EFFECT_WIDTH) {
+      try {
+        this.#apply(effects[i] as EffectKind, effects[i + 1] as number, effects[i + 2] as number, effects[i + 3] as number, effects[i + 4] as string | null, effects[i + 5]);
+      } catch (error) {
+        this.#callbackFailed(call, error);
+      }
+    }
+    let answer: unknown;
+    if (query) {
+      try {
+        answer = this.#answer(query);
+      } catch (error) {
+        this.#callbackFailed(call, error);
+        answer = undefined;
+      }
+    }
+    if (flags & BatchFlag.Done && call) {
+      this.#calls.delete(job);
+      if (this.#calls.size === 0) busy.delete(this);
+      if (!(flags & BatchFlag.Ok)) {
+        call.reject(fromNative(result));
+      } else if (call.callbackError !== undefined) {
+        const cause = call.callbackError;
+        call.reject(new OtrError(ErrorCodes.CALLBACK, `a callback threw: ${(cause as Error)?.message ?? String(cause)}`, { cause }));
+      } else {
+        call.resolve(result);
+      }
+    }
+    return answer;
+  }
+
+  #callbackFailed(call: PendingCall | undefined, error: unknown): void {
+    if (call) {
+      if (call.callbackError === undefined) call.callbackError = error ?? new Error('callback threw a nullish value');
+    } else {
+      this._report(new OtrError(ErrorCodes.CALLBACK, `a callback threw: ${(error as Error)?.message ?? String(error)}`, { cause: error }));
+    }
+  }
+
+  #apply(kind: EffectKind, channelId: number, a: number, b: number, text: string | null, extra: unknown): void {
+    if (kind === EffectKind.AccountReady) {
+      this._accountFromNative(extra as NativeAccount);
+      return;
+    }
+    if (kind === EffectKind.Error) {
+      this._report(fromNative({ code: text, message: extra }));
+      return;
+    }
+    if (kind === EffectKind.ContactState) {
+      const state = extra as NativeContact;
+      const account = this.#accounts.get(`${state.account}\0${state.protocol}`);
+      const contact = account?._contactFromNative(state.username);
+      contact?._update(state);
+      return;
+    }
+    const channel = this.#channels.get(channelId);
+    if (!channel) return;
+    if (kind === EffectKind.Timer && !channel._options.onTimer) {
+      this.#setPollTimer(a, channel);
+      return;
+    }
+    channel._fire(kind, a, b, text, extra);
+  }
+
+  #answer([kind, channelId, code, text]: [number, number, number, string]): unknown {
+    const channel = this.#channels.get(channelId);
+    if (!channel) return undefined;
+    const options = channel._options;
+    switch (kind as QueryKind) {
+      case QueryKind.BeforeEncrypt: {
+        const converted = options.onBeforeEncrypt?.(channel, text);
+        return typeof converted === 'string' ? converted : undefined;
+      }
+      case QueryKind.AfterDecrypt: {
+        const converted = options.onAfterDecrypt?.(channel, text);
+        return typeof converted === 'string' ? converted : undefined;
+      }
+      case QueryKind.IsLoggedIn: {
+        const answer = options.onIsContactLoggedIn?.(channel);
+        if (answer === true) return 1;
+        if (answer === false) return 0;
+        if (answer === 1 || answer === 0 || answer === -1) return answer;
+        return 1;
+      }
+      case QueryKind.SmpSecret: {
+        // A returned string answers the request now; otherwise the app calls smpRespond later.
+        const answer = options.onSmp?.(channel, code === 1 ? text : undefined);
+        return typeof answer === 'string' && answer.length > 0 ? answer : undefined;
+      }
+      case QueryKind.ErrorText: {
+        const message = options.onError?.(channel, code);
+        return typeof message === 'string' && !message.includes('\0') ? message : undefined;
+      }
+      default:
+        return undefined;
+    }
+  }
+
+  // Without onTimer, one timer per OTR instance drives libotr's poll. It never keeps the
+  // process alive, and it holds the instance only weakly.
+  #setPollTimer(seconds: number, channel: Channel | undefined): void {
+    if (this.#pollTimer) clearInterval(this.#pollTimer);
+    this.#pollTimer = undefined;
+    this.#pollChannel = seconds > 0 ? channel : undefined;
+    if (seconds <= 0 || !channel) return;
+    const self = new WeakRef(this);
+    this.#pollTimer = setInterval(() => self.deref()?._poll(), seconds * 1000);
+    this.#pollTimer.unref();
+  }
+
+  /** @internal */
+  _poll(): void {
+    const channel = this.#pollChannel;
+    if (!channel || this.#closing || !this.#handle) return;
+    this._channelOp(channel, ChannelOp.Ping).catch((error: unknown) => this._report(error));
+  }
+}

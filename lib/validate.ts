@@ -1,0 +1,51 @@
+// Argument checks shared by the public classes: every bad input becomes an OtrError with a
+// stable code before anything reaches the addon.
+import { ErrorCodes, OtrError } from './errors';
+
+export function invalid(message: string): OtrError {
+  return new OtrError(ErrorCodes.INVALID_ARGUMENT, message);
+}
+
+// libotr takes C strings: a NUL would silently cut the text short.
+export function requireText(name: string, value: unknown, { allowEmpty = false } = {}): string {
+  if (typeof value !== 'string') throw invalid(`${name} must be a string, got ${describe(value)}`);
+  if (!allowEmpty && value.length === 0) throw invalid(`${name} must not be empty`);
+  if (value.includes('\0')) throw invalid(`${name} must not contain NUL characters`);
+  return value;
+}
+
+export function requireInteger(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw invalid(`${name} must be an integer from ${min} to ${max}, got ${describe(value)}`);
+  }
+  return value;
+}
+
+export function requireBoolean(name: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw invalid(`${name} must be a boolean, got ${describe(value)}`);
+  return value;
+}
+
+const HEX40 = /^[0-9a-fA-F]{40}$/;
+const HUMAN = /^[0-9a-fA-F]{8}( [0-9a-fA-F]{8}){4}$/;
+
+// Accepts 40 hex digits or libotr's 44-character human form; returns 40 lower-case hex digits.
+export function fingerprintToHex(value: unknown): string {
+  if (typeof value === 'string' && (HEX40.test(value) || HUMAN.test(value))) {
+    return value.replace(/ /g, '').toLowerCase();
+  }
+  throw new OtrError(
+    ErrorCodes.BAD_FINGERPRINT,
+    `not a fingerprint: ${describe(value)} (expected 40 hex digits or the form 12345678 90ABCDEF 12345678 90ABCDEF 12345678)`,
+  );
+}
+
+export function hexToHuman(hex: string): string {
+  return hex.toUpperCase().match(/.{8}/g)!.join(' ');
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value);
+  if (value === null) return 'null';
+  return typeof value;
+}

@@ -1,0 +1,383 @@
+// The addon's one class: a handle JS holds per OTR instance. It turns JS calls into jobs for
+// the Engine's worker, and the Engine's batches back into one call of the JS dispatcher.
+//
+// Lifetimes: the Engine lives exactly as long as this handle. dispose() (after close()), the
+// garbage collector's finalizer, and the environment cleanup hook all end it the same way:
+// Engine::Shutdown() (stop and join the worker, free libotr's state), then abort the
+// thread-safe function. Whichever comes first does it; the others find nothing left to do.
+#include <napi.h>
+
+#include <memory>
+#include <string>
+
+#include "engine.h"
+#include "init.h"
+#include "tsfn.h"
+
+namespace otr {
+
+namespace {
+
+// Distinguishes our handles from any other object passed in from JS.
+const napi_type_tag kHandleTag = {0x6f74722d6e617469ULL, 0x76652d68616e646cULL};
+
+Napi::Value Text(Napi::Env env, const Effect& effect) {
+  return effect.hasText ? Napi::String::New(env, effect.text) : env.Null();
+}
+
+Napi::Object ContactToJs(Napi::Env env, const ContactState& state) {
+  Napi::Object contact = Napi::Object::New(env);
+  contact.Set("account", state.account);
+  contact.Set("protocol", state.protocol);
+  contact.Set("username", state.username);
+  contact.Set("current", Napi::Number::New(env, state.current));
+  contact.Set("status", Napi::Number::New(env, static_cast<int>(state.status)));
+  Napi::Array sessions = Napi::Array::New(env, state.sessions.size());
+  for (uint32_t i = 0; i < state.sessions.size(); ++i) {
+    Napi::Object session = Napi::Object::New(env);
+    session.Set("instag", Napi::Number::New(env, state.sessions[i].instag));
+    session.Set("status", Napi::Number::New(env, static_cast<int>(state.sessions[i].status)));
+    session.Set("fingerprint", state.sessions[i].fingerprint);
+    sessions.Set(i, session);
+  }
+  contact.Set("sessions", sessions);
+  Napi::Array fingerprints = Napi::Array::New(env, state.fingerprints.size());
+  for (uint32_t i = 0; i < state.fingerprints.size(); ++i) {
+    Napi::Object fp = Napi::Object::New(env);
+    fp.Set("hex", state.fingerprints[i].hex);
+    fp.Set("trust", state.fingerprints[i].trust);
+    fp.Set("status", Napi::Number::New(env, static_cast<int>(state.fingerprints[i].status)));
+    fingerprints.Set(i, fp);
+  }
+  contact.Set("fingerprints", fingerprints);
+  return contact;
+}
+
+Napi::Object AccountToJs(Napi::Env env, const AccountState& account) {
+  Napi::Object object = Napi::Object::New(env);
+  object.Set("name", account.name);
+  object.Set("protocol", account.protocol);
+  object.Set("fingerprint", account.fingerprint);
+  object.Set("instag", Napi::Number::New(env, account.instag));
+  return object;
+}
+
+Napi::Value Extra(Napi::Env env, const Effect& effect) {
+  switch (effect.kind) {
+    case EffectKind::Symkey: {
+      Napi::Array pair = Napi::Array::New(env, 2);
+      pair.Set(0u, Napi::Buffer<char>::Copy(env, effect.bytes.data(), effect.bytes.size()));
+      pair.Set(1u, Napi::Buffer<char>::Copy(env, effect.text.data(), effect.text.size()));
+      return pair;
+    }
+    case EffectKind::Error:
+      return Napi::String::New(env, effect.bytes);
+    case EffectKind::ContactState:
+      return ContactToJs(env, *effect.contact);
+    case EffectKind::AccountReady:
+      return AccountToJs(env, *effect.account);
+    default:
+      return env.Undefined();
+  }
+}
+
+Napi::Value ResultToJs(Napi::Env env, const Batch& batch) {
+  if (!batch.ok) {
+    Napi::Object failure = Napi::Object::New(env);
+    failure.Set("code", batch.failure.code);
+    failure.Set("message", batch.failure.message);
+    return failure;
+  }
+  switch (batch.value.type) {
+    case ResultValue::Type::Bool:
+      return Napi::Boolean::New(env, batch.value.flag);
+    case ResultValue::Type::Bytes:
+      return Napi::Buffer<char>::Copy(env, batch.value.bytes.data(), batch.value.bytes.size());
+    case ResultValue::Type::Account:
+      return AccountToJs(env, *batch.value.account);
+    default:
+      return env.Undefined();
+  }
+}
+
+std::string StringArg(const Napi::CallbackInfo& info, size_t index) {
+  if (index >= info.Length() || !info[index].IsString()) {
+    throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(index) + " must be a string");
+  }
+  return info[index].As<Napi::String>().Utf8Value();
+}
+
+int64_t NumberArg(const Napi::CallbackInfo& info, size_t index) {
+  if (index >= info.Length() || !info[index].IsNumber()) {
+    throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(index) + " must be a number");
+  }
+  return info[index].As<Napi::Number>().Int64Value();
+}
+
+}  // namespace
+
+class Handle : public Napi::ObjectWrap<Handle> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Handle",
+                       {
+                           InstanceMethod<&Handle::LoadFiles>("load"),
+                           InstanceMethod<&Handle::EnsureAccount>("ensureAccount"),
+                           InstanceMethod<&Handle::AddContact>("addContact"),
+                           InstanceMethod<&Handle::SetTrust>("setTrust"),
+                           InstanceMethod<&Handle::ForgetFingerprint>("forgetFingerprint"),
+                           InstanceMethod<&Handle::OpenChannel>("openChannel"),
+                           InstanceMethod<&Handle::ChannelCall>("channelOp"),
+                           InstanceMethod<&Handle::CloseEngine>("close"),
+                           InstanceMethod<&Handle::Dispose>("dispose"),
+                       });
+  }
+
+  // new Handle(instanceId, dispatch)
+  explicit Handle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Handle>(info), env_(info.Env()) {
+    const std::string& initFailure = InitialiseLibraries();
+    if (!initFailure.empty()) {
+      Napi::Error error = Napi::Error::New(info.Env(), initFailure);
+      error.Set("code", "ERR_OTR_INIT");
+      throw error;
+    }
+    instanceId_ = static_cast<uint32_t>(NumberArg(info, 0));
+    if (info.Length() < 2 || !info[1].IsFunction()) throw Napi::TypeError::New(info.Env(), "dispatch must be a function");
+    NAPI_THROW_IF_FAILED_VOID(env_, napi_type_tag_object(env_, info.This(), &kHandleTag));
+    NAPI_THROW_IF_FAILED_VOID(env_, deliver_.Start(env_, info[1], "protocol-otr", this, Deliver));
+    engine_ = std::make_unique<Engine>([this](Batch* batch) { return deliver_.Post(batch); });
+    engine_->Start();
+    // Registered after the thread-safe function so it runs before Node closes that function.
+    NAPI_THROW_IF_FAILED_VOID(env_, napi_add_env_cleanup_hook(env_, CleanupHook, this));
+    hookRegistered_ = true;
+  }
+
+  ~Handle() override {
+    if (hookRegistered_) napi_remove_env_cleanup_hook(env_, CleanupHook, this);
+    End();
+  }
+
+ private:
+  static void CleanupHook(void* self) {
+    auto* handle = static_cast<Handle*>(self);
+    handle->hookRegistered_ = false;
+    handle->End();
+  }
+
+  void End() {
+    if (engine_) engine_->Shutdown();
+    engine_.reset();
+    deliver_.Abort();
+  }
+
+  Engine& Live(Napi::Env env) {
+    if (!engine_) {
+      Napi::Error error = Napi::Error::New(env, "this OTR instance is closed");
+      error.Set("code", "ERR_OTR_CLOSED");
+      throw error;
+    }
+    return *engine_;
+  }
+
+  void Submit(Napi::Env env, uint32_t jobId, std::function<void(Engine&, CallScope&, Batch&)> run) {
+    Engine& engine = Live(env);
+    if (jobId != 0 && pendingJobs_++ == 0) deliver_.SetKeepsLoopAlive(env, true);
+    engine.Enqueue(Job{jobId, std::move(run)});
+  }
+
+  static uint32_t JobArg(const Napi::CallbackInfo& info) { return static_cast<uint32_t>(NumberArg(info, 0)); }
+
+  Napi::Value LoadFiles(const Napi::CallbackInfo& info) {
+    FilePaths paths{StringArg(info, 1), StringArg(info, 2), StringArg(info, 3)};
+    Submit(info.Env(), JobArg(info), [paths](Engine& e, CallScope& s, Batch& b) { e.Load(s, b, paths); });
+    return info.Env().Undefined();
+  }
+
+  Napi::Value EnsureAccount(const Napi::CallbackInfo& info) {
+    std::string name = StringArg(info, 1), protocol = StringArg(info, 2);
+    Submit(info.Env(), JobArg(info),
+           [name, protocol](Engine& e, CallScope& s, Batch& b) { e.EnsureAccount(s, b, name, protocol); });
+    return info.Env().Undefined();
+  }
+
+  Napi::Value AddContact(const Napi::CallbackInfo& info) {
+    std::string account = StringArg(info, 1), protocol = StringArg(info, 2), username = StringArg(info, 3),
+                fingerprint = StringArg(info, 4);
+    const bool verified = info[5].ToBoolean();
+    Submit(info.Env(), JobArg(info), [=](Engine& e, CallScope& s, Batch& b) {
+      e.AddContact(s, b, account, protocol, username, fingerprint, verified);
+    });
+    return info.Env().Undefined();
+  }
+
+  Napi::Value SetTrust(const Napi::CallbackInfo& info) {
+    std::string account = StringArg(info, 1), protocol = StringArg(info, 2), username = StringArg(info, 3),
+                fingerprint = StringArg(info, 4);
+    const bool verified = info[5].ToBoolean();
+    Submit(info.Env(), JobArg(info), [=](Engine& e, CallScope& s, Batch& b) {
+      e.SetTrust(s, b, account, protocol, username, fingerprint, verified);
+    });
+    return info.Env().Undefined();
+  }
+
+  Napi::Value ForgetFingerprint(const Napi::CallbackInfo& info) {
+    std::string account = StringArg(info, 1), protocol = StringArg(info, 2), username = StringArg(info, 3),
+                fingerprint = StringArg(info, 4);
+    Submit(info.Env(), JobArg(info), [=](Engine& e, CallScope& s, Batch& b) {
+      e.ForgetFingerprint(s, b, account, protocol, username, fingerprint);
+    });
+    return info.Env().Undefined();
+  }
+
+  // openChannel(job, channelId, account, protocol, username, policy, maxMessageSize, callbacks)
+  Napi::Value OpenChannel(const Napi::CallbackInfo& info) {
+    ChannelRecord settings;
+    settings.id = static_cast<uint32_t>(NumberArg(info, 1));
+    settings.account = StringArg(info, 2);
+    settings.protocol = StringArg(info, 3);
+    settings.username = StringArg(info, 4);
+    settings.policy = static_cast<OtrlPolicy>(NumberArg(info, 5));
+    settings.maxMessageSize = static_cast<int>(NumberArg(info, 6));
+    settings.callbacks = static_cast<uint32_t>(NumberArg(info, 7));
+    Submit(info.Env(), JobArg(info),
+           [settings](Engine& e, CallScope& s, Batch& b) { e.OpenChannel(s, b, settings); });
+    return info.Env().Undefined();
+  }
+
+  // channelOp(job, channelId, op, text, data: Buffer | string, number)
+  Napi::Value ChannelCall(const Napi::CallbackInfo& info) {
+    const auto channelId = static_cast<uint32_t>(NumberArg(info, 1));
+    const auto op = static_cast<ChannelOp>(NumberArg(info, 2));
+    std::string text = StringArg(info, 3);
+    std::string data;
+    if (info[4].IsBuffer()) {
+      auto buffer = info[4].As<Napi::Buffer<char>>();
+      data.assign(buffer.Data(), buffer.Length());
+    } else if (info[4].IsString()) {
+      data = info[4].As<Napi::String>().Utf8Value();
+    }
+    const int64_t number = NumberArg(info, 5);
+    Submit(info.Env(), JobArg(info), [=](Engine& e, CallScope& s, Batch& b) {
+      e.RunChannelOp(s, b, channelId, op, text, data, number);
+    });
+    return info.Env().Undefined();
+  }
+
+  Napi::Value CloseEngine(const Napi::CallbackInfo& info) {
+    Submit(info.Env(), JobArg(info), [](Engine& e, CallScope& s, Batch& b) { e.Close(s, b); });
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    End();
+    return info.Env().Undefined();
+  }
+
+  // JS thread, from the thread-safe function. env is null when Node is tearing the function
+  // down: then only free the batch (the handle may be gone; a waiting worker is released by
+  // Shutdown).
+  static void Deliver(napi_env rawEnv, napi_value rawDispatch, void* context, void* data) {
+    std::unique_ptr<Batch> batch(static_cast<Batch*>(data));
+    if (rawEnv == nullptr) return;
+    auto* self = static_cast<Handle*>(context);
+    Napi::Env env(rawEnv);
+    Napi::HandleScope scope(env);
+    if (batch->done && batch->job != 0 && self->pendingJobs_ > 0 && --self->pendingJobs_ == 0) {
+      self->deliver_.SetKeepsLoopAlive(env, false);
+    }
+    try {
+      Napi::Array effects = Napi::Array::New(env, batch->effects.size() * 6);
+      uint32_t i = 0;
+      for (const Effect& effect : batch->effects) {
+        effects.Set(i++, Napi::Number::New(env, static_cast<int>(effect.kind)));
+        effects.Set(i++, Napi::Number::New(env, effect.channel));
+        effects.Set(i++, Napi::Number::New(env, static_cast<double>(effect.a)));
+        effects.Set(i++, Napi::Number::New(env, static_cast<double>(effect.b)));
+        effects.Set(i++, Text(env, effect));
+        effects.Set(i++, Extra(env, effect));
+      }
+      Napi::Value query = env.Undefined();
+      if (batch->query) {
+        Napi::Array q = Napi::Array::New(env, 4);
+        q.Set(0u, Napi::Number::New(env, static_cast<int>(batch->query->kind)));
+        q.Set(1u, Napi::Number::New(env, batch->query->channel));
+        q.Set(2u, Napi::Number::New(env, static_cast<double>(batch->query->code)));
+        q.Set(3u, Napi::String::New(env, batch->query->text));
+        query = q;
+      }
+      const int flags = (batch->done ? 1 : 0) | (batch->ok ? 2 : 0);
+      Napi::Function dispatch(env, rawDispatch);
+      Napi::Value answer = dispatch.Call({Napi::Number::New(env, self->instanceId_),
+                                          Napi::Number::New(env, batch->job), Napi::Number::New(env, flags),
+                                          effects, ResultToJs(env, *batch), query});
+      if (batch->query && self->engine_) {
+        if (answer.IsString()) {
+          self->engine_->Answer(batch->query, true, answer.As<Napi::String>().Utf8Value(), 0);
+        } else if (answer.IsNumber()) {
+          self->engine_->Answer(batch->query, false, std::string(), answer.As<Napi::Number>().Int64Value());
+        } else {
+          self->engine_->AnswerDefault(batch->query);
+        }
+      }
+    } catch (const Napi::Error& error) {
+      // The dispatcher catches everything itself; should it fail anyway, the worker must
+      // still get its answer.
+      if (batch->query && self->engine_) self->engine_->AnswerDefault(batch->query);
+      error.ThrowAsJavaScriptException();
+    }
+  }
+
+  Napi::Env env_;
+  uint32_t instanceId_ = 0;
+  SafeThreadsafeFunction deliver_;
+  std::unique_ptr<Engine> engine_;
+  uint32_t pendingJobs_ = 0;
+  bool hookRegistered_ = false;
+};
+
+namespace {
+
+Napi::Object Constants(Napi::Env env) {
+  Napi::Object constants = Napi::Object::New(env);
+  const std::pair<const char*, int> values[] = {
+      {"POLICY_ALLOW_V1", OTRL_POLICY_ALLOW_V1},
+      {"POLICY_ALLOW_V2", OTRL_POLICY_ALLOW_V2},
+      {"POLICY_ALLOW_V3", OTRL_POLICY_ALLOW_V3},
+      {"POLICY_REQUIRE_ENCRYPTION", OTRL_POLICY_REQUIRE_ENCRYPTION},
+      {"POLICY_SEND_WHITESPACE_TAG", OTRL_POLICY_SEND_WHITESPACE_TAG},
+      {"POLICY_WHITESPACE_START_AKE", OTRL_POLICY_WHITESPACE_START_AKE},
+      {"POLICY_ERROR_START_AKE", OTRL_POLICY_ERROR_START_AKE},
+      {"POLICY_NEVER", OTRL_POLICY_NEVER},
+      {"POLICY_MANUAL", OTRL_POLICY_MANUAL},
+      {"POLICY_OPPORTUNISTIC", OTRL_POLICY_OPPORTUNISTIC},
+      {"POLICY_ALWAYS", OTRL_POLICY_ALWAYS},
+      {"ERRCODE_MSG_MALFORMED", OTRL_ERRCODE_MSG_MALFORMED},
+      {"SMPEVENT_FAILURE", OTRL_SMPEVENT_FAILURE},
+      {"SMPEVENT_ASK_FOR_SECRET", OTRL_SMPEVENT_ASK_FOR_SECRET},
+      {"MSGEVENT_RCVDMSG_FOR_OTHER_INSTANCE", OTRL_MSGEVENT_RCVDMSG_FOR_OTHER_INSTANCE},
+      {"MSGEVENT_LOG_HEARTBEAT_RCVD", OTRL_MSGEVENT_LOG_HEARTBEAT_RCVD},
+      {"INSTAG_BEST", OTRL_INSTAG_BEST},
+      {"INSTAG_RECENT_SENT", OTRL_INSTAG_RECENT_SENT},
+      {"EXTRAKEY_BYTES", OTRL_EXTRAKEY_BYTES},
+  };
+  for (const auto& value : values) constants.Set(value.first, Napi::Number::New(env, value.second));
+  return constants;
+}
+
+}  // namespace
+
+Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
+  exports.Set("Handle", Handle::Define(env));
+  exports.Set("constants", Constants(env));
+  exports.Set("libotrVersion", Napi::String::New(env, otrl_version()));
+  exports.Set("headersVersion", Napi::String::New(env, OTRL_VERSION));
+  const std::string& initFailure = InitialiseLibraries();
+  exports.Set("initError", initFailure.empty() ? env.Undefined() : Napi::String::New(env, initFailure));
+  return exports;
+}
+
+}  // namespace otr
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return otr::InitModule(env, exports); }
+
+NODE_API_MODULE(protocol_otr, InitAddon)

@@ -1,0 +1,241 @@
+// A channel's libotr calls: query, send, receive, finish, refresh, SMP, symmetric key, poll.
+// After each call: SMP aborts libotr asked for, writes held for the AKE, and the contact
+// state JS mirrors.
+#include <cstring>
+#include <utility>
+
+#include "engine.h"
+
+namespace otr {
+
+namespace {
+
+void Fail(Batch& result, const char* code, const std::string& message, gcry_error_t err = 0) {
+  result.ok = false;
+  result.failure = MakeFailure(code, message, err);
+}
+
+void EmitEvent(CallScope& scope, ChannelRecord& channel, EffectKind kind, int64_t a = 0,
+               const std::string* text = nullptr) {
+  Effect effect{kind};
+  effect.channel = channel.id;
+  effect.a = a;
+  if (text != nullptr) {
+    effect.hasText = true;
+    effect.text = *text;
+  }
+  scope.effects.push_back(std::move(effect));
+}
+
+const unsigned char* Bytes(const std::string& text) { return reinterpret_cast<const unsigned char*>(text.data()); }
+
+}  // namespace
+
+void Engine::OpenChannel(CallScope& scope, Batch&, ChannelRecord settings) {
+  auto channel = std::make_unique<ChannelRecord>(std::move(settings));
+  ChannelRecord* raw = channel.get();
+  channelsByName_[ChannelKey(raw->account, raw->protocol, raw->username)] = raw;
+  channels_[raw->id] = std::move(channel);
+  ConnContext* master = MasterFor(*raw);
+  if (master != nullptr) EmitContactState(scope, master, raw);
+}
+
+void Engine::SendNow(CallScope& scope, Batch& result, ChannelRecord& channel, const std::string& text) {
+  char* sent = nullptr;
+  const gcry_error_t err = otrl_message_sending(us_, ops(), &scope, channel.account.c_str(), channel.protocol.c_str(),
+                                                channel.username.c_str(), channel.selected, text.c_str(), nullptr,
+                                                &sent, OTRL_FRAGMENT_SEND_ALL, nullptr, nullptr, nullptr);
+  if (err != 0) {
+    Fail(result, "ERR_OTR_ENCRYPTION", "the message was not sent", err);
+  } else if (sent == nullptr) {
+    // libotr leaves the message alone (policy NEVER/MANUAL, or OTR refused): send it as is.
+    EmitEvent(scope, channel, EffectKind::Write, 0, &text);
+  }
+  otrl_message_free(sent);
+}
+
+void Engine::SendQuery(CallScope& scope, Batch& result, ChannelRecord& channel) {
+  // libotr turns a bare query into its default query text, which names the account.
+  SendNow(scope, result, channel, "?OTR?");
+}
+
+void Engine::Receive(CallScope& scope, Batch& result, ChannelRecord& channel, const std::string& text) {
+  char* plain = nullptr;
+  OtrlTLV* tlvs = nullptr;
+  ConnContext* context = nullptr;
+  const int internal = otrl_message_receiving(us_, ops(), &scope, channel.account.c_str(), channel.protocol.c_str(),
+                                              channel.username.c_str(), text.c_str(), &plain, &tlvs, &context,
+                                              nullptr, nullptr);
+  if (internal == 0) {
+    const std::string shown = plain != nullptr ? std::string(plain) : text;
+    EmitEvent(scope, channel, EffectKind::Read, 0, &shown);
+  }
+  // libotr 4 never calls gone_insecure: the contact ending the session arrives as a TLV.
+  if (tlvs != nullptr && otrl_tlv_find(tlvs, OTRL_TLV_DISCONNECTED) != nullptr) {
+    EmitEvent(scope, channel, EffectKind::GoneInsecure);
+  }
+  otrl_tlv_free(tlvs);
+  otrl_message_free(plain);
+  (void)result;
+}
+
+void Engine::FinishChannel(CallScope& scope, ChannelRecord& channel) {
+  ConnContext* master = MasterFor(channel);
+  bool wasEncrypted = false;
+  if (master != nullptr) {
+    for (ConnContext* c = master; c != nullptr && c->m_context == master; c = c->next) {
+      wasEncrypted = wasEncrypted || c->msgstate == OTRL_MSGSTATE_ENCRYPTED;
+    }
+  }
+  otrl_message_disconnect_all_instances(us_, ops(), &scope, channel.account.c_str(), channel.protocol.c_str(),
+                                        channel.username.c_str());
+  if (wasEncrypted) EmitEvent(scope, channel, EffectKind::GoneInsecure);
+  channel.refreshing = false;
+  // Writes still waiting for an AKE will not go out: say so for each of them.
+  while (!channel.held.empty()) {
+    EmitEvent(scope, channel, EffectKind::MsgEvent, OTRL_MSGEVENT_CONNECTION_ENDED, &channel.held.front());
+    channel.held.pop_front();
+  }
+}
+
+void Engine::RefreshChannel(CallScope& scope, Batch& result, ChannelRecord& channel) {
+  ConnContext* current = SelectedContext(channel);
+  if (current != nullptr && current->msgstate == OTRL_MSGSTATE_ENCRYPTED) {
+    otrl_context_force_plaintext(current);
+    EmitEvent(scope, channel, EffectKind::GoneInsecure);
+    channel.refreshing = true;  // hold writes: nothing goes out in clear while re-keying
+  }
+  SendQuery(scope, result, channel);
+}
+
+void Engine::AfterLibotrCall(CallScope& scope, ChannelRecord& channel) {
+  for (ConnContext* context : scope.smpToAbort) otrl_message_abort_smp(us_, ops(), &scope, context);
+  scope.smpToAbort.clear();
+  for (const auto& reply : scope.smpAnswers) {
+    const auto* secret = reinterpret_cast<const unsigned char*>(reply.second.data());
+    otrl_message_respond_smp(us_, ops(), &scope, reply.first, secret, reply.second.size());
+  }
+  scope.smpAnswers.clear();
+  if (!channel.held.empty()) {
+    ConnContext* current = SelectedContext(channel);
+    if (current != nullptr && current->msgstate == OTRL_MSGSTATE_ENCRYPTED) {
+      channel.refreshing = false;
+      std::deque<std::string> held;
+      held.swap(channel.held);
+      Batch ignored;
+      for (const std::string& text : held) SendNow(scope, ignored, channel, text);
+      if (!ignored.ok) ReportError(scope, ignored.failure);
+    }
+  } else if (channel.refreshing) {
+    ConnContext* current = SelectedContext(channel);
+    if (current != nullptr && current->msgstate == OTRL_MSGSTATE_ENCRYPTED) channel.refreshing = false;
+  }
+  EmitStateIfChanged(scope, channel);
+}
+
+void Engine::RunChannelOp(CallScope& scope, Batch& result, uint32_t channelId, ChannelOp op, std::string text,
+                          std::string data, int64_t number) {
+  auto found = channels_.find(channelId);
+  if (found == channels_.end()) return Fail(result, "ERR_OTR_INTERNAL", "unknown channel");
+  ChannelRecord& channel = *found->second;
+  scope.channel = &channel;
+
+  auto encrypted = [&]() -> ConnContext* {
+    ConnContext* current = SelectedContext(channel);
+    if (current == nullptr || current->msgstate != OTRL_MSGSTATE_ENCRYPTED) {
+      Fail(result, "ERR_OTR_NOT_PRIVATE", "the channel to " + channel.username + " is not encrypted");
+      return nullptr;
+    }
+    return current;
+  };
+
+  switch (op) {
+    case ChannelOp::Init:
+      SendQuery(scope, result, channel);
+      break;
+    case ChannelOp::Refresh:
+      RefreshChannel(scope, result, channel);
+      break;
+    case ChannelOp::Finish:
+      FinishChannel(scope, channel);
+      break;
+    case ChannelOp::Write: {
+      ConnContext* current = SelectedContext(channel);
+      const bool encryptedNow = current != nullptr && current->msgstate == OTRL_MSGSTATE_ENCRYPTED;
+      const bool finished = current != nullptr && current->msgstate == OTRL_MSGSTATE_FINISHED;
+      const bool mustWait = channel.refreshing ||
+                            (!encryptedNow && !finished && (channel.policy & OTRL_POLICY_REQUIRE_ENCRYPTION) != 0);
+      if (!mustWait) {
+        SendNow(scope, result, channel, text);
+        break;
+      }
+      // Our own queue, not libotr's single resend slot: every held write goes out, in order.
+      const bool startAke = channel.held.empty() && !channel.refreshing;
+      channel.held.push_back(text);
+      EmitEvent(scope, channel, EffectKind::MsgEvent, OTRL_MSGEVENT_ENCRYPTION_REQUIRED, &channel.held.back());
+      if (startAke) SendQuery(scope, result, channel);
+      break;
+    }
+    case ChannelOp::Read:
+      Receive(scope, result, channel, text);
+      break;
+    case ChannelOp::Ping:
+      otrl_message_poll(us_, ops(), &scope);
+      break;
+    case ChannelOp::SmpVerify: {
+      ConnContext* current = encrypted();
+      if (current == nullptr) break;
+      if (number == 0) {
+        otrl_message_initiate_smp(us_, ops(), &scope, current, Bytes(text), text.size());
+      } else {  // with a question, carried in `data`
+        otrl_message_initiate_smp_q(us_, ops(), &scope, current, data.c_str(), Bytes(text), text.size());
+      }
+      break;
+    }
+    case ChannelOp::SmpRespond: {
+      ConnContext* current = encrypted();
+      if (current != nullptr) otrl_message_respond_smp(us_, ops(), &scope, current, Bytes(text), text.size());
+      break;
+    }
+    case ChannelOp::SmpAbort: {
+      ConnContext* current = SelectedContext(channel);
+      if (current != nullptr) otrl_message_abort_smp(us_, ops(), &scope, current);
+      break;
+    }
+    case ChannelOp::Symkey: {
+      ConnContext* current = encrypted();
+      if (current == nullptr) break;
+      if (current->protocol_version < 3) {
+        Fail(result, "ERR_OTR_SYMKEY", "the extra symmetric key needs OTR protocol version 3");
+        break;
+      }
+      unsigned char key[OTRL_EXTRAKEY_BYTES];
+      const gcry_error_t err = otrl_message_symkey(us_, ops(), &scope, current, static_cast<unsigned int>(number),
+                                                   Bytes(data), data.size(), key);
+      if (err != 0) {
+        Fail(result, "ERR_OTR_SYMKEY", "libotr could not derive the extra symmetric key", err);
+      } else {
+        result.value.type = ResultValue::Type::Bytes;
+        result.value.bytes.assign(reinterpret_cast<const char*>(key), sizeof key);
+      }
+      explicit_bzero(key, sizeof key);
+      break;
+    }
+    case ChannelOp::SelectSession: {
+      const auto wanted = static_cast<otrl_instag_t>(number);
+      bool known = wanted >= OTRL_INSTAG_BEST && wanted <= OTRL_INSTAG_RECENT_SENT;
+      ConnContext* master = MasterFor(channel);
+      for (ConnContext* c = master != nullptr ? master->next : nullptr; !known && c != nullptr && c->m_context == master;
+           c = c->next) {
+        known = c->their_instance == wanted;
+      }
+      if (known) channel.selected = wanted;
+      result.value.type = ResultValue::Type::Bool;
+      result.value.flag = known;
+      break;
+    }
+  }
+  AfterLibotrCall(scope, channel);
+}
+
+}  // namespace otr

@@ -1,0 +1,322 @@
+// Loading the three files, contacts and their fingerprints, trust, and the contact state
+// that JS mirrors (sessions, fingerprints, status).
+#include <cstring>
+#include <utility>
+
+#include "engine.h"
+#include "files.h"
+
+namespace otr {
+
+namespace {
+
+SessionStatus StatusOf(const ConnContext* context) {
+  if (context == nullptr) return SessionStatus::Unused;
+  switch (context->msgstate) {
+    case OTRL_MSGSTATE_ENCRYPTED:
+      return context->active_fingerprint != nullptr && context->active_fingerprint->trust != nullptr &&
+                     context->active_fingerprint->trust[0] != '\0'
+                 ? SessionStatus::Private
+                 : SessionStatus::Unverified;
+    case OTRL_MSGSTATE_FINISHED:
+      return SessionStatus::Finished;
+    default:
+      return SessionStatus::NotPrivate;
+  }
+}
+
+// Child contexts follow their master in libotr's sorted list.
+template <typename Visit>
+void ForEachInstance(ConnContext* master, Visit visit) {
+  for (ConnContext* c = master->next; c != nullptr && c->m_context == master; c = c->next) visit(c);
+}
+
+ConnContext* ResolveSelection(ConnContext* master, otrl_instag_t selected) {
+  if (master == nullptr) return nullptr;
+  if (selected == OTRL_INSTAG_BEST) return otrl_context_find_recent_secure_instance(master);
+  if (selected >= OTRL_INSTAG_RECENT && selected <= OTRL_INSTAG_RECENT_SENT) {
+    ConnContext* recent = otrl_context_find_recent_instance(master, selected);
+    return recent != nullptr ? recent : master;
+  }
+  ConnContext* found = nullptr;
+  ForEachInstance(master, [&](ConnContext* c) {
+    if (c->their_instance == selected) found = c;
+  });
+  return found;
+}
+
+void AppendRaw(std::string& out, const void* data, size_t size) {
+  out.append(static_cast<const char*>(data), size);
+}
+
+void AppendTrust(std::string& out, const Fingerprint* fp) {
+  if (fp != nullptr && fp->trust != nullptr) out.append(fp->trust);
+  out.push_back('\0');
+}
+
+Failure FileFailure(const char* code, const std::string& what) { return MakeFailure(code, what); }
+
+}  // namespace
+
+std::string FingerprintHex(const unsigned char* fingerprint) {
+  static const char kDigits[] = "0123456789abcdef";
+  std::string hex(40, '0');
+  for (int i = 0; i < 20; ++i) {
+    hex[2 * i] = kDigits[fingerprint[i] >> 4];
+    hex[2 * i + 1] = kDigits[fingerprint[i] & 0x0f];
+  }
+  return hex;
+}
+
+bool ParseFingerprintHex(const std::string& hex, unsigned char out[20]) {
+  if (hex.size() != 40) return false;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (int i = 0; i < 20; ++i) {
+    const int high = nibble(hex[2 * i]);
+    const int low = nibble(hex[2 * i + 1]);
+    if (high < 0 || low < 0) return false;
+    out[i] = static_cast<unsigned char>(high << 4 | low);
+  }
+  return true;
+}
+
+void Engine::Load(CallScope& scope, Batch& result, FilePaths paths) {
+  paths_ = std::move(paths);
+  auto fail = [&](Failure failure) {
+    result.ok = false;
+    result.failure = std::move(failure);
+  };
+
+  const FileContent keys = ReadWholeFile(paths_.privkeys);
+  if (!keys.error.empty()) return fail(FileFailure("ERR_OTR_PRIVKEY_FILE", keys.error));
+  if (keys.exists) {
+    if (keys.bytes.empty()) {
+      return fail(FileFailure("ERR_OTR_PRIVKEY_FILE", paths_.privkeys + " is empty: refusing to replace an identity"));
+    }
+    FILE* file = std::fopen(paths_.privkeys.c_str(), "rb");
+    if (file == nullptr) return fail(FileFailure("ERR_OTR_PRIVKEY_FILE", "cannot open " + paths_.privkeys));
+    const gcry_error_t err = otrl_privkey_read_FILEp(us_, file);
+    std::fclose(file);
+    if (err != 0) {
+      return fail(MakeFailure("ERR_OTR_PRIVKEY_FILE", paths_.privkeys + " is not a libotr private key file", err));
+    }
+  }
+
+  const FileContent instags = ReadWholeFile(paths_.instags);
+  if (!instags.error.empty()) return fail(FileFailure("ERR_OTR_INSTAG_FILE", instags.error));
+  if (!instags.bytes.empty()) {
+    const std::string complaint = CheckInstagsFormat(instags.bytes);
+    if (!complaint.empty()) return fail(FileFailure("ERR_OTR_INSTAG_FILE", paths_.instags + ", " + complaint));
+    FILE* file = fmemopen(const_cast<char*>(instags.bytes.data()), instags.bytes.size(), "r");
+    if (file == nullptr) return fail(FileFailure("ERR_OTR_INSTAG_FILE", "cannot read " + paths_.instags));
+    const gcry_error_t err = otrl_instag_read_FILEp(us_, file);
+    std::fclose(file);
+    if (err != 0) return fail(MakeFailure("ERR_OTR_INSTAG_FILE", "cannot load " + paths_.instags, err));
+  }
+
+  const FileContent trust = ReadWholeFile(paths_.fingerprints);
+  if (!trust.error.empty()) return fail(FileFailure("ERR_OTR_FINGERPRINTS_FILE", trust.error));
+  if (!trust.bytes.empty()) {
+    const std::string complaint = CheckFingerprintsFormat(trust.bytes);
+    if (!complaint.empty()) {
+      return fail(FileFailure("ERR_OTR_FINGERPRINTS_FILE", paths_.fingerprints + ", " + complaint));
+    }
+    FILE* file = fmemopen(const_cast<char*>(trust.bytes.data()), trust.bytes.size(), "r");
+    if (file == nullptr) return fail(FileFailure("ERR_OTR_FINGERPRINTS_FILE", "cannot read " + paths_.fingerprints));
+    const gcry_error_t err = otrl_privkey_read_fingerprints_FILEp(us_, file, nullptr, nullptr);
+    std::fclose(file);
+    if (err != 0) {
+      return fail(MakeFailure("ERR_OTR_FINGERPRINTS_FILE", "cannot load " + paths_.fingerprints, err));
+    }
+  }
+
+  for (OtrlPrivKey* key = us_->privkey_root; key != nullptr; key = key->next) EmitAccount(scope, key);
+  for (ConnContext* c = us_->context_root; c != nullptr; c = c->next) {
+    if (c->m_context == c) EmitContactState(scope, c, nullptr);
+  }
+}
+
+bool Engine::WriteFingerprints(std::string* why) {
+  gcry_error_t err = 0;
+  *why = WriteFileAtomically(paths_.fingerprints, 0600, [&](FILE* file) {
+    err = otrl_privkey_write_fingerprints_FILEp(us_, file);
+    return err == 0;
+  });
+  if (why->empty()) fingerprintsDirty_ = false;
+  return why->empty();
+}
+
+void Engine::AddContact(CallScope& scope, Batch& result, std::string account, std::string protocol,
+                        std::string username, std::string fingerprintHex, bool verified) {
+  ChannelRecord* channel = ChannelFor(account.c_str(), protocol.c_str(), username.c_str());
+  if (fingerprintHex.empty()) {
+    ConnContext* master = otrl_context_find(us_, username.c_str(), account.c_str(), protocol.c_str(),
+                                            OTRL_INSTAG_MASTER, 0, nullptr, nullptr, nullptr);
+    if (master != nullptr) EmitContactState(scope, master, channel);
+    return;
+  }
+  unsigned char raw[20];
+  if (!ParseFingerprintHex(fingerprintHex, raw)) {
+    result.ok = false;
+    result.failure = MakeFailure("ERR_OTR_BAD_FINGERPRINT", "not a fingerprint: " + fingerprintHex);
+    return;
+  }
+  ConnContext* master = otrl_context_find(us_, username.c_str(), account.c_str(), protocol.c_str(),
+                                          OTRL_INSTAG_MASTER, 1, nullptr, nullptr, nullptr);
+  int added = 0;
+  Fingerprint* fp = master != nullptr ? otrl_context_find_fingerprint(master, raw, 1, &added) : nullptr;
+  if (fp == nullptr) {
+    result.ok = false;
+    result.failure = MakeFailure("ERR_OTR_INTERNAL", "libotr could not add the fingerprint");
+    return;
+  }
+  if (verified && (fp->trust == nullptr || fp->trust[0] == '\0')) otrl_context_set_trust(fp, "verified");
+  std::string why;
+  if ((added != 0 || verified) && !WriteFingerprints(&why)) {
+    result.ok = false;
+    result.failure = MakeFailure("ERR_OTR_FILE_WRITE", why);
+  }
+  EmitContactState(scope, master, channel);
+}
+
+void Engine::SetTrust(CallScope& scope, Batch& result, std::string account, std::string protocol,
+                      std::string username, std::string fingerprintHex, bool verified) {
+  unsigned char raw[20];
+  ConnContext* master = otrl_context_find(us_, username.c_str(), account.c_str(), protocol.c_str(),
+                                          OTRL_INSTAG_MASTER, 0, nullptr, nullptr, nullptr);
+  Fingerprint* fp = master != nullptr && ParseFingerprintHex(fingerprintHex, raw)
+                        ? otrl_context_find_fingerprint(master, raw, 0, nullptr)
+                        : nullptr;
+  if (fp == nullptr) {
+    result.ok = false;
+    result.failure = MakeFailure("ERR_OTR_UNKNOWN_FINGERPRINT", "no such fingerprint for " + username);
+    return;
+  }
+  if (!verified) {
+    otrl_context_set_trust(fp, nullptr);
+  } else if (fp->trust == nullptr || fp->trust[0] == '\0') {
+    otrl_context_set_trust(fp, "verified");
+  }
+  std::string why;
+  if (!WriteFingerprints(&why)) {
+    result.ok = false;
+    result.failure = MakeFailure("ERR_OTR_FILE_WRITE", why);
+  }
+  result.value.type = ResultValue::Type::Bool;
+  result.value.flag = verified;
+  EmitContactState(scope, master, ChannelFor(account.c_str(), protocol.c_str(), username.c_str()));
+}
+
+void Engine::ForgetFingerprint(CallScope& scope, Batch& result, std::string account, std::string protocol,
+                               std::string username, std::string fingerprintHex) {
+  unsigned char raw[20];
+  ConnContext* master = otrl_context_find(us_, username.c_str(), account.c_str(), protocol.c_str(),
+                                          OTRL_INSTAG_MASTER, 0, nullptr, nullptr, nullptr);
+  Fingerprint* fp = master != nullptr && ParseFingerprintHex(fingerprintHex, raw)
+                        ? otrl_context_find_fingerprint(master, raw, 0, nullptr)
+                        : nullptr;
+  if (fp == nullptr) {
+    result.ok = false;
+    result.failure = MakeFailure("ERR_OTR_UNKNOWN_FINGERPRINT", "no such fingerprint for " + username);
+    return;
+  }
+  bool inUse = master->active_fingerprint == fp;
+  ForEachInstance(master, [&](ConnContext* c) { inUse = inUse || c->active_fingerprint == fp; });
+  if (inUse) {
+    result.ok = false;
+    result.failure = MakeFailure("ERR_OTR_FINGERPRINT_IN_USE", "the fingerprint is in use by a session; finish it first");
+    return;
+  }
+  // Never forget the context itself: channels and app_data point at it.
+  otrl_context_forget_fingerprint(fp, 0);
+  std::string why;
+  if (!WriteFingerprints(&why)) {
+    result.ok = false;
+    result.failure = MakeFailure("ERR_OTR_FILE_WRITE", why);
+  }
+  EmitContactState(scope, master, ChannelFor(account.c_str(), protocol.c_str(), username.c_str()));
+}
+
+ConnContext* Engine::MasterFor(ChannelRecord& channel) {
+  if (channel.master == nullptr) {
+    channel.master = otrl_context_find(us_, channel.username.c_str(), channel.account.c_str(),
+                                       channel.protocol.c_str(), OTRL_INSTAG_MASTER, 0, nullptr, nullptr, nullptr);
+  }
+  return channel.master;
+}
+
+ConnContext* Engine::SelectedContext(ChannelRecord& channel) {
+  return ResolveSelection(MasterFor(channel), channel.selected);
+}
+
+std::string Engine::SignatureOf(ConnContext* master, otrl_instag_t selected) {
+  std::string signature;
+  if (master == nullptr) return signature;
+  AppendRaw(signature, &selected, sizeof selected);
+  const ConnContext* current = ResolveSelection(master, selected);
+  AppendRaw(signature, &current, sizeof current);
+  auto addContext = [&](const ConnContext* c) {
+    AppendRaw(signature, &c->their_instance, sizeof c->their_instance);
+    AppendRaw(signature, &c->msgstate, sizeof c->msgstate);
+    AppendRaw(signature, &c->active_fingerprint, sizeof c->active_fingerprint);
+    AppendTrust(signature, c->active_fingerprint);
+  };
+  addContext(master);
+  ForEachInstance(master, addContext);
+  for (const Fingerprint* fp = master->fingerprint_root.next; fp != nullptr; fp = fp->next) {
+    AppendRaw(signature, &fp, sizeof fp);
+    AppendTrust(signature, fp);
+  }
+  return signature;
+}
+
+void Engine::EmitStateIfChanged(CallScope& scope, ChannelRecord& channel) {
+  ConnContext* master = MasterFor(channel);
+  if (master == nullptr) return;
+  if (SignatureOf(master, channel.selected) == channel.lastSignature) return;
+  EmitContactState(scope, master, &channel);
+}
+
+void Engine::EmitContactState(CallScope& scope, ConnContext* master, ChannelRecord* channel) {
+  auto state = std::make_shared<ContactState>();
+  state->account = master->accountname;
+  state->protocol = master->protocol;
+  state->username = master->username;
+  auto addSession = [&](const ConnContext* c) {
+    SessionState session;
+    session.instag = c->their_instance;
+    session.status = StatusOf(c);
+    if (c->active_fingerprint != nullptr && c->active_fingerprint->fingerprint != nullptr) {
+      session.fingerprint = FingerprintHex(c->active_fingerprint->fingerprint);
+    }
+    state->sessions.push_back(std::move(session));
+  };
+  ForEachInstance(master, addSession);
+  if (state->sessions.empty() && master->msgstate != OTRL_MSGSTATE_PLAINTEXT) addSession(master);
+  for (const Fingerprint* fp = master->fingerprint_root.next; fp != nullptr; fp = fp->next) {
+    FingerprintState entry;
+    entry.hex = FingerprintHex(fp->fingerprint);
+    if (fp->trust != nullptr) entry.trust = fp->trust;
+    for (const SessionState& session : state->sessions) {
+      if (session.fingerprint == entry.hex) entry.status = session.status;
+    }
+    state->fingerprints.push_back(std::move(entry));
+  }
+  const otrl_instag_t selected = channel != nullptr ? channel->selected : OTRL_INSTAG_BEST;
+  const ConnContext* current = ResolveSelection(master, selected);
+  state->current = current != nullptr ? current->their_instance : 0;
+  state->status = StatusOf(current);
+  if (channel != nullptr) channel->lastSignature = SignatureOf(master, selected);
+
+  Effect effect{EffectKind::ContactState};
+  effect.channel = channel != nullptr ? channel->id : 0;
+  effect.contact = std::move(state);
+  scope.effects.push_back(std::move(effect));
+}
+
+}  // namespace otr

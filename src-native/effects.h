@@ -1,0 +1,102 @@
+// What a libotr call produced, in the order libotr produced it. The worker collects these
+// and hands them to the JS thread in batches; see lib/native.ts for the JS side.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "errors.h"
+
+namespace otr {
+
+// Numbers shared with lib/native.ts.
+enum class EffectKind : int {
+  Write = 1,
+  Read = 2,
+  GoneSecure = 3,
+  GoneInsecure = 4,
+  StillSecure = 5,
+  NewFingerprint = 6,
+  Symkey = 7,
+  Timer = 8,
+  SmpEvent = 9,
+  MsgEvent = 10,
+  ContactState = 11,
+  AccountReady = 12,
+  Error = 13,
+};
+
+enum class SessionStatus : int { Unused = 0, NotPrivate = 1, Unverified = 2, Private = 3, Finished = 4 };
+
+struct SessionState {
+  uint32_t instag = 0;
+  SessionStatus status = SessionStatus::Unused;
+  std::string fingerprint;  // 40 hex digits of the fingerprint in use, or empty
+};
+
+struct FingerprintState {
+  std::string hex;
+  std::string trust;
+  SessionStatus status = SessionStatus::Unused;
+};
+
+struct ContactState {
+  std::string account, protocol, username;
+  std::vector<SessionState> sessions;
+  std::vector<FingerprintState> fingerprints;
+  uint32_t current = 0;  // the instance tag the channel's selection resolves to
+  SessionStatus status = SessionStatus::Unused;
+};
+
+struct AccountState {
+  std::string name, protocol, fingerprint;
+  uint32_t instag = 0;
+};
+
+struct Effect {
+  EffectKind kind;
+  uint32_t channel = 0;
+  int64_t a = 0;
+  int64_t b = 0;
+  bool hasText = false;
+  std::string text;
+  std::string bytes;
+  std::shared_ptr<ContactState> contact;
+  std::shared_ptr<AccountState> account;
+};
+
+// The ops whose value libotr needs before it can go on: the worker waits for JS's answer.
+enum class QueryKind : int { BeforeEncrypt = 1, AfterDecrypt = 2, IsLoggedIn = 3, ErrorText = 4, SmpSecret = 5 };
+
+struct Query {
+  QueryKind kind;
+  uint32_t channel = 0;
+  int64_t code = 0;
+  std::string text;
+  // Filled on the JS thread under the owner's mutex.
+  bool answered = false;
+  bool hasString = false;
+  std::string answer;
+  int64_t number = 1;
+};
+
+struct ResultValue {
+  enum class Type { None, Bool, Bytes, Account } type = Type::None;
+  bool flag = false;
+  std::string bytes;
+  std::shared_ptr<AccountState> account;
+};
+
+struct Batch {
+  uint32_t job = 0;  // 0: effects no call is waiting for
+  bool done = false;
+  bool ok = true;
+  Failure failure;
+  ResultValue value;
+  std::vector<Effect> effects;
+  std::shared_ptr<Query> query;
+};
+
+}  // namespace otr

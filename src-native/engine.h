@@ -1,0 +1,187 @@
+// The native side of one OTR instance: it owns the OtrlUserState and the single worker
+// thread that makes every libotr call for it, one job at a time, in the order JS queued
+// them. It knows nothing of N-API: results leave through the Poster as Batches.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "effects.h"
+#include "libotr.h"
+
+namespace otr {
+
+class Engine;
+
+// Per channel settings that libotr's policy/max_message_size ops read on the worker.
+struct ChannelRecord {
+  uint32_t id = 0;
+  std::string account, protocol, username;
+  OtrlPolicy policy = OTRL_POLICY_DEFAULT;
+  int maxMessageSize = 0;
+  uint32_t callbacks = 0;  // ChannelCallback bits: which value-returning callbacks JS has
+  otrl_instag_t selected = OTRL_INSTAG_BEST;
+  ConnContext* master = nullptr;  // contexts live as long as the userstate: safe to cache
+  std::deque<std::string> held;   // writes waiting for the channel to be private
+  bool refreshing = false;
+  std::string lastSignature;      // what JS last saw of this contact
+};
+
+// Numbers shared with lib/native.ts.
+enum ChannelCallback : uint32_t {
+  kHasBeforeEncrypt = 1,
+  kHasAfterDecrypt = 2,
+  kHasIsLoggedIn = 4,
+  kHasErrorText = 8,
+  kHasSmp = 16,
+};
+
+enum class ChannelOp : int {
+  Init = 1,
+  Refresh = 2,
+  Finish = 3,
+  Symkey = 4,
+  Ping = 5,
+  SmpVerify = 6,
+  SmpRespond = 7,
+  SmpAbort = 8,
+  Write = 9,
+  Read = 10,
+  SelectSession = 11,
+};
+
+// The opdata of every libotr call: which job is running and what it has produced so far.
+struct CallScope {
+  Engine* engine = nullptr;
+  uint32_t job = 0;
+  ChannelRecord* channel = nullptr;
+  std::vector<Effect> effects;
+  std::vector<ConnContext*> smpToAbort;   // libotr asks apps to abort after CHEATED/ERROR
+  std::vector<std::pair<ConnContext*, std::string>> smpAnswers;  // from onSmp, sent after the call
+  const std::string* heldText = nullptr;  // the write that made libotr ask for encryption
+  bool deferred = false;                  // the job's result comes later (key generation)
+};
+
+struct Job {
+  uint32_t id = 0;
+  std::function<void(Engine&, CallScope&, Batch&)> run;
+};
+
+struct FilePaths {
+  std::string privkeys, fingerprints, instags;
+};
+
+class Engine {
+ public:
+  using Poster = std::function<bool(Batch*)>;
+
+  explicit Engine(Poster post);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // --- JS thread ---
+  void Start();
+  void Enqueue(Job job);
+  // Stops the worker (a blocking query is answered with its default), joins every thread
+  // and frees libotr's state. Idempotent; safe from finalizers and environment cleanup.
+  void Shutdown();
+  // Stores JS's answer to a query and wakes the worker.
+  void Answer(const std::shared_ptr<Query>& query, bool hasString, std::string text, int64_t number);
+  void AnswerDefault(const std::shared_ptr<Query>& query);
+
+  // --- worker thread: jobs (one file per concern) ---
+  void Load(CallScope& scope, Batch& result, FilePaths paths);              // contacts.cc
+  void EnsureAccount(CallScope& scope, Batch& result, std::string name, std::string protocol);  // keygen.cc
+  void FinishKeygen(CallScope& scope, std::string key);                     // keygen.cc
+  void AddContact(CallScope& scope, Batch& result, std::string account, std::string protocol,
+                  std::string username, std::string fingerprintHex, bool verified);  // contacts.cc
+  void SetTrust(CallScope& scope, Batch& result, std::string account, std::string protocol,
+                std::string username, std::string fingerprintHex, bool verified);
+  void ForgetFingerprint(CallScope& scope, Batch& result, std::string account, std::string protocol,
+                         std::string username, std::string fingerprintHex);
+  void OpenChannel(CallScope& scope, Batch& result, ChannelRecord settings);  // channel.cc
+  void RunChannelOp(CallScope& scope, Batch& result, uint32_t channelId, ChannelOp op,
+                    std::string text, std::string data, int64_t number);      // channel.cc
+  void Close(CallScope& scope, Batch& result);                                // worker.cc
+
+  // --- worker thread: used by the ui_ops trampolines ---
+  OtrlUserState userstate() const { return us_; }
+  const OtrlMessageAppOps* ops() const;
+  ChannelRecord* ChannelFor(ConnContext* context);
+  ChannelRecord* ChannelFor(const char* account, const char* protocol, const char* username);
+  // Sends what the scope has so far plus the query to JS, and waits for the answer.
+  // False when no answer will come (shutting down): use the default.
+  bool Ask(CallScope& scope, const std::shared_ptr<Query>& query);
+  void MarkFingerprintsDirty() { fingerprintsDirty_ = true; }
+  void GenerateKeyNow(CallScope& scope, const char* account, const char* protocol);  // keygen.cc
+  void GenerateInstag(CallScope& scope, const char* account, const char* protocol);  // keygen.cc
+  void EmitContactState(CallScope& scope, ConnContext* master, ChannelRecord* channel);  // contacts.cc
+  void EmitAccount(CallScope& scope, OtrlPrivKey* key);                      // keygen.cc
+  void ReportError(CallScope& scope, const Failure& failure);
+
+ private:
+  // A key being generated: _start done on the worker, _calculate on its own thread.
+  struct PendingKeygen {
+    std::string account, protocol;
+    void* newkey = nullptr;
+    std::thread thread;
+    gcry_error_t error = 0;
+    std::vector<uint32_t> waiters;  // account() calls sharing this generation
+  };
+
+  void Run();
+  void Execute(Job& job);
+  void Post(Batch* batch);
+  bool WriteFingerprints(std::string* why);  // contacts.cc
+  void FlushFingerprintsWhenIdle();
+  ConnContext* MasterFor(ChannelRecord& channel);
+  void EmitStateIfChanged(CallScope& scope, ChannelRecord& channel);  // contacts.cc
+  std::string SignatureOf(ConnContext* master, otrl_instag_t selected);
+  void AfterLibotrCall(CallScope& scope, ChannelRecord& channel);     // channel.cc
+  void SendNow(CallScope& scope, Batch& result, ChannelRecord& channel, const std::string& text);
+  void SendQuery(CallScope& scope, Batch& result, ChannelRecord& channel);
+  void Receive(CallScope& scope, Batch& result, ChannelRecord& channel, const std::string& text);
+  void FinishChannel(CallScope& scope, ChannelRecord& channel);
+  void RefreshChannel(CallScope& scope, Batch& result, ChannelRecord& channel);
+  ConnContext* SelectedContext(ChannelRecord& channel);
+  // Environment teardown: joins key generations in flight and drops them.
+  void StopKeygens();
+  Failure StoreNewKey(void* newkey);
+  void ReloadPrivkeys();
+  void FreeUserstate();
+
+  Poster post_;
+  OtrlUserState us_ = nullptr;
+  FilePaths paths_;
+  bool fingerprintsDirty_ = false;
+  bool closed_ = false;
+
+  std::unordered_map<uint32_t, std::unique_ptr<ChannelRecord>> channels_;
+  std::unordered_map<std::string, ChannelRecord*> channelsByName_;
+  std::map<std::string, std::unique_ptr<PendingKeygen>> keygens_;
+
+  std::mutex mutex_;  // guards queue_, stopping_ and every Query's answer fields
+  std::condition_variable wake_;
+  std::deque<Job> queue_;
+  bool stopping_ = false;
+  bool shutDown_ = false;
+  std::thread worker_;
+};
+
+std::string ChannelKey(const std::string& account, const std::string& protocol, const std::string& username);
+
+// The fingerprint as 40 lower-case hex digits, and back (false if `hex` is not 40 hex digits).
+std::string FingerprintHex(const unsigned char* fingerprint);
+bool ParseFingerprintHex(const std::string& hex, unsigned char out[20]);
+
+}  // namespace otr

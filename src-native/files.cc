@@ -1,0 +1,164 @@
+#include "files.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+namespace otr {
+
+namespace {
+
+std::string ErrnoText(const std::string& what, int error) {
+  return what + ": " + std::strerror(error);
+}
+
+std::string DirectoryOf(const std::string& path) {
+  const auto slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+bool IsHex(const std::string& text, size_t length) {
+  if (text.size() != length) return false;
+  for (char c : text) {
+    if (!std::isxdigit(static_cast<unsigned char>(c))) return false;
+  }
+  return true;
+}
+
+std::vector<std::string> SplitTabs(const std::string& line) {
+  std::vector<std::string> fields;
+  size_t start = 0;
+  for (;;) {
+    const auto tab = line.find('\t', start);
+    fields.push_back(line.substr(start, tab == std::string::npos ? std::string::npos : tab - start));
+    if (tab == std::string::npos) return fields;
+    start = tab + 1;
+  }
+}
+
+// Calls check(line, number) for every non-empty line; stops at the first complaint.
+std::string CheckLines(const std::string& bytes,
+                       const std::function<std::string(const std::string&)>& check) {
+  size_t start = 0;
+  size_t number = 0;
+  while (start < bytes.size()) {
+    auto end = bytes.find('\n', start);
+    if (end == std::string::npos) end = bytes.size();
+    std::string line = bytes.substr(start, end - start);
+    ++number;
+    start = end + 1;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    // libotr reads these files with a 1000-byte line buffer and would split longer lines.
+    if (line.size() >= 998) return "line " + std::to_string(number) + ": longer than libotr can read";
+    std::string complaint = check(line);
+    if (!complaint.empty()) return "line " + std::to_string(number) + ": " + complaint;
+  }
+  return std::string();
+}
+
+}  // namespace
+
+FileContent ReadWholeFile(const std::string& path) {
+  FileContent content;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno != ENOENT) content.error = ErrnoText("cannot open " + path, errno);
+    return content;
+  }
+  content.exists = true;
+  struct stat info;
+  if (::fstat(fd, &info) != 0) {
+    content.error = ErrnoText("cannot stat " + path, errno);
+  } else if (!S_ISREG(info.st_mode)) {
+    content.error = path + " is not a regular file";
+  } else {
+    char buffer[16384];
+    for (;;) {
+      const ssize_t got = ::read(fd, buffer, sizeof buffer);
+      if (got < 0) {
+        if (errno == EINTR) continue;
+        content.error = ErrnoText("cannot read " + path, errno);
+        break;
+      }
+      if (got == 0) break;
+      content.bytes.append(buffer, static_cast<size_t>(got));
+    }
+  }
+  ::close(fd);
+  return content;
+}
+
+std::string WriteFileAtomically(const std::string& path, mode_t mode,
+                                const std::function<bool(FILE*)>& write) {
+  std::string temp = path + ".tmp-XXXXXX";
+  std::vector<char> name(temp.begin(), temp.end());
+  name.push_back('\0');
+  const int fd = ::mkstemp(name.data());
+  if (fd < 0) return ErrnoText("cannot create a temporary file next to " + path, errno);
+  temp.assign(name.data());
+
+  std::string failure;
+  if (::fchmod(fd, mode) != 0) failure = ErrnoText("cannot set the mode of " + temp, errno);
+  FILE* file = failure.empty() ? ::fdopen(fd, "w+") : nullptr;
+  if (failure.empty() && file == nullptr) failure = ErrnoText("cannot open " + temp, errno);
+  if (file == nullptr) {
+    ::close(fd);
+  } else {
+    errno = 0;
+    const bool written = write(file);
+    const int writeErrno = errno;
+    if (!written || std::ferror(file) != 0 || std::fflush(file) != 0) {
+      failure = ErrnoText("cannot write " + path, writeErrno != 0 ? writeErrno : errno);
+    } else if (::fsync(::fileno(file)) != 0) {
+      failure = ErrnoText("cannot sync " + path, errno);
+    }
+    if (std::fclose(file) != 0 && failure.empty()) failure = ErrnoText("cannot close " + temp, errno);
+  }
+  if (failure.empty() && ::rename(temp.c_str(), path.c_str()) != 0) {
+    failure = ErrnoText("cannot replace " + path, errno);
+  }
+  if (!failure.empty()) {
+    ::unlink(temp.c_str());
+    return failure;
+  }
+  const int dir = ::open(DirectoryOf(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir >= 0) {
+    ::fsync(dir);  // best effort: some file systems refuse fsync on directories
+    ::close(dir);
+  }
+  return std::string();
+}
+
+std::string CheckFingerprintsFormat(const std::string& bytes) {
+  return CheckLines(bytes, [](const std::string& line) -> std::string {
+    const auto fields = SplitTabs(line);
+    if (fields.size() < 4 || fields.size() > 5) {
+      return "expected username, account, protocol, fingerprint and trust separated by tabs";
+    }
+    for (size_t i = 0; i < 3; ++i) {
+      if (fields[i].empty()) return "empty username, account or protocol";
+    }
+    if (!IsHex(fields[3], 40)) return "the fingerprint is not 40 hexadecimal digits";
+    return std::string();
+  });
+}
+
+std::string CheckInstagsFormat(const std::string& bytes) {
+  return CheckLines(bytes, [](const std::string& line) -> std::string {
+    const auto fields = SplitTabs(line);
+    if (fields.size() != 3) return "expected account, protocol and instance tag separated by tabs";
+    if (fields[0].empty() || fields[1].empty()) return "empty account or protocol";
+    if (!IsHex(fields[2], 8)) return "the instance tag is not 8 hexadecimal digits";
+    return std::string();
+  });
+}
+
+}  // namespace otr

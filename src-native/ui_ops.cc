@@ -1,0 +1,304 @@
+// libotr's ui_ops, run on the worker thread inside a libotr call. Notifications become
+// Effects in the call's scope; the few ops whose value libotr needs ask JS and wait.
+// Every op is noexcept and catches everything: nothing may unwind through libotr's C frames.
+#include <cstdlib>
+#include <cstring>
+
+#include "engine.h"
+
+namespace otr {
+
+namespace {
+
+CallScope* ScopeOf(void* opdata) { return static_cast<CallScope*>(opdata); }
+
+uint32_t ChannelIdFor(CallScope* scope, ConnContext* context) {
+  ChannelRecord* channel = scope->engine->ChannelFor(context);
+  if (channel == nullptr) channel = scope->channel;
+  return channel != nullptr ? channel->id : 0;
+}
+
+void Emit(CallScope* scope, EffectKind kind, uint32_t channel, int64_t a = 0, int64_t b = 0,
+          const char* text = nullptr) {
+  Effect effect{kind};
+  effect.channel = channel;
+  effect.a = a;
+  effect.b = b;
+  if (text != nullptr) {
+    effect.hasText = true;
+    effect.text = text;
+  }
+  scope->effects.push_back(std::move(effect));
+}
+
+char* CopyString(const std::string& text) {
+  char* copy = static_cast<char*>(std::malloc(text.size() + 1));
+  if (copy != nullptr) std::memcpy(copy, text.c_str(), text.size() + 1);
+  return copy;
+}
+
+OtrlPolicy Policy(void* opdata, ConnContext* context) noexcept {
+  try {
+    ChannelRecord* channel = ScopeOf(opdata)->engine->ChannelFor(context);
+    return channel != nullptr ? channel->policy : OTRL_POLICY_DEFAULT;
+  } catch (...) {
+    return OTRL_POLICY_DEFAULT;
+  }
+}
+
+void CreatePrivkey(void* opdata, const char* account, const char* protocol) noexcept {
+  try {
+    CallScope* scope = ScopeOf(opdata);
+    scope->engine->GenerateKeyNow(*scope, account, protocol);
+  } catch (...) {
+  }
+}
+
+int IsLoggedIn(void* opdata, const char* account, const char* protocol, const char* recipient) noexcept {
+  try {
+    CallScope* scope = ScopeOf(opdata);
+    ChannelRecord* channel = scope->engine->ChannelFor(account, protocol, recipient);
+    if (channel == nullptr || (channel->callbacks & kHasIsLoggedIn) == 0) return 1;
+    auto query = std::make_shared<Query>();
+    query->kind = QueryKind::IsLoggedIn;
+    query->channel = channel->id;
+    if (!scope->engine->Ask(*scope, query) || query->hasString) return 1;
+    return static_cast<int>(query->number);
+  } catch (...) {
+    return 1;
+  }
+}
+
+void InjectMessage(void* opdata, const char* account, const char* protocol, const char* recipient,
+                   const char* message) noexcept {
+  try {
+    // libotr "sends" an empty string to mean: send nothing.
+    if (message == nullptr || message[0] == '\0') return;
+    CallScope* scope = ScopeOf(opdata);
+    ChannelRecord* channel = scope->engine->ChannelFor(account, protocol, recipient);
+    if (channel == nullptr) channel = scope->channel;
+    Emit(scope, EffectKind::Write, channel != nullptr ? channel->id : 0, 0, 0, message);
+  } catch (...) {
+  }
+}
+
+void UpdateContextList(void*) noexcept {}
+
+void NewFingerprint(void* opdata, OtrlUserState us, const char* account, const char* protocol,
+                    const char* username, unsigned char fingerprint[20]) noexcept {
+  try {
+    CallScope* scope = ScopeOf(opdata);
+    ConnContext* master =
+        otrl_context_find(us, username, account, protocol, OTRL_INSTAG_MASTER, 0, nullptr, nullptr, nullptr);
+    int known = 0;
+    if (master != nullptr) {
+      for (Fingerprint* fp = master->fingerprint_root.next; fp != nullptr; fp = fp->next) {
+        if (std::memcmp(fp->fingerprint, fingerprint, 20) != 0) ++known;
+      }
+    }
+    char human[OTRL_PRIVKEY_FPRINT_HUMAN_LEN];
+    otrl_privkey_hash_to_human(human, fingerprint);
+    ChannelRecord* channel = scope->engine->ChannelFor(account, protocol, username);
+    Emit(scope, EffectKind::NewFingerprint, channel != nullptr ? channel->id : 0, known > 0 ? 1 : 0, 0, human);
+    scope->engine->MarkFingerprintsDirty();
+  } catch (...) {
+  }
+}
+
+void WriteFingerprints(void* opdata) noexcept {
+  try {
+    ScopeOf(opdata)->engine->MarkFingerprintsDirty();
+  } catch (...) {
+  }
+}
+
+void GoneSecure(void* opdata, ConnContext* context) noexcept {
+  try {
+    CallScope* scope = ScopeOf(opdata);
+    Emit(scope, EffectKind::GoneSecure, ChannelIdFor(scope, context));
+  } catch (...) {
+  }
+}
+
+void GoneInsecure(void* opdata, ConnContext* context) noexcept {
+  try {
+    CallScope* scope = ScopeOf(opdata);
+    Emit(scope, EffectKind::GoneInsecure, ChannelIdFor(scope, context));
+  } catch (...) {
+  }
+}
+
+void StillSecure(void* opdata, ConnContext* context, int isReply) noexcept {
+  try {
+    CallScope* scope = ScopeOf(opdata);
+    Emit(scope, EffectKind::StillSecure, ChannelIdFor(scope, context), isReply);
+  } catch (...) {
+  }
+}
+
+int MaxMessageSize(void* opdata, ConnContext* context) noexcept {
+  try {
+    ChannelRecord* channel = ScopeOf(opdata)->engine->ChannelFor(context);
+    return channel != nullptr ? channel->maxMessageSize : 0;
+  } catch (...) {
+    return 0;
+  }
+}
+
+const char* AccountName(void*, const char* account, const char*) noexcept {
+  return account != nullptr ? CopyString(account) : nullptr;
+}
+
+void FreeString(void*, const char* text) noexcept { std::free(const_cast<char*>(text)); }
+
+void ReceivedSymkey(void* opdata, ConnContext* context, unsigned int use, const unsigned char* usedata,
+                    size_t usedatalen, const unsigned char* symkey) noexcept {
+  try {
+    CallScope* scope = ScopeOf(opdata);
+    Effect effect{EffectKind::Symkey};
+    effect.channel = ChannelIdFor(scope, context);
+    effect.a = use;
+    effect.hasText = true;
+    effect.text.assign(reinterpret_cast<const char*>(usedata), usedatalen);
+    effect.bytes.assign(reinterpret_cast<const char*>(symkey), OTRL_EXTRAKEY_BYTES);
+    scope->effects.push_back(std::move(effect));
+  } catch (...) {
+  }
+}
+
+const char* DefaultErrorText(OtrlErrorCode code) {
+  switch (code) {
+    case OTRL_ERRCODE_ENCRYPTION_ERROR:
+      return "Error occurred encrypting message.";
+    case OTRL_ERRCODE_MSG_NOT_IN_PRIVATE:
+      return "You sent encrypted data to a peer who wasn't expecting it.";
+    case OTRL_ERRCODE_MSG_UNREADABLE:
+      return "You transmitted an unreadable encrypted message.";
+    case OTRL_ERRCODE_MSG_MALFORMED:
+      return "You transmitted a malformed data message.";
+    default:
+      return "An OTR error occurred.";
+  }
+}
+
+const char kNoText[] = "";
+
+// libotr calls strlen() on the result: never return NULL.
+const char* ErrorMessage(void* opdata, ConnContext* context, OtrlErrorCode code) noexcept {
+  try {
+    CallScope* scope = ScopeOf(opdata);
+    ChannelRecord* channel = scope->engine->ChannelFor(context);
+    if (channel != nullptr && (channel->callbacks & kHasErrorText) != 0) {
+      auto query = std::make_shared<Query>();
+      query->kind = QueryKind::ErrorText;
+      query->channel = channel->id;
+      query->code = code;
+      if (scope->engine->Ask(*scope, query) && query->hasString) {
+        char* text = CopyString(query->answer);
+        if (text != nullptr) return text;
+      }
+    }
+    char* text = CopyString(DefaultErrorText(code));
+    return text != nullptr ? text : kNoText;
+  } catch (...) {
+    return kNoText;
+  }
+}
+
+void FreeErrorMessage(void*, const char* text) noexcept {
+  if (text != kNoText) std::free(const_cast<char*>(text));
+}
+
+const char* ResentPrefix(void*, ConnContext*) noexcept { return "[resent]"; }
+
+void FreeResentPrefix(void*, const char*) noexcept {}
+
+void HandleSmpEvent(void* opdata, OtrlSMPEvent event, ConnContext* context, unsigned short progress,
+                    char* question) noexcept {
+  try {
+    CallScope* scope = ScopeOf(opdata);
+    Emit(scope, EffectKind::SmpEvent, ChannelIdFor(scope, context), event, progress, question);
+    if (event == OTRL_SMPEVENT_CHEATED || event == OTRL_SMPEVENT_ERROR) scope->smpToAbort.push_back(context);
+    ChannelRecord* channel = scope->engine->ChannelFor(context);
+    const bool asked = event == OTRL_SMPEVENT_ASK_FOR_SECRET || event == OTRL_SMPEVENT_ASK_FOR_ANSWER;
+    if (asked && channel != nullptr && (channel->callbacks & kHasSmp) != 0) {
+      // onSmp's answer is sent within the same read(), so its promise covers the reply.
+      auto query = std::make_shared<Query>();
+      query->kind = QueryKind::SmpSecret;
+      query->channel = channel->id;
+      if (question != nullptr) query->text = question;
+      query->code = question != nullptr ? 1 : 0;
+      if (scope->engine->Ask(*scope, query) && query->hasString) {
+        scope->smpAnswers.emplace_back(context, std::move(query->answer));
+      }
+    }
+  } catch (...) {
+  }
+}
+
+void HandleMsgEvent(void* opdata, OtrlMessageEvent event, ConnContext* context, const char* message,
+                    gcry_error_t err) noexcept {
+  try {
+    CallScope* scope = ScopeOf(opdata);
+    if (message == nullptr && event == OTRL_MSGEVENT_ENCRYPTION_REQUIRED && scope->heldText != nullptr) {
+      message = scope->heldText->c_str();
+    }
+    std::string text;
+    if (message != nullptr) text = message;
+    if (err != 0 && text.empty()) text = DescribeGcryError(err);
+    Emit(scope, EffectKind::MsgEvent, ChannelIdFor(scope, context), event, 0,
+         message != nullptr || err != 0 ? text.c_str() : nullptr);
+  } catch (...) {
+  }
+}
+
+void CreateInstag(void* opdata, const char* account, const char* protocol) noexcept {
+  try {
+    CallScope* scope = ScopeOf(opdata);
+    scope->engine->GenerateInstag(*scope, account, protocol);
+  } catch (...) {
+  }
+}
+
+void ConvertMessage(void* opdata, ConnContext* context, OtrlConvertType type, char** dest,
+                    const char* source) noexcept {
+  try {
+    *dest = nullptr;
+    CallScope* scope = ScopeOf(opdata);
+    ChannelRecord* channel = scope->engine->ChannelFor(context);
+    const uint32_t wanted = type == OTRL_CONVERT_SENDING ? kHasBeforeEncrypt : kHasAfterDecrypt;
+    if (channel == nullptr || (channel->callbacks & wanted) == 0 || source == nullptr) return;
+    auto query = std::make_shared<Query>();
+    query->kind = type == OTRL_CONVERT_SENDING ? QueryKind::BeforeEncrypt : QueryKind::AfterDecrypt;
+    query->channel = channel->id;
+    query->text = source;
+    if (scope->engine->Ask(*scope, query) && query->hasString && query->answer != query->text) {
+      *dest = CopyString(query->answer);
+    }
+  } catch (...) {
+  }
+}
+
+void FreeConverted(void*, ConnContext*, char* dest) noexcept { std::free(dest); }
+
+void TimerControl(void* opdata, unsigned int interval) noexcept {
+  try {
+    CallScope* scope = ScopeOf(opdata);
+    Emit(scope, EffectKind::Timer, scope->channel != nullptr ? scope->channel->id : 0, interval);
+  } catch (...) {
+  }
+}
+
+const OtrlMessageAppOps kOps = {
+    Policy,          CreatePrivkey,   IsLoggedIn,      InjectMessage,  UpdateContextList,
+    NewFingerprint,  WriteFingerprints, GoneSecure,    GoneInsecure,   StillSecure,
+    MaxMessageSize,  AccountName,     FreeString,      ReceivedSymkey, ErrorMessage,
+    FreeErrorMessage, ResentPrefix,   FreeResentPrefix, HandleSmpEvent, HandleMsgEvent,
+    CreateInstag,    ConvertMessage,  FreeConverted,   TimerControl,
+};
+
+}  // namespace
+
+const OtrlMessageAppOps* Engine::ops() const { return &kOps; }
+
+}  // namespace otr

@@ -1,0 +1,193 @@
+// The worker queue: one thread per Engine runs the jobs JS queued, in order.
+#include <utility>
+
+#include "engine.h"
+
+namespace otr {
+
+Engine::Engine(Poster post) : post_(std::move(post)) { us_ = otrl_userstate_create(); }
+
+Engine::~Engine() { Shutdown(); }
+
+void Engine::Start() { worker_ = std::thread([this] { Run(); }); }
+
+void Engine::Enqueue(Job job) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_) return;
+    queue_.push_back(std::move(job));
+  }
+  wake_.notify_one();
+}
+
+void Engine::Shutdown() {
+  if (shutDown_) return;
+  shutDown_ = true;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+    queue_.clear();
+  }
+  wake_.notify_all();
+  if (worker_.joinable()) worker_.join();
+  // The worker is gone: this thread may now touch libotr's state.
+  StopKeygens();
+  FreeUserstate();
+}
+
+void Engine::Answer(const std::shared_ptr<Query>& query, bool hasString, std::string text, int64_t number) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    query->hasString = hasString;
+    query->answer = std::move(text);
+    query->number = number;
+    query->answered = true;
+  }
+  wake_.notify_all();
+}
+
+void Engine::AnswerDefault(const std::shared_ptr<Query>& query) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    query->answered = true;
+  }
+  wake_.notify_all();
+}
+
+void Engine::Run() {
+  for (;;) {
+    Job job;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      if (queue_.empty()) {
+        lock.unlock();
+        FlushFingerprintsWhenIdle();
+        lock.lock();
+      }
+      wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      job = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    Execute(job);
+  }
+}
+
+void Engine::Execute(Job& job) {
+  CallScope scope;
+  scope.engine = this;
+  scope.job = job.id;
+  auto* batch = new Batch();
+  batch->job = job.id;
+  if (closed_) {
+    batch->ok = false;
+    batch->failure = MakeFailure("ERR_OTR_CLOSED", "this OTR instance is closed");
+  } else {
+    job.run(*this, scope, *batch);
+  }
+  batch->effects = std::move(scope.effects);
+  batch->done = !scope.deferred;
+  if (!batch->done && batch->effects.empty()) {
+    delete batch;
+    return;
+  }
+  if (!batch->done) batch->job = 0;  // effects of a deferred job belong to no waiting call yet
+  Post(batch);
+}
+
+void Engine::Post(Batch* batch) {
+  if (!post_(batch)) delete batch;
+}
+
+bool Engine::Ask(CallScope& scope, const std::shared_ptr<Query>& query) {
+  auto* batch = new Batch();
+  batch->job = scope.job;
+  batch->done = false;
+  batch->effects = std::move(scope.effects);
+  scope.effects.clear();
+  batch->query = query;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_) {
+      delete batch;
+      return false;
+    }
+  }
+  if (!post_(batch)) {
+    delete batch;
+    return false;
+  }
+  std::unique_lock<std::mutex> lock(mutex_);
+  wake_.wait(lock, [&] { return stopping_ || query->answered; });
+  return query->answered;
+}
+
+void Engine::ReportError(CallScope& scope, const Failure& failure) {
+  Effect effect{EffectKind::Error};
+  effect.channel = scope.channel != nullptr ? scope.channel->id : 0;
+  effect.hasText = true;
+  effect.text = failure.code;
+  effect.bytes = failure.message;
+  scope.effects.push_back(std::move(effect));
+}
+
+void Engine::FlushFingerprintsWhenIdle() {
+  if (!fingerprintsDirty_ || closed_ || us_ == nullptr) return;
+  std::string why;
+  if (WriteFingerprints(&why)) return;
+  CallScope scope;
+  scope.engine = this;
+  ReportError(scope, MakeFailure("ERR_OTR_FILE_WRITE", why));
+  auto* batch = new Batch();
+  batch->done = false;
+  batch->effects = std::move(scope.effects);
+  Post(batch);
+}
+
+void Engine::Close(CallScope& scope, Batch& result) {
+  // close() finishes pending work: a key being generated is waited for and stored.
+  std::vector<std::string> generating;
+  for (const auto& entry : keygens_) generating.push_back(entry.first);
+  for (const auto& key : generating) FinishKeygen(scope, key);
+  for (auto& entry : channels_) entry.second->held.clear();
+  std::string why;
+  if (fingerprintsDirty_ && !WriteFingerprints(&why)) {
+    result.ok = false;
+    result.failure = MakeFailure("ERR_OTR_FILE_WRITE", why);
+  }
+  FreeUserstate();
+  closed_ = true;
+}
+
+void Engine::FreeUserstate() {
+  if (us_ == nullptr) return;
+  otrl_userstate_free(us_);
+  us_ = nullptr;
+}
+
+std::string ChannelKey(const std::string& account, const std::string& protocol, const std::string& username) {
+  std::string key;
+  key.reserve(account.size() + protocol.size() + username.size() + 2);
+  key.append(account).push_back('\0');
+  key.append(protocol).push_back('\0');
+  key.append(username);
+  return key;
+}
+
+ChannelRecord* Engine::ChannelFor(const char* account, const char* protocol, const char* username) {
+  if (account == nullptr || protocol == nullptr || username == nullptr) return nullptr;
+  const auto found = channelsByName_.find(ChannelKey(account, protocol, username));
+  return found == channelsByName_.end() ? nullptr : found->second;
+}
+
+ChannelRecord* Engine::ChannelFor(ConnContext* context) {
+  if (context == nullptr) return nullptr;
+  if (context->app_data != nullptr) return static_cast<ChannelRecord*>(context->app_data);
+  ChannelRecord* channel = ChannelFor(context->accountname, context->protocol, context->username);
+  // Records live until the userstate is freed, and app_data_free stays null: libotr never
+  // frees what we point it at.
+  if (channel != nullptr) context->app_data = channel;
+  return channel;
+}
+
+}  // namespace otr
