@@ -72,6 +72,7 @@ void Engine::Receive(CallScope& scope, Batch& result, ChannelRecord& channel, co
   }
   // libotr 4 never calls gone_insecure: the contact ending the session arrives as a TLV.
   if (tlvs != nullptr && otrl_tlv_find(tlvs, OTRL_TLV_DISCONNECTED) != nullptr) {
+    EmitStateIfChanged(scope, channel);
     EmitEvent(scope, channel, EffectKind::GoneInsecure);
   }
   otrl_tlv_free(tlvs);
@@ -89,7 +90,10 @@ void Engine::FinishChannel(CallScope& scope, ChannelRecord& channel) {
   }
   otrl_message_disconnect_all_instances(us_, ops(), &scope, channel.account.c_str(), channel.protocol.c_str(),
                                         channel.username.c_str());
-  if (wasEncrypted) EmitEvent(scope, channel, EffectKind::GoneInsecure);
+  if (wasEncrypted) {
+    EmitStateIfChanged(scope, channel);
+    EmitEvent(scope, channel, EffectKind::GoneInsecure);
+  }
   channel.refreshing = false;
   // Writes still waiting for an AKE will not go out: say so for each of them.
   while (!channel.held.empty()) {
@@ -102,6 +106,7 @@ void Engine::RefreshChannel(CallScope& scope, Batch& result, ChannelRecord& chan
   ConnContext* current = SelectedContext(channel);
   if (current != nullptr && current->msgstate == OTRL_MSGSTATE_ENCRYPTED) {
     otrl_context_force_plaintext(current);
+    EmitStateIfChanged(scope, channel);
     EmitEvent(scope, channel, EffectKind::GoneInsecure);
     channel.refreshing = true;  // hold writes: nothing goes out in clear while re-keying
   }

@@ -127,6 +127,8 @@ class Engine {
   void GenerateInstag(CallScope& scope, const char* account, const char* protocol);  // keygen.cc
   void EmitContactState(CallScope& scope, ConnContext* master, ChannelRecord* channel);  // contacts.cc
   void EmitAccount(CallScope& scope, OtrlPrivKey* key);                      // keygen.cc
+  // Callbacks that report a change of state see the new state: emitted right before them.
+  void EmitStateIfChanged(CallScope& scope, ChannelRecord& channel);  // contacts.cc
   void ReportError(CallScope& scope, const Failure& failure);
 
  private:
@@ -145,7 +147,6 @@ class Engine {
   bool WriteFingerprints(std::string* why);  // contacts.cc
   void FlushFingerprintsWhenIdle();
   ConnContext* MasterFor(ChannelRecord& channel);
-  void EmitStateIfChanged(CallScope& scope, ChannelRecord& channel);  // contacts.cc
   std::string SignatureOf(ConnContext* master, otrl_instag_t selected);
   void AfterLibotrCall(CallScope& scope, ChannelRecord& channel);     // channel.cc
   void SendNow(CallScope& scope, Batch& result, ChannelRecord& channel, const std::string& text);

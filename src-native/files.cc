@@ -153,6 +153,8 @@ std::string CheckFingerprintsFormat(const std::string& bytes) {
 
 std::string CheckInstagsFormat(const std::string& bytes) {
   return CheckLines(bytes, [](const std::string& line) -> std::string {
+    // libotr writes a "# WARNING! ..." comment first and its reader skips lines without tabs.
+    if (line[0] == '#' && line.find('\t') == std::string::npos) return std::string();
     const auto fields = SplitTabs(line);
     if (fields.size() != 3) return "expected account, protocol and instance tag separated by tabs";
     if (fields[0].empty() || fields[1].empty()) return "empty account or protocol";

@@ -18,6 +18,16 @@ uint32_t ChannelIdFor(CallScope* scope, ConnContext* context) {
   return channel != nullptr ? channel->id : 0;
 }
 
+// For ops that report a change (secure, insecure, fingerprint, SMP result): JS's view of
+// the contact is brought up to date first, so c.status inside the callback is the new one.
+uint32_t ChannelIdWithState(CallScope* scope, ConnContext* context) {
+  ChannelRecord* channel = scope->engine->ChannelFor(context);
+  if (channel == nullptr) channel = scope->channel;
+  if (channel == nullptr) return 0;
+  scope->engine->EmitStateIfChanged(*scope, *channel);
+  return channel->id;
+}
+
 void Emit(CallScope* scope, EffectKind kind, uint32_t channel, int64_t a = 0, int64_t b = 0,
           const char* text = nullptr) {
   Effect effect{kind};
@@ -99,6 +109,7 @@ void NewFingerprint(void* opdata, OtrlUserState us, const char* account, const c
     char human[OTRL_PRIVKEY_FPRINT_HUMAN_LEN];
     otrl_privkey_hash_to_human(human, fingerprint);
     ChannelRecord* channel = scope->engine->ChannelFor(account, protocol, username);
+    if (channel != nullptr) scope->engine->EmitStateIfChanged(*scope, *channel);
     Emit(scope, EffectKind::NewFingerprint, channel != nullptr ? channel->id : 0, known > 0 ? 1 : 0, 0, human);
     scope->engine->MarkFingerprintsDirty();
   } catch (...) {
@@ -115,7 +126,7 @@ void WriteFingerprints(void* opdata) noexcept {
 void GoneSecure(void* opdata, ConnContext* context) noexcept {
   try {
     CallScope* scope = ScopeOf(opdata);
-    Emit(scope, EffectKind::GoneSecure, ChannelIdFor(scope, context));
+    Emit(scope, EffectKind::GoneSecure, ChannelIdWithState(scope, context));
   } catch (...) {
   }
 }
@@ -123,7 +134,7 @@ void GoneSecure(void* opdata, ConnContext* context) noexcept {
 void GoneInsecure(void* opdata, ConnContext* context) noexcept {
   try {
     CallScope* scope = ScopeOf(opdata);
-    Emit(scope, EffectKind::GoneInsecure, ChannelIdFor(scope, context));
+    Emit(scope, EffectKind::GoneInsecure, ChannelIdWithState(scope, context));
   } catch (...) {
   }
 }
@@ -131,7 +142,7 @@ void GoneInsecure(void* opdata, ConnContext* context) noexcept {
 void StillSecure(void* opdata, ConnContext* context, int isReply) noexcept {
   try {
     CallScope* scope = ScopeOf(opdata);
-    Emit(scope, EffectKind::StillSecure, ChannelIdFor(scope, context), isReply);
+    Emit(scope, EffectKind::StillSecure, ChannelIdWithState(scope, context), isReply);
   } catch (...) {
   }
 }
@@ -217,7 +228,7 @@ void HandleSmpEvent(void* opdata, OtrlSMPEvent event, ConnContext* context, unsi
                     char* question) noexcept {
   try {
     CallScope* scope = ScopeOf(opdata);
-    Emit(scope, EffectKind::SmpEvent, ChannelIdFor(scope, context), event, progress, question);
+    Emit(scope, EffectKind::SmpEvent, ChannelIdWithState(scope, context), event, progress, question);
     if (event == OTRL_SMPEVENT_CHEATED || event == OTRL_SMPEVENT_ERROR) scope->smpToAbort.push_back(context);
     ChannelRecord* channel = scope->engine->ChannelFor(context);
     const bool asked = event == OTRL_SMPEVENT_ASK_FOR_SECRET || event == OTRL_SMPEVENT_ASK_FOR_ANSWER;
