@@ -1,0 +1,147 @@
+// Concurrency: ordering of un-awaited calls, parallel OTR instances, close() with work in
+// flight, and an event loop that keeps turning while libotr works.
+
+import test, { after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Policy } from 'protocol-otr';
+import {
+  ALICE, PROTO, T, closeAll, createPair, securePair, openOTR, tmpdir, rejectsCode,
+} from './helpers/harness.mjs';
+
+after(closeAll);
+
+test('1,000 writes issued without awaiting arrive in order', T, async () => {
+  const pair = await securePair();
+  const texts = Array.from({ length: 1000 }, (_, i) => `message #${i} ✓`);
+  const writes = texts.map((t) => pair.alice.channel.write(t));
+  await Promise.all(writes);
+  await pair.settle();
+  assert.equal(pair.bob.received.length, 1000);
+  assert.deepEqual(pair.bob.received, texts);
+  pair.assertNoErrors();
+});
+
+test('onWrite order equals the order write() was called in', T, async () => {
+  const pair = await createPair({ alice: { policy: Policy.NEVER }, bob: { policy: Policy.NEVER } });
+  const texts = Array.from({ length: 200 }, (_, i) => `p${i}`);
+  await Promise.all(texts.map((t) => pair.alice.channel.write(t)));
+  assert.deepEqual(pair.alice.wire, texts);
+});
+
+test('both sides writing at once (with D-H key rotation) deliver everything in order', T, async () => {
+  const pair = await securePair();
+  const a = Array.from({ length: 150 }, (_, i) => `a${i}`);
+  const b = Array.from({ length: 150 }, (_, i) => `b${i}`);
+  const all = [];
+  for (let i = 0; i < 150; i++) {
+    all.push(pair.alice.channel.write(a[i]));
+    all.push(pair.bob.channel.write(b[i]));
+    if (i % 10 === 0) await pair.settle(); // let replies interleave and keys rotate
+  }
+  await Promise.all(all);
+  await pair.settle();
+  assert.deepEqual(pair.bob.received, a);
+  assert.deepEqual(pair.alice.received, b);
+  pair.assertNoErrors();
+});
+
+test('two OTR instance pairs work in parallel', T, async () => {
+  const run = async (tag) => {
+    const pair = await createPair({ alice: { handlers: { onSmp: () => tag } }, bob: { handlers: { onSmp: () => tag } } });
+    await pair.alice.channel.init();
+    await pair.settle();
+    const texts = Array.from({ length: 100 }, (_, i) => `${tag}-${i}`);
+    await Promise.all(texts.map((t) => pair.alice.channel.write(t)));
+    await pair.bob.channel.smpVerify(tag);
+    await pair.settle();
+    return { pair, texts };
+  };
+  const results = await Promise.all([run('left'), run('right')]);
+  for (const { pair, texts } of results) {
+    assert.deepEqual(pair.bob.received, texts);
+    assert.equal(pair.alice.channel.status, 'Private');
+    assert.equal(pair.bob.channel.status, 'Private');
+    pair.assertNoErrors();
+  }
+});
+
+test('close() with writes in flight resolves; pending calls settle cleanly; later calls reject ERR_OTR_CLOSED', T, async () => {
+  const pair = await securePair();
+  const writes = Array.from({ length: 200 }, (_, i) => pair.alice.channel.write(`inflight ${i}`));
+  const closing = pair.alice.otr.close();
+  const results = await Promise.allSettled(writes);
+  await closing;
+  // close() finishes pending work: calls made before it complete
+  for (const r of results) assert.equal(r.status, 'fulfilled', `a write made before close(): ${r.reason?.code} ${r.reason?.message}`);
+  const callsAtClose = pair.alice.calls.length;
+  await rejectsCode(() => pair.alice.channel.write('after'), 'ERR_OTR_CLOSED', 'write after close');
+  await pair.settle(); // bob's replies, if any, to a closed alice are rejected reads, not crashes
+  for (const e of pair.errors) assert.equal(e.error.code, 'ERR_OTR_CLOSED', `${e.party}: ${e.error.message}`);
+  assert.equal(pair.alice.calls.length, callsAtClose, 'no callback after close() resolved');
+  assert.equal(pair.bob.received.length, 200);
+});
+
+test('close() while an AKE is in flight resolves cleanly', T, async () => {
+  const pair = await createPair();
+  await pair.alice.channel.init();
+  const closing = Promise.all([pair.alice.otr.close(), pair.bob.otr.close()]);
+  await closing;
+  await pair.settle();
+  for (const e of pair.errors) assert.equal(e.error.code, 'ERR_OTR_CLOSED');
+});
+
+test('the event loop keeps turning while account() generates a key', T, async () => {
+  const otr = openOTR(tmpdir());
+  let ticks = 0;
+  let running = true;
+  const spin = () => {
+    if (!running) return;
+    ticks++;
+    setImmediate(spin);
+  };
+  const gen = otr.account('slow@example.org', PROTO);
+  setImmediate(spin);
+  const acct = await gen;
+  running = false;
+  assert.ok(acct.fingerprint);
+  assert.ok(ticks > 0, `event loop ticks during key generation: ${ticks}`);
+});
+
+test('the event loop keeps turning during an SMP (libotr work is off the JS thread)', T, async () => {
+  const pair = await securePair({ bob: { handlers: { onSmp: () => 'x' } } });
+  let ticks = 0;
+  let running = true;
+  const spin = () => {
+    if (!running) return;
+    ticks++;
+    setImmediate(spin);
+  };
+  const started = pair.alice.channel.smpVerify('x');
+  setImmediate(spin);
+  await started;
+  await pair.settle();
+  running = false;
+  assert.ok(ticks > 0);
+  assert.equal(pair.alice.channel.status, 'Private');
+});
+
+test('calls on one OTR keep their order across channels of different contacts', T, async () => {
+  const otr = openOTR(tmpdir());
+  await otr.account(ALICE, PROTO);
+  const acct = otr.findAccount(ALICE, PROTO);
+  const order = [];
+  const chans = [];
+  for (const name of ['x@example.org', 'y@example.org', 'z@example.org']) {
+    const c = await acct.contact(name);
+    chans.push(c.channel({ policy: Policy.NEVER, onWrite: (ch, m) => order.push(`${ch.contact.name}:${m}`), onRead() {} }));
+  }
+  const expected = [];
+  const ps = [];
+  for (let i = 0; i < 30; i++) {
+    const ch = chans[i % 3];
+    ps.push(ch.write(`m${i}`));
+    expected.push(`${ch.contact.name}:m${i}`);
+  }
+  await Promise.all(ps);
+  assert.deepEqual(order, expected);
+});

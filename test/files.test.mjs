@@ -1,0 +1,266 @@
+// Files: libotr/Pidgin formats, persistence across close()/reload, key file mode, corrupt files.
+
+import test, { after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { OTR, SmpEvent } from 'protocol-otr';
+import {
+  ALICE, BOB, PROTO, T, FIXTURES, keys, cloneDir, openOTR, filesIn, tmpdir, closeAll, createPair, securePair,
+  rejectsCode, humanToHex, hexToHuman,
+} from './helpers/harness.mjs';
+
+after(closeAll);
+
+const FIXTURE_FP = '3643E954 4455417C 60A84B17 0C5F0A40 698A170D';
+const ALLOWED = new Set(['otr.private_key', 'otr.fingerprints', 'otr.instance_tags']);
+
+function fingerprintLines(dir) {
+  const f = filesIn(dir).contactsFile;
+  if (!fs.existsSync(f)) return [];
+  return fs.readFileSync(f, 'utf8').split('\n').filter((l) => l.includes('\t')).map((l) => l.split('\t'));
+}
+
+function instagOf(dir, account, protocol = PROTO) {
+  const lines = fs.readFileSync(filesIn(dir).instanceTagsFile, 'utf8').split('\n');
+  const l = lines.map((x) => x.split('\t')).find((p) => p[0] === account && p[1] === protocol);
+  return l ? parseInt(l[2], 16) : undefined;
+}
+
+test('reload after close() gives the same account and fingerprint, without a new key', T, async () => {
+  const dir = tmpdir();
+  const otr = openOTR(dir);
+  const fp = (await otr.account('me@example.org', PROTO)).fingerprint;
+  await otr.close();
+  const keyBytes = fs.readFileSync(filesIn(dir).privkeysFile);
+  const again = openOTR(dir);
+  assert.deepEqual(again.accounts().map((a) => [a.name, a.protocol, a.fingerprint]), [['me@example.org', PROTO, fp]]);
+  assert.equal((await again.account('me@example.org', PROTO)).fingerprint, fp);
+  await again.close();
+  assert.deepEqual(fs.readFileSync(filesIn(dir).privkeysFile), keyBytes, 'key file not rewritten');
+});
+
+test('the private key file is mode 0600, also after a second key is added', T, async () => {
+  const dir = tmpdir();
+  const otr = openOTR(dir);
+  await otr.account('one@example.org', PROTO);
+  assert.equal(fs.statSync(filesIn(dir).privkeysFile).mode & 0o777, 0o600);
+  await otr.account('two@example.org', PROTO);
+  assert.equal(fs.statSync(filesIn(dir).privkeysFile).mode & 0o777, 0o600);
+  await otr.close();
+  assert.equal(fs.statSync(filesIn(dir).privkeysFile).mode & 0o777, 0o600);
+});
+
+test('adding a key keeps the existing ones (the key file is rewritten whole)', T, async () => {
+  const k = await keys();
+  const dir = cloneDir(k.aliceDir);
+  const otr = openOTR(dir);
+  const second = await otr.account('second@example.org', PROTO);
+  await otr.close();
+  const again = openOTR(dir);
+  assert.equal(again.findAccount(ALICE, PROTO)?.fingerprint, k.fingerprints.alice);
+  assert.equal(again.findAccount('second@example.org', PROTO)?.fingerprint, second.fingerprint);
+});
+
+test('only the three files remain in the directory (writes go through temp files that are renamed)', T, async () => {
+  const pair = await securePair();
+  await pair.alice.contact.activeFingerprint.setVerified(true);
+  await pair.alice.otr.account('extra@example.org', PROTO);
+  await pair.alice.otr.close();
+  await pair.bob.otr.close();
+  for (const dir of [pair.alice.dir, pair.bob.dir]) {
+    const left = fs.readdirSync(dir).filter((f) => !ALLOWED.has(f));
+    assert.deepEqual(left, [], `stray files in ${dir}`);
+  }
+});
+
+test('a fingerprint learnt in the AKE is written, untrusted, in libotr format on close()', T, async () => {
+  const pair = await securePair();
+  await pair.alice.otr.close();
+  const lines = fingerprintLines(pair.alice.dir);
+  assert.deepEqual(lines, [[BOB, ALICE, PROTO, humanToHex(pair.fingerprints.bob), '']]);
+});
+
+test('setVerified(true) is persisted; setVerified(false) really removes the trust from the file', T, async () => {
+  const pair = await securePair();
+  const dir = pair.alice.dir;
+  const bobHex = humanToHex(pair.fingerprints.bob);
+  await pair.alice.contact.activeFingerprint.setVerified(true);
+  await pair.alice.otr.close();
+  await pair.bob.otr.close();
+  let [line] = fingerprintLines(dir);
+  assert.equal(line[3], bobHex);
+  assert.ok(line[4].length > 0, 'trust written');
+
+  const o2 = openOTR(dir);
+  const fp2 = o2.findAccount(ALICE, PROTO).findContact(BOB).fingerprints()[0];
+  assert.equal(fp2.hash, pair.fingerprints.bob);
+  assert.equal(fp2.isVerified, true);
+  await fp2.setVerified(false);
+  await o2.close();
+  [line] = fingerprintLines(dir);
+  assert.equal(line[3], bobHex, 'the fingerprint stays');
+  assert.equal(line[4], '', 'trust removed');
+
+  const o3 = openOTR(dir);
+  assert.equal(o3.findAccount(ALICE, PROTO).findContact(BOB).fingerprints()[0].isVerified, false);
+});
+
+test('trust gained by SMP is persisted as libotr\'s "smp"', T, async () => {
+  const pair = await securePair({ bob: { handlers: { onSmp: () => 'ok' } } });
+  await pair.alice.channel.smpVerify('ok');
+  await pair.settle();
+  assert.ok(pair.alice.smpEvents().some(([c]) => c === SmpEvent.SUCCESS));
+  await pair.alice.otr.close();
+  const [line] = fingerprintLines(pair.alice.dir);
+  assert.equal(line[4], 'smp');
+  const again = openOTR(pair.alice.dir);
+  assert.equal(again.findAccount(ALICE, PROTO).findContact(BOB).fingerprints()[0].isVerified, true);
+});
+
+test('the instance tag survives a reload: the peer sees the same currentSession', T, async () => {
+  const p1 = await securePair();
+  const tagOfBob = p1.alice.channel.currentSession;
+  const tagOfAlice = p1.bob.channel.currentSession;
+  await p1.alice.otr.close();
+  await p1.bob.otr.close();
+  assert.equal(instagOf(p1.alice.dir, ALICE), tagOfAlice, 'alice\'s tag is in her instance tags file');
+  assert.equal(instagOf(p1.bob.dir, BOB), tagOfBob);
+
+  const p2 = await createPair({ alice: { dir: p1.alice.dir }, bob: { dir: p1.bob.dir } });
+  await p2.alice.channel.init();
+  await p2.settle();
+  assert.equal(p2.alice.channel.status, 'Unverified');
+  assert.equal(p2.alice.channel.currentSession, tagOfBob);
+  assert.equal(p2.bob.channel.currentSession, tagOfAlice);
+  // the reloaded contact knows the fingerprint already: not a new one
+  assert.equal(p2.alice.count('onUnverifiedFingerprint'), 0);
+  p2.assertNoErrors();
+});
+
+test('a Pidgin-format fixture (libotr key, hand-written fingerprints and instance tags) loads', T, async () => {
+  const k = await keys();
+  const dir = tmpdir('otr-pidgin-');
+  fs.copyFileSync(path.join(FIXTURES, 'pidgin', 'otr.private_key'), filesIn(dir).privkeysFile);
+  fs.chmodSync(filesIn(dir).privkeysFile, 0o600);
+  const bobHex = humanToHex(k.fingerprints.bob);
+  const carolHex = 'a1b2c3d4e5f60718293a4b5c6d7e8f9012345678';
+  fs.writeFileSync(
+    filesIn(dir).contactsFile,
+    `${BOB}\t${ALICE}\t${PROTO}\t${bobHex}\tverified\n` + `carol@example.org\t${ALICE}\t${PROTO}\t${carolHex}\t\n`,
+  );
+  fs.writeFileSync(
+    filesIn(dir).instanceTagsFile,
+    "# WARNING! You shouldn't copy this file to another computer. It is unnecessary and can cause problems.\n" +
+      `${ALICE}\t${PROTO}\t1a2b3c4d\n`,
+  );
+
+  const otr = openOTR(dir);
+  const acct = otr.findAccount(ALICE, PROTO);
+  assert.ok(acct, 'account from the fixture key');
+  assert.equal(acct.fingerprint, FIXTURE_FP, 'same fingerprint libotr computed');
+  const bob = acct.findContact(BOB);
+  assert.ok(bob, 'contact from the fingerprints file');
+  assert.deepEqual(bob.fingerprints().map((f) => [f.hash, f.isVerified]), [[k.fingerprints.bob, true]]);
+  assert.deepEqual(acct.findContact('carol@example.org').fingerprints().map((f) => [f.hash, f.isVerified]), [[hexToHuman(carolHex), false]]);
+  await otr.close();
+
+  // Talk to the real bob: the pre-verified key makes the channel Private at once; bob sees the tag.
+  const pair = await createPair({ alice: { dir } });
+  await pair.alice.channel.init();
+  await pair.settle();
+  assert.equal(pair.alice.channel.status, 'Private');
+  assert.equal(pair.bob.channel.status, 'Unverified');
+  assert.equal(pair.bob.channel.currentSession, 0x1a2b3c4d, 'instance tag from the hand-written file');
+  assert.deepEqual(pair.bob.args('onUnverifiedFingerprint'), [[FIXTURE_FP, false]]);
+  assert.equal(pair.alice.count('onUnverifiedFingerprint'), 0, 'known key: not new');
+  pair.assertNoErrors();
+});
+
+test('missing files are fine: a fresh directory opens and the files are created when needed', T, async () => {
+  const dir = path.join(tmpdir(), 'not-yet');
+  fs.mkdirSync(dir);
+  const otr = openOTR(dir);
+  assert.deepEqual(otr.accounts(), []);
+  await otr.account(ALICE, PROTO);
+  assert.ok(fs.existsSync(filesIn(dir).privkeysFile));
+  await otr.close();
+});
+
+// Open a context over `files` and use it until something fails; the failure must be `code`.
+async function expectOpenFails(files, code, what) {
+  let otr;
+  await rejectsCode(async () => {
+    otr = new OTR(files);
+    const acct = await otr.account(ALICE, PROTO);
+    const c = await acct.contact(BOB);
+    const ch = c.channel({ onWrite() {}, onRead() {} });
+    await ch.write('x');
+  }, code, what);
+  if (otr) await otr.close().catch(() => {});
+}
+
+async function corruptCase(fileKey, content, code, what) {
+  const k = await keys();
+  const dir = cloneDir(k.aliceDir);
+  const files = filesIn(dir);
+  fs.writeFileSync(files[fileKey], content);
+  const before = fs.readFileSync(files[fileKey]);
+  await expectOpenFails(files, code, what);
+  assert.deepEqual(fs.readFileSync(files[fileKey]), before, `${what}: the file is left as it was`);
+  return dir;
+}
+
+test('a corrupt private key file is ERR_OTR_PRIVKEY_FILE and stays unchanged (no new identity)', T, async () => {
+  await corruptCase('privkeysFile', 'this is not a libotr key file\n', 'ERR_OTR_PRIVKEY_FILE', 'garbage key file');
+  await corruptCase('privkeysFile', '(foo (bar baz))\n', 'ERR_OTR_PRIVKEY_FILE', 'wrong s-expression');
+});
+
+test('a truncated private key file is ERR_OTR_PRIVKEY_FILE and stays unchanged', T, async () => {
+  const k = await keys();
+  const full = fs.readFileSync(filesIn(k.aliceDir).privkeysFile);
+  await corruptCase('privkeysFile', full.subarray(0, Math.floor(full.length / 2)), 'ERR_OTR_PRIVKEY_FILE', 'truncated key');
+});
+
+test('an empty private key file is ERR_OTR_PRIVKEY_FILE and stays unchanged', T, async () => {
+  const dir = await corruptCase('privkeysFile', '', 'ERR_OTR_PRIVKEY_FILE', 'empty key file');
+  assert.equal(fs.statSync(filesIn(dir).privkeysFile).size, 0, 'not regenerated');
+});
+
+test('a corrupt fingerprints file is ERR_OTR_FINGERPRINTS_FILE and stays unchanged', T, async () => {
+  await corruptCase('contactsFile', `${BOB}\t${ALICE}\t${PROTO}\tnot-a-fingerprint\t\n`, 'ERR_OTR_FINGERPRINTS_FILE', 'bad hex line');
+  await corruptCase('contactsFile', Buffer.from([0x00, 0xff, 0xfe, 0x00, 0x13, 0x37, 0x0a, 0x00, 0x01]), 'ERR_OTR_FINGERPRINTS_FILE', 'binary garbage');
+});
+
+test('a corrupt instance tags file is ERR_OTR_INSTAG_FILE and stays unchanged', T, async () => {
+  await corruptCase('instanceTagsFile', `${ALICE}\t${PROTO}\tnot-hex!\n`, 'ERR_OTR_INSTAG_FILE', 'non-hex tag');
+  await corruptCase('instanceTagsFile', `${ALICE}\t${PROTO}\t1a2b`, 'ERR_OTR_INSTAG_FILE', 'truncated line');
+});
+
+test('a key file that cannot be written is an OtrError from account(), not a crash', T, async () => {
+  const dir = tmpdir();
+  const blocker = path.join(dir, 'a-file');
+  fs.writeFileSync(blocker, 'x');
+  const files = {
+    privkeysFile: path.join(blocker, 'otr.private_key'), // parent is a regular file
+    contactsFile: path.join(dir, 'otr.fingerprints'),
+    instanceTagsFile: path.join(dir, 'otr.instance_tags'),
+  };
+  let otr;
+  await rejectsCode(async () => {
+    otr = new OTR(files);
+    await otr.account(ALICE, PROTO);
+  }, ['ERR_OTR_FILE_WRITE', 'ERR_OTR_KEYGEN', 'ERR_OTR_PRIVKEY_FILE'], 'unwritable key file');
+  if (otr) await otr.close().catch(() => {});
+});
+
+test('close() waits for a key generation in progress and persists the key', T, async () => {
+  const dir = tmpdir();
+  const otr = new OTR(filesIn(dir));
+  const pending = otr.account('late@example.org', PROTO);
+  await otr.close();
+  const acct = await pending;
+  assert.match(acct.fingerprint, /^[0-9A-F]{8}( [0-9A-F]{8}){4}$/);
+  const again = openOTR(dir);
+  assert.equal(again.findAccount('late@example.org', PROTO)?.fingerprint, acct.fingerprint);
+});
