@@ -5,6 +5,9 @@
 // garbage collector's finalizer, and the environment cleanup hook all end it the same way:
 // Engine::Shutdown() (stop and join the worker, free libotr's state), then abort the
 // thread-safe function. Whichever comes first does it; the others find nothing left to do.
+// A worker thread being terminated cannot run JS: node-addon-api then drops the exception it
+// cannot throw instead of aborting the process (see Deliver).
+#define NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS
 #include <napi.h>
 
 #include <memory>
@@ -306,10 +309,17 @@ class Handle : public Napi::ObjectWrap<Handle> {
         query = q;
       }
       const int flags = (batch->done ? 1 : 0) | (batch->ok ? 2 : 0);
-      Napi::Function dispatch(env, rawDispatch);
-      Napi::Value answer = dispatch.Call({Napi::Number::New(env, self->instanceId_),
-                                          Napi::Number::New(env, batch->job), Napi::Number::New(env, flags),
-                                          effects, ResultToJs(env, *batch), query});
+      // Called through the C API: while a worker thread is being terminated the call fails
+      // (JS cannot run), and node-addon-api would turn that into a fatal error. Then the
+      // worker only needs its default answer; a pending exception is left for Node.
+      napi_value args[] = {Napi::Number::New(env, self->instanceId_), Napi::Number::New(env, batch->job),
+                           Napi::Number::New(env, flags), effects, ResultToJs(env, *batch), query};
+      napi_value rawAnswer = nullptr;
+      if (napi_call_function(env, env.Undefined(), rawDispatch, 6, args, &rawAnswer) != napi_ok) {
+        if (batch->query && self->engine_) self->engine_->AnswerDefault(batch->query);
+        return;
+      }
+      Napi::Value answer(env, rawAnswer);
       if (batch->query && self->engine_) {
         if (answer.IsString()) {
           self->engine_->Answer(batch->query, true, answer.As<Napi::String>().Utf8Value(), 0);
