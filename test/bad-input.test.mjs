@@ -35,16 +35,22 @@ test('otr.account() / findAccount() with wrong types: ERR_OTR_INVALID_ARGUMENT',
   await rejectsCode(() => otr.account(42, PROTO), INVALID, 'account(42)');
   await rejectsCode(() => otr.account(ALICE, null), INVALID, 'account(name, null)');
   await rejectsCode(() => otr.account(), INVALID, 'account()');
-  await rejectsCode(() => otr.findAccount({}, PROTO), INVALID, 'findAccount({})');
   assert.equal(otr.accounts().length, 1, 'nothing was created');
+});
+
+test('findAccount() / findContact() with wrong types throw ERR_OTR_INVALID_ARGUMENT', T, async () => {
+  const { otr, acct } = await aliceAccount();
+  await rejectsCode(() => otr.findAccount({}, PROTO), INVALID, 'findAccount({})');
+  await rejectsCode(() => otr.findAccount(ALICE, 42), INVALID, 'findAccount(name, 42)');
+  await rejectsCode(() => acct.findContact(7), INVALID, 'findContact(7)');
 });
 
 test('account.contact() with wrong types: ERR_OTR_INVALID_ARGUMENT', T, async () => {
   const { acct } = await aliceAccount();
   await rejectsCode(() => acct.contact(42), INVALID, 'contact(42)');
   await rejectsCode(() => acct.contact(null), INVALID, 'contact(null)');
-  await rejectsCode(() => acct.contact(BOB, 1234), INVALID, 'numeric fingerprint');
-  await rejectsCode(() => acct.findContact(7), INVALID, 'findContact(7)');
+  // "anything but 40 hex or the 44-char human form" is a bad fingerprint, whatever its type
+  await rejectsCode(() => acct.contact(BOB, 1234), 'ERR_OTR_BAD_FINGERPRINT', 'numeric fingerprint');
   assert.deepEqual(acct.contacts(), []);
 });
 
@@ -389,7 +395,7 @@ test('incomplete fragments followed by a whole message: the message still arrive
 
 test('huge and odd inputs to read() never crash: 1 MB garbage, lone surrogates, NUL, empty', T, async () => {
   const pair = await securePair();
-  for (const junk of ['?OTR:AAMD' + 'A'.repeat(1 << 20) + '.', 'broken \uD800 surrogate', 'nul\u0000inside', '', '?OTR', '?OTR:', '?OTRv', '?OTR|']) {
+  for (const junk of ['?OTR:AAMD' + 'A'.repeat(1 << 20) + '.', 'broken \uD800 surrogate', '', '?OTR', '?OTR:', '?OTRv', '?OTR|']) {
     await pair.bob.channel.read(junk);
   }
   await pair.settle();
@@ -397,4 +403,13 @@ test('huge and odd inputs to read() never crash: 1 MB garbage, lone surrogates, 
   await pair.settle();
   assert.ok(pair.bob.received.includes('survived'));
   assert.equal(pair.bob.channel.status, 'Unverified');
+});
+
+test('text containing NUL is refused with ERR_OTR_INVALID_ARGUMENT (libotr would cut it short), the channel keeps working', T, async () => {
+  const pair = await securePair();
+  await rejectsCode(() => pair.bob.channel.read('nul\u0000inside'), INVALID, 'read with NUL');
+  await rejectsCode(() => pair.alice.channel.write('nul\u0000inside'), INVALID, 'write with NUL');
+  await pair.alice.channel.write('fine');
+  await pair.settle();
+  assert.deepEqual(pair.bob.received, ['fine']);
 });

@@ -67,7 +67,7 @@ test('finish(): the peer goes insecure with status Finished and LOG_HEARTBEAT_RC
   assert.equal(heartbeat.length, 1, 'LOG_HEARTBEAT_RCVD');
   assert.equal(heartbeat[0].args[1], undefined, 'no message text with a heartbeat');
   assert.equal(bob.channel.status, 'Finished');
-  assert.equal(bob.contact.activeFingerprint.status, 'Finished');
+  assert.equal(bob.contact.activeFingerprint, undefined, 'libotr clears the active fingerprint of a finished session');
   assert.equal(bob.count('onRead'), 0);
   pair.assertNoErrors();
 });

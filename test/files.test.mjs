@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { OTR, SmpEvent } from 'protocol-otr';
 import {
-  ALICE, BOB, PROTO, T, FIXTURES, keys, cloneDir, openOTR, filesIn, tmpdir, closeAll, createPair, securePair,
+  ALICE, BOB, PROTO, T, FIXTURES, keys, cloneDir, openOTR, reopen, filesIn, tmpdir, closeAll, createPair, securePair,
   rejectsCode, humanToHex, hexToHuman,
 } from './helpers/harness.mjs';
 
@@ -33,7 +33,7 @@ test('reload after close() gives the same account and fingerprint, without a new
   const fp = (await otr.account('me@example.org', PROTO)).fingerprint;
   await otr.close();
   const keyBytes = fs.readFileSync(filesIn(dir).privkeysFile);
-  const again = openOTR(dir);
+  const again = await reopen(dir);
   assert.deepEqual(again.accounts().map((a) => [a.name, a.protocol, a.fingerprint]), [['me@example.org', PROTO, fp]]);
   assert.equal((await again.account('me@example.org', PROTO)).fingerprint, fp);
   await again.close();
@@ -57,7 +57,7 @@ test('adding a key keeps the existing ones (the key file is rewritten whole)', T
   const otr = openOTR(dir);
   const second = await otr.account('second@example.org', PROTO);
   await otr.close();
-  const again = openOTR(dir);
+  const again = await reopen(dir);
   assert.equal(again.findAccount(ALICE, PROTO)?.fingerprint, k.fingerprints.alice);
   assert.equal(again.findAccount('second@example.org', PROTO)?.fingerprint, second.fingerprint);
 });
@@ -92,7 +92,7 @@ test('setVerified(true) is persisted; setVerified(false) really removes the trus
   assert.equal(line[3], bobHex);
   assert.ok(line[4].length > 0, 'trust written');
 
-  const o2 = openOTR(dir);
+  const o2 = await reopen(dir);
   const fp2 = o2.findAccount(ALICE, PROTO).findContact(BOB).fingerprints()[0];
   assert.equal(fp2.hash, pair.fingerprints.bob);
   assert.equal(fp2.isVerified, true);
@@ -102,7 +102,7 @@ test('setVerified(true) is persisted; setVerified(false) really removes the trus
   assert.equal(line[3], bobHex, 'the fingerprint stays');
   assert.equal(line[4], '', 'trust removed');
 
-  const o3 = openOTR(dir);
+  const o3 = await reopen(dir);
   assert.equal(o3.findAccount(ALICE, PROTO).findContact(BOB).fingerprints()[0].isVerified, false);
 });
 
@@ -114,7 +114,7 @@ test('trust gained by SMP is persisted as libotr\'s "smp"', T, async () => {
   await pair.alice.otr.close();
   const [line] = fingerprintLines(pair.alice.dir);
   assert.equal(line[4], 'smp');
-  const again = openOTR(pair.alice.dir);
+  const again = await reopen(pair.alice.dir);
   assert.equal(again.findAccount(ALICE, PROTO).findContact(BOB).fingerprints()[0].isVerified, true);
 });
 
@@ -155,7 +155,7 @@ test('a Pidgin-format fixture (libotr key, hand-written fingerprints and instanc
       `${ALICE}\t${PROTO}\t1a2b3c4d\n`,
   );
 
-  const otr = openOTR(dir);
+  const otr = await reopen(dir);
   const acct = otr.findAccount(ALICE, PROTO);
   assert.ok(acct, 'account from the fixture key');
   assert.equal(acct.fingerprint, FIXTURE_FP, 'same fingerprint libotr computed');
@@ -188,42 +188,46 @@ test('missing files are fine: a fresh directory opens and the files are created 
 });
 
 // Open a context over `files` and use it until something fails; the failure must be `code`.
-async function expectOpenFails(files, code, what) {
-  let otr;
-  await rejectsCode(async () => {
-    otr = new OTR(files);
-    const acct = await otr.account(ALICE, PROTO);
-    const c = await acct.contact(BOB);
-    const ch = c.channel({ onWrite() {}, onRead() {} });
-    await ch.write('x');
-  }, code, what);
-  if (otr) await otr.close().catch(() => {});
+async function useUntilFailure(otrBox, files) {
+  otrBox.otr = new OTR(files);
+  const acct = await otrBox.otr.account(ALICE, PROTO);
+  const c = await acct.contact(BOB);
+  const ch = c.channel({ onWrite() {}, onRead() {} });
+  await ch.write('x');
 }
 
-async function corruptCase(fileKey, content, code, what) {
+// With a bad key file, account() itself must fail: it may not generate a replacement key.
+async function accountOnly(otrBox, files) {
+  otrBox.otr = new OTR(files);
+  await otrBox.otr.account(ALICE, PROTO);
+}
+
+async function corruptCase(fileKey, content, code, what, use = useUntilFailure) {
   const k = await keys();
   const dir = cloneDir(k.aliceDir);
   const files = filesIn(dir);
   fs.writeFileSync(files[fileKey], content);
   const before = fs.readFileSync(files[fileKey]);
-  await expectOpenFails(files, code, what);
+  const box = {};
+  await rejectsCode(() => use(box, files), code, what);
+  if (box.otr) await box.otr.close().catch(() => {});
   assert.deepEqual(fs.readFileSync(files[fileKey]), before, `${what}: the file is left as it was`);
   return dir;
 }
 
 test('a corrupt private key file is ERR_OTR_PRIVKEY_FILE and stays unchanged (no new identity)', T, async () => {
-  await corruptCase('privkeysFile', 'this is not a libotr key file\n', 'ERR_OTR_PRIVKEY_FILE', 'garbage key file');
-  await corruptCase('privkeysFile', '(foo (bar baz))\n', 'ERR_OTR_PRIVKEY_FILE', 'wrong s-expression');
+  await corruptCase('privkeysFile', 'this is not a libotr key file\n', 'ERR_OTR_PRIVKEY_FILE', 'garbage key file', accountOnly);
+  await corruptCase('privkeysFile', '(foo (bar baz))\n', 'ERR_OTR_PRIVKEY_FILE', 'wrong s-expression', accountOnly);
 });
 
 test('a truncated private key file is ERR_OTR_PRIVKEY_FILE and stays unchanged', T, async () => {
   const k = await keys();
   const full = fs.readFileSync(filesIn(k.aliceDir).privkeysFile);
-  await corruptCase('privkeysFile', full.subarray(0, Math.floor(full.length / 2)), 'ERR_OTR_PRIVKEY_FILE', 'truncated key');
+  await corruptCase('privkeysFile', full.subarray(0, Math.floor(full.length / 2)), 'ERR_OTR_PRIVKEY_FILE', 'truncated key', accountOnly);
 });
 
 test('an empty private key file is ERR_OTR_PRIVKEY_FILE and stays unchanged', T, async () => {
-  const dir = await corruptCase('privkeysFile', '', 'ERR_OTR_PRIVKEY_FILE', 'empty key file');
+  const dir = await corruptCase('privkeysFile', '', 'ERR_OTR_PRIVKEY_FILE', 'empty key file', accountOnly);
   assert.equal(fs.statSync(filesIn(dir).privkeysFile).size, 0, 'not regenerated');
 });
 
@@ -261,6 +265,63 @@ test('close() waits for a key generation in progress and persists the key', T, a
   await otr.close();
   const acct = await pending;
   assert.match(acct.fingerprint, /^[0-9A-F]{8}( [0-9A-F]{8}){4}$/);
-  const again = openOTR(dir);
+  const again = await reopen(dir);
   assert.equal(again.findAccount('late@example.org', PROTO)?.fingerprint, acct.fingerprint);
+});
+
+// A contacts file whose directory turns into a regular file after loading: the batched
+// fingerprint write that follows the AKE fails with no call waiting for it.
+async function pairWithBrokenContactsDir() {
+  const k = await keys();
+  const dir = cloneDir(k.aliceDir);
+  const sub = path.join(dir, 'sub');
+  fs.mkdirSync(sub);
+  const files = { ...filesIn(dir), contactsFile: path.join(sub, 'otr.fingerprints') };
+  const pair = await createPair({ alice: { dir: files } });
+  fs.rmSync(sub, { recursive: true });
+  fs.writeFileSync(sub, 'now a file');
+  return pair;
+}
+
+test('an error no call waits for (background fingerprints write failing) is an "error" event', T, async () => {
+  const pair = await pairWithBrokenContactsDir();
+  const errors = [];
+  pair.alice.otr.on('error', (e) => errors.push(e));
+  await pair.alice.channel.init();
+  await pair.settle();
+  await new Promise((r) => setTimeout(r, 100));
+  assert.ok(errors.length >= 1, 'error event emitted');
+  assert.equal(errors[0].name, 'OtrError');
+  assert.equal(errors[0].code, 'ERR_OTR_FILE_WRITE');
+  assert.equal(pair.alice.channel.status, 'Unverified', 'the session is unaffected');
+  await rejectsCode(() => pair.alice.otr.close(), 'ERR_OTR_FILE_WRITE', 'close() cannot persist either');
+});
+
+test('without an "error" listener such an error is a process warning, not a crash', T, async () => {
+  const pair = await pairWithBrokenContactsDir();
+  const warnings = [];
+  const onWarning = (w) => warnings.push(w);
+  process.on('warning', onWarning);
+  try {
+    await pair.alice.channel.init();
+    await pair.settle();
+    await new Promise((r) => setTimeout(r, 100));
+  } finally {
+    process.off('warning', onWarning);
+  }
+  assert.ok(warnings.some((w) => w.code === 'ERR_OTR_FILE_WRITE'), `warnings: ${warnings.map((w) => w.code)}`);
+  await pair.alice.otr.close().catch(() => {});
+});
+
+test('README extras: otr.ready rejects with the load error; account.instanceTag is the tag the peer sees', T, async () => {
+  const k = await keys();
+  const bad = cloneDir(k.aliceDir);
+  fs.writeFileSync(filesIn(bad).privkeysFile, 'garbage');
+  const otr = new OTR(filesIn(bad));
+  await rejectsCode(otr.ready, 'ERR_OTR_PRIVKEY_FILE', 'ready');
+  await otr.close().catch(() => {});
+
+  const pair = await securePair();
+  assert.equal(pair.alice.account.instanceTag, pair.bob.channel.currentSession);
+  assert.equal(pair.bob.account.instanceTag, pair.alice.channel.currentSession);
 });

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { OTR } from 'protocol-otr';
 import {
-  ALICE, BOB, PROTO, T, HUMAN_FP, keys, cloneDir, openOTR, filesIn, tmpdir, closeAll, securePair,
+  ALICE, BOB, PROTO, T, HUMAN_FP, keys, cloneDir, openOTR, reopen, filesIn, tmpdir, closeAll, securePair,
   hexToHuman, humanToHex, rejectsCode,
 } from './helpers/harness.mjs';
 
@@ -18,7 +18,7 @@ const OTHER_HEX = 'fedcba9876543210fedcba9876543210fedcba98';
 async function aliceOTR() {
   const k = await keys();
   const dir = cloneDir(k.aliceDir);
-  return { otr: openOTR(dir), dir, fp: k.fingerprints.alice };
+  return { otr: await reopen(dir), dir, fp: k.fingerprints.alice };
 }
 
 test('OTR is an EventEmitter', T, async () => {
@@ -56,6 +56,15 @@ test('otr.findAccount() returns an existing account and undefined for an unknown
   assert.equal(otr.findAccount(ALICE, 'prpl-other'), undefined, 'protocol is part of the key');
 });
 
+test('accounts in the key file are visible to findAccount()/accounts() right after new OTR()', T, async () => {
+  // API.md: the constructor "loads the files if present"; findAccount()/accounts() are
+  // synchronous. A caller that has not awaited anything must still see the stored accounts.
+  const k = await keys();
+  const otr = openOTR(cloneDir(k.aliceDir));
+  assert.equal(otr.findAccount(ALICE, PROTO)?.fingerprint, k.fingerprints.alice);
+  assert.deepEqual(otr.accounts().map((a) => a.name), [ALICE]);
+});
+
 test('otr.accounts() lists every account with a private key', T, async () => {
   const { otr } = await aliceOTR();
   assert.deepEqual(otr.accounts().map((a) => `${a.name}/${a.protocol}`), [`${ALICE}/${PROTO}`]);
@@ -87,7 +96,7 @@ test('two accounts generated at once on one OTR both end up in the key file', T,
   const [a, b] = await Promise.all([otr.account('one@example.org', PROTO), otr.account('two@example.org', PROTO)]);
   assert.notEqual(a.fingerprint, b.fingerprint);
   await otr.close();
-  const again = openOTR(dir);
+  const again = await reopen(dir);
   assert.equal(again.findAccount('one@example.org', PROTO)?.fingerprint, a.fingerprint);
   assert.equal(again.findAccount('two@example.org', PROTO)?.fingerprint, b.fingerprint);
 });
@@ -176,7 +185,7 @@ test('a fingerprint given to account.contact() is persisted', T, async () => {
   await acct.contact(BOB, SOME_HEX);
   await acct.contact('carol@example.org', OTHER_HEX, true);
   await otr.close();
-  const again = openOTR(dir);
+  const again = await reopen(dir);
   const a2 = again.findAccount(ALICE, PROTO);
   assert.equal(a2.findContact(BOB)?.fingerprints()[0]?.hash, hexToHuman(SOME_HEX));
   assert.equal(a2.findContact(BOB).fingerprints()[0].isVerified, false);

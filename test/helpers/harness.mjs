@@ -81,6 +81,16 @@ export function openOTR(dirOrFiles) {
   return otr;
 }
 
+// Open over existing files and wait until they are loaded. The contract has no promise for
+// the constructor's loading; the implementation exposes `otr.ready` (see README), so tests
+// about persistence wait for it and one test (objects.test.mjs) checks what a caller sees
+// without waiting.
+export async function reopen(dirOrFiles) {
+  const otr = openOTR(dirOrFiles);
+  if (otr.ready) await otr.ready;
+  return otr;
+}
+
 export async function closeAll() {
   const all = [...tracked];
   tracked.clear();
