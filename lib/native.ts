@@ -126,9 +126,18 @@ function loadAddon(): Addon {
   if (addon) return addon;
   if (loadFailure) throw loadFailure;
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const nodeGypBuild = require('node-gyp-build') as (dir: string) => Addon;
-    addon = nodeGypBuild(path.join(__dirname, '..'));
+    // PROTOCOL_OTR_ADDON=/path/to/protocol_otr.node loads that file instead of the one
+    // node-gyp-build finds: for development builds made elsewhere (cmake-js, sanitizers;
+    // see docs/RELIABILITY.md).
+    const override = process.env.PROTOCOL_OTR_ADDON;
+    if (override) {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      addon = require(path.resolve(override)) as Addon;
+    } else {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const nodeGypBuild = require('node-gyp-build') as (dir: string) => Addon;
+      addon = nodeGypBuild(path.join(__dirname, '..'));
+    }
   } catch (cause) {
     const reason = cause instanceof Error ? cause.message : String(cause);
     const missingLib = /libotr\.so|libgcrypt\.so/.test(reason);
