@@ -63,9 +63,25 @@ void Engine::Receive(CallScope& scope, Batch& result, ChannelRecord& channel, co
   char* plain = nullptr;
   OtrlTLV* tlvs = nullptr;
   ConnContext* context = nullptr;
+  // libotr 4.1.1 bug (message.c, "switching from m_context to existing instance context"):
+  // a v3 DH-Key for an instance whose master context awaits a DH-Key (we sent a DH-Commit
+  // from the master, e.g. after the peer's query) copies the master's msgstate, plaintext,
+  // over the instance's: an encrypted session silently drops to plaintext and our next
+  // write goes out in clear. Anyone who can inject a query and a DH-Key can do it. Nothing
+  // else in otrl_message_receiving moves an encrypted context to plaintext (the peer ending
+  // the session gives FINISHED), so undo exactly that; the new AKE continues in auth state.
+  std::vector<ConnContext*> wereEncrypted;
+  if (ConnContext* master = MasterFor(channel)) {
+    for (ConnContext* c = master; c != nullptr && c->m_context == master; c = c->next) {
+      if (c->msgstate == OTRL_MSGSTATE_ENCRYPTED) wereEncrypted.push_back(c);
+    }
+  }
   const int internal = otrl_message_receiving(us_, ops(), &scope, channel.account.c_str(), channel.protocol.c_str(),
                                               channel.username.c_str(), text.c_str(), &plain, &tlvs, &context,
                                               nullptr, nullptr);
+  for (ConnContext* c : wereEncrypted) {
+    if (c->msgstate == OTRL_MSGSTATE_PLAINTEXT) c->msgstate = OTRL_MSGSTATE_ENCRYPTED;
+  }
   if (internal == 0) {
     const std::string shown = plain != nullptr ? std::string(plain) : text;
     EmitEvent(scope, channel, EffectKind::Read, 0, &shown);
