@@ -157,7 +157,8 @@ export class OTR extends EventEmitter {
     if (!this.#handle || (this.#closing && !closing)) {
       return Promise.reject(new OtrError(ErrorCodes.CLOSED, 'this OTR instance is closed'));
     }
-    if (this.#loadFailure) return Promise.reject(this.#loadFailure);
+    // close() still frees an instance whose files failed to load: there is nothing to persist.
+    if (this.#loadFailure && !closing) return Promise.reject(this.#loadFailure);
     const job = this.#nextJob++;
     if (this.#nextJob > 0xffffffff) this.#nextJob = 1;
     return new Promise((resolve, reject) => {
