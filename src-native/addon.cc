@@ -182,10 +182,11 @@ class Handle : public Napi::ObjectWrap<Handle> {
     return *engine_;
   }
 
-  void Submit(Napi::Env env, uint32_t jobId, std::function<void(Engine&, CallScope&, Batch&)> run) {
+  void Submit(Napi::Env env, uint32_t jobId, std::function<void(Engine&, CallScope&, Batch&)> run,
+              bool closes = false) {
     Engine& engine = Live(env);
     if (jobId != 0 && pendingJobs_++ == 0) deliver_.SetKeepsLoopAlive(env, true);
-    engine.Enqueue(Job{jobId, std::move(run)});
+    engine.Enqueue(Job{jobId, std::move(run), closes});
   }
 
   static uint32_t JobArg(const Napi::CallbackInfo& info) { return static_cast<uint32_t>(NumberArg(info, 0)); }
@@ -267,7 +268,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
   }
 
   Napi::Value CloseEngine(const Napi::CallbackInfo& info) {
-    Submit(info.Env(), JobArg(info), [](Engine& e, CallScope& s, Batch& b) { e.Close(s, b); });
+    Submit(info.Env(), JobArg(info), [](Engine& e, CallScope& s, Batch& b) { e.Close(s, b); }, true);
     return info.Env().Undefined();
   }
 

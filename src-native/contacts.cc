@@ -88,6 +88,7 @@ bool ParseFingerprintHex(const std::string& hex, unsigned char out[20]) {
 void Engine::Load(CallScope& scope, Batch& result, FilePaths paths) {
   paths_ = std::move(paths);
   auto fail = [&](Failure failure) {
+    loadFailure_ = failure;
     result.ok = false;
     result.failure = std::move(failure);
   };

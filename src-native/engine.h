@@ -74,6 +74,7 @@ struct CallScope {
 struct Job {
   uint32_t id = 0;
   std::function<void(Engine&, CallScope&, Batch&)> run;
+  bool closes = false;  // close() still runs after the files failed to load
 };
 
 struct FilePaths {
@@ -164,6 +165,9 @@ class Engine {
   Poster post_;
   OtrlUserState us_ = nullptr;
   FilePaths paths_;
+  // Set when Load failed: every later job fails with it, so nothing (no key generation, no
+  // write) can replace the files the user must repair.
+  Failure loadFailure_;
   bool fingerprintsDirty_ = false;
   bool closed_ = false;
 
