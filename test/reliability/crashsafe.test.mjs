@@ -1,0 +1,295 @@
+// Issue 4, item 4 — crash-safe files: SIGKILL at random points while the key, fingerprint and
+// instance tag files are being rewritten; a full disk; corrupt, truncated, empty, unreadable
+// and directory-instead-of-file inputs. Files are always the old or the new version, loadable,
+// the key file stays 0600, and a refused input changes nothing on disk.
+
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { OTR } from 'protocol-otr';
+import {
+  CHILDREN, LONG, PROTO, cleanup, filesIn, rejectsCode, runNode, snapshot, tmpdir, writeKeyFile,
+} from './util.mjs';
+
+const T = { timeout: 600_000 };
+after(cleanup);
+
+const hexOf = (human) => human.replace(/ /g, '').toLowerCase();
+
+// What a fresh OTR loads from dir: accounts (name → instance tag) and owner's trust.
+async function load(dir) {
+  const otr = new OTR(filesIn(dir));
+  try {
+    await otr.ready;
+    const accounts = new Map(otr.accounts().map((a) => [a.name, a.instanceTag]));
+    const trust = new Map();
+    const owner = otr.findAccount('owner@example.org', PROTO);
+    for (const contact of owner?.contacts() ?? []) {
+      for (const fp of contact.fingerprints()) trust.set(`${contact.name} ${hexOf(fp.hash)}`, fp.isVerified);
+    }
+    return { accounts, trust };
+  } finally {
+    await otr.close();
+  }
+}
+
+test('SIGKILL at random points while keys, fingerprints and instance tags are written: every file is the old or the new version', T, async () => {
+  const dir = tmpdir('otr-rel-kill-');
+  const runs = LONG ? 200 : 30;
+  const accounts = new Set(); // confirmed on disk
+  const trust = new Map(); // `${contact} ${hex}` → verified, confirmed on disk
+  const stats = { runs: 0, killedMidStep: 0, newVersion: 0, oldVersion: 0, steps: 0, tempFilesLeft: 0 };
+  for (let run = 0; run < runs; run++) {
+    const delay = Math.random() * 400;
+    let buffered = '';
+    let armed = false;
+    const result = await runNode(path.join(CHILDREN, 'file-writer.mjs'), ['run', dir, String(run)], {
+      timeoutMs: 60_000,
+      onStdout: (chunk, child) => {
+        buffered += chunk;
+        if (!armed && buffered.includes('ready\n')) {
+          armed = true;
+          setTimeout(() => child.kill('SIGKILL'), delay);
+        }
+      },
+    });
+    assert.equal(result.signal, 'SIGKILL', `run ${run}: the writer must only end by our SIGKILL (code ${result.code}, stderr ${result.stderr})`);
+    assert.equal(result.stderr, '', `run ${run}: the writer reported nothing on stderr`);
+    stats.runs++;
+
+    // Replay what the writer confirmed; the last step may have been cut anywhere.
+    let pending;
+    for (const line of result.stdout.split('\n')) {
+      if (line.startsWith('want ')) pending = line.slice(5).split(' ');
+      if (line === 'done') {
+        stats.steps++;
+        if (pending[0] === 'key') accounts.add(pending[1]);
+        else trust.set(`${pending[1]} ${pending[2]}`, pending[3] === '1');
+        pending = undefined;
+      }
+    }
+
+    // Every file loads (never torn), and holds at least everything confirmed.
+    const files = filesIn(dir);
+    assert.equal(fs.statSync(files.privkeysFile).mode & 0o777, 0o600, `run ${run}: key file mode`);
+    let loaded;
+    try {
+      loaded = await load(dir);
+    } catch (error) {
+      assert.fail(`run ${run}: the files no longer load after SIGKILL (${error.code}: ${error.message}); last step ${pending?.join(' ')}`);
+    }
+    for (const name of accounts) {
+      assert.ok(loaded.accounts.has(name), `run ${run}: confirmed account ${name} is in the key file`);
+      assert.ok(loaded.accounts.get(name) > 0, `run ${run}: confirmed account ${name} has its instance tag`);
+    }
+    for (const [key, verified] of trust) {
+      const isPending = pending && pending[0] === 'trust' && key === `${pending[1]} ${pending[2]}`;
+      if (isPending) continue;
+      assert.equal(loaded.trust.get(key), verified, `run ${run}: trust of ${key}`);
+    }
+    assert.equal(loaded.trust.size, trust.size + (pending?.[0] === 'trust' && !trust.has(`${pending[1]} ${pending[2]}`) && loaded.trust.has(`${pending[1]} ${pending[2]}`) ? 1 : 0), `run ${run}: no fingerprint appeared or vanished`);
+
+    // The step cut by the kill: on disk it is entirely before or entirely after.
+    if (pending) {
+      stats.killedMidStep++;
+      if (pending[0] === 'key') {
+        if (loaded.accounts.has(pending[1])) {
+          stats.newVersion++;
+          accounts.add(pending[1]); // the instance tag may be missing: account() adds it later
+        } else {
+          stats.oldVersion++;
+        }
+      } else {
+        const key = `${pending[1]} ${pending[2]}`;
+        const wanted = pending[3] === '1';
+        const now = loaded.trust.get(key);
+        const before = trust.get(key);
+        assert.ok(now === wanted || now === before, `run ${run}: trust of ${key} is old (${before}) or new (${wanted}), got ${now}`);
+        if (now === wanted && now !== before) stats.newVersion++;
+        else stats.oldVersion++;
+        if (now !== undefined) trust.set(key, now);
+      }
+    }
+    // Account lines the kill separated from their instance tag get one on the next run.
+    for (const [name, tag] of loaded.accounts) if (tag === 0) accounts.delete(name);
+  }
+  stats.tempFilesLeft = fs.readdirSync(dir).filter((n) => n.includes('.tmp-')).length;
+  console.log(`# kill -9: ${stats.runs} runs, ${stats.steps} completed writes, ${stats.killedMidStep} kills inside a write step (old version kept ${stats.oldVersion}, new version ${stats.newVersion}), ${accounts.size} accounts, ${trust.size} fingerprints, ${stats.tempFilesLeft} temp files left behind`);
+  assert.ok(stats.killedMidStep > 0, 'some kills landed inside a write step');
+});
+
+function mountTmpfs(dir, size = '64k') {
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { stdio: 'pipe' });
+    return undefined;
+  } catch (error) {
+    return String(error.stderr || error.message).trim();
+  }
+}
+
+test('a full disk (64 KiB tmpfs): writes reject with ERR_OTR_FILE_WRITE and the previous files stay intact', T, async (t) => {
+  const mnt = tmpdir('otr-rel-full-');
+  const why = mountTmpfs(mnt);
+  if (why !== undefined) {
+    t.skip(`cannot mount a tmpfs here (needs root and mount permission): ${why}`);
+    return;
+  }
+  let otr;
+  try {
+    const dir = path.join(mnt, 'otr');
+    fs.mkdirSync(dir);
+    await writeKeyFile(dir, ['alice@example.org']);
+    otr = new OTR(filesIn(dir));
+    const alice = await otr.account('alice@example.org', PROTO); // writes the instance tags
+    const bobFp = crypto.randomBytes(20).toString('hex');
+    await alice.contact('bob@example.org', bobFp, true); // writes the fingerprints
+    const before = snapshot(dir);
+
+    // Fill the file system.
+    const filler = path.join(mnt, 'filler');
+    const fd = fs.openSync(filler, 'w');
+    const chunk = Buffer.alloc(1024, 0x61);
+    let filled = 0;
+    try {
+      for (;;) filled += fs.writeSync(fd, chunk);
+    } catch (error) {
+      assert.equal(error.code, 'ENOSPC');
+    } finally {
+      fs.closeSync(fd);
+    }
+
+    // A new account: its key is generated but cannot be stored.
+    const keyError = await rejectsCode(otr.account('carol@example.org', PROTO), 'ERR_OTR_FILE_WRITE', 'account() on a full disk');
+    assert.match(keyError.message, /space|write|sync/i);
+    assert.equal(otr.findAccount('carol@example.org', PROTO), undefined, 'the account that could not be stored does not exist');
+    assert.equal(otr.findAccount('alice@example.org', PROTO).fingerprint, alice.fingerprint, 'the old key is still in use');
+    // A trusted fingerprint cannot be stored either; nor can a change of trust.
+    await rejectsCode(alice.contact('dave@example.org', crypto.randomBytes(20).toString('hex'), true), 'ERR_OTR_FILE_WRITE', 'contact(fp, true) on a full disk');
+    const bob = alice.findContact('bob@example.org');
+    await rejectsCode(bob.fingerprints()[0].setVerified(false), 'ERR_OTR_FILE_WRITE', 'setVerified() on a full disk');
+    assert.deepEqual(snapshot(dir), before, 'the previous files are intact, and no temp file is left');
+
+    // Space again: everything works, and a fresh instance loads it.
+    fs.unlinkSync(filler);
+    const carol = await otr.account('carol@example.org', PROTO);
+    await bob.fingerprints()[0].setVerified(true);
+    await otr.close();
+    const again = new OTR(filesIn(dir));
+    await again.ready;
+    assert.equal(again.findAccount('carol@example.org', PROTO).fingerprint, carol.fingerprint);
+    assert.equal(again.findAccount('alice@example.org', PROTO).fingerprint, alice.fingerprint);
+    const bobAgain = again.findAccount('alice@example.org', PROTO).findContact('bob@example.org');
+    assert.equal(hexOf(bobAgain.fingerprints().find((f) => hexOf(f.hash) === bobFp).hash), bobFp);
+    await again.close();
+    console.log(`# full disk: filled ${Math.round(filled / 1024)} KiB; account(), contact(fp, true) and setVerified() rejected ERR_OTR_FILE_WRITE, files unchanged`);
+  } finally {
+    await otr?.close().catch(() => {});
+    execFileSync('umount', [mnt]);
+  }
+});
+
+// A good set of files: alice's key, her instance tag, bob's trusted fingerprint.
+async function goodDir() {
+  const dir = tmpdir('otr-rel-bad-');
+  await writeKeyFile(dir, ['alice@example.org']);
+  const otr = new OTR(filesIn(dir));
+  const alice = await otr.account('alice@example.org', PROTO);
+  await alice.contact('bob@example.org', crypto.randomBytes(20).toString('hex'), true);
+  await otr.close();
+  return dir;
+}
+
+const KINDS = {
+  privkeysFile: 'ERR_OTR_PRIVKEY_FILE',
+  contactsFile: 'ERR_OTR_FINGERPRINTS_FILE',
+  instanceTagsFile: 'ERR_OTR_INSTAG_FILE',
+};
+
+// Each damages one file of a good dir and returns the files to open (default: filesIn(dir)).
+const DAMAGE = {
+  'corrupt (random bytes)': (file) => fs.writeFileSync(file, crypto.randomBytes(700)),
+  'corrupt (text that is not this format)': (file) => fs.writeFileSync(file, 'hello\tworld\n(not a key file\n'),
+  'truncated in the middle of a line': (file) => {
+    const bytes = fs.readFileSync(file);
+    const text = bytes.toString('utf8');
+    // The middle of the last record: a cut at a line end would be a valid shorter file.
+    const lastLine = text.trimEnd().lastIndexOf('\n') + 1;
+    const cut = Math.max(lastLine + 5, Math.floor(text.length / 2));
+    fs.writeFileSync(file, bytes.subarray(0, Math.min(cut, bytes.length - 3)));
+  },
+  'empty': (file) => fs.writeFileSync(file, ''),
+  'a directory instead of a file': (file) => {
+    fs.rmSync(file);
+    fs.mkdirSync(file);
+  },
+  'a path whose parent is a regular file': (file, dir, kind) => {
+    const parent = path.join(dir, 'not-a-directory');
+    fs.writeFileSync(parent, 'I am a file\n');
+    return { ...filesIn(dir), [kind]: path.join(parent, path.basename(file)) };
+  },
+};
+
+// libotr itself writes an empty fingerprints file when there are no fingerprints, and an
+// instance tags file without tags: those two are valid empty lists, not errors.
+const VALID = new Set(['contactsFile empty', 'instanceTagsFile empty']);
+
+for (const [kind, code] of Object.entries(KINDS)) {
+  for (const [what, damage] of Object.entries(DAMAGE)) {
+    const valid = VALID.has(`${kind} ${what}`);
+    test(`${kind}: ${what} → ${valid ? 'loads as an empty list' : code}, and nothing changes on disk`, T, async () => {
+      const dir = await goodDir();
+      const file = filesIn(dir)[kind];
+      if (kind === 'contactsFile' && what.startsWith('truncated')) {
+        // Make the last line long enough to cut inside the fingerprint.
+        assert.ok(fs.readFileSync(file, 'utf8').includes('bob@example.org'));
+      }
+      const files = damage(file, dir, kind) ?? filesIn(dir);
+      const before = snapshot(dir);
+      const otr = new OTR(files);
+      // Queued right behind the load, before anyone saw it fail: must not generate a key
+      // over the bad file (a new identity silently replacing the old one).
+      const early = valid ? undefined : otr.account('new@example.org', PROTO).then(() => undefined, (e) => e);
+      if (valid) {
+        await otr.ready;
+        assert.ok(otr.findAccount('alice@example.org', PROTO));
+      } else {
+        const error = await rejectsCode(otr.ready, code, `${kind} ${what}`);
+        assert.ok(error.message.includes(path.basename(files[kind])) || error.message.includes(path.dirname(files[kind])), `the message names the file: ${error.message}`);
+        await rejectsCode(otr.account('alice@example.org', PROTO), code, 'later calls report the same failure');
+        await rejectsCode(otr.account('new@example.org', PROTO), code, 'no key is generated over a bad file');
+        const earlyError = await early;
+        assert.equal(earlyError?.code, code, `account() called before the load failed: ${earlyError}`);
+      }
+      await early;
+      await otr.close();
+      await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(snapshot(dir), before, 'nothing changed on disk (bytes, mtime, mode, no new files)');
+    });
+  }
+}
+
+test('files the process may not read (EACCES, run as an unprivileged user) give a clear error and change nothing', T, async (t) => {
+  for (const [kind, code] of Object.entries(KINDS)) {
+    const dir = await goodDir();
+    fs.chmodSync(dir, 0o755);
+    for (const f of Object.values(filesIn(dir))) fs.chownSync(f, 65534, 65534);
+    fs.chmodSync(filesIn(dir)[kind], 0o000);
+    const before = snapshot(dir);
+    let result;
+    try {
+      result = await runNode(path.join(CHILDREN, 'load-check.mjs'), ['run', dir], { uid: 65534, gid: 65534 });
+    } catch (error) {
+      t.skip(`cannot run a child as an unprivileged user: ${error.message}`);
+      return;
+    }
+    assert.equal(result.code, 0, result.stderr);
+    const outcome = JSON.parse(result.stdout.trim().split('\n').at(-1));
+    assert.equal(outcome.name, 'OtrError', `${kind}: ${result.stdout}`);
+    assert.equal(outcome.code, code, `${kind}: ${outcome.message}`);
+    assert.match(outcome.message, /Permission denied/, outcome.message);
+    assert.deepEqual(snapshot(dir), before, `${kind}: nothing changed on disk`);
+  }
+});
