@@ -55,7 +55,9 @@ void Engine::SendNow(CallScope& scope, Batch& result, ChannelRecord& channel, co
 }
 
 void Engine::SendQuery(CallScope& scope, Batch& result, ChannelRecord& channel) {
-  // libotr turns a bare query into its default query text, which names the account.
+  // libotr turns a bare query into its default query text, which names the account. A
+  // re-AKE that follows is ours: libotr's still_secure for it means what it says.
+  channel.rekeyedByContact.clear();
   SendNow(scope, result, channel, "?OTR?");
 }
 
@@ -80,7 +82,9 @@ void Engine::Receive(CallScope& scope, Batch& result, ChannelRecord& channel, co
                                               channel.username.c_str(), text.c_str(), &plain, &tlvs, &context,
                                               nullptr, nullptr);
   for (ConnContext* c : wereEncrypted) {
-    if (c->msgstate == OTRL_MSGSTATE_PLAINTEXT) c->msgstate = OTRL_MSGSTATE_ENCRYPTED;
+    if (c->msgstate != OTRL_MSGSTATE_PLAINTEXT) continue;
+    c->msgstate = OTRL_MSGSTATE_ENCRYPTED;
+    channel.rekeyedByContact.push_back(c);
   }
   if (internal == 0) {
     const std::string shown = plain != nullptr ? std::string(plain) : text;

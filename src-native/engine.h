@@ -33,6 +33,8 @@ struct ChannelRecord {
   ConnContext* master = nullptr;  // contexts live as long as the userstate: safe to cache
   std::deque<std::string> held;   // writes waiting for the channel to be private
   bool refreshing = false;
+  // Sessions kept encrypted through a re-AKE the contact started (see Receive in channel.cc).
+  std::vector<ConnContext*> rekeyedByContact;
   std::string lastSignature;      // what JS last saw of this contact
 };
 

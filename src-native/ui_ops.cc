@@ -142,6 +142,19 @@ void GoneInsecure(void* opdata, ConnContext* context) noexcept {
 void StillSecure(void* opdata, ConnContext* context, int isReply) noexcept {
   try {
     CallScope* scope = ScopeOf(opdata);
+    // A re-AKE the contact started completes here as "still secure" only because we kept the
+    // session encrypted through it (stock libotr drops it to plaintext first): the session has
+    // new keys, and it is reported as gone secure, which is what stock libotr reports.
+    ChannelRecord* channel = scope->engine->ChannelFor(context);
+    if (channel != nullptr) {
+      auto& rekeyed = channel->rekeyedByContact;
+      for (auto it = rekeyed.begin(); it != rekeyed.end(); ++it) {
+        if (*it != context) continue;
+        rekeyed.erase(it);
+        Emit(scope, EffectKind::GoneSecure, ChannelIdWithState(scope, context));
+        return;
+      }
+    }
     Emit(scope, EffectKind::StillSecure, ChannelIdWithState(scope, context), isReply);
   } catch (...) {
   }
