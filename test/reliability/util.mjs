@@ -8,6 +8,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { OTR, OtrError } from 'protocol-otr';
 
 export const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -52,10 +54,20 @@ export function rssMB() {
   return process.memoryUsage().rss / 1048576;
 }
 
+let gcFunction;
+// A full garbage collection, also without --expose-gc.
+export function gc() {
+  if (!gcFunction) {
+    v8.setFlagsFromString('--expose-gc');
+    gcFunction = globalThis.gc ?? vm.runInNewContext('gc');
+  }
+  gcFunction();
+}
+
 export async function settleGc() {
   for (let i = 0; i < 3; i++) {
-    globalThis.gc?.();
-    await tick();
+    gc();
+    await sleep(10);
   }
 }
 
