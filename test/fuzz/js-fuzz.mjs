@@ -55,7 +55,7 @@ function mutateBase64(msg) {
     switch (rand(4)) {
       case 0: bytes[at] ^= 1 << rand(8); break;
       case 1: bytes[at] = pick([0, 1, 0x7f, 0x80, 0xff]); break;
-      case 2: bytes.writeUInt32BE(pick([0, 1, 0x7fffffff, 0xffffffff, 0x100]), Math.min(at, Math.max(0, bytes.length - 4))); break;
+      case 2: if (bytes.length >= 4) bytes.writeUInt32BE(pick([0, 1, 0x7fffffff, 0xffffffff, 0x100]), Math.min(at, bytes.length - 4)); break;
       default: bytes[at] = rand(256);
     }
   }
