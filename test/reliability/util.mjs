@@ -235,7 +235,6 @@ export async function twoInstances({ alice = ['alice@example.org'], bob = ['bob@
   await writeKeyFile(db, bob);
   const A = open(da);
   const B = open(db);
-  await Promise.all([A.ready, B.ready]);
   return { A, B, da, db };
 }
 
@@ -266,6 +265,5 @@ export async function openCopies(parent, n, prefix = 'c-') {
     fs.writeFileSync(filesIn(d).privkeysFile, key, { mode: 0o600 });
     out.push(new OTR(filesIn(d)));
   }
-  await Promise.all(out.map((o) => o.ready));
   return out;
 }

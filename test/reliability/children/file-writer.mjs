@@ -15,7 +15,6 @@ if (process.argv[2] === 'run') {
     contactsFile: path.join(dir, 'otr.fingerprints'),
     instanceTagsFile: path.join(dir, 'otr.instance_tags'),
   });
-  await otr.ready;
   const say = (line) => process.stdout.write(`${line}\n`);
   const owner = await otr.account('owner@example.org', 'prpl-jabber');
   say('ready');

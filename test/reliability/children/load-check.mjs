@@ -6,16 +6,17 @@ import path from 'node:path';
 if (process.argv[2] === 'run') {
   const dir = process.argv[3];
   const { OTR } = await import('protocol-otr');
-  const otr = new OTR({
-    privkeysFile: path.join(dir, 'otr.private_key'),
-    contactsFile: path.join(dir, 'otr.fingerprints'),
-    instanceTagsFile: path.join(dir, 'otr.instance_tags'),
-  });
+  let otr;
   try {
-    await otr.ready;
+    otr = new OTR({
+      privkeysFile: path.join(dir, 'otr.private_key'),
+      contactsFile: path.join(dir, 'otr.fingerprints'),
+      instanceTagsFile: path.join(dir, 'otr.instance_tags'),
+    });
+    await otr.ready; // when the files are read on the worker (undefined when read in the constructor)
     console.log(JSON.stringify({ ok: true }));
   } catch (error) {
     console.log(JSON.stringify({ code: error.code, message: error.message, name: error.constructor.name }));
   }
-  await otr.close().catch(() => {});
+  await otr?.close().catch(() => {});
 }
