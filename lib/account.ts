@@ -44,6 +44,7 @@ export class Account {
   }
 
   findContact(name: string): Contact | undefined {
+    requireText('name', name);
     return this.#contacts.get(name);
   }
 

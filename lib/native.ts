@@ -47,7 +47,7 @@ export type Dispatch = (
 ) => unknown;
 
 export interface NativeHandle {
-  load(job: number, privkeys: string, fingerprints: string, instags: string): void;
+  takeLoadedState(): unknown[];
   ensureAccount(job: number, name: string, protocol: string): void;
   addContact(job: number, account: string, protocol: string, username: string, fingerprintHex: string, verified: boolean): void;
   setTrust(job: number, account: string, protocol: string, username: string, fingerprintHex: string, verified: boolean): void;
@@ -59,7 +59,7 @@ export interface NativeHandle {
 }
 
 interface Addon {
-  Handle: new (instance: number, dispatch: Dispatch) => NativeHandle;
+  Handle: new (instance: number, dispatch: Dispatch, privkeys: string, fingerprints: string, instags: string) => NativeHandle;
   constants: Record<string, number>;
   libotrVersion: string;
   headersVersion: string;
@@ -158,9 +158,16 @@ function loadAddon(): Addon {
   return addon;
 }
 
-export function createHandle(instance: number, dispatch: Dispatch): NativeHandle {
+export interface FilePaths {
+  privkeys: string;
+  fingerprints: string;
+  instags: string;
+}
+
+/** Loads the files (throws { code, message } when one cannot be used) and starts the worker. */
+export function createHandle(instance: number, dispatch: Dispatch, files: FilePaths): NativeHandle {
   const { Handle } = loadAddon();
-  return new Handle(instance, dispatch);
+  return new Handle(instance, dispatch, files.privkeys, files.fingerprints, files.instags);
 }
 
 export function nativeConstants(): Record<string, number> {

@@ -54,8 +54,6 @@ export class OTR extends EventEmitter {
   readonly privkeysFile: string;
   readonly contactsFile: string;
   readonly instanceTagsFile: string;
-  /** Resolves once the files are loaded; rejects with the OtrError that makes every call fail. */
-  readonly ready: Promise<void>;
 
   #handle: NativeHandle | undefined;
   #instance: number;
@@ -63,10 +61,11 @@ export class OTR extends EventEmitter {
   #calls = new Map<number, PendingCall>();
   #accounts = new Map<string, Account>();
   #accountRequests = new Map<string, Promise<Account>>();
+  // Contacts in the fingerprints file of an account that has no key yet: shown once it does.
+  #contactsWithoutAccount = new Map<string, Map<string, NativeContact>>();
   #channels = new Map<number, Channel>();
   #nextChannel = 1;
   #closing: Promise<void> | undefined;
-  #loadFailure: OtrError | undefined;
   #pollTimer: NodeJS.Timeout | undefined;
   #pollChannel: Channel | undefined;
 
@@ -77,19 +76,20 @@ export class OTR extends EventEmitter {
     this.contactsFile = requireText('contactsFile', options.contactsFile ?? 'otr.fingerprints');
     this.instanceTagsFile = requireText('instanceTagsFile', options.instanceTagsFile ?? 'otr.instance_tags');
     this.#instance = nextInstance++;
-    this.#handle = createHandle(this.#instance, dispatch);
+    // Reads the three files now (a file that cannot be used throws here, before anything
+    // could replace it), so accounts and contacts are visible as soon as this returns.
+    try {
+      this.#handle = createHandle(this.#instance, dispatch, {
+        privkeys: path.resolve(this.privkeysFile),
+        fingerprints: path.resolve(this.contactsFile),
+        instags: path.resolve(this.instanceTagsFile),
+      });
+    } catch (error) {
+      throw fromNative(error);
+    }
     instances.set(this.#instance, new WeakRef(this));
     finalizer.register(this, this.#instance);
-    this.ready = this._call((job, handle) =>
-      handle.load(job, path.resolve(this.privkeysFile), path.resolve(this.contactsFile), path.resolve(this.instanceTagsFile)),
-    ).then(
-      () => undefined,
-      (error: unknown) => {
-        this.#loadFailure = fromNative(error);
-        throw this.#loadFailure;
-      },
-    );
-    this.ready.catch(() => {}); // reported through every later call; never an unhandled rejection
+    this._deliver(0, 0, this.#handle.takeLoadedState(), undefined, undefined);
   }
 
   /** Finds or creates the account; a missing DSA key is generated off the JS thread. */
@@ -115,6 +115,8 @@ export class OTR extends EventEmitter {
   }
 
   findAccount(name: string, protocol: string): Account | undefined {
+    requireText('name', name);
+    requireText('protocol', protocol);
     return this.#accounts.get(`${name}\0${protocol}`);
   }
 
@@ -157,8 +159,6 @@ export class OTR extends EventEmitter {
     if (!this.#handle || (this.#closing && !closing)) {
       return Promise.reject(new OtrError(ErrorCodes.CLOSED, 'this OTR instance is closed'));
     }
-    // close() still frees an instance whose files failed to load: there is nothing to persist.
-    if (this.#loadFailure && !closing) return Promise.reject(this.#loadFailure);
     const job = this.#nextJob++;
     if (this.#nextJob > 0xffffffff) this.#nextJob = 1;
     return new Promise((resolve, reject) => {
@@ -177,7 +177,6 @@ export class OTR extends EventEmitter {
   /** @internal */
   _ensureOpen(): void {
     if (!this.#handle || this.#closing) throw new OtrError(ErrorCodes.CLOSED, 'this OTR instance is closed');
-    if (this.#loadFailure) throw this.#loadFailure;
   }
 
   /** @internal */
@@ -211,6 +210,10 @@ export class OTR extends EventEmitter {
     if (!account) {
       account = new Account(this, state.name, state.protocol, state.fingerprint, state.instag);
       this.#accounts.set(key, account);
+      for (const contact of this.#contactsWithoutAccount.get(key)?.values() ?? []) {
+        account._contactFromNative(contact.username)._update(contact);
+      }
+      this.#contactsWithoutAccount.delete(key);
     } else {
       account._update(state.fingerprint, state.instag);
     }
@@ -270,9 +273,15 @@ export class OTR extends EventEmitter {
     }
     if (kind === EffectKind.ContactState) {
       const state = extra as NativeContact;
-      const account = this.#accounts.get(`${state.account}\0${state.protocol}`);
-      const contact = account?._contactFromNative(state.username);
-      contact?._update(state);
+      const key = `${state.account}\0${state.protocol}`;
+      const account = this.#accounts.get(key);
+      if (account) {
+        account._contactFromNative(state.username)._update(state);
+      } else {
+        const waiting = this.#contactsWithoutAccount.get(key) ?? new Map<string, NativeContact>();
+        waiting.set(state.username, state);
+        this.#contactsWithoutAccount.set(key, waiting);
+      }
       return;
     }
     const channel = this.#channels.get(channelId);

@@ -12,6 +12,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "engine.h"
 #include "init.h"
@@ -84,6 +85,21 @@ Napi::Value Extra(Napi::Env env, const Effect& effect) {
   }
 }
 
+// Six slots per effect: kind, channel, a, b, text, extra (see lib/native.ts).
+Napi::Array EffectsToJs(Napi::Env env, const std::vector<Effect>& list) {
+  Napi::Array effects = Napi::Array::New(env, list.size() * 6);
+  uint32_t i = 0;
+  for (const Effect& effect : list) {
+    effects.Set(i++, Napi::Number::New(env, static_cast<int>(effect.kind)));
+    effects.Set(i++, Napi::Number::New(env, effect.channel));
+    effects.Set(i++, Napi::Number::New(env, static_cast<double>(effect.a)));
+    effects.Set(i++, Napi::Number::New(env, static_cast<double>(effect.b)));
+    effects.Set(i++, Text(env, effect));
+    effects.Set(i++, Extra(env, effect));
+  }
+  return effects;
+}
+
 Napi::Value ResultToJs(Napi::Env env, const Batch& batch) {
   if (!batch.ok) {
     Napi::Object failure = Napi::Object::New(env);
@@ -124,7 +140,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Handle",
                        {
-                           InstanceMethod<&Handle::LoadFiles>("load"),
+                           InstanceMethod<&Handle::TakeLoadedState>("takeLoadedState"),
                            InstanceMethod<&Handle::EnsureAccount>("ensureAccount"),
                            InstanceMethod<&Handle::AddContact>("addContact"),
                            InstanceMethod<&Handle::SetTrust>("setTrust"),
@@ -136,7 +152,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
                        });
   }
 
-  // new Handle(instanceId, dispatch)
+  // new Handle(instanceId, dispatch, privkeysPath, fingerprintsPath, instagsPath)
   explicit Handle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Handle>(info), env_(info.Env()) {
     const std::string& initFailure = InitialiseLibraries();
     if (!initFailure.empty()) {
@@ -148,7 +164,21 @@ class Handle : public Napi::ObjectWrap<Handle> {
     if (info.Length() < 2 || !info[1].IsFunction()) throw Napi::TypeError::New(info.Env(), "dispatch must be a function");
     NAPI_THROW_IF_FAILED_VOID(env_, napi_type_tag_object(env_, info.This(), &kHandleTag));
     NAPI_THROW_IF_FAILED_VOID(env_, deliver_.Start(env_, info[1], "protocol-otr", this, Deliver));
+    FilePaths paths{StringArg(info, 2), StringArg(info, 3), StringArg(info, 4)};
     engine_ = std::make_unique<Engine>([this](Batch* batch) { return deliver_.Post(batch); });
+    // The files are read here, before the worker exists, so accounts and contacts are visible
+    // as soon as the constructor returns and a file that cannot be used fails the constructor.
+    CallScope scope;
+    scope.engine = engine_.get();
+    Batch loaded;
+    engine_->Load(scope, loaded, std::move(paths));
+    if (!loaded.ok) {
+      End();
+      Napi::Error error = Napi::Error::New(info.Env(), loaded.failure.message);
+      error.Set("code", loaded.failure.code);
+      throw error;
+    }
+    loadedState_ = std::move(scope.effects);
     engine_->Start();
     // Registered after the thread-safe function so it runs before Node closes that function.
     NAPI_THROW_IF_FAILED_VOID(env_, napi_add_env_cleanup_hook(env_, CleanupHook, this));
@@ -182,19 +212,19 @@ class Handle : public Napi::ObjectWrap<Handle> {
     return *engine_;
   }
 
-  void Submit(Napi::Env env, uint32_t jobId, std::function<void(Engine&, CallScope&, Batch&)> run,
-              bool closes = false) {
+  void Submit(Napi::Env env, uint32_t jobId, std::function<void(Engine&, CallScope&, Batch&)> run) {
     Engine& engine = Live(env);
     if (jobId != 0 && pendingJobs_++ == 0) deliver_.SetKeepsLoopAlive(env, true);
-    engine.Enqueue(Job{jobId, std::move(run), closes});
+    engine.Enqueue(Job{jobId, std::move(run)});
   }
 
   static uint32_t JobArg(const Napi::CallbackInfo& info) { return static_cast<uint32_t>(NumberArg(info, 0)); }
 
-  Napi::Value LoadFiles(const Napi::CallbackInfo& info) {
-    FilePaths paths{StringArg(info, 1), StringArg(info, 2), StringArg(info, 3)};
-    Submit(info.Env(), JobArg(info), [paths](Engine& e, CallScope& s, Batch& b) { e.Load(s, b, paths); });
-    return info.Env().Undefined();
+  // The accounts and contacts read by the constructor, as effects (once).
+  Napi::Value TakeLoadedState(const Napi::CallbackInfo& info) {
+    Napi::Array effects = EffectsToJs(info.Env(), loadedState_);
+    loadedState_.clear();
+    return effects;
   }
 
   Napi::Value EnsureAccount(const Napi::CallbackInfo& info) {
@@ -268,7 +298,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
   }
 
   Napi::Value CloseEngine(const Napi::CallbackInfo& info) {
-    Submit(info.Env(), JobArg(info), [](Engine& e, CallScope& s, Batch& b) { e.Close(s, b); }, true);
+    Submit(info.Env(), JobArg(info), [](Engine& e, CallScope& s, Batch& b) { e.Close(s, b); });
     return info.Env().Undefined();
   }
 
@@ -290,16 +320,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
       self->deliver_.SetKeepsLoopAlive(env, false);
     }
     try {
-      Napi::Array effects = Napi::Array::New(env, batch->effects.size() * 6);
-      uint32_t i = 0;
-      for (const Effect& effect : batch->effects) {
-        effects.Set(i++, Napi::Number::New(env, static_cast<int>(effect.kind)));
-        effects.Set(i++, Napi::Number::New(env, effect.channel));
-        effects.Set(i++, Napi::Number::New(env, static_cast<double>(effect.a)));
-        effects.Set(i++, Napi::Number::New(env, static_cast<double>(effect.b)));
-        effects.Set(i++, Text(env, effect));
-        effects.Set(i++, Extra(env, effect));
-      }
+      Napi::Array effects = EffectsToJs(env, batch->effects);
       Napi::Value query = env.Undefined();
       if (batch->query) {
         Napi::Array q = Napi::Array::New(env, 4);
@@ -343,6 +364,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
   SafeThreadsafeFunction deliver_;
   std::unique_ptr<Engine> engine_;
   uint32_t pendingJobs_ = 0;
+  std::vector<Effect> loadedState_;
   bool hookRegistered_ = false;
 };
 

@@ -1,6 +1,9 @@
 // Loading the three files, contacts and their fingerprints, trust, and the contact state
 // that JS mirrors (sessions, fingerprints, status).
+#include <algorithm>
 #include <cstring>
+#include <functional>
+#include <vector>
 #include <utility>
 
 #include "engine.h"
@@ -56,6 +59,27 @@ void AppendTrust(std::string& out, const Fingerprint* fp) {
 
 Failure FileFailure(const char* code, const std::string& what) { return MakeFailure(code, what); }
 
+// libotr keeps contexts in a list sorted by (username, account, protocol) and finds each
+// line's context by walking it from the head: in file order, loading n contacts costs n²/2
+// string compares (1.7 s for 10,000). Fed in descending order, every new context belongs at
+// the head and the walk stops at once. A tab sorts below any name character, so comparing
+// whole lines compares those fields in order.
+std::string NewestContactFirst(const std::string& bytes) {
+  std::vector<std::string> lines;
+  size_t start = 0;
+  while (start < bytes.size()) {
+    size_t end = bytes.find('\n', start);
+    if (end == std::string::npos) end = bytes.size();
+    if (end > start) lines.emplace_back(bytes, start, end - start);
+    start = end + 1;
+  }
+  std::sort(lines.begin(), lines.end(), std::greater<std::string>());
+  std::string ordered;
+  ordered.reserve(bytes.size() + 1);
+  for (const std::string& line : lines) ordered.append(line).push_back('\n');
+  return ordered;
+}
+
 }  // namespace
 
 std::string FingerprintHex(const unsigned char* fingerprint) {
@@ -88,7 +112,6 @@ bool ParseFingerprintHex(const std::string& hex, unsigned char out[20]) {
 void Engine::Load(CallScope& scope, Batch& result, FilePaths paths) {
   paths_ = std::move(paths);
   auto fail = [&](Failure failure) {
-    loadFailure_ = failure;
     result.ok = false;
     result.failure = std::move(failure);
   };
@@ -127,7 +150,8 @@ void Engine::Load(CallScope& scope, Batch& result, FilePaths paths) {
     if (!complaint.empty()) {
       return fail(FileFailure("ERR_OTR_FINGERPRINTS_FILE", paths_.fingerprints + ", " + complaint));
     }
-    FILE* file = fmemopen(const_cast<char*>(trust.bytes.data()), trust.bytes.size(), "r");
+    std::string ordered = NewestContactFirst(trust.bytes);
+    FILE* file = fmemopen(const_cast<char*>(ordered.data()), ordered.size(), "r");
     if (file == nullptr) return fail(FileFailure("ERR_OTR_FINGERPRINTS_FILE", "cannot read " + paths_.fingerprints));
     const gcry_error_t err = otrl_privkey_read_fingerprints_FILEp(us_, file, nullptr, nullptr);
     std::fclose(file);

@@ -76,7 +76,6 @@ struct CallScope {
 struct Job {
   uint32_t id = 0;
   std::function<void(Engine&, CallScope&, Batch&)> run;
-  bool closes = false;  // close() still runs after the files failed to load
 };
 
 struct FilePaths {
@@ -103,6 +102,7 @@ class Engine {
   void AnswerDefault(const std::shared_ptr<Query>& query);
 
   // --- worker thread: jobs (one file per concern) ---
+  // Called once, by the constructor on the JS thread, before Start().
   void Load(CallScope& scope, Batch& result, FilePaths paths);              // contacts.cc
   void EnsureAccount(CallScope& scope, Batch& result, std::string name, std::string protocol);  // keygen.cc
   void FinishKeygen(CallScope& scope, std::string key);                     // keygen.cc
@@ -167,9 +167,6 @@ class Engine {
   Poster post_;
   OtrlUserState us_ = nullptr;
   FilePaths paths_;
-  // Set when Load failed: every later job fails with it, so nothing (no key generation, no
-  // write) can replace the files the user must repair.
-  Failure loadFailure_;
   bool fingerprintsDirty_ = false;
   bool closed_ = false;
 

@@ -82,9 +82,6 @@ void Engine::Execute(Job& job) {
   if (closed_) {
     batch->ok = false;
     batch->failure = MakeFailure("ERR_OTR_CLOSED", "this OTR instance is closed");
-  } else if (!loadFailure_.code.empty() && !job.closes) {
-    batch->ok = false;
-    batch->failure = loadFailure_;
   } else {
     job.run(*this, scope, *batch);
   }

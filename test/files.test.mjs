@@ -313,13 +313,11 @@ test('without an "error" listener such an error is a process warning, not a cras
   await pair.alice.otr.close().catch(() => {});
 });
 
-test('README extras: otr.ready rejects with the load error; account.instanceTag is the tag the peer sees', T, async () => {
+test('README extras: new OTR() throws the load error; account.instanceTag is the tag the peer sees', T, async () => {
   const k = await keys();
   const bad = cloneDir(k.aliceDir);
   fs.writeFileSync(filesIn(bad).privkeysFile, 'garbage');
-  const otr = new OTR(filesIn(bad));
-  await rejectsCode(otr.ready, 'ERR_OTR_PRIVKEY_FILE', 'ready');
-  await otr.close().catch(() => {});
+  await rejectsCode(async () => new OTR(filesIn(bad)), 'ERR_OTR_PRIVKEY_FILE', 'constructor');
 
   const pair = await securePair();
   assert.equal(pair.alice.account.instanceTag, pair.bob.channel.currentSession);

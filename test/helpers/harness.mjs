@@ -81,14 +81,10 @@ export function openOTR(dirOrFiles) {
   return otr;
 }
 
-// Open over existing files and wait until they are loaded. The contract has no promise for
-// the constructor's loading; the implementation exposes `otr.ready` (see README), so tests
-// about persistence wait for it and one test (objects.test.mjs) checks what a caller sees
-// without waiting.
+// Open over existing files: the constructor loads them (objects.test.mjs checks that what
+// they hold is visible as soon as it returns).
 export async function reopen(dirOrFiles) {
-  const otr = openOTR(dirOrFiles);
-  if (otr.ready) await otr.ready;
-  return otr;
+  return openOTR(dirOrFiles);
 }
 
 export async function closeAll() {
