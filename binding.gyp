@@ -13,6 +13,7 @@
         "src-native/files.cc",
         "src-native/init.cc",
         "src-native/keygen.cc",
+        "src-native/marshal.cc",
         "src-native/ui_ops.cc",
         "src-native/worker.cc"
       ],

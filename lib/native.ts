@@ -37,17 +37,24 @@ export interface NativeFailure {
   message: string;
 }
 
-export type Dispatch = (
-  instance: number,
-  job: number,
-  flags: number,
-  effects: unknown[],
-  result: unknown,
-  query: [number, number, number, string] | undefined,
-) => unknown;
+/**
+ * Called by the addon on the JS thread with everything the worker finished since the last
+ * call. `numbers[0, count)` holds records, each a batch header followed by its effects:
+ *
+ *   header (BATCH_SLOTS): job, flags (BatchFlag), result value, query value, effect count
+ *   effect (EFFECT_SLOTS): kind (EffectKind), channel id, a, b, text value, extra value
+ *
+ * A "value" is an index into `values` (strings, objects, Buffers), or -1 for none. The
+ * return value answers the query, when the delivery carries one (always its last batch).
+ */
+export type Dispatch = (instance: number, numbers: Float64Array, count: number, values: unknown[]) => unknown;
+
+export const BATCH_SLOTS = 5;
+export const EFFECT_SLOTS = 6;
 
 export interface NativeHandle {
-  takeLoadedState(): unknown[];
+  /** The accounts and contacts the constructor read, in the dispatcher's layout. */
+  takeLoadedState(): [Float64Array, number, unknown[]];
   ensureAccount(job: number, name: string, protocol: string): void;
   addContact(job: number, account: string, protocol: string, username: string, fingerprintHex: string, verified: boolean): void;
   setTrust(job: number, account: string, protocol: string, username: string, fingerprintHex: string, verified: boolean): void;
@@ -82,7 +89,6 @@ export const enum EffectKind {
   AccountReady = 12,
   Error = 13,
 }
-export const EFFECT_WIDTH = 6;
 
 export const enum QueryKind {
   BeforeEncrypt = 1,

@@ -6,7 +6,8 @@ import { ErrorCodes, OtrError, fromNative } from './errors';
 import {
   BatchFlag,
   ChannelOp,
-  EFFECT_WIDTH,
+  BATCH_SLOTS,
+  EFFECT_SLOTS,
   EffectKind,
   QueryKind,
   createHandle,
@@ -35,16 +36,8 @@ const busy = new Set<OTR>();
 let nextInstance = 1;
 
 
-function dispatch(
-  instance: number,
-  job: number,
-  flags: number,
-  effects: unknown[],
-  result: unknown,
-  query: [number, number, number, string] | undefined,
-): unknown {
-  const otr = instances.get(instance)?.deref();
-  return otr?._deliver(job, flags, effects, result, query);
+function dispatch(instance: number, numbers: Float64Array, count: number, values: unknown[]): unknown {
+  return instances.get(instance)?.deref()?._deliver(numbers, count, values);
 }
 
 const finalizer = new FinalizationRegistry<number>((instance) => instances.delete(instance));
@@ -89,7 +82,7 @@ export class OTR extends EventEmitter {
     }
     instances.set(this.#instance, new WeakRef(this));
     finalizer.register(this, this.#instance);
-    this._deliver(0, 0, this.#handle.takeLoadedState(), undefined, undefined);
+    this._deliver(...this.#handle.takeLoadedState());
   }
 
   /** Finds or creates the account; a missing DSA key is generated off the JS thread. */
@@ -220,38 +213,58 @@ export class OTR extends EventEmitter {
     return account;
   }
 
-  /** @internal Runs on the JS thread for every batch the addon delivers, in order. */
-  _deliver(job: number, flags: number, effects: unknown[], result: unknown, query: [number, number, number, string] | undefined): unknown {
-    const call = job !== 0 ? this.#calls.get(job) : undefined;
-    for (let i = 0; i < effects.length; i += EFFECT_WIDTH) {
-      try {
-        this.#apply(effects[i] as EffectKind, effects[i + 1] as number, effects[i + 2] as number, effects[i + 3] as number, effects[i + 4] as string | null, effects[i + 5]);
-      } catch (error) {
-        this.#callbackFailed(call, error);
-      }
-    }
+  /** @internal Runs on the JS thread for everything the addon delivers, in order. */
+  _deliver(numbers: Float64Array, count: number, values: unknown[]): unknown {
     let answer: unknown;
-    if (query) {
-      try {
-        answer = this.#answer(query);
-      } catch (error) {
-        this.#callbackFailed(call, error);
-        answer = undefined;
+    let at = 0;
+    while (at < count) {
+      const job = numbers[at];
+      const flags = numbers[at + 1];
+      const resultAt = numbers[at + 2];
+      const queryAt = numbers[at + 3];
+      const effects = numbers[at + 4];
+      at += BATCH_SLOTS;
+      const call = job !== 0 ? this.#calls.get(job) : undefined;
+      for (let k = 0; k < effects; k++, at += EFFECT_SLOTS) {
+        const textAt = numbers[at + 4];
+        const extraAt = numbers[at + 5];
+        try {
+          this.#apply(
+            numbers[at] as EffectKind,
+            numbers[at + 1],
+            numbers[at + 2],
+            numbers[at + 3],
+            textAt < 0 ? null : (values[textAt] as string),
+            extraAt < 0 ? undefined : values[extraAt],
+          );
+        } catch (error) {
+          this.#callbackFailed(call, error);
+        }
       }
-    }
-    if (flags & BatchFlag.Done && call) {
-      this.#calls.delete(job);
-      if (this.#calls.size === 0) busy.delete(this);
-      if (!(flags & BatchFlag.Ok)) {
-        call.reject(fromNative(result));
-      } else if (call.callbackError !== undefined) {
-        const cause = call.callbackError;
-        call.reject(new OtrError(ErrorCodes.CALLBACK, `a callback threw: ${(cause as Error)?.message ?? String(cause)}`, { cause }));
-      } else {
-        call.resolve(result);
+      if (queryAt >= 0) {
+        try {
+          answer = this.#answer(values[queryAt] as [number, number, number, string]);
+        } catch (error) {
+          this.#callbackFailed(call, error);
+          answer = undefined;
+        }
       }
+      if (flags & BatchFlag.Done && call) this.#settle(job, call, flags, resultAt < 0 ? undefined : values[resultAt]);
     }
     return answer;
+  }
+
+  #settle(job: number, call: PendingCall, flags: number, result: unknown): void {
+    this.#calls.delete(job);
+    if (this.#calls.size === 0) busy.delete(this);
+    if (!(flags & BatchFlag.Ok)) {
+      call.reject(fromNative(result));
+    } else if (call.callbackError !== undefined) {
+      const cause = call.callbackError;
+      call.reject(new OtrError(ErrorCodes.CALLBACK, `a callback threw: ${(cause as Error)?.message ?? String(cause)}`, { cause }));
+    } else {
+      call.resolve(result);
+    }
   }
 
   #callbackFailed(call: PendingCall | undefined, error: unknown): void {

@@ -10,12 +10,14 @@
 #define NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS
 #include <napi.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "engine.h"
 #include "init.h"
+#include "marshal.h"
 #include "tsfn.h"
 
 namespace otr {
@@ -25,105 +27,12 @@ namespace {
 // Distinguishes our handles from any other object passed in from JS.
 const napi_type_tag kHandleTag = {0x6f74722d6e617469ULL, 0x76652d68616e646cULL};
 
-Napi::Value Text(Napi::Env env, const Effect& effect) {
-  return effect.hasText ? Napi::String::New(env, effect.text) : env.Null();
-}
-
-Napi::Object ContactToJs(Napi::Env env, const ContactState& state) {
-  Napi::Object contact = Napi::Object::New(env);
-  contact.Set("account", state.account);
-  contact.Set("protocol", state.protocol);
-  contact.Set("username", state.username);
-  contact.Set("current", Napi::Number::New(env, state.current));
-  contact.Set("status", Napi::Number::New(env, static_cast<int>(state.status)));
-  Napi::Array sessions = Napi::Array::New(env, state.sessions.size());
-  for (uint32_t i = 0; i < state.sessions.size(); ++i) {
-    Napi::Object session = Napi::Object::New(env);
-    session.Set("instag", Napi::Number::New(env, state.sessions[i].instag));
-    session.Set("status", Napi::Number::New(env, static_cast<int>(state.sessions[i].status)));
-    session.Set("fingerprint", state.sessions[i].fingerprint);
-    sessions.Set(i, session);
-  }
-  contact.Set("sessions", sessions);
-  Napi::Array fingerprints = Napi::Array::New(env, state.fingerprints.size());
-  for (uint32_t i = 0; i < state.fingerprints.size(); ++i) {
-    Napi::Object fp = Napi::Object::New(env);
-    fp.Set("hex", state.fingerprints[i].hex);
-    fp.Set("trust", state.fingerprints[i].trust);
-    fp.Set("status", Napi::Number::New(env, static_cast<int>(state.fingerprints[i].status)));
-    fingerprints.Set(i, fp);
-  }
-  contact.Set("fingerprints", fingerprints);
-  return contact;
-}
-
-Napi::Object AccountToJs(Napi::Env env, const AccountState& account) {
-  Napi::Object object = Napi::Object::New(env);
-  object.Set("name", account.name);
-  object.Set("protocol", account.protocol);
-  object.Set("fingerprint", account.fingerprint);
-  object.Set("instag", Napi::Number::New(env, account.instag));
-  return object;
-}
-
-Napi::Value Extra(Napi::Env env, const Effect& effect) {
-  switch (effect.kind) {
-    case EffectKind::Symkey: {
-      Napi::Array pair = Napi::Array::New(env, 2);
-      pair.Set(0u, Napi::Buffer<char>::Copy(env, effect.bytes.data(), effect.bytes.size()));
-      pair.Set(1u, Napi::Buffer<char>::Copy(env, effect.text.data(), effect.text.size()));
-      return pair;
-    }
-    case EffectKind::Error:
-      return Napi::String::New(env, effect.bytes);
-    case EffectKind::ContactState:
-      return ContactToJs(env, *effect.contact);
-    case EffectKind::AccountReady:
-      return AccountToJs(env, *effect.account);
-    default:
-      return env.Undefined();
-  }
-}
-
-// Six slots per effect: kind, channel, a, b, text, extra (see lib/native.ts).
-Napi::Array EffectsToJs(Napi::Env env, const std::vector<Effect>& list) {
-  Napi::Array effects = Napi::Array::New(env, list.size() * 6);
-  uint32_t i = 0;
-  for (const Effect& effect : list) {
-    effects.Set(i++, Napi::Number::New(env, static_cast<int>(effect.kind)));
-    effects.Set(i++, Napi::Number::New(env, effect.channel));
-    effects.Set(i++, Napi::Number::New(env, static_cast<double>(effect.a)));
-    effects.Set(i++, Napi::Number::New(env, static_cast<double>(effect.b)));
-    effects.Set(i++, Text(env, effect));
-    effects.Set(i++, Extra(env, effect));
-  }
-  return effects;
-}
-
-Napi::Value ResultToJs(Napi::Env env, const Batch& batch) {
-  if (!batch.ok) {
-    Napi::Object failure = Napi::Object::New(env);
-    failure.Set("code", batch.failure.code);
-    failure.Set("message", batch.failure.message);
-    return failure;
-  }
-  switch (batch.value.type) {
-    case ResultValue::Type::Bool:
-      return Napi::Boolean::New(env, batch.value.flag);
-    case ResultValue::Type::Bytes:
-      return Napi::Buffer<char>::Copy(env, batch.value.bytes.data(), batch.value.bytes.size());
-    case ResultValue::Type::Account:
-      return AccountToJs(env, *batch.value.account);
-    default:
-      return env.Undefined();
-  }
-}
-
 std::string StringArg(const Napi::CallbackInfo& info, size_t index) {
-  if (index >= info.Length() || !info[index].IsString()) {
+  std::string text;
+  if (index >= info.Length() || !info[index].IsString() || !ReadString(info.Env(), info[index], text)) {
     throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(index) + " must be a string");
   }
-  return info[index].As<Napi::String>().Utf8Value();
+  return text;
 }
 
 int64_t NumberArg(const Napi::CallbackInfo& info, size_t index) {
@@ -165,7 +74,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
     NAPI_THROW_IF_FAILED_VOID(env_, napi_type_tag_object(env_, info.This(), &kHandleTag));
     NAPI_THROW_IF_FAILED_VOID(env_, deliver_.Start(env_, info[1], "protocol-otr", this, Deliver));
     FilePaths paths{StringArg(info, 2), StringArg(info, 3), StringArg(info, 4)};
-    engine_ = std::make_unique<Engine>([this](Batch* batch) { return deliver_.Post(batch); });
+    engine_ = std::make_unique<Engine>([this](Delivery* delivery) { return deliver_.Post(delivery); });
     // The files are read here, before the worker exists, so accounts and contacts are visible
     // as soon as the constructor returns and a file that cannot be used fails the constructor.
     CallScope scope;
@@ -201,6 +110,16 @@ class Handle : public Napi::ObjectWrap<Handle> {
     if (engine_) engine_->Shutdown();
     engine_.reset();
     deliver_.Abort();
+    numbers_.Reset();
+  }
+
+  // The Float64Array the dispatcher reads numbers from, grown when a delivery needs more.
+  double* NumbersFor(Napi::Env env, size_t slots) {
+    if (numbers_.IsEmpty() || numbersCapacity_ < slots) {
+      numbersCapacity_ = std::max<size_t>(slots, 4096);
+      numbers_ = Napi::Persistent(Napi::Float64Array::New(env, numbersCapacity_));
+    }
+    return numbers_.Value().Data();
   }
 
   Engine& Live(Napi::Env env) {
@@ -220,11 +139,23 @@ class Handle : public Napi::ObjectWrap<Handle> {
 
   static uint32_t JobArg(const Napi::CallbackInfo& info) { return static_cast<uint32_t>(NumberArg(info, 0)); }
 
-  // The accounts and contacts read by the constructor, as effects (once).
+  // The accounts and contacts read by the constructor, once, in the dispatcher's layout:
+  // [numbers, count, values].
   Napi::Value TakeLoadedState(const Napi::CallbackInfo& info) {
-    Napi::Array effects = EffectsToJs(info.Env(), loadedState_);
+    Napi::Env env = info.Env();
+    Delivery loaded;
+    loaded.batches.emplace_back(new Batch());
+    loaded.batches.back()->effects = std::move(loadedState_);
     loadedState_.clear();
-    return effects;
+    const size_t slots = SlotsFor(loaded);
+    Napi::Float64Array numbers = Napi::Float64Array::New(env, slots);
+    Napi::Array values = Napi::Array::New(env);
+    Encode(env, loaded, numbers.Data(), values);
+    Napi::Array result = Napi::Array::New(env, 3);
+    result.Set(0u, numbers);
+    result.Set(1u, Napi::Number::New(env, static_cast<double>(slots)));
+    result.Set(2u, values);
+    return result;
   }
 
   Napi::Value EnsureAccount(const Napi::CallbackInfo& info) {
@@ -307,54 +238,51 @@ class Handle : public Napi::ObjectWrap<Handle> {
     return info.Env().Undefined();
   }
 
-  // JS thread, from the thread-safe function. env is null when Node is tearing the function
-  // down: then only free the batch (the handle may be gone; a waiting worker is released by
-  // Shutdown).
+  // JS thread, from the thread-safe function: one call of the dispatcher for the whole
+  // delivery. env is null when Node is tearing the function down: then only free it (the
+  // handle may be gone; a waiting worker is released by Shutdown).
   static void Deliver(napi_env rawEnv, napi_value rawDispatch, void* context, void* data) {
-    std::unique_ptr<Batch> batch(static_cast<Batch*>(data));
+    std::unique_ptr<Delivery> delivery(static_cast<Delivery*>(data));
     if (rawEnv == nullptr) return;
     auto* self = static_cast<Handle*>(context);
     Napi::Env env(rawEnv);
     Napi::HandleScope scope(env);
-    if (batch->done && batch->job != 0 && self->pendingJobs_ > 0 && --self->pendingJobs_ == 0) {
-      self->deliver_.SetKeepsLoopAlive(env, false);
+    std::shared_ptr<Query> query;
+    for (const auto& batch : delivery->batches) {
+      if (batch->query) query = batch->query;
+      if (batch->done && batch->job != 0 && self->pendingJobs_ > 0 && --self->pendingJobs_ == 0) {
+        self->deliver_.SetKeepsLoopAlive(env, false);
+      }
     }
     try {
-      Napi::Array effects = EffectsToJs(env, batch->effects);
-      Napi::Value query = env.Undefined();
-      if (batch->query) {
-        Napi::Array q = Napi::Array::New(env, 4);
-        q.Set(0u, Napi::Number::New(env, static_cast<int>(batch->query->kind)));
-        q.Set(1u, Napi::Number::New(env, batch->query->channel));
-        q.Set(2u, Napi::Number::New(env, static_cast<double>(batch->query->code)));
-        q.Set(3u, Napi::String::New(env, batch->query->text));
-        query = q;
-      }
-      const int flags = (batch->done ? 1 : 0) | (batch->ok ? 2 : 0);
+      const size_t slots = SlotsFor(*delivery);
+      double* numbers = self->NumbersFor(env, slots);
+      Napi::Array values = Napi::Array::New(env);
+      Encode(env, *delivery, numbers, values);
       // Called through the C API: while a worker thread is being terminated the call fails
       // (JS cannot run), and node-addon-api would turn that into a fatal error. Then the
       // worker only needs its default answer; a pending exception is left for Node.
-      napi_value args[] = {Napi::Number::New(env, self->instanceId_), Napi::Number::New(env, batch->job),
-                           Napi::Number::New(env, flags), effects, ResultToJs(env, *batch), query};
+      napi_value args[] = {Napi::Number::New(env, self->instanceId_), self->numbers_.Value(),
+                           Napi::Number::New(env, static_cast<double>(slots)), values};
       napi_value rawAnswer = nullptr;
-      if (napi_call_function(env, env.Undefined(), rawDispatch, 6, args, &rawAnswer) != napi_ok) {
-        if (batch->query && self->engine_) self->engine_->AnswerDefault(batch->query);
+      if (napi_call_function(env, env.Undefined(), rawDispatch, 4, args, &rawAnswer) != napi_ok) {
+        if (query && self->engine_) self->engine_->AnswerDefault(query);
         return;
       }
+      if (!query || !self->engine_) return;
       Napi::Value answer(env, rawAnswer);
-      if (batch->query && self->engine_) {
-        if (answer.IsString()) {
-          self->engine_->Answer(batch->query, true, answer.As<Napi::String>().Utf8Value(), 0);
-        } else if (answer.IsNumber()) {
-          self->engine_->Answer(batch->query, false, std::string(), answer.As<Napi::Number>().Int64Value());
-        } else {
-          self->engine_->AnswerDefault(batch->query);
-        }
+      std::string text;
+      if (answer.IsString() && ReadString(env, answer, text)) {
+        self->engine_->Answer(query, true, std::move(text), 0);
+      } else if (answer.IsNumber()) {
+        self->engine_->Answer(query, false, std::string(), answer.As<Napi::Number>().Int64Value());
+      } else {
+        self->engine_->AnswerDefault(query);
       }
     } catch (const Napi::Error& error) {
       // The dispatcher catches everything itself; should it fail anyway, the worker must
       // still get its answer.
-      if (batch->query && self->engine_) self->engine_->AnswerDefault(batch->query);
+      if (query && self->engine_) self->engine_->AnswerDefault(query);
       error.ThrowAsJavaScriptException();
     }
   }
@@ -364,6 +292,8 @@ class Handle : public Napi::ObjectWrap<Handle> {
   SafeThreadsafeFunction deliver_;
   std::unique_ptr<Engine> engine_;
   uint32_t pendingJobs_ = 0;
+  Napi::Reference<Napi::Float64Array> numbers_;
+  size_t numbersCapacity_ = 0;
   std::vector<Effect> loadedState_;
   bool hookRegistered_ = false;
 };

@@ -99,4 +99,10 @@ struct Batch {
   std::shared_ptr<Query> query;
 };
 
+// What the worker hands to the JS thread at once: the batches of every job it finished
+// since the last hand-over (a query, when there is one, is in the last batch).
+struct Delivery {
+  std::vector<std::unique_ptr<Batch>> batches;
+};
+
 }  // namespace otr

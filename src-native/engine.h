@@ -1,6 +1,6 @@
 // The native side of one OTR instance: it owns the OtrlUserState and the single worker
 // thread that makes every libotr call for it, one job at a time, in the order JS queued
-// them. It knows nothing of N-API: results leave through the Poster as Batches.
+// them. It knows nothing of N-API: results leave through the Poster as Deliveries.
 #pragma once
 
 #include <condition_variable>
@@ -84,7 +84,7 @@ struct FilePaths {
 
 class Engine {
  public:
-  using Poster = std::function<bool(Batch*)>;
+  using Poster = std::function<bool(Delivery*)>;
 
   explicit Engine(Poster post);
   ~Engine();
@@ -146,7 +146,10 @@ class Engine {
 
   void Run();
   void Execute(Job& job);
+  // Batches wait in the outbox and go to JS together when the queue runs dry (or the outbox
+  // is full, or the worker is about to wait for an answer): one JS call for many jobs.
   void Post(Batch* batch);
+  void Flush();
   bool WriteFingerprints(std::string* why);  // contacts.cc
   void FlushFingerprintsWhenIdle();
   ConnContext* MasterFor(ChannelRecord& channel);
@@ -173,6 +176,7 @@ class Engine {
   std::unordered_map<uint32_t, std::unique_ptr<ChannelRecord>> channels_;
   std::unordered_map<std::string, ChannelRecord*> channelsByName_;
   std::map<std::string, std::unique_ptr<PendingKeygen>> keygens_;
+  std::vector<std::unique_ptr<Batch>> outbox_;
 
   std::mutex mutex_;  // guards queue_, stopping_ and every Query's answer fields
   std::condition_variable wake_;

@@ -62,6 +62,7 @@ void Engine::Run() {
       if (queue_.empty()) {
         lock.unlock();
         FlushFingerprintsWhenIdle();
+        Flush();
         lock.lock();
       }
       wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
@@ -95,8 +96,21 @@ void Engine::Execute(Job& job) {
   Post(batch);
 }
 
+namespace {
+// Enough to amortise the hop to the JS thread, small enough to keep callbacks flowing.
+constexpr size_t kBatchesPerDelivery = 64;
+}  // namespace
+
 void Engine::Post(Batch* batch) {
-  if (!post_(batch)) delete batch;
+  outbox_.emplace_back(batch);
+  if (outbox_.size() >= kBatchesPerDelivery) Flush();
+}
+
+void Engine::Flush() {
+  if (outbox_.empty()) return;
+  auto* delivery = new Delivery();
+  delivery->batches.swap(outbox_);
+  if (!post_(delivery)) delete delivery;
 }
 
 bool Engine::Ask(CallScope& scope, const std::shared_ptr<Query>& query) {
@@ -113,8 +127,11 @@ bool Engine::Ask(CallScope& scope, const std::shared_ptr<Query>& query) {
       return false;
     }
   }
-  if (!post_(batch)) {
-    delete batch;
+  outbox_.emplace_back(batch);
+  auto* delivery = new Delivery();
+  delivery->batches.swap(outbox_);
+  if (!post_(delivery)) {
+    delete delivery;
     return false;
   }
   std::unique_lock<std::mutex> lock(mutex_);

@@ -80,8 +80,8 @@ struct Party {
 
   Party(const char* who, const char* accountName, const char* contactName)
       : name(who), account(accountName), contact(contactName) {
-    engine = std::make_unique<otr::Engine>([](otr::Batch* batch) {
-      delete batch;
+    engine = std::make_unique<otr::Engine>([](otr::Delivery* delivery) {
+      delete delivery;
       return true;
     });
     char pattern[] = "/tmp/otr-fuzz-XXXXXX";

@@ -1,0 +1,174 @@
+#include "marshal.h"
+
+#include <cstdint>
+#include <cstring>
+
+namespace otr {
+
+namespace {
+
+constexpr double kNone = -1;
+
+bool IsAscii(const std::string& text) {
+  const char* at = text.data();
+  const char* end = at + text.size();
+  uint64_t high = 0;
+  for (; end - at >= 8; at += 8) {
+    uint64_t word;
+    std::memcpy(&word, at, sizeof word);
+    high |= word;
+  }
+  for (; at < end; ++at) high |= static_cast<unsigned char>(*at);
+  return (high & 0x8080808080808080ULL) == 0;
+}
+
+Napi::Object ContactToJs(Napi::Env env, const ContactState& state) {
+  Napi::Object contact = Napi::Object::New(env);
+  contact.Set("account", state.account);
+  contact.Set("protocol", state.protocol);
+  contact.Set("username", state.username);
+  contact.Set("current", Napi::Number::New(env, state.current));
+  contact.Set("status", Napi::Number::New(env, static_cast<int>(state.status)));
+  Napi::Array sessions = Napi::Array::New(env, state.sessions.size());
+  for (uint32_t i = 0; i < state.sessions.size(); ++i) {
+    Napi::Object session = Napi::Object::New(env);
+    session.Set("instag", Napi::Number::New(env, state.sessions[i].instag));
+    session.Set("status", Napi::Number::New(env, static_cast<int>(state.sessions[i].status)));
+    session.Set("fingerprint", state.sessions[i].fingerprint);
+    sessions.Set(i, session);
+  }
+  contact.Set("sessions", sessions);
+  Napi::Array fingerprints = Napi::Array::New(env, state.fingerprints.size());
+  for (uint32_t i = 0; i < state.fingerprints.size(); ++i) {
+    Napi::Object fp = Napi::Object::New(env);
+    fp.Set("hex", state.fingerprints[i].hex);
+    fp.Set("trust", state.fingerprints[i].trust);
+    fp.Set("status", Napi::Number::New(env, static_cast<int>(state.fingerprints[i].status)));
+    fingerprints.Set(i, fp);
+  }
+  contact.Set("fingerprints", fingerprints);
+  return contact;
+}
+
+Napi::Object AccountToJs(Napi::Env env, const AccountState& account) {
+  Napi::Object object = Napi::Object::New(env);
+  object.Set("name", account.name);
+  object.Set("protocol", account.protocol);
+  object.Set("fingerprint", account.fingerprint);
+  object.Set("instag", Napi::Number::New(env, account.instag));
+  return object;
+}
+
+Napi::Value Extra(Napi::Env env, const Effect& effect) {
+  switch (effect.kind) {
+    case EffectKind::Symkey: {
+      Napi::Array pair = Napi::Array::New(env, 2);
+      pair.Set(0u, Napi::Buffer<char>::Copy(env, effect.bytes.data(), effect.bytes.size()));
+      pair.Set(1u, Napi::Buffer<char>::Copy(env, effect.text.data(), effect.text.size()));
+      return pair;
+    }
+    case EffectKind::Error:
+      return Napi::String::New(env, effect.bytes);
+    case EffectKind::ContactState:
+      return ContactToJs(env, *effect.contact);
+    case EffectKind::AccountReady:
+      return AccountToJs(env, *effect.account);
+    default:
+      return Napi::Value();
+  }
+}
+
+Napi::Value ResultToJs(Napi::Env env, const Batch& batch) {
+  if (!batch.ok) {
+    Napi::Object failure = Napi::Object::New(env);
+    failure.Set("code", batch.failure.code);
+    failure.Set("message", batch.failure.message);
+    return failure;
+  }
+  switch (batch.value.type) {
+    case ResultValue::Type::Bool:
+      return Napi::Boolean::New(env, batch.value.flag);
+    case ResultValue::Type::Bytes:
+      return Napi::Buffer<char>::Copy(env, batch.value.bytes.data(), batch.value.bytes.size());
+    case ResultValue::Type::Account:
+      return AccountToJs(env, *batch.value.account);
+    default:
+      return Napi::Value();
+  }
+}
+
+Napi::Value QueryToJs(Napi::Env env, const Query& query) {
+  Napi::Array q = Napi::Array::New(env, 4);
+  q.Set(0u, Napi::Number::New(env, static_cast<int>(query.kind)));
+  q.Set(1u, Napi::Number::New(env, query.channel));
+  q.Set(2u, Napi::Number::New(env, static_cast<double>(query.code)));
+  q.Set(3u, Napi::Value(env, MakeString(env, query.text)));
+  return q;
+}
+
+class ValueList {
+ public:
+  ValueList(Napi::Env env, Napi::Array values) : env_(env), values_(values) {}
+
+  // The index `value` gets in the list, or kNone for an empty value.
+  double Add(napi_value value) {
+    if (value == nullptr) return kNone;
+    NAPI_THROW_IF_FAILED(env_, napi_set_element(env_, values_, count_, value), kNone);
+    return count_++;
+  }
+
+ private:
+  Napi::Env env_;
+  Napi::Array values_;
+  uint32_t count_ = 0;
+};
+
+}  // namespace
+
+napi_value MakeString(napi_env env, const std::string& text) {
+  napi_value value = nullptr;
+  const napi_status status = IsAscii(text)
+                                 ? napi_create_string_latin1(env, text.data(), text.size(), &value)
+                                 : napi_create_string_utf8(env, text.data(), text.size(), &value);
+  NAPI_THROW_IF_FAILED(env, status, nullptr);
+  return value;
+}
+
+bool ReadString(napi_env env, napi_value value, std::string& out) {
+  size_t units = 0;
+  if (napi_get_value_string_utf16(env, value, nullptr, 0, &units) != napi_ok) return false;
+  // A UTF-16 code unit is at most 3 bytes of UTF-8 (a surrogate pair, 2 units, is 4 bytes).
+  out.resize(units * 3 + 1);
+  size_t written = 0;
+  if (napi_get_value_string_utf8(env, value, &out[0], out.size(), &written) != napi_ok) return false;
+  out.resize(written);
+  return true;
+}
+
+size_t SlotsFor(const Delivery& delivery) {
+  size_t slots = 0;
+  for (const auto& batch : delivery.batches) slots += kBatchSlots + kEffectSlots * batch->effects.size();
+  return slots;
+}
+
+void Encode(Napi::Env env, const Delivery& delivery, double* nums, Napi::Array values) {
+  ValueList list(env, values);
+  size_t at = 0;
+  for (const auto& batch : delivery.batches) {
+    nums[at++] = batch->job;
+    nums[at++] = (batch->done ? 1 : 0) | (batch->ok ? 2 : 0);
+    nums[at++] = list.Add(ResultToJs(env, *batch));
+    nums[at++] = batch->query ? list.Add(QueryToJs(env, *batch->query)) : kNone;
+    nums[at++] = static_cast<double>(batch->effects.size());
+    for (const Effect& effect : batch->effects) {
+      nums[at++] = static_cast<int>(effect.kind);
+      nums[at++] = effect.channel;
+      nums[at++] = static_cast<double>(effect.a);
+      nums[at++] = static_cast<double>(effect.b);
+      nums[at++] = effect.hasText ? list.Add(MakeString(env, effect.text)) : kNone;
+      nums[at++] = list.Add(Extra(env, effect));
+    }
+  }
+}
+
+}  // namespace otr
