@@ -145,13 +145,24 @@ export class Channel {
   }
 
   /** Sends a message: the wire text (encrypted, fragmented) goes to onWrite. */
-  async write(message: string): Promise<void> {
-    await this.#op(ChannelOp.Write, requireText('message', message));
+  write(message: string): Promise<void> {
+    // Not async: a bridge calls this for every message; one promise is enough.
+    try {
+      requireText('message', message);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#op(ChannelOp.Write, message) as Promise<void>;
   }
 
   /** Hands in anything received from the contact; messages for the user go to onRead. */
-  async read(input: string): Promise<void> {
-    await this.#op(ChannelOp.Read, requireText('input', input, { allowEmpty: true }));
+  read(input: string): Promise<void> {
+    try {
+      requireText('input', input, { allowEmpty: true });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#op(ChannelOp.Read, input) as Promise<void>;
   }
 
   /** Instance tags the contact has used with us. */

@@ -222,9 +222,11 @@ class Handle : public Napi::ObjectWrap<Handle> {
       data = info[4].As<Napi::String>().Utf8Value();
     }
     const int64_t number = NumberArg(info, 5);
-    Submit(info.Env(), JobArg(info), [=](Engine& e, CallScope& s, Batch& b) {
-      e.RunChannelOp(s, b, channelId, op, text, data, number);
-    });
+    Submit(info.Env(), JobArg(info),
+           [channelId, op, text = std::move(text), data = std::move(data), number](Engine& e, CallScope& s,
+                                                                                  Batch& b) mutable {
+             e.RunChannelOp(s, b, channelId, op, std::move(text), std::move(data), number);
+           });
     return info.Env().Undefined();
   }
 

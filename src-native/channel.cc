@@ -85,6 +85,7 @@ void Engine::Receive(CallScope& scope, Batch& result, ChannelRecord& channel, co
     if (c->msgstate != OTRL_MSGSTATE_PLAINTEXT) continue;
     c->msgstate = OTRL_MSGSTATE_ENCRYPTED;
     channel.rekeyedByContact.push_back(c);
+    scope.stateMayHaveChanged = true;
   }
   if (internal == 0) {
     const std::string shown = plain != nullptr ? std::string(plain) : text;
@@ -92,6 +93,7 @@ void Engine::Receive(CallScope& scope, Batch& result, ChannelRecord& channel, co
   }
   // libotr 4 never calls gone_insecure: the contact ending the session arrives as a TLV.
   if (tlvs != nullptr && otrl_tlv_find(tlvs, OTRL_TLV_DISCONNECTED) != nullptr) {
+    scope.stateMayHaveChanged = true;
     EmitStateIfChanged(scope, channel);
     EmitEvent(scope, channel, EffectKind::GoneInsecure);
   }
@@ -155,7 +157,7 @@ void Engine::AfterLibotrCall(CallScope& scope, ChannelRecord& channel) {
     ConnContext* current = SelectedContext(channel);
     if (current != nullptr && current->msgstate == OTRL_MSGSTATE_ENCRYPTED) channel.refreshing = false;
   }
-  EmitStateIfChanged(scope, channel);
+  if (scope.stateMayHaveChanged) EmitStateIfChanged(scope, channel);
 }
 
 void Engine::RunChannelOp(CallScope& scope, Batch& result, uint32_t channelId, ChannelOp op, std::string text,
@@ -164,6 +166,8 @@ void Engine::RunChannelOp(CallScope& scope, Batch& result, uint32_t channelId, C
   if (found == channels_.end()) return Fail(result, "ERR_OTR_INTERNAL", "unknown channel");
   ChannelRecord& channel = *found->second;
   scope.channel = &channel;
+  // Only sending and receiving data leave the state alone unless libotr says otherwise.
+  scope.stateMayHaveChanged = op != ChannelOp::Write && op != ChannelOp::Read;
 
   auto encrypted = [&]() -> ConnContext* {
     ConnContext* current = SelectedContext(channel);

@@ -71,6 +71,9 @@ struct CallScope {
   std::vector<std::pair<ConnContext*, std::string>> smpAnswers;  // from onSmp, sent after the call
   const std::string* heldText = nullptr;  // the write that made libotr ask for encryption
   bool deferred = false;                  // the job's result comes later (key generation)
+  // Set by the ops that report a change of contexts, fingerprints or trust: only then is
+  // the contact's state compared with what JS last saw (a data message changes none).
+  bool stateMayHaveChanged = false;
 };
 
 struct Job {

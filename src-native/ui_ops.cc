@@ -21,6 +21,7 @@ uint32_t ChannelIdFor(CallScope* scope, ConnContext* context) {
 // For ops that report a change (secure, insecure, fingerprint, SMP result): JS's view of
 // the contact is brought up to date first, so c.status inside the callback is the new one.
 uint32_t ChannelIdWithState(CallScope* scope, ConnContext* context) {
+  scope->stateMayHaveChanged = true;
   ChannelRecord* channel = scope->engine->ChannelFor(context);
   if (channel == nullptr) channel = scope->channel;
   if (channel == nullptr) return 0;
@@ -92,7 +93,7 @@ void InjectMessage(void* opdata, const char* account, const char* protocol, cons
   }
 }
 
-void UpdateContextList(void*) noexcept {}
+void UpdateContextList(void* opdata) noexcept { ScopeOf(opdata)->stateMayHaveChanged = true; }
 
 void NewFingerprint(void* opdata, OtrlUserState us, const char* account, const char* protocol,
                     const char* username, unsigned char fingerprint[20]) noexcept {
@@ -109,6 +110,7 @@ void NewFingerprint(void* opdata, OtrlUserState us, const char* account, const c
     char human[OTRL_PRIVKEY_FPRINT_HUMAN_LEN];
     otrl_privkey_hash_to_human(human, fingerprint);
     ChannelRecord* channel = scope->engine->ChannelFor(account, protocol, username);
+    scope->stateMayHaveChanged = true;
     if (channel != nullptr) scope->engine->EmitStateIfChanged(*scope, *channel);
     Emit(scope, EffectKind::NewFingerprint, channel != nullptr ? channel->id : 0, known > 0 ? 1 : 0, 0, human);
     scope->engine->MarkFingerprintsDirty();
@@ -118,6 +120,7 @@ void NewFingerprint(void* opdata, OtrlUserState us, const char* account, const c
 
 void WriteFingerprints(void* opdata) noexcept {
   try {
+    ScopeOf(opdata)->stateMayHaveChanged = true;
     ScopeOf(opdata)->engine->MarkFingerprintsDirty();
   } catch (...) {
   }

@@ -307,8 +307,9 @@ test('SMP secrets and questions are UTF-8 on both sides', T, async () => {
 
 test('a failed createSymkey rejects (not private) and sends nothing', T, async () => {
   const pair = await createPair();
-  await pair.alice.channel.init();
+  // Bob never hears the query, so nothing else can make alice write meanwhile.
   pair.bob.pause();
+  await pair.alice.channel.init();
   const m = pair.alice.mark();
   let threw = false;
   try {

@@ -1,0 +1,482 @@
+#!/usr/bin/env node
+// protocol-otr benchmark suite: this library, through its public API only.
+//
+// Same scenarios and the same one-line JSON output as bench/c/baseline.c and
+// bench/otrjs.mjs; see bench/README.md for the definitions.
+//
+//   node bench/protocol-otr.mjs <scenario> [--n N] [--repeats R] [--contacts C] [--keys DIR] [--quick]
+//
+// Two OTR instances (alice, bob) live in this process, each with its own worker thread. The
+// wire is each channel's onWrite handing the text to the peer channel's read() (not awaited:
+// calls on one OTR instance run in the order they were made). Keys are the libotr key files
+// DIR/alice.key and DIR/bob.key, copied in as each instance's private key file.
+//
+// Every scenario also reports how the event loop fared while it ran: perf_hooks'
+// monitorEventLoopDelay (p50/p99/max, ms) over the timed repeats, and max_block_ms, the
+// longest single synchronous call into the library's public API.
+
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { OTR, SmpEvent, libotr } from 'protocol-otr';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const PROTOCOL = 'bench';
+const SMP_QUESTION = 'What is the name of the benchmark?';
+const SMP_SECRET = 'protocol-otr bench été';
+const FRAG_MMS = 1400;
+const BURST = 100; // at most this many one-way messages outstanding
+
+const DEFAULTS = {
+  msg_oneway_16: { n: 200000, repeats: 5 },
+  msg_oneway_1024: { n: 100000, repeats: 5 },
+  msg_oneway_16384: { n: 10000, repeats: 5 },
+  conversation: { n: 1000, repeats: 5 },
+  ake: { n: 100, repeats: 5 },
+  smp: { n: 1, repeats: 5 },
+  keygen: { n: 1, repeats: 11 },
+  frag: { n: 5000, repeats: 5 },
+  memory: { n: 10000, repeats: 1 },
+};
+
+// ------------------------------------------------------------------
+// arguments
+
+function usage() {
+  process.stderr.write(
+    'usage: node bench/protocol-otr.mjs <scenario> [--n N] [--repeats R] [--contacts C] [--keys DIR] [--quick]\n' +
+      `scenarios: ${Object.keys(DEFAULTS).join(' ')}\n`,
+  );
+  process.exit(2);
+}
+
+function parseArgs(argv) {
+  const o = { scenario: argv[0], quick: false };
+  if (!o.scenario || !DEFAULTS[o.scenario]) usage();
+  const num = (s) => {
+    const v = Number(s);
+    if (!Number.isInteger(v) || v < 1) usage();
+    return v;
+  };
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--quick') o.quick = true;
+    else if (a === '--n' && i + 1 < argv.length) o.n = num(argv[++i]);
+    else if (a === '--repeats' && i + 1 < argv.length) o.repeats = num(argv[++i]);
+    else if (a === '--contacts' && i + 1 < argv.length) o.contacts = num(argv[++i]);
+    else if (a === '--keys' && i + 1 < argv.length) o.keys = argv[++i];
+    else usage();
+  }
+  const d = DEFAULTS[o.scenario];
+  let { n, repeats } = d;
+  let contacts = o.contacts ?? 100;
+  if (o.quick) {
+    n = Math.max(1, Math.floor(n / 20));
+    repeats = 1;
+    contacts = Math.max(1, Math.floor(contacts / 20));
+  }
+  o.n ??= n;
+  o.repeats ??= repeats;
+  o.contacts = contacts;
+  o.keys ??= path.join(HERE, 'c', 'build', 'keys');
+  return o;
+}
+
+// ------------------------------------------------------------------
+// measurement
+
+let maxBlock = 0;
+function timed(fn) {
+  const t = performance.now();
+  try {
+    return fn();
+  } finally {
+    const d = performance.now() - t;
+    if (d > maxBlock) maxBlock = d;
+  }
+}
+
+const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+function measuring(on) {
+  if (on) loopDelay.enable();
+  else loopDelay.disable();
+}
+
+function median(v) {
+  const s = [...v].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+const r3 = (x) => Math.round(x * 1000) / 1000;
+
+function emit(o, unit, n, values, extra = {}) {
+  if (o.silent) return; // warm-up pass
+  const ms = (ns) => r3(ns / 1e6);
+  const line = {
+    impl: 'protocol-otr',
+    scenario: o.scenario,
+    unit,
+    n,
+    repeats: values.map(r3),
+    median: r3(median(values)),
+    min: r3(Math.min(...values)),
+    max: r3(Math.max(...values)),
+    quick: o.quick,
+    warmup: o.warmup,
+    libotr: libotr.version,
+    node: process.version,
+    load1: r3(os.loadavg()[0]),
+    eld_p50_ms: ms(loopDelay.percentile(50)),
+    eld_p99_ms: ms(loopDelay.percentile(99)),
+    eld_max_ms: ms(loopDelay.max),
+    max_block_ms: r3(maxBlock),
+    ...extra,
+  };
+  process.stdout.write(JSON.stringify(line) + '\n');
+}
+
+function fail(msg) {
+  process.stderr.write(`protocol-otr bench: ${msg}\n`);
+  process.exit(1);
+}
+
+function counter(target) {
+  let count = 0;
+  let resolve;
+  const done = new Promise((r) => (resolve = r));
+  if (target === 0) resolve();
+  return {
+    done,
+    hit() {
+      if (++count === target) resolve();
+      if (count > target) fail('counter overrun');
+    },
+  };
+}
+
+// ------------------------------------------------------------------
+// parties
+
+const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'protocol-otr-bench-'));
+process.on('exit', () => fs.rmSync(scratch, { recursive: true, force: true }));
+let instances = 0;
+
+function keyFiles(dir) {
+  const files = { alice: path.join(dir, 'alice.key'), bob: path.join(dir, 'bob.key') };
+  if (!fs.existsSync(files.alice) || !fs.existsSync(files.bob)) {
+    const bin = path.join(HERE, 'c', 'build', 'baseline');
+    if (!fs.existsSync(bin)) execFileSync(path.join(HERE, 'c', 'build.sh'), { stdio: ['ignore', 'ignore', 'inherit'] });
+    execFileSync(bin, ['genkeys', dir], { stdio: ['ignore', 'ignore', 'inherit'] });
+  }
+  return files;
+}
+
+// A fresh OTR instance for `who`, whose private key file is a copy of the bench key.
+async function party(who, keyFile) {
+  const dir = path.join(scratch, `${who}-${++instances}`);
+  fs.mkdirSync(dir);
+  const files = {
+    privkeysFile: path.join(dir, 'otr.private_key'),
+    contactsFile: path.join(dir, 'otr.fingerprints'),
+    instanceTagsFile: path.join(dir, 'otr.instance_tags'),
+  };
+  if (keyFile) fs.copyFileSync(keyFile, files.privkeysFile);
+  const otr = new OTR(files);
+  otr.on('error', (error) => fail(`${who}: ${error.code}: ${error.message}`));
+  const account = await otr.account(who, PROTOCOL);
+  return { otr, account };
+}
+
+// Conversation i: alice's contact "bob<i>" and bob's contact "alice<i>", each channel's
+// wire output read by the other. hooks.read(pair, side, text) sees every message shown.
+class Bench {
+  constructor(alice, bob, { maxMessageSize = 0 } = {}) {
+    this.sides = [alice, bob];
+    this.maxMessageSize = maxMessageSize;
+    this.pairs = [];
+    this.maxWire = 0;
+    this.wire = 0;
+    this.onRead = null;
+    this.onSecure = null;
+    this.onSmpEvent = null;
+  }
+
+  async add(i) {
+    const pair = { i, channels: [], secure: [false, false] };
+    const names = [`bob${i}`, `alice${i}`];
+    const contacts = await Promise.all(this.sides.map((s, k) => s.account.contact(names[k])));
+    contacts.forEach((contact, s) => {
+      pair.channels[s] = contact.channel({
+        maxMessageSize: this.maxMessageSize,
+        onWrite: (c, message) => {
+          this.wire++;
+          if (message.length > this.maxWire) this.maxWire = message.length;
+          timed(() => pair.channels[1 - s].read(message)).catch((e) => fail(`read: ${e.message}`));
+        },
+        onRead: (c, message) => this.onRead?.(pair, s, message),
+        onGoneSecure: () => {
+          if (pair.secure[s]) return;
+          pair.secure[s] = true;
+          this.onSecure?.(pair, s);
+        },
+        onSmp: () => SMP_SECRET,
+        onSmpEvent: (c, code) => this.onSmpEvent?.(pair, s, code),
+        onEvent: (c, code, message) => {
+          if (code !== 10 && code !== 11) fail(`conversation ${i} side ${s}: event ${code} ${message ?? ''}`);
+        },
+      });
+    });
+    this.pairs.push(pair);
+    return pair;
+  }
+
+  async ake(pairs = this.pairs) {
+    const c = counter(pairs.length * 2);
+    this.onSecure = () => c.hit();
+    for (const p of pairs) timed(() => p.channels[0].init()).catch((e) => fail(`init: ${e.message}`));
+    await c.done;
+    this.onSecure = null;
+    for (const p of pairs) {
+      for (const ch of p.channels) if (ch.status !== 'Unverified') fail(`conversation ${p.i} is ${ch.status}`);
+    }
+  }
+}
+
+// Payload i: "%08d" then a fixed ASCII pattern, exactly len bytes (same as C).
+const PATTERN = Array.from({ length: 26 * 4 }, (_, k) => String.fromCharCode(97 + ((k * 7 + 3) % 26))).join('');
+function payload(len, i) {
+  let s = '';
+  while (s.length < len) s += PATTERN;
+  const num = String(i).padStart(8, '0');
+  return (num + s.slice(num.length)).slice(0, len);
+}
+
+// ------------------------------------------------------------------
+// scenarios
+
+async function oneway(o, keys, len, maxMessageSize) {
+  const values = [];
+  let b;
+  let wireBefore = 0;
+  let wirePerMessage = 0;
+  for (let r = 0; r < o.repeats; r++) {
+    // fresh sessions per repeat
+    const alice = await party('alice', keys.alice);
+    const bob = await party('bob', keys.bob);
+    b = new Bench(alice, bob, { maxMessageSize });
+    const pair = await b.add(0);
+    await b.ake();
+    const messages = Array.from({ length: Math.min(o.n, 1000) }, (_, i) => payload(len, i));
+    let received = 0;
+    let window = null;
+    b.onRead = (p, side, text) => {
+      if (side !== 1) fail('message shown to the sender');
+      if (text !== messages[received % messages.length]) fail(`message ${received} differs`);
+      received++;
+      if (window && received >= window.target) window.resolve();
+    };
+    const sender = pair.channels[0];
+    wireBefore = b.wire;
+    measuring(true);
+    const t0 = performance.now();
+    for (let sent = 0; sent < o.n; ) {
+      const burst = Math.min(BURST, o.n - sent);
+      const done = new Promise((resolve) => (window = { target: sent + burst, resolve }));
+      for (let k = 0; k < burst; k++, sent++) {
+        timed(() => sender.write(messages[sent % messages.length])).catch((e) => fail(`write: ${e.message}`));
+      }
+      await done;
+    }
+    const t1 = performance.now();
+    measuring(false);
+    wirePerMessage = (b.wire - wireBefore) / o.n;
+    values.push(o.n / ((t1 - t0) / 1000));
+    await Promise.all([alice.otr.close(), bob.otr.close()]);
+  }
+  const extra = { payload_bytes: len, wire_messages_per_msg: r3(wirePerMessage) };
+  if (maxMessageSize) Object.assign(extra, { max_message_size: maxMessageSize, max_wire_message: b.maxWire });
+  emit(o, 'msg/s', o.n, values, extra);
+}
+
+async function conversation(o, keys) {
+  const contacts = o.contacts;
+  const perConv = Math.max(2, Math.round(o.n / contacts / 2) * 2);
+  const alice = await party('alice', keys.alice);
+  const bob = await party('bob', keys.bob);
+  const b = new Bench(alice, bob);
+  for (let i = 0; i < contacts; i++) await b.add(i);
+  await b.ake();
+  const text = (k) => payload(16, k);
+  // one exchange each way, untimed
+  await runExchanges(b, 2);
+  const values = [];
+  measuring(true);
+  for (let r = 0; r < o.repeats; r++) {
+    const t0 = performance.now();
+    await runExchanges(b, perConv);
+    const t1 = performance.now();
+    values.push((contacts * perConv) / ((t1 - t0) / 1000));
+  }
+  measuring(false);
+  emit(o, 'msg/s', contacts * perConv, values, { conversations: contacts, messages_per_conversation: perConv });
+  await Promise.all([alice.otr.close(), bob.otr.close()]);
+
+  // Every conversation exchanges `count` messages, strictly alternating: each reply is
+  // written when the previous message has been read, so every message rotates DH keys.
+  function runExchanges(bench, count) {
+    const c = counter(bench.pairs.length);
+    const seen = new Map(bench.pairs.map((p) => [p, 0]));
+    bench.onRead = (p, side, message) => {
+      const k = seen.get(p);
+      if (message !== text(k)) fail(`conversation ${p.i}: message ${k} differs`);
+      if ((k % 2 === 0) !== (side === 1)) fail(`conversation ${p.i}: out of turn`);
+      seen.set(p, k + 1);
+      if (k + 1 === count) return c.hit();
+      timed(() => p.channels[side].write(text(k + 1))).catch((e) => fail(`write: ${e.message}`));
+    };
+    for (const p of bench.pairs) timed(() => p.channels[0].write(text(0))).catch((e) => fail(`write: ${e.message}`));
+    return c.done;
+  }
+}
+
+async function ake(o, keys) {
+  const values = [];
+  for (let r = 0; r < o.repeats; r++) {
+    const alice = await party('alice', keys.alice);
+    const bob = await party('bob', keys.bob);
+    const b = new Bench(alice, bob);
+    for (let i = 0; i < o.n; i++) await b.add(i);
+    measuring(true);
+    const t0 = performance.now();
+    await b.ake();
+    const t1 = performance.now();
+    measuring(false);
+    values.push(o.n / ((t1 - t0) / 1000));
+    await Promise.all([alice.otr.close(), bob.otr.close()]);
+  }
+  emit(o, 'AKE/s', o.n, values);
+}
+
+async function smp(o, keys) {
+  const alice = await party('alice', keys.alice);
+  const bob = await party('bob', keys.bob);
+  const b = new Bench(alice, bob);
+  const pair = await b.add(0);
+  await b.ake();
+  const values = [];
+  measuring(true);
+  for (let r = 0; r < o.repeats; r++) {
+    const c = counter(2);
+    b.onSmpEvent = (p, side, code) => {
+      if (code === SmpEvent.SUCCESS) c.hit();
+      else if (code !== SmpEvent.IN_PROGRESS && code !== SmpEvent.ASK_FOR_ANSWER) fail(`SMP event ${code} on side ${side}`);
+    };
+    const t0 = performance.now();
+    timed(() => pair.channels[0].smpVerify(SMP_SECRET, SMP_QUESTION)).catch((e) => fail(`smpVerify: ${e.message}`));
+    await c.done;
+    values.push(performance.now() - t0);
+  }
+  measuring(false);
+  if (pair.channels[0].status !== 'Private') fail(`after SMP alice is ${pair.channels[0].status}`);
+  emit(o, 'ms', 1, values);
+  await Promise.all([alice.otr.close(), bob.otr.close()]);
+}
+
+async function keygen(o) {
+  const values = [];
+  measuring(true);
+  for (let r = 0; r < o.repeats; r++) {
+    const dir = path.join(scratch, `keygen-${r}`);
+    fs.mkdirSync(dir);
+    const otr = new OTR({
+      privkeysFile: path.join(dir, 'otr.private_key'),
+      contactsFile: path.join(dir, 'otr.fingerprints'),
+      instanceTagsFile: path.join(dir, 'otr.instance_tags'),
+    });
+    const t0 = performance.now();
+    await timed(() => otr.account(`key${r}`, PROTOCOL));
+    values.push(performance.now() - t0);
+    await otr.close();
+  }
+  measuring(false);
+  emit(o, 'ms', 1, values, { bits: 1024 });
+}
+
+async function memory(o, keys) {
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc');
+  const settle = async () => {
+    await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 4; i++) gc();
+  };
+  const c = o.n;
+  const alice = await party('alice', keys.alice);
+  const bob = await party('bob', keys.bob);
+  const b = new Bench(alice, bob);
+  await settle();
+  const m0 = process.memoryUsage();
+  measuring(true);
+  for (let i = 0; i < c; i += 100) {
+    const batch = [];
+    for (let k = i; k < Math.min(c, i + 100); k++) batch.push(await b.add(k));
+    await b.ake(batch);
+  }
+  measuring(false);
+  await settle();
+  const m1 = process.memoryUsage();
+  const heap = (m) => m.heapUsed + m.external + m.arrayBuffers;
+  const heapPc = (heap(m1) - heap(m0)) / (2 * c);
+  const rssPc = (m1.rss - m0.rss) / (2 * c);
+  if (b.pairs.length !== c) fail('lost conversations');
+  emit(o, 'bytes', c, [rssPc], {
+    value: Math.round(rssPc * 10) / 10,
+    conversations: c,
+    contexts: 2 * c,
+    heap_bytes_per_context: Math.round(heapPc * 10) / 10,
+    rss_bytes_per_context: Math.round(rssPc * 10) / 10,
+  });
+  await Promise.all([alice.otr.close(), bob.otr.close()]);
+}
+
+// ------------------------------------------------------------------
+
+const o = parseArgs(process.argv.slice(2));
+const keys = o.scenario === 'keygen' ? null : keyFiles(o.keys);
+
+async function run(opts) {
+  switch (opts.scenario) {
+    case 'msg_oneway_16':
+      return oneway(opts, keys, 16, 0);
+    case 'msg_oneway_1024':
+      return oneway(opts, keys, 1024, 0);
+    case 'msg_oneway_16384':
+      return oneway(opts, keys, 16384, 0);
+    case 'frag':
+      return oneway(opts, keys, 16384, FRAG_MMS);
+    case 'conversation':
+      return conversation(opts, keys);
+    case 'ake':
+      return ake(opts, keys);
+    case 'smp':
+      return smp(opts, keys);
+    case 'keygen':
+      return keygen(opts);
+    case 'memory':
+      return memory(opts, keys);
+  }
+}
+
+// One unrecorded warm-up pass at a quarter of the size (as otrjs), not for keygen/memory.
+o.warmup = !o.quick && o.scenario !== 'keygen' && o.scenario !== 'memory';
+if (o.warmup) {
+  await run({ ...o, silent: true, repeats: 1, n: Math.max(1, Math.floor(o.n / 4)), contacts: Math.max(1, Math.floor(o.contacts / 10)) });
+  maxBlock = 0;
+  loopDelay.reset();
+}
+await run(o);

@@ -1,0 +1,131 @@
+#!/usr/bin/env node
+// `npm run bench [-- --quick] [-- --only a,b] [-- --skip-otrjs]`: builds the C baseline,
+// runs every scenario for the three implementations one after the other on this machine,
+// prints the table with the ratios protocol-otr / C and protocol-otr / npm otr, checks the
+// targets of the performance issue, and writes bench/results.json.
+
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const SCENARIOS = ['msg_oneway_16', 'msg_oneway_1024', 'msg_oneway_16384', 'conversation', 'ake', 'smp', 'keygen', 'frag', 'memory'];
+const IMPLS = ['c', 'protocol-otr', 'otrjs'];
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : SCENARIOS;
+const skipOtrjs = args.includes('--skip-otrjs');
+const keysDir = path.join(HERE, 'c', 'build', 'keys');
+
+process.stderr.write('building the C baseline...\n');
+execFileSync(path.join(HERE, 'c', 'build.sh'), { stdio: ['ignore', 'ignore', 'inherit'] });
+const baseline = path.join(HERE, 'c', 'build', 'baseline');
+if (!fs.existsSync(path.join(keysDir, 'alice.key'))) execFileSync(baseline, ['genkeys', keysDir], { stdio: 'inherit' });
+
+function command(impl, scenario) {
+  const common = [scenario, '--keys', keysDir, ...(quick ? ['--quick'] : [])];
+  if (impl === 'c') return [baseline, common];
+  const script = impl === 'otrjs' ? 'otrjs.mjs' : 'protocol-otr.mjs';
+  return [process.execPath, ['--expose-gc', path.join(HERE, script), ...common]];
+}
+
+const results = [];
+for (const scenario of only) {
+  for (const impl of IMPLS) {
+    if (impl === 'otrjs' && skipOtrjs) continue;
+    const [file, argv] = command(impl, scenario);
+    process.stderr.write(`${impl} ${scenario}... `);
+    const t0 = Date.now();
+    const run = spawnSync(file, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 30 * 60 * 1000 });
+    const line = run.stdout.trim().split('\n').filter(Boolean).at(-1);
+    if (run.status !== 0 || !line) {
+      process.stderr.write(`failed (${run.status ?? run.signal})\n`);
+      results.push({ impl, scenario, failed: true });
+      continue;
+    }
+    const result = JSON.parse(line);
+    results.push(result);
+    process.stderr.write(`${fmt(result.median)} ${result.unit} (${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
+  }
+}
+
+function fmt(x) {
+  if (x === undefined) return '—';
+  if (x >= 100) return Math.round(x).toLocaleString('en-US');
+  return x.toFixed(x >= 10 ? 1 : 2);
+}
+
+const get = (impl, scenario) => results.find((r) => r.impl === impl && r.scenario === scenario && !r.failed);
+const higherIsBetter = (unit) => unit === 'msg/s' || unit === 'AKE/s';
+
+// protocol-otr / other, as a "times as good" factor (>1 = protocol-otr is better) and the
+// raw quotient of the two medians.
+function ratio(scenario, other) {
+  const p = get('protocol-otr', scenario);
+  const o = get(other, scenario);
+  if (!p || !o) return undefined;
+  return { raw: p.median / o.median, better: higherIsBetter(p.unit) ? p.median / o.median : o.median / p.median };
+}
+
+const rows = [['scenario', 'unit', 'C', 'protocol-otr', 'npm otr', 'p-otr / C', 'p-otr / otr', 'loop p50/p99/max ms']];
+for (const scenario of only) {
+  const cell = (impl) => {
+    const r = get(impl, scenario);
+    if (!r) return impl === 'otrjs' && skipOtrjs ? 'skipped' : 'failed';
+    return r.repeats.length > 1 ? `${fmt(r.median)} (${fmt(r.min)}–${fmt(r.max)})` : fmt(r.median);
+  };
+  const p = get('protocol-otr', scenario);
+  const rc = ratio(scenario, 'c');
+  const ro = ratio(scenario, 'otrjs');
+  rows.push([
+    scenario,
+    (get('c', scenario) ?? p)?.unit ?? '',
+    cell('c'),
+    cell('protocol-otr'),
+    cell('otrjs'),
+    rc ? `${rc.raw.toFixed(2)}×` : '—',
+    ro ? `${ro.raw.toFixed(ro.raw >= 10 ? 0 : 2)}×` : '—',
+    p ? `${p.eld_p50_ms} / ${p.eld_p99_ms} / ${p.eld_max_ms}` : '—',
+  ]);
+}
+const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)));
+const printRow = (r) => console.log(`| ${r.map((c, i) => String(c).padEnd(widths[i])).join(' | ')} |`);
+printRow(rows[0]);
+console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+rows.slice(1).forEach(printRow);
+console.log('\nRatios are of the medians: for msg/s and AKE/s higher is better, for ms and bytes lower is better.');
+
+// The targets of the performance issue (2-core machine).
+const targets = [
+  ['msg_oneway_1024 ≥ 1.0× C', () => ratio('msg_oneway_1024', 'c')?.raw >= 1.0],
+  ['conversation ≥ 1.6× C', () => ratio('conversation', 'c')?.raw >= 1.6],
+  ['ake ≥ 1.6× C', () => ratio('ake', 'c')?.raw >= 1.6],
+  ['smp ≤ 1.1× C', () => ratio('smp', 'c')?.raw <= 1.1],
+  ['memory ≤ 1.25× C per secure context', () => ratio('memory', 'c')?.raw <= 1.25],
+  ['event-loop delay p99 ≤ 2 ms in every scenario', () => only.every((s) => (get('protocol-otr', s)?.eld_p99_ms ?? Infinity) <= 2)],
+  ['msg_oneway_1024 ≥ 100× npm otr', () => ratio('msg_oneway_1024', 'otrjs')?.raw >= 100],
+  ['ake ≥ 20× npm otr', () => ratio('ake', 'otrjs')?.raw >= 20],
+  ['conversation ≥ 20× npm otr', () => ratio('conversation', 'otrjs')?.raw >= 20],
+  ['smp ≥ 20× npm otr', () => ratio('smp', 'otrjs')?.better >= 20],
+];
+console.log('\nTargets:');
+const checked = targets.map(([name, check]) => {
+  const met = Boolean(check());
+  console.log(`  ${met ? 'met    ' : 'MISSED '} ${name}`);
+  return { target: name, met };
+});
+if (quick) console.log('  (--quick: a liveness check, not a measurement)');
+
+const out = {
+  date: new Date().toISOString(),
+  quick,
+  machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, load1: os.loadavg()[0], node: process.version },
+  results,
+  targets: checked,
+};
+fs.writeFileSync(path.join(HERE, 'results.json'), JSON.stringify(out, null, 2) + '\n');
+console.log(`\nwrote ${path.relative(process.cwd(), path.join(HERE, 'results.json'))}`);
+if (results.some((r) => r.failed)) process.exitCode = 1;
