@@ -69,6 +69,7 @@ struct CallScope {
   std::vector<Effect> effects;
   std::vector<ConnContext*> smpToAbort;   // libotr asks apps to abort after CHEATED/ERROR
   std::vector<std::pair<ConnContext*, std::string>> smpAnswers;  // from onSmp, sent after the call
+  std::vector<ConnContext*> wentSecure;   // their finished AKE's state is freed after the call
   const std::string* heldText = nullptr;  // the write that made libotr ask for encryption
   bool deferred = false;                  // the job's result comes later (key generation)
   // Set by the ops that report a change of contexts, fingerprints or trust: only then is

@@ -129,6 +129,7 @@ void WriteFingerprints(void* opdata) noexcept {
 void GoneSecure(void* opdata, ConnContext* context) noexcept {
   try {
     CallScope* scope = ScopeOf(opdata);
+    scope->wentSecure.push_back(context);
     Emit(scope, EffectKind::GoneSecure, ChannelIdWithState(scope, context));
   } catch (...) {
   }
@@ -145,6 +146,7 @@ void GoneInsecure(void* opdata, ConnContext* context) noexcept {
 void StillSecure(void* opdata, ConnContext* context, int isReply) noexcept {
   try {
     CallScope* scope = ScopeOf(opdata);
+    scope->wentSecure.push_back(context);
     // A re-AKE the contact started completes here as "still secure" only because we kept the
     // session encrypted through it (stock libotr drops it to plaintext first): the session has
     // new keys, and it is reported as gone secure, which is what stock libotr reports.
