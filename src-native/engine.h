@@ -181,6 +181,7 @@ class Engine {
   std::unordered_map<std::string, ChannelRecord*> channelsByName_;
   std::map<std::string, std::unique_ptr<PendingKeygen>> keygens_;
   std::vector<std::unique_ptr<Batch>> outbox_;
+  size_t outboxBytes_ = 0;
 
   std::mutex mutex_;  // guards queue_, stopping_ and every Query's answer fields
   std::condition_variable wake_;

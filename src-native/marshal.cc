@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace otr {
 
@@ -138,10 +139,13 @@ bool ReadString(napi_env env, napi_value value, std::string& out) {
   size_t units = 0;
   if (napi_get_value_string_utf16(env, value, nullptr, 0, &units) != napi_ok) return false;
   // A UTF-16 code unit is at most 3 bytes of UTF-8 (a surrogate pair, 2 units, is 4 bytes).
-  out.resize(units * 3 + 1);
+  // The worst-case buffer is reused (JS thread only), so a large message costs one copy,
+  // not an allocation and a clear of three times its size.
+  static thread_local std::vector<char> scratch;
+  if (scratch.size() < units * 3 + 1) scratch.resize(units * 3 + 1);
   size_t written = 0;
-  if (napi_get_value_string_utf8(env, value, &out[0], out.size(), &written) != napi_ok) return false;
-  out.resize(written);
+  if (napi_get_value_string_utf8(env, value, scratch.data(), scratch.size(), &written) != napi_ok) return false;
+  out.assign(scratch.data(), written);
   return true;
 }
 

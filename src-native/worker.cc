@@ -97,16 +97,20 @@ void Engine::Execute(Job& job) {
 }
 
 namespace {
-// Enough to amortise the hop to the JS thread, small enough to keep callbacks flowing.
+// Enough to amortise the hop to the JS thread, small enough that handling one delivery
+// (its callbacks, and the strings they carry) stays well under a millisecond.
 constexpr size_t kBatchesPerDelivery = 64;
+constexpr size_t kTextBytesPerDelivery = 256 * 1024;
 }  // namespace
 
 void Engine::Post(Batch* batch) {
+  for (const Effect& effect : batch->effects) outboxBytes_ += effect.text.size();
   outbox_.emplace_back(batch);
-  if (outbox_.size() >= kBatchesPerDelivery) Flush();
+  if (outbox_.size() >= kBatchesPerDelivery || outboxBytes_ >= kTextBytesPerDelivery) Flush();
 }
 
 void Engine::Flush() {
+  outboxBytes_ = 0;
   if (outbox_.empty()) return;
   auto* delivery = new Delivery();
   delivery->batches.swap(outbox_);
@@ -128,6 +132,7 @@ bool Engine::Ask(CallScope& scope, const std::shared_ptr<Query>& query) {
     }
   }
   outbox_.emplace_back(batch);
+  outboxBytes_ = 0;
   auto* delivery = new Delivery();
   delivery->batches.swap(outbox_);
   if (!post_(delivery)) {
