@@ -11,6 +11,7 @@
         "src-native/contacts.cc",
         "src-native/errors.cc",
         "src-native/files.cc",
+        "src-native/guard.cc",
         "src-native/init.cc",
         "src-native/keygen.cc",
         "src-native/marshal.cc",

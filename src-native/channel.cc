@@ -62,6 +62,7 @@ void Engine::SendQuery(CallScope& scope, Batch& result, ChannelRecord& channel) 
 }
 
 void Engine::Receive(CallScope& scope, Batch& result, ChannelRecord& channel, const std::string& text) {
+  if (!AdmitIncoming(scope, channel, text)) return;
   char* plain = nullptr;
   OtrlTLV* tlvs = nullptr;
   ConnContext* context = nullptr;

@@ -162,6 +162,9 @@ class Engine {
   void SendNow(CallScope& scope, Batch& result, ChannelRecord& channel, const std::string& text);
   void SendQuery(CallScope& scope, Batch& result, ChannelRecord& channel);
   void Receive(CallScope& scope, Batch& result, ChannelRecord& channel, const std::string& text);
+  // Bounds on instances per contact and on reassembled messages; false: drop the message.
+  bool AdmitIncoming(CallScope& scope, ChannelRecord& channel, const std::string& text);  // guard.cc
+  void ForgetInstance(ChannelRecord& channel, ConnContext* instance);                      // guard.cc
   void FinishChannel(CallScope& scope, ChannelRecord& channel);
   void RefreshChannel(CallScope& scope, Batch& result, ChannelRecord& channel);
   ConnContext* SelectedContext(ChannelRecord& channel);
