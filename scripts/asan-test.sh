@@ -21,7 +21,7 @@ export LD_PRELOAD="$RUNTIME"
 # alloc_dealloc_mismatch / new_delete_type_mismatch: node's own (uninstrumented) code trips them.
 export ASAN_OPTIONS="detect_leaks=0:alloc_dealloc_mismatch=0:new_delete_type_mismatch=0:abort_on_error=1:log_path=$PWD/$LOG_DIR/asan:${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$PWD/$LOG_DIR/ubsan:${UBSAN_OPTIONS:-}"
-[ $# -eq 0 ] && set -- test/
+[ $# -eq 0 ] && set -- test/*.test.mjs test/reliability/*.test.mjs
 status=0
 node --test --test-concurrency=1 "$@" || status=$?
 if compgen -G "$LOG_DIR/*" >/dev/null; then

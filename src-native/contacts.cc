@@ -59,6 +59,24 @@ void AppendTrust(std::string& out, const Fingerprint* fp) {
 
 Failure FileFailure(const char* code, const std::string& what) { return MakeFailure(code, what); }
 
+// One of a contact's fingerprints (and the contact's master context), or null with the
+// call's failure set.
+Fingerprint* FindFingerprint(OtrlUserState us, const std::string& account, const std::string& protocol,
+                             const std::string& username, const std::string& hex, ConnContext** master,
+                             Batch& result) {
+  unsigned char raw[20];
+  *master = otrl_context_find(us, username.c_str(), account.c_str(), protocol.c_str(), OTRL_INSTAG_MASTER, 0,
+                              nullptr, nullptr, nullptr);
+  Fingerprint* fp = *master != nullptr && ParseFingerprintHex(hex, raw)
+                        ? otrl_context_find_fingerprint(*master, raw, 0, nullptr)
+                        : nullptr;
+  if (fp == nullptr) {
+    result.ok = false;
+    result.failure = MakeFailure("ERR_OTR_UNKNOWN_FINGERPRINT", "no such fingerprint for " + username);
+  }
+  return fp;
+}
+
 // libotr keeps contexts in a list sorted by (username, account, protocol) and finds each
 // line's context by walking it from the head: in file order, loading n contacts costs n²/2
 // string compares (1.7 s for 10,000). Fed in descending order, every new context belongs at
@@ -166,6 +184,14 @@ void Engine::Load(CallScope& scope, Batch& result, FilePaths paths) {
   }
 }
 
+void Engine::PersistFingerprints(Batch& result) {
+  std::string why;
+  if (!WriteFingerprints(&why)) {
+    result.ok = false;
+    result.failure = MakeFailure("ERR_OTR_FILE_WRITE", why);
+  }
+}
+
 bool Engine::WriteFingerprints(std::string* why) {
   gcry_error_t err = 0;
   *why = WriteFileAtomically(paths_.fingerprints, 0600, [&](FILE* file) {
@@ -201,37 +227,21 @@ void Engine::AddContact(CallScope& scope, Batch& result, std::string account, st
     return;
   }
   if (verified && (fp->trust == nullptr || fp->trust[0] == '\0')) otrl_context_set_trust(fp, "verified");
-  std::string why;
-  if ((added != 0 || verified) && !WriteFingerprints(&why)) {
-    result.ok = false;
-    result.failure = MakeFailure("ERR_OTR_FILE_WRITE", why);
-  }
+  if (added != 0 || verified) PersistFingerprints(result);
   EmitContactState(scope, master, channel);
 }
 
 void Engine::SetTrust(CallScope& scope, Batch& result, std::string account, std::string protocol,
                       std::string username, std::string fingerprintHex, bool verified) {
-  unsigned char raw[20];
-  ConnContext* master = otrl_context_find(us_, username.c_str(), account.c_str(), protocol.c_str(),
-                                          OTRL_INSTAG_MASTER, 0, nullptr, nullptr, nullptr);
-  Fingerprint* fp = master != nullptr && ParseFingerprintHex(fingerprintHex, raw)
-                        ? otrl_context_find_fingerprint(master, raw, 0, nullptr)
-                        : nullptr;
-  if (fp == nullptr) {
-    result.ok = false;
-    result.failure = MakeFailure("ERR_OTR_UNKNOWN_FINGERPRINT", "no such fingerprint for " + username);
-    return;
-  }
+  ConnContext* master = nullptr;
+  Fingerprint* fp = FindFingerprint(us_, account, protocol, username, fingerprintHex, &master, result);
+  if (fp == nullptr) return;
   if (!verified) {
     otrl_context_set_trust(fp, nullptr);
   } else if (fp->trust == nullptr || fp->trust[0] == '\0') {
     otrl_context_set_trust(fp, "verified");
   }
-  std::string why;
-  if (!WriteFingerprints(&why)) {
-    result.ok = false;
-    result.failure = MakeFailure("ERR_OTR_FILE_WRITE", why);
-  }
+  PersistFingerprints(result);
   result.value.type = ResultValue::Type::Bool;
   result.value.flag = verified;
   EmitContactState(scope, master, ChannelFor(account.c_str(), protocol.c_str(), username.c_str()));
@@ -239,17 +249,9 @@ void Engine::SetTrust(CallScope& scope, Batch& result, std::string account, std:
 
 void Engine::ForgetFingerprint(CallScope& scope, Batch& result, std::string account, std::string protocol,
                                std::string username, std::string fingerprintHex) {
-  unsigned char raw[20];
-  ConnContext* master = otrl_context_find(us_, username.c_str(), account.c_str(), protocol.c_str(),
-                                          OTRL_INSTAG_MASTER, 0, nullptr, nullptr, nullptr);
-  Fingerprint* fp = master != nullptr && ParseFingerprintHex(fingerprintHex, raw)
-                        ? otrl_context_find_fingerprint(master, raw, 0, nullptr)
-                        : nullptr;
-  if (fp == nullptr) {
-    result.ok = false;
-    result.failure = MakeFailure("ERR_OTR_UNKNOWN_FINGERPRINT", "no such fingerprint for " + username);
-    return;
-  }
+  ConnContext* master = nullptr;
+  Fingerprint* fp = FindFingerprint(us_, account, protocol, username, fingerprintHex, &master, result);
+  if (fp == nullptr) return;
   bool inUse = master->active_fingerprint == fp;
   ForEachInstance(master, [&](ConnContext* c) { inUse = inUse || c->active_fingerprint == fp; });
   if (inUse) {
@@ -259,11 +261,7 @@ void Engine::ForgetFingerprint(CallScope& scope, Batch& result, std::string acco
   }
   // Never forget the context itself: channels and app_data point at it.
   otrl_context_forget_fingerprint(fp, 0);
-  std::string why;
-  if (!WriteFingerprints(&why)) {
-    result.ok = false;
-    result.failure = MakeFailure("ERR_OTR_FILE_WRITE", why);
-  }
+  PersistFingerprints(result);
   EmitContactState(scope, master, ChannelFor(account.c_str(), protocol.c_str(), username.c_str()));
 }
 

@@ -155,6 +155,7 @@ class Engine {
   void Post(Batch* batch);
   void Flush();
   bool WriteFingerprints(std::string* why);  // contacts.cc
+  void PersistFingerprints(Batch& result);   // now, for calls that promise it; failure is theirs
   void FlushFingerprintsWhenIdle();
   ConnContext* MasterFor(ChannelRecord& channel);
   std::string SignatureOf(ConnContext* master, otrl_instag_t selected);
