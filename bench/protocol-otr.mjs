@@ -101,10 +101,21 @@ function timed(fn) {
   }
 }
 
+// While measuring: the event loop's delay, and the CPU time of the whole process (the JS
+// thread and the workers), which the machine's other load does not inflate the way it does
+// wall-clock rates.
 const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+let cpuStart;
+let cpuMicros = 0;
 function measuring(on) {
-  if (on) loopDelay.enable();
-  else loopDelay.disable();
+  if (on) {
+    loopDelay.enable();
+    cpuStart = process.cpuUsage();
+  } else {
+    loopDelay.disable();
+    const used = process.cpuUsage(cpuStart);
+    cpuMicros += used.user + used.system;
+  }
 }
 
 function median(v) {
@@ -136,6 +147,7 @@ function emit(o, unit, n, values, extra = {}) {
     eld_p99_ms: ms(loopDelay.percentile(99)),
     eld_max_ms: ms(loopDelay.max),
     max_block_ms: r3(maxBlock),
+    cpu_us_per_op: r3(cpuMicros / (n * values.length)),
     ...extra,
   };
   process.stdout.write(JSON.stringify(line) + '\n');
@@ -477,6 +489,7 @@ o.warmup = !o.quick && o.scenario !== 'keygen' && o.scenario !== 'memory';
 if (o.warmup) {
   await run({ ...o, silent: true, repeats: 1, n: Math.max(1, Math.floor(o.n / 4)), contacts: Math.max(1, Math.floor(o.contacts / 10)) });
   maxBlock = 0;
+  cpuMicros = 0;
   loopDelay.reset();
 }
 await run(o);
