@@ -488,11 +488,13 @@ async function run(o) {
   }
 }
 
-// One unrecorded warm-up pass at a quarter of the size lets V8 compile the hot
-// paths first (not for keygen, which is one long call, nor for memory).
+// One unrecorded warm-up pass lets V8 compile the hot paths first: the full
+// size for the message scenarios, a quarter (and a tenth of the contacts) for
+// the big-number ones; none for keygen (one long call) and memory.
 o.warmup = !o.quick && o.scenario !== 'keygen' && o.scenario !== 'memory';
 if (o.warmup) {
-  const n = Math.max(1, Math.floor(o.n / 4));
+  const bignum = o.scenario === 'conversation' || o.scenario === 'ake' || o.scenario === 'smp';
+  const n = Math.max(1, Math.floor(bignum ? o.n / 4 : o.n));
   const contacts = Math.max(1, Math.floor(o.contacts / 10));
   await run({ ...o, silent: true, repeats: 1, n, contacts });
 }
