@@ -8,6 +8,7 @@
       "sources": [
         "src-native/addon.cc",
         "src-native/channel.cc",
+        "src-native/contact_view.cc",
         "src-native/contacts.cc",
         "src-native/errors.cc",
         "src-native/files.cc",

@@ -192,93 +192,96 @@ void Engine::RunChannelOp(CallScope& scope, Batch& result, uint32_t channelId, C
     return current;
   };
 
-  switch (op) {
-    case ChannelOp::Init:
-      SendQuery(scope, result, channel);
-      break;
-    case ChannelOp::Refresh:
-      RefreshChannel(scope, result, channel);
-      break;
-    case ChannelOp::Finish:
-      FinishChannel(scope, channel);
-      break;
-    case ChannelOp::Write: {
-      ConnContext* current = SelectedContext(channel);
-      const bool encryptedNow = current != nullptr && current->msgstate == OTRL_MSGSTATE_ENCRYPTED;
-      const bool finished = current != nullptr && current->msgstate == OTRL_MSGSTATE_FINISHED;
-      const bool mustWait = channel.refreshing ||
-                            (!encryptedNow && !finished && (channel.policy & OTRL_POLICY_REQUIRE_ENCRYPTION) != 0);
-      if (!mustWait) {
-        SendNow(scope, result, channel, text);
+  // libotr's poll looks at every contact; everything else here concerns this one only.
+  if (op == ChannelOp::Ping) otrl_message_poll(us_, ops(), &scope);
+  WithContact(channel.account, channel.protocol, channel.username, [&] {
+    switch (op) {
+      case ChannelOp::Init:
+        SendQuery(scope, result, channel);
+        break;
+      case ChannelOp::Refresh:
+        RefreshChannel(scope, result, channel);
+        break;
+      case ChannelOp::Finish:
+        FinishChannel(scope, channel);
+        break;
+      case ChannelOp::Write: {
+        ConnContext* current = SelectedContext(channel);
+        const bool encryptedNow = current != nullptr && current->msgstate == OTRL_MSGSTATE_ENCRYPTED;
+        const bool finished = current != nullptr && current->msgstate == OTRL_MSGSTATE_FINISHED;
+        const bool mustWait = channel.refreshing ||
+                              (!encryptedNow && !finished && (channel.policy & OTRL_POLICY_REQUIRE_ENCRYPTION) != 0);
+        if (!mustWait) {
+          SendNow(scope, result, channel, text);
+          break;
+        }
+        // Our own queue, not libotr's single resend slot: every held write goes out, in order.
+        const bool startAke = channel.held.empty() && !channel.refreshing;
+        channel.held.push_back(text);
+        EmitEvent(scope, channel, EffectKind::MsgEvent, OTRL_MSGEVENT_ENCRYPTION_REQUIRED, &channel.held.back());
+        if (startAke) SendQuery(scope, result, channel);
         break;
       }
-      // Our own queue, not libotr's single resend slot: every held write goes out, in order.
-      const bool startAke = channel.held.empty() && !channel.refreshing;
-      channel.held.push_back(text);
-      EmitEvent(scope, channel, EffectKind::MsgEvent, OTRL_MSGEVENT_ENCRYPTION_REQUIRED, &channel.held.back());
-      if (startAke) SendQuery(scope, result, channel);
-      break;
-    }
-    case ChannelOp::Read:
-      Receive(scope, result, channel, text);
-      break;
-    case ChannelOp::Ping:
-      otrl_message_poll(us_, ops(), &scope);
-      break;
-    case ChannelOp::SmpVerify: {
-      ConnContext* current = encrypted();
-      if (current == nullptr) break;
-      if (number == 0) {
-        otrl_message_initiate_smp(us_, ops(), &scope, current, Bytes(text), text.size());
-      } else {  // with a question, carried in `data`
-        otrl_message_initiate_smp_q(us_, ops(), &scope, current, data.c_str(), Bytes(text), text.size());
-      }
-      break;
-    }
-    case ChannelOp::SmpRespond: {
-      ConnContext* current = encrypted();
-      if (current != nullptr) otrl_message_respond_smp(us_, ops(), &scope, current, Bytes(text), text.size());
-      break;
-    }
-    case ChannelOp::SmpAbort: {
-      ConnContext* current = SelectedContext(channel);
-      if (current != nullptr) otrl_message_abort_smp(us_, ops(), &scope, current);
-      break;
-    }
-    case ChannelOp::Symkey: {
-      ConnContext* current = encrypted();
-      if (current == nullptr) break;
-      if (current->protocol_version < 3) {
-        Fail(result, "ERR_OTR_SYMKEY", "the extra symmetric key needs OTR protocol version 3");
+      case ChannelOp::Read:
+        Receive(scope, result, channel, text);
+        break;
+      case ChannelOp::Ping:
+        break;  // done above, with every contact in sight
+      case ChannelOp::SmpVerify: {
+        ConnContext* current = encrypted();
+        if (current == nullptr) break;
+        if (number == 0) {
+          otrl_message_initiate_smp(us_, ops(), &scope, current, Bytes(text), text.size());
+        } else {  // with a question, carried in `data`
+          otrl_message_initiate_smp_q(us_, ops(), &scope, current, data.c_str(), Bytes(text), text.size());
+        }
         break;
       }
-      unsigned char key[OTRL_EXTRAKEY_BYTES];
-      const gcry_error_t err = otrl_message_symkey(us_, ops(), &scope, current, static_cast<unsigned int>(number),
-                                                   Bytes(data), data.size(), key);
-      if (err != 0) {
-        Fail(result, "ERR_OTR_SYMKEY", "libotr could not derive the extra symmetric key", err);
-      } else {
-        result.value.type = ResultValue::Type::Bytes;
-        result.value.bytes.assign(reinterpret_cast<const char*>(key), sizeof key);
+      case ChannelOp::SmpRespond: {
+        ConnContext* current = encrypted();
+        if (current != nullptr) otrl_message_respond_smp(us_, ops(), &scope, current, Bytes(text), text.size());
+        break;
       }
-      explicit_bzero(key, sizeof key);
-      break;
-    }
-    case ChannelOp::SelectSession: {
-      const auto wanted = static_cast<otrl_instag_t>(number);
-      bool known = wanted >= OTRL_INSTAG_BEST && wanted <= OTRL_INSTAG_RECENT_SENT;
-      ConnContext* master = MasterFor(channel);
-      for (ConnContext* c = master != nullptr ? master->next : nullptr; !known && c != nullptr && c->m_context == master;
-           c = c->next) {
-        known = c->their_instance == wanted;
+      case ChannelOp::SmpAbort: {
+        ConnContext* current = SelectedContext(channel);
+        if (current != nullptr) otrl_message_abort_smp(us_, ops(), &scope, current);
+        break;
       }
-      if (known) channel.selected = wanted;
-      result.value.type = ResultValue::Type::Bool;
-      result.value.flag = known;
-      break;
+      case ChannelOp::Symkey: {
+        ConnContext* current = encrypted();
+        if (current == nullptr) break;
+        if (current->protocol_version < 3) {
+          Fail(result, "ERR_OTR_SYMKEY", "the extra symmetric key needs OTR protocol version 3");
+          break;
+        }
+        unsigned char key[OTRL_EXTRAKEY_BYTES];
+        const gcry_error_t err = otrl_message_symkey(us_, ops(), &scope, current, static_cast<unsigned int>(number),
+                                                     Bytes(data), data.size(), key);
+        if (err != 0) {
+          Fail(result, "ERR_OTR_SYMKEY", "libotr could not derive the extra symmetric key", err);
+        } else {
+          result.value.type = ResultValue::Type::Bytes;
+          result.value.bytes.assign(reinterpret_cast<const char*>(key), sizeof key);
+        }
+        explicit_bzero(key, sizeof key);
+        break;
+      }
+      case ChannelOp::SelectSession: {
+        const auto wanted = static_cast<otrl_instag_t>(number);
+        bool known = wanted >= OTRL_INSTAG_BEST && wanted <= OTRL_INSTAG_RECENT_SENT;
+        ConnContext* master = MasterFor(channel);
+        for (ConnContext* c = master != nullptr ? master->next : nullptr; !known && c != nullptr && c->m_context == master;
+             c = c->next) {
+          known = c->their_instance == wanted;
+        }
+        if (known) channel.selected = wanted;
+        result.value.type = ResultValue::Type::Bool;
+        result.value.flag = known;
+        break;
+      }
     }
-  }
-  AfterLibotrCall(scope, channel);
+    AfterLibotrCall(scope, channel);
+  });
 }
 
 }  // namespace otr

@@ -59,16 +59,12 @@ void AppendTrust(std::string& out, const Fingerprint* fp) {
 
 Failure FileFailure(const char* code, const std::string& what) { return MakeFailure(code, what); }
 
-// One of a contact's fingerprints (and the contact's master context), or null with the
-// call's failure set.
-Fingerprint* FindFingerprint(OtrlUserState us, const std::string& account, const std::string& protocol,
-                             const std::string& username, const std::string& hex, ConnContext** master,
+// One of a contact's fingerprints, or null with the call's failure set.
+Fingerprint* FindFingerprint(ConnContext* master, const std::string& username, const std::string& hex,
                              Batch& result) {
   unsigned char raw[20];
-  *master = otrl_context_find(us, username.c_str(), account.c_str(), protocol.c_str(), OTRL_INSTAG_MASTER, 0,
-                              nullptr, nullptr, nullptr);
-  Fingerprint* fp = *master != nullptr && ParseFingerprintHex(hex, raw)
-                        ? otrl_context_find_fingerprint(*master, raw, 0, nullptr)
+  Fingerprint* fp = master != nullptr && ParseFingerprintHex(hex, raw)
+                        ? otrl_context_find_fingerprint(master, raw, 0, nullptr)
                         : nullptr;
   if (fp == nullptr) {
     result.ok = false;
@@ -180,7 +176,9 @@ void Engine::Load(CallScope& scope, Batch& result, FilePaths paths) {
 
   for (OtrlPrivKey* key = us_->privkey_root; key != nullptr; key = key->next) EmitAccount(scope, key);
   for (ConnContext* c = us_->context_root; c != nullptr; c = c->next) {
-    if (c->m_context == c) EmitContactState(scope, c, nullptr);
+    if (c->m_context != c) continue;
+    masters_.emplace(ChannelKey(c->accountname, c->protocol, c->username), c);
+    EmitContactState(scope, c, nullptr);
   }
 }
 
@@ -206,8 +204,7 @@ void Engine::AddContact(CallScope& scope, Batch& result, std::string account, st
                         std::string username, std::string fingerprintHex, bool verified) {
   ChannelRecord* channel = ChannelFor(account.c_str(), protocol.c_str(), username.c_str());
   if (fingerprintHex.empty()) {
-    ConnContext* master = otrl_context_find(us_, username.c_str(), account.c_str(), protocol.c_str(),
-                                            OTRL_INSTAG_MASTER, 0, nullptr, nullptr, nullptr);
+    ConnContext* master = FindMaster(account, protocol, username);
     if (master != nullptr) EmitContactState(scope, master, channel);
     return;
   }
@@ -217,8 +214,11 @@ void Engine::AddContact(CallScope& scope, Batch& result, std::string account, st
     result.failure = MakeFailure("ERR_OTR_BAD_FINGERPRINT", "not a fingerprint: " + fingerprintHex);
     return;
   }
-  ConnContext* master = otrl_context_find(us_, username.c_str(), account.c_str(), protocol.c_str(),
-                                          OTRL_INSTAG_MASTER, 1, nullptr, nullptr, nullptr);
+  ConnContext* master = nullptr;
+  WithContact(account, protocol, username, [&] {
+    master = otrl_context_find(us_, username.c_str(), account.c_str(), protocol.c_str(), OTRL_INSTAG_MASTER, 1,
+                               nullptr, nullptr, nullptr);
+  });
   int added = 0;
   Fingerprint* fp = master != nullptr ? otrl_context_find_fingerprint(master, raw, 1, &added) : nullptr;
   if (fp == nullptr) {
@@ -233,8 +233,8 @@ void Engine::AddContact(CallScope& scope, Batch& result, std::string account, st
 
 void Engine::SetTrust(CallScope& scope, Batch& result, std::string account, std::string protocol,
                       std::string username, std::string fingerprintHex, bool verified) {
-  ConnContext* master = nullptr;
-  Fingerprint* fp = FindFingerprint(us_, account, protocol, username, fingerprintHex, &master, result);
+  ConnContext* master = FindMaster(account, protocol, username);
+  Fingerprint* fp = FindFingerprint(master, username, fingerprintHex, result);
   if (fp == nullptr) return;
   if (!verified) {
     otrl_context_set_trust(fp, nullptr);
@@ -249,8 +249,8 @@ void Engine::SetTrust(CallScope& scope, Batch& result, std::string account, std:
 
 void Engine::ForgetFingerprint(CallScope& scope, Batch& result, std::string account, std::string protocol,
                                std::string username, std::string fingerprintHex) {
-  ConnContext* master = nullptr;
-  Fingerprint* fp = FindFingerprint(us_, account, protocol, username, fingerprintHex, &master, result);
+  ConnContext* master = FindMaster(account, protocol, username);
+  Fingerprint* fp = FindFingerprint(master, username, fingerprintHex, result);
   if (fp == nullptr) return;
   bool inUse = master->active_fingerprint == fp;
   ForEachInstance(master, [&](ConnContext* c) { inUse = inUse || c->active_fingerprint == fp; });
@@ -266,11 +266,21 @@ void Engine::ForgetFingerprint(CallScope& scope, Batch& result, std::string acco
 }
 
 ConnContext* Engine::MasterFor(ChannelRecord& channel) {
-  if (channel.master == nullptr) {
-    channel.master = otrl_context_find(us_, channel.username.c_str(), channel.account.c_str(),
-                                       channel.protocol.c_str(), OTRL_INSTAG_MASTER, 0, nullptr, nullptr, nullptr);
-  }
+  if (channel.master == nullptr) channel.master = FindMaster(channel.account, channel.protocol, channel.username);
   return channel.master;
+}
+
+ConnContext* Engine::FindMaster(const std::string& account, const std::string& protocol, const std::string& username) {
+  const std::string key = ChannelKey(account, protocol, username);
+  const auto found = masters_.find(key);
+  if (found != masters_.end()) return found->second;
+  // Created by libotr in the call running now, under a view of this contact.
+  ConnContext* head = viewing_ ? us_->context_root : nullptr;
+  if (head != nullptr && username == head->username && account == head->accountname && protocol == head->protocol) {
+    masters_.emplace(key, head);
+    return head;
+  }
+  return nullptr;
 }
 
 ConnContext* Engine::SelectedContext(ChannelRecord& channel) {

@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "contact_view.h"
 #include "effects.h"
 #include "libotr.h"
 
@@ -134,6 +135,8 @@ class Engine {
   void GenerateInstag(CallScope& scope, const char* account, const char* protocol);  // keygen.cc
   void EmitContactState(CallScope& scope, ConnContext* master, ChannelRecord* channel);  // contacts.cc
   void EmitAccount(CallScope& scope, OtrlPrivKey* key);                      // keygen.cc
+  // A contact's master context, through our index (libotr's own lookup walks every context).
+  ConnContext* FindMaster(const std::string& account, const std::string& protocol, const std::string& username);
   // Callbacks that report a change of state see the new state: emitted right before them.
   void EmitStateIfChanged(CallScope& scope, ChannelRecord& channel);  // contacts.cc
   void ReportError(CallScope& scope, const Failure& failure);
@@ -158,6 +161,10 @@ class Engine {
   void PersistFingerprints(Batch& result);   // now, for calls that promise it; failure is theirs
   void FlushFingerprintsWhenIdle();
   ConnContext* MasterFor(ChannelRecord& channel);
+  // Runs `calls` with libotr seeing only this contact's contexts (see contact_view.h).
+  template <typename Calls>
+  void WithContact(const std::string& account, const std::string& protocol, const std::string& username,
+                   Calls calls);
   std::string SignatureOf(ConnContext* master, otrl_instag_t selected);
   void AfterLibotrCall(CallScope& scope, ChannelRecord& channel);     // channel.cc
   void SendNow(CallScope& scope, Batch& result, ChannelRecord& channel, const std::string& text);
@@ -181,6 +188,8 @@ class Engine {
   bool fingerprintsDirty_ = false;
   bool closed_ = false;
 
+  std::unordered_map<std::string, ConnContext*> masters_;  // ChannelKey → master context
+  bool viewing_ = false;  // a ContactView is open: the list libotr sees is one contact's
   std::unordered_map<uint32_t, std::unique_ptr<ChannelRecord>> channels_;
   std::unordered_map<std::string, ChannelRecord*> channelsByName_;
   std::map<std::string, std::unique_ptr<PendingKeygen>> keygens_;
@@ -196,6 +205,19 @@ class Engine {
 };
 
 std::string ChannelKey(const std::string& account, const std::string& protocol, const std::string& username);
+
+template <typename Calls>
+void Engine::WithContact(const std::string& account, const std::string& protocol, const std::string& username,
+                         Calls calls) {
+  ContactView view(us_, FindMaster(account, protocol, username));
+  struct Viewing {
+    bool& flag;
+    ~Viewing() { flag = false; }
+  } viewing{viewing_};
+  viewing_ = true;
+  calls();
+  if (view.master() != nullptr) masters_.emplace(ChannelKey(account, protocol, username), view.master());
+}
 
 // The fingerprint as 40 lower-case hex digits, and back (false if `hex` is not 40 hex digits).
 std::string FingerprintHex(const unsigned char* fingerprint);

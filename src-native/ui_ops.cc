@@ -95,12 +95,11 @@ void InjectMessage(void* opdata, const char* account, const char* protocol, cons
 
 void UpdateContextList(void* opdata) noexcept { ScopeOf(opdata)->stateMayHaveChanged = true; }
 
-void NewFingerprint(void* opdata, OtrlUserState us, const char* account, const char* protocol,
+void NewFingerprint(void* opdata, OtrlUserState, const char* account, const char* protocol,
                     const char* username, unsigned char fingerprint[20]) noexcept {
   try {
     CallScope* scope = ScopeOf(opdata);
-    ConnContext* master =
-        otrl_context_find(us, username, account, protocol, OTRL_INSTAG_MASTER, 0, nullptr, nullptr, nullptr);
+    ConnContext* master = scope->engine->FindMaster(account, protocol, username);
     int known = 0;
     if (master != nullptr) {
       for (Fingerprint* fp = master->fingerprint_root.next; fp != nullptr; fp = fp->next) {
