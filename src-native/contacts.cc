@@ -125,6 +125,9 @@ bool ParseFingerprintHex(const std::string& hex, unsigned char out[20]) {
 
 void Engine::Load(CallScope& scope, Batch& result, FilePaths paths) {
   paths_ = std::move(paths);
+  for (const std::string* path : {&paths_.privkeys, &paths_.fingerprints, &paths_.instags}) {
+    RemoveStaleTempFiles(*path);
+  }
   auto fail = [&](Failure failure) {
     result.ok = false;
     result.failure = std::move(failure);

@@ -1,5 +1,6 @@
 #include "files.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -94,6 +95,23 @@ FileContent ReadWholeFile(const std::string& path) {
   }
   ::close(fd);
   return content;
+}
+
+int RemoveStaleTempFiles(const std::string& path) {
+  const std::string dir = DirectoryOf(path);
+  const auto slash = path.rfind('/');
+  const std::string prefix = (slash == std::string::npos ? path : path.substr(slash + 1)) + ".tmp-";
+  DIR* listing = ::opendir(dir.c_str());
+  if (listing == nullptr) return 0;
+  int removed = 0;
+  while (const struct dirent* entry = ::readdir(listing)) {
+    const std::string name = entry->d_name;
+    // WriteFileAtomically's names: prefix plus mkstemp's six characters.
+    if (name.size() != prefix.size() + 6 || name.compare(0, prefix.size(), prefix) != 0) continue;
+    if (::unlinkat(::dirfd(listing), name.c_str(), 0) == 0) ++removed;
+  }
+  ::closedir(listing);
+  return removed;
 }
 
 std::string WriteFileAtomically(const std::string& path, mode_t mode,

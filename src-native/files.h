@@ -24,6 +24,10 @@ FileContent ReadWholeFile(const std::string& path);
 std::string WriteFileAtomically(const std::string& path, mode_t mode,
                                 const std::function<bool(FILE*)>& write);
 
+// Removes temp files a write killed mid-way left next to `path` (they may hold private key
+// material). Returns how many were removed.
+int RemoveStaleTempFiles(const std::string& path);
+
 // libotr's readers skip lines they cannot parse; we refuse such files instead of silently
 // losing trust records or instance tags. Empty string: the content is well formed.
 std::string CheckFingerprintsFormat(const std::string& bytes);

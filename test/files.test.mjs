@@ -323,3 +323,16 @@ test('README extras: new OTR() throws the load error; account.instanceTag is the
   assert.equal(pair.alice.account.instanceTag, pair.bob.channel.currentSession);
   assert.equal(pair.bob.account.instanceTag, pair.alice.channel.currentSession);
 });
+
+test('temp files left by a killed write (they may hold key material) are removed on load; other files stay', T, async () => {
+  const k = await keys();
+  const dir = cloneDir(k.aliceDir);
+  const files = filesIn(dir);
+  const stale = [`${files.privkeysFile}.tmp-a1B2c3`, `${files.contactsFile}.tmp-zzzzzz`, `${files.instanceTagsFile}.tmp-000000`];
+  const unrelated = [`${files.privkeysFile}.tmp-toolong1`, path.join(dir, 'notes.tmp-abcdef')];
+  for (const f of [...stale, ...unrelated]) fs.writeFileSync(f, '(privkeys half-written', { mode: 0o600 });
+  const otr = openOTR(dir);
+  for (const f of stale) assert.equal(fs.existsSync(f), false, `${path.basename(f)} removed`);
+  for (const f of unrelated) assert.equal(fs.existsSync(f), true, `${path.basename(f)} kept`);
+  assert.ok(otr.findAccount(ALICE, PROTO), 'the real files loaded');
+});
