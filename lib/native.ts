@@ -44,10 +44,11 @@ export interface NativeFailure {
  *   header (BATCH_SLOTS): job, flags (BatchFlag), result value, query value, effect count
  *   effect (EFFECT_SLOTS): kind (EffectKind), channel id, a, b, text value, extra value
  *
- * A "value" is an index into `values` (strings, objects, Buffers), or -1 for none. The
- * return value answers the query, when the delivery carries one (always its last batch).
+ * A "value" is an index into `values` (strings, objects, Buffers: the arguments after
+ * `count`), or -1 for none. The return value answers the query, when the delivery carries
+ * one (always its last batch).
  */
-export type Dispatch = (instance: number, numbers: Float64Array, count: number, values: unknown[]) => unknown;
+export type Dispatch = (instance: number, numbers: Float64Array, count: number, ...values: unknown[]) => unknown;
 
 export const BATCH_SLOTS = 5;
 export const EFFECT_SLOTS = 6;

@@ -149,12 +149,14 @@ class Handle : public Napi::ObjectWrap<Handle> {
     loadedState_.clear();
     const size_t slots = SlotsFor(loaded);
     Napi::Float64Array numbers = Napi::Float64Array::New(env, slots);
-    Napi::Array values = Napi::Array::New(env);
+    std::vector<napi_value> values;
     Encode(env, loaded, numbers.Data(), values);
+    Napi::Array list = Napi::Array::New(env, values.size());
+    for (uint32_t i = 0; i < values.size(); ++i) list.Set(i, Napi::Value(env, values[i]));
     Napi::Array result = Napi::Array::New(env, 3);
     result.Set(0u, numbers);
     result.Set(1u, Napi::Number::New(env, static_cast<double>(slots)));
-    result.Set(2u, values);
+    result.Set(2u, list);
     return result;
   }
 
@@ -259,15 +261,18 @@ class Handle : public Napi::ObjectWrap<Handle> {
     try {
       const size_t slots = SlotsFor(*delivery);
       double* numbers = self->NumbersFor(env, slots);
-      Napi::Array values = Napi::Array::New(env);
-      Encode(env, *delivery, numbers, values);
+      // dispatch(instance, numbers, count, ...values)
+      std::vector<napi_value>& args = self->args_;
+      args.clear();
+      args.push_back(Napi::Number::New(env, self->instanceId_));
+      args.push_back(self->numbers_.Value());
+      args.push_back(Napi::Number::New(env, static_cast<double>(slots)));
+      Encode(env, *delivery, numbers, args);
       // Called through the C API: while a worker thread is being terminated the call fails
       // (JS cannot run), and node-addon-api would turn that into a fatal error. Then the
       // worker only needs its default answer; a pending exception is left for Node.
-      napi_value args[] = {Napi::Number::New(env, self->instanceId_), self->numbers_.Value(),
-                           Napi::Number::New(env, static_cast<double>(slots)), values};
       napi_value rawAnswer = nullptr;
-      if (napi_call_function(env, env.Undefined(), rawDispatch, 4, args, &rawAnswer) != napi_ok) {
+      if (napi_call_function(env, env.Undefined(), rawDispatch, args.size(), args.data(), &rawAnswer) != napi_ok) {
         if (query && self->engine_) self->engine_->AnswerDefault(query);
         return;
       }
@@ -295,6 +300,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
   std::unique_ptr<Engine> engine_;
   uint32_t pendingJobs_ = 0;
   Napi::Reference<Napi::Float64Array> numbers_;
+  std::vector<napi_value> args_;  // reused for every delivery
   size_t numbersCapacity_ = 0;
   std::vector<Effect> loadedState_;
   bool hookRegistered_ = false;

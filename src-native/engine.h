@@ -3,6 +3,7 @@
 // them. It knows nothing of N-API: results leave through the Poster as Deliveries.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -195,6 +196,8 @@ class Engine {
   std::map<std::string, std::unique_ptr<PendingKeygen>> keygens_;
   std::vector<std::unique_ptr<Batch>> outbox_;
   size_t outboxBytes_ = 0;
+  size_t outboxEffects_ = 0;
+  std::chrono::steady_clock::time_point outboxSince_;
 
   std::mutex mutex_;  // guards queue_, stopping_ and every Query's answer fields
   std::condition_variable wake_;

@@ -109,19 +109,19 @@ Napi::Value QueryToJs(Napi::Env env, const Query& query) {
 
 class ValueList {
  public:
-  ValueList(Napi::Env env, Napi::Array values) : env_(env), values_(values) {}
+  // Values are appended after what `values` already holds; indices count from there.
+  explicit ValueList(std::vector<napi_value>& values) : values_(values), base_(values.size()) {}
 
   // The index `value` gets in the list, or kNone for an empty value.
   double Add(napi_value value) {
     if (value == nullptr) return kNone;
-    NAPI_THROW_IF_FAILED(env_, napi_set_element(env_, values_, count_, value), kNone);
-    return count_++;
+    values_.push_back(value);
+    return static_cast<double>(values_.size() - 1 - base_);
   }
 
  private:
-  Napi::Env env_;
-  Napi::Array values_;
-  uint32_t count_ = 0;
+  std::vector<napi_value>& values_;
+  size_t base_;
 };
 
 }  // namespace
@@ -155,8 +155,8 @@ size_t SlotsFor(const Delivery& delivery) {
   return slots;
 }
 
-void Encode(Napi::Env env, const Delivery& delivery, double* nums, Napi::Array values) {
-  ValueList list(env, values);
+void Encode(Napi::Env env, const Delivery& delivery, double* nums, std::vector<napi_value>& values) {
+  ValueList list(values);
   size_t at = 0;
   for (const auto& batch : delivery.batches) {
     nums[at++] = batch->job;

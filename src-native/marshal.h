@@ -5,6 +5,8 @@
 
 #include <napi.h>
 
+#include <vector>
+
 #include "effects.h"
 
 namespace otr {
@@ -16,8 +18,9 @@ constexpr size_t kEffectSlots = 6;  // kind, channel, a, b, text value, extra va
 size_t SlotsFor(const Delivery& delivery);
 
 // Writes `delivery` into nums (SlotsFor() doubles) and appends the strings and objects it
-// refers to, by index, to `values`.
-void Encode(Napi::Env env, const Delivery& delivery, double* nums, Napi::Array values);
+// refers to, by index, to `values`: the dispatcher gets them as arguments, which is cheaper
+// than setting them one by one into an array.
+void Encode(Napi::Env env, const Delivery& delivery, double* nums, std::vector<napi_value>& values);
 
 // A JS string from UTF-8 text; ASCII (every OTR wire message) skips UTF-8 decoding.
 napi_value MakeString(napi_env env, const std::string& text);
