@@ -20,28 +20,34 @@
 
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import vm from 'node:vm';
+import {
+  BURST,
+  FRAG_MMS,
+  SMP_QUESTION,
+  SMP_SECRET,
+  benchKeyFiles,
+  blocking,
+  counter as countTo,
+  emitLine,
+  failer,
+  median,
+  parseArgs,
+  payload,
+  r3,
+} from './common.mjs';
 
 const require = createRequire(import.meta.url);
 const { DSA, OTR } = require('otr');
 const OTR_VERSION = require('otr/package.json').version;
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const SMP_QUESTION = 'What is the name of the benchmark?';
-const SMP_SECRET = 'protocol-otr bench été';
-const FRAG_MMS = 1400;
 // npm otr's fragment_size is the payload per fragment; its v3 fragment header
 // "?OTR|xxxxxxxx|xxxxxxxx,kkkkk,nnnnn," plus the trailing "," is at most 36
 // characters, so this keeps every fragment within FRAG_MMS, like libotr's
 // max_message_size.
 const FRAG_PAYLOAD = FRAG_MMS - 36;
-const BURST = 100; // at most this many one-way messages outstanding
 
 // n and repeats per scenario (pure JS is slow: smaller n than the C baseline,
 // recorded in the output). contacts: concurrent conversations.
@@ -58,129 +64,22 @@ const DEFAULTS = {
 };
 
 // ------------------------------------------------------------------
-// arguments
+// keys and measurement
 
-function usage() {
-  process.stderr.write(
-    'usage: node bench/otrjs.mjs <scenario> [--n N] [--repeats R] [--contacts C] [--keys DIR] [--quick]\n' +
-      `scenarios: ${Object.keys(DEFAULTS).join(' ')}\n`,
-  );
-  process.exit(2);
-}
-
-function parseArgs(argv) {
-  const o = { scenario: argv[0], quick: false };
-  if (!o.scenario || !DEFAULTS[o.scenario]) usage();
-  const num = (s) => {
-    const v = Number(s);
-    if (!Number.isInteger(v) || v < 1) usage();
-    return v;
-  };
-  for (let i = 1; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--quick') o.quick = true;
-    else if (a === '--n' && i + 1 < argv.length) o.n = num(argv[++i]);
-    else if (a === '--repeats' && i + 1 < argv.length) o.repeats = num(argv[++i]);
-    else if (a === '--contacts' && i + 1 < argv.length) o.contacts = num(argv[++i]);
-    else if (a === '--keys' && i + 1 < argv.length) o.keys = argv[++i];
-    else usage();
-  }
-  const d = DEFAULTS[o.scenario];
-  let n = d.n;
-  let repeats = d.repeats;
-  let contacts = o.contacts ?? 100;
-  if (o.quick) {
-    n = Math.max(1, Math.floor(n / 20));
-    repeats = 1;
-    contacts = Math.max(1, Math.floor(contacts / 20));
-  }
-  o.n ??= n;
-  o.repeats ??= repeats;
-  o.contacts = contacts;
-  o.keys ??= path.join(HERE, 'c', 'build', 'keys');
-  return o;
-}
-
-// ------------------------------------------------------------------
-// keys
-
+// parsePrivate(text, true) reads libotr's s-expression and returns the bare {p, q, g, y, x}
+// of the first key; the DSA constructor adopts such an object.
 function loadKeys(dir) {
-  const files = { alice: path.join(dir, 'alice.key'), bob: path.join(dir, 'bob.key') };
-  if (!fs.existsSync(files.alice) || !fs.existsSync(files.bob)) {
-    const bin = path.join(HERE, 'c', 'build', 'baseline');
-    if (!fs.existsSync(bin)) execFileSync(path.join(HERE, 'c', 'build.sh'), { stdio: ['ignore', 'ignore', 'inherit'] });
-    execFileSync(bin, ['genkeys', dir], { stdio: ['ignore', 'ignore', 'inherit'] });
-  }
-  // parsePrivate(text, true) reads libotr's s-expression and returns the bare
-  // {p, q, g, y, x} of the first key; the DSA constructor adopts such an object.
+  const files = benchKeyFiles(dir);
   const load = (f) => new DSA(DSA.parsePrivate(fs.readFileSync(f, 'utf8'), true));
   return { alice: load(files.alice), bob: load(files.bob) };
 }
 
-// ------------------------------------------------------------------
-// measurement helpers
-
-let maxBlock = 0;
-function timed(fn) {
-  const t = performance.now();
-  try {
-    return fn();
-  } finally {
-    const d = performance.now() - t;
-    if (d > maxBlock) maxBlock = d;
-  }
-}
-
-function median(v) {
-  const s = [...v].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-const r3 = (x) => Math.round(x * 1000) / 1000;
+const timed = blocking.timed;
+const fail = failer('otrjs');
+const counter = (target) => countTo(target, fail);
 
 function emit(o, unit, n, values, extra = {}) {
-  if (o.silent) return; // warm-up pass
-  const line = {
-    impl: 'otrjs',
-    scenario: o.scenario,
-    unit,
-    n,
-    repeats: values.map(r3),
-    median: r3(median(values)),
-    min: r3(Math.min(...values)),
-    max: r3(Math.max(...values)),
-    quick: o.quick,
-    warmup: o.warmup,
-    otr: OTR_VERSION,
-    node: process.version,
-    load1: r3(os.loadavg()[0]),
-    ...extra,
-  };
-  process.stdout.write(JSON.stringify(line) + '\n');
-}
-
-function fail(msg) {
-  process.stderr.write(`otrjs: ${msg}\n`);
-  process.exit(1);
-}
-
-// A promise that resolves after `target` calls of hit().
-function counter(target) {
-  let count = 0;
-  let resolve;
-  const done = new Promise((r) => (resolve = r));
-  if (target === 0) resolve();
-  return {
-    done,
-    hit() {
-      if (++count === target) resolve();
-      if (count > target) fail('counter overrun');
-    },
-    get count() {
-      return count;
-    },
-  };
+  emitLine('otrjs', o, unit, n, values, { otr: OTR_VERSION, ...extra });
 }
 
 // ------------------------------------------------------------------
@@ -246,14 +145,6 @@ class Bench {
   }
 }
 
-// Payload i: "%08d" then a fixed ASCII pattern, exactly len bytes (same as C).
-const PATTERN = Array.from({ length: 26 * 4 }, (_, k) => String.fromCharCode(97 + ((k * 7 + 3) % 26))).join('');
-function payload(len, i) {
-  let s = '';
-  while (s.length < len) s += PATTERN;
-  const num = String(i).padStart(8, '0');
-  return (num + s.slice(num.length)).slice(0, len);
-}
 
 // ------------------------------------------------------------------
 // scenarios
@@ -277,7 +168,7 @@ async function oneway(o, keys, len, fragment_size) {
     };
     const wire0 = b.wire;
     b.maxWire = 0;
-    maxBlock = 0;
+    blocking.max = 0;
     const t0 = performance.now();
     for (let sent = 0; sent < o.n; ) {
       const k = Math.min(BURST, o.n - sent);
@@ -293,7 +184,7 @@ async function oneway(o, keys, len, fragment_size) {
     }
     const t1 = performance.now();
     if (got !== o.n) fail('lost messages');
-    block = Math.max(block, maxBlock);
+    block = Math.max(block, blocking.max);
     values.push(o.n / ((t1 - t0) / 1000));
     wirePerMsg = (b.wire - wire0) / o.n;
     maxWire = b.maxWire;
@@ -342,11 +233,11 @@ async function conversation(o, keys) {
   const values = [];
   let block = 0;
   for (let r = 0; r < o.repeats; r++) {
-    maxBlock = 0;
+    blocking.max = 0;
     const t0 = performance.now();
     await conversationRound(perConv);
     values.push(total / ((performance.now() - t0) / 1000));
-    block = Math.max(block, maxBlock);
+    block = Math.max(block, blocking.max);
   }
   emit(o, 'msg/s', total, values, {
     conversations: c,
@@ -358,7 +249,7 @@ async function conversation(o, keys) {
 async function ake(o, keys) {
   const values = [];
   const construct = [];
-  maxBlock = 0;
+  blocking.max = 0;
   for (let r = 0; r < o.repeats; r++) {
     const b = new Bench(keys, o.n);
     construct.push(b.constructMs);
@@ -368,7 +259,7 @@ async function ake(o, keys) {
   }
   // constructing an OTR object makes two DH key pairs; it is done before the
   // clock starts (libotr creates its contexts lazily, inside the timed region)
-  emit(o, 'AKE/s', o.n, values, { construct_ms_per_conversation: r3(median(construct) / o.n), max_block_ms: r3(maxBlock) });
+  emit(o, 'AKE/s', o.n, values, { construct_ms_per_conversation: r3(median(construct) / o.n), max_block_ms: r3(blocking.max) });
 }
 
 async function smp(o, keys) {
@@ -376,7 +267,7 @@ async function smp(o, keys) {
   await b.ake();
   const [alice, bob] = b.pairs[0].sides;
   const values = [];
-  maxBlock = 0;
+  blocking.max = 0;
   for (let r = 0; r < o.repeats; r++) {
     const c = counter(2);
     b.onSmp = (pair, s, type, data) => {
@@ -393,7 +284,7 @@ async function smp(o, keys) {
     await c.done;
     values.push(performance.now() - t0);
   }
-  emit(o, 'ms', 1, values, { max_block_ms: r3(maxBlock) });
+  emit(o, 'ms', 1, values, { max_block_ms: r3(blocking.max) });
 }
 
 async function keygen(o) {
@@ -447,7 +338,7 @@ async function memory(o, keys) {
 
 // ------------------------------------------------------------------
 
-const o = parseArgs(process.argv.slice(2));
+const o = parseArgs(process.argv.slice(2), 'otrjs.mjs', DEFAULTS);
 let finished = false;
 process.on('exit', (code) => {
   if (!finished) {

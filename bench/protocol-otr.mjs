@@ -15,22 +15,29 @@
 // monitorEventLoopDelay (p50/p99/max, ms) over the timed repeats, and max_block_ms, the
 // longest single synchronous call into the library's public API.
 
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { OTR, SmpEvent, libotr } from 'protocol-otr';
+import {
+  BURST,
+  FRAG_MMS,
+  SMP_QUESTION,
+  SMP_SECRET,
+  benchKeyFiles,
+  blocking,
+  counter as countTo,
+  emitLine,
+  failer,
+  parseArgs,
+  payload,
+  r3,
+} from './common.mjs';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
 const PROTOCOL = 'bench';
-const SMP_QUESTION = 'What is the name of the benchmark?';
-const SMP_SECRET = 'protocol-otr bench été';
-const FRAG_MMS = 1400;
-const BURST = 100; // at most this many one-way messages outstanding
 
 const DEFAULTS = {
   msg_oneway_16: { n: 200000, repeats: 5 },
@@ -45,61 +52,11 @@ const DEFAULTS = {
 };
 
 // ------------------------------------------------------------------
-// arguments
-
-function usage() {
-  process.stderr.write(
-    'usage: node bench/protocol-otr.mjs <scenario> [--n N] [--repeats R] [--contacts C] [--keys DIR] [--quick]\n' +
-      `scenarios: ${Object.keys(DEFAULTS).join(' ')}\n`,
-  );
-  process.exit(2);
-}
-
-function parseArgs(argv) {
-  const o = { scenario: argv[0], quick: false };
-  if (!o.scenario || !DEFAULTS[o.scenario]) usage();
-  const num = (s) => {
-    const v = Number(s);
-    if (!Number.isInteger(v) || v < 1) usage();
-    return v;
-  };
-  for (let i = 1; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--quick') o.quick = true;
-    else if (a === '--n' && i + 1 < argv.length) o.n = num(argv[++i]);
-    else if (a === '--repeats' && i + 1 < argv.length) o.repeats = num(argv[++i]);
-    else if (a === '--contacts' && i + 1 < argv.length) o.contacts = num(argv[++i]);
-    else if (a === '--keys' && i + 1 < argv.length) o.keys = argv[++i];
-    else usage();
-  }
-  const d = DEFAULTS[o.scenario];
-  let { n, repeats } = d;
-  let contacts = o.contacts ?? 100;
-  if (o.quick) {
-    n = Math.max(1, Math.floor(n / 20));
-    repeats = 1;
-    contacts = Math.max(1, Math.floor(contacts / 20));
-  }
-  o.n ??= n;
-  o.repeats ??= repeats;
-  o.contacts = contacts;
-  o.keys ??= path.join(HERE, 'c', 'build', 'keys');
-  return o;
-}
-
-// ------------------------------------------------------------------
 // measurement
 
-let maxBlock = 0;
-function timed(fn) {
-  const t = performance.now();
-  try {
-    return fn();
-  } finally {
-    const d = performance.now() - t;
-    if (d > maxBlock) maxBlock = d;
-  }
-}
+const timed = blocking.timed;
+const fail = failer('protocol-otr bench');
+const counter = (target) => countTo(target, fail);
 
 // While measuring: the event loop's delay, and the CPU time of the whole process (the JS
 // thread and the workers), which the machine's other load does not inflate the way it does
@@ -118,58 +75,17 @@ function measuring(on) {
   }
 }
 
-function median(v) {
-  const s = [...v].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-const r3 = (x) => Math.round(x * 1000) / 1000;
-
 function emit(o, unit, n, values, extra = {}) {
-  if (o.silent) return; // warm-up pass
   const ms = (ns) => r3(ns / 1e6);
-  const line = {
-    impl: 'protocol-otr',
-    scenario: o.scenario,
-    unit,
-    n,
-    repeats: values.map(r3),
-    median: r3(median(values)),
-    min: r3(Math.min(...values)),
-    max: r3(Math.max(...values)),
-    quick: o.quick,
-    warmup: o.warmup,
+  emitLine('protocol-otr', o, unit, n, values, {
     libotr: libotr.version,
-    node: process.version,
-    load1: r3(os.loadavg()[0]),
     eld_p50_ms: ms(loopDelay.percentile(50)),
     eld_p99_ms: ms(loopDelay.percentile(99)),
     eld_max_ms: ms(loopDelay.max),
-    max_block_ms: r3(maxBlock),
+    max_block_ms: r3(blocking.max),
     cpu_us_per_op: r3(cpuMicros / (n * values.length)),
     ...extra,
-  };
-  process.stdout.write(JSON.stringify(line) + '\n');
-}
-
-function fail(msg) {
-  process.stderr.write(`protocol-otr bench: ${msg}\n`);
-  process.exit(1);
-}
-
-function counter(target) {
-  let count = 0;
-  let resolve;
-  const done = new Promise((r) => (resolve = r));
-  if (target === 0) resolve();
-  return {
-    done,
-    hit() {
-      if (++count === target) resolve();
-      if (count > target) fail('counter overrun');
-    },
-  };
+  });
 }
 
 // ------------------------------------------------------------------
@@ -179,15 +95,6 @@ const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'protocol-otr-bench-'));
 process.on('exit', () => fs.rmSync(scratch, { recursive: true, force: true }));
 let instances = 0;
 
-function keyFiles(dir) {
-  const files = { alice: path.join(dir, 'alice.key'), bob: path.join(dir, 'bob.key') };
-  if (!fs.existsSync(files.alice) || !fs.existsSync(files.bob)) {
-    const bin = path.join(HERE, 'c', 'build', 'baseline');
-    if (!fs.existsSync(bin)) execFileSync(path.join(HERE, 'c', 'build.sh'), { stdio: ['ignore', 'ignore', 'inherit'] });
-    execFileSync(bin, ['genkeys', dir], { stdio: ['ignore', 'ignore', 'inherit'] });
-  }
-  return files;
-}
 
 // A fresh OTR instance for `who`, whose private key file is a copy of the bench key.
 async function party(who, keyFile) {
@@ -260,14 +167,6 @@ class Bench {
   }
 }
 
-// Payload i: "%08d" then a fixed ASCII pattern, exactly len bytes (same as C).
-const PATTERN = Array.from({ length: 26 * 4 }, (_, k) => String.fromCharCode(97 + ((k * 7 + 3) % 26))).join('');
-function payload(len, i) {
-  let s = '';
-  while (s.length < len) s += PATTERN;
-  const num = String(i).padStart(8, '0');
-  return (num + s.slice(num.length)).slice(0, len);
-}
 
 // ------------------------------------------------------------------
 // scenarios
@@ -461,8 +360,8 @@ async function memory(o, keys) {
 
 // ------------------------------------------------------------------
 
-const o = parseArgs(process.argv.slice(2));
-const keys = o.scenario === 'keygen' ? null : keyFiles(o.keys);
+const o = parseArgs(process.argv.slice(2), 'protocol-otr.mjs', DEFAULTS);
+const keys = o.scenario === 'keygen' ? null : benchKeyFiles(o.keys);
 
 async function run(opts) {
   switch (opts.scenario) {
@@ -491,7 +390,7 @@ async function run(opts) {
 o.warmup = !o.quick && o.scenario !== 'keygen' && o.scenario !== 'memory';
 if (o.warmup) {
   await run({ ...o, silent: true, repeats: 1, n: Math.max(1, Math.floor(o.n / 4)), contacts: Math.max(1, Math.floor(o.contacts / 10)) });
-  maxBlock = 0;
+  blocking.max = 0;
   cpuMicros = 0;
   loopDelay.reset();
 }

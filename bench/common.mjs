@@ -1,0 +1,145 @@
+// What the JavaScript benchmark scripts share (bench/otrjs.mjs, bench/protocol-otr.mjs):
+// arguments, the bench key files, timing of synchronous calls, the JSON result line, and
+// the payloads. Scenario definitions: bench/README.md.
+
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+
+export const HERE = path.dirname(fileURLToPath(import.meta.url));
+export const SMP_QUESTION = 'What is the name of the benchmark?';
+export const SMP_SECRET = 'protocol-otr bench été';
+export const FRAG_MMS = 1400;
+export const BURST = 100; // at most this many one-way messages outstanding
+
+// `node bench/<script> <scenario> [--n N] [--repeats R] [--contacts C] [--keys DIR] [--quick]`
+// with the script's own defaults per scenario ({ n, repeats }).
+export function parseArgs(argv, script, defaults) {
+  const usage = () => {
+    process.stderr.write(
+      `usage: node bench/${script} <scenario> [--n N] [--repeats R] [--contacts C] [--keys DIR] [--quick]\n` +
+        `scenarios: ${Object.keys(defaults).join(' ')}\n`,
+    );
+    process.exit(2);
+  };
+  const o = { scenario: argv[0], quick: false };
+  if (!o.scenario || !defaults[o.scenario]) usage();
+  const num = (s) => {
+    const v = Number(s);
+    if (!Number.isInteger(v) || v < 1) usage();
+    return v;
+  };
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--quick') o.quick = true;
+    else if (a === '--n' && i + 1 < argv.length) o.n = num(argv[++i]);
+    else if (a === '--repeats' && i + 1 < argv.length) o.repeats = num(argv[++i]);
+    else if (a === '--contacts' && i + 1 < argv.length) o.contacts = num(argv[++i]);
+    else if (a === '--keys' && i + 1 < argv.length) o.keys = argv[++i];
+    else usage();
+  }
+  let { n, repeats } = defaults[o.scenario];
+  let contacts = o.contacts ?? 100;
+  if (o.quick) {
+    n = Math.max(1, Math.floor(n / 20));
+    repeats = 1;
+    contacts = Math.max(1, Math.floor(contacts / 20));
+  }
+  o.n ??= n;
+  o.repeats ??= repeats;
+  o.contacts = contacts;
+  o.keys ??= path.join(HERE, 'c', 'build', 'keys');
+  return o;
+}
+
+// DIR/alice.key and DIR/bob.key (libotr's format), written by the C baseline when missing.
+export function benchKeyFiles(dir) {
+  const files = { alice: path.join(dir, 'alice.key'), bob: path.join(dir, 'bob.key') };
+  if (!fs.existsSync(files.alice) || !fs.existsSync(files.bob)) {
+    const bin = path.join(HERE, 'c', 'build', 'baseline');
+    if (!fs.existsSync(bin)) execFileSync(path.join(HERE, 'c', 'build.sh'), { stdio: ['ignore', 'ignore', 'inherit'] });
+    execFileSync(bin, ['genkeys', dir], { stdio: ['ignore', 'ignore', 'inherit'] });
+  }
+  return files;
+}
+
+// The longest single synchronous call into the library under test (max_block_ms).
+export const blocking = {
+  max: 0,
+  timed(fn) {
+    const t = performance.now();
+    try {
+      return fn();
+    } finally {
+      const d = performance.now() - t;
+      if (d > blocking.max) blocking.max = d;
+    }
+  },
+};
+
+export function median(v) {
+  const s = [...v].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+export const r3 = (x) => Math.round(x * 1000) / 1000;
+
+// Writes the scenario's one JSON line (nothing during a warm-up pass).
+export function emitLine(impl, o, unit, n, values, extra = {}) {
+  if (o.silent) return;
+  const line = {
+    impl,
+    scenario: o.scenario,
+    unit,
+    n,
+    repeats: values.map(r3),
+    median: r3(median(values)),
+    min: r3(Math.min(...values)),
+    max: r3(Math.max(...values)),
+    quick: o.quick,
+    warmup: o.warmup,
+    node: process.version,
+    load1: r3(os.loadavg()[0]),
+    ...extra,
+  };
+  process.stdout.write(JSON.stringify(line) + '\n');
+}
+
+export function failer(prefix) {
+  return (msg) => {
+    process.stderr.write(`${prefix}: ${msg}\n`);
+    process.exit(1);
+  };
+}
+
+// A promise that resolves after `target` calls of hit(); more calls are a failure.
+export function counter(target, fail) {
+  let count = 0;
+  let resolve;
+  const done = new Promise((r) => (resolve = r));
+  if (target === 0) resolve();
+  return {
+    done,
+    hit() {
+      if (++count === target) resolve();
+      if (count > target) fail('counter overrun');
+    },
+    get count() {
+      return count;
+    },
+  };
+}
+
+// Payload i: "%08d" then a fixed ASCII pattern, exactly len bytes (same as the C baseline),
+// as a flat string, as a message read from a socket would be.
+const PATTERN = Array.from({ length: 26 * 4 }, (_, k) => String.fromCharCode(97 + ((k * 7 + 3) % 26))).join('');
+export function payload(len, i) {
+  let s = '';
+  while (s.length < len) s += PATTERN;
+  const num = String(i).padStart(8, '0');
+  return Buffer.from((num + s.slice(num.length)).slice(0, len), 'latin1').toString('latin1');
+}
