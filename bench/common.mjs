@@ -134,12 +134,11 @@ export function counter(target, fail) {
   };
 }
 
-// Payload i: "%08d" then a fixed ASCII pattern, exactly len bytes (same as the C baseline),
-// as a flat string, as a message read from a socket would be.
+// Payload i: "%08d" then a fixed ASCII pattern, exactly len bytes (same as the C baseline).
 const PATTERN = Array.from({ length: 26 * 4 }, (_, k) => String.fromCharCode(97 + ((k * 7 + 3) % 26))).join('');
 export function payload(len, i) {
   let s = '';
   while (s.length < len) s += PATTERN;
   const num = String(i).padStart(8, '0');
-  return Buffer.from((num + s.slice(num.length)).slice(0, len), 'latin1').toString('latin1');
+  return (num + s.slice(num.length)).slice(0, len);
 }

@@ -14,9 +14,9 @@ namespace otr {
 
 namespace {
 // Enough to amortise the hop to the JS thread, small enough that handling one delivery
-// (its callbacks, and the strings they carry) stays well under a millisecond. Counted in
+// (its callbacks, and the strings they carry) stays around a millisecond. Counted in
 // effects (callbacks), not jobs: one fragmented write alone makes dozens of onWrite calls.
-constexpr size_t kEffectsPerDelivery = 64;
+constexpr size_t kEffectsPerDelivery = 128;
 constexpr size_t kTextBytesPerDelivery = 256 * 1024;
 // No result waits longer than this for company: behind expensive jobs (key rotations, AKE
 // steps) the JS side must see each result soon, or the other party's worker sits idle.
