@@ -35,7 +35,6 @@ const instances = new Map<number, WeakRef<OTR>>();
 const busy = new Set<OTR>();
 let nextInstance = 1;
 
-
 function dispatch(instance: number, numbers: Float64Array, count: number, ...values: unknown[]): unknown {
   return instances.get(instance)?.deref()?._deliver(numbers, count, values);
 }
