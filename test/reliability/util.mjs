@@ -26,13 +26,10 @@ export function tmpdir(prefix = 'otr-rel-') {
   return d;
 }
 
-export function filesIn(dir) {
-  return {
-    privkeysFile: path.join(dir, 'otr.private_key'),
-    contactsFile: path.join(dir, 'otr.fingerprints'),
-    instanceTagsFile: path.join(dir, 'otr.instance_tags'),
-  };
-}
+// The three file names, as the main suite's harness lays them out.
+import { filesIn } from '../helpers/harness.mjs';
+
+export { filesIn };
 
 export function open(dir) {
   const otr = new OTR(filesIn(dir));
