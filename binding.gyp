@@ -17,6 +17,7 @@
         "src-native/keygen.cc",
         "src-native/marshal.cc",
         "src-native/ui_ops.cc",
+        "src-native/wire_text.cc",
         "src-native/worker.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

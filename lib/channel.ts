@@ -4,13 +4,38 @@ import type { Contact } from './contact';
 import { ErrorCodes, OtrError } from './errors';
 import { CallbackFlag, ChannelOp, EffectKind } from './native';
 import { statusWord, type Status } from './status';
-import { invalid, requireInteger, requireText } from './validate';
+import { invalid, requireBoolean, requireInteger, requireText } from './validate';
+
+/** What onRead's third argument says about a message. */
+export interface ReadInfo {
+  /** libotr decrypted it (false: it arrived in plaintext, whatever the session's state). */
+  encrypted: boolean;
+  /** The sender's instance tag (0 when the message carried none). */
+  instag: number;
+}
+
+/** The outcome of init() and its retries, given to onQueryResult once. */
+export interface QueryResult {
+  /** The channel went encrypted; false: every query went unanswered. */
+  secure: boolean;
+  /** How many queries were sent. */
+  queries: number;
+}
 
 export interface ChannelOptions {
   policy?: Policy | number;
   maxMessageSize?: number;
+  /** No wire text may contain a line break (IRC and other line-based transports). Default: prpl-irc. */
+  lineBased?: boolean;
+  /** The human-readable part of OTR queries (after the version tag); default: the account's, the OTR's, or a built-in text. */
+  queryText?: string;
+  /** Queries init() sends again while the channel is not encrypted (default 2, so 3 in all). */
+  queryRetries?: number;
+  /** Milliseconds to wait for an encrypted session before the next query (default 10,000). */
+  queryRetryInterval?: number;
   onWrite: (channel: Channel, message: string) => void;
-  onRead: (channel: Channel, message: string) => void;
+  onRead: (channel: Channel, message: string, info: ReadInfo) => void;
+  onQueryResult?: (channel: Channel, result: QueryResult) => void;
   onGoneSecure?: (channel: Channel) => void;
   onGoneInsecure?: (channel: Channel) => void;
   onStillSecure?: (channel: Channel) => void;
@@ -29,8 +54,16 @@ export interface ChannelOptions {
 const CALLBACKS = [
   'onWrite', 'onRead', 'onGoneSecure', 'onGoneInsecure', 'onStillSecure', 'onUnverifiedFingerprint',
   'onSymkey', 'onTimer', 'onSmp', 'onError', 'onEvent', 'onSmpEvent', 'onBeforeEncrypt',
-  'onAfterDecrypt', 'onIsContactLoggedIn',
+  'onAfterDecrypt', 'onIsContactLoggedIn', 'onQueryResult',
 ] as const;
+
+// Transports where a line break ends the message (the rest would be a command, or chat).
+const LINE_BASED_PROTOCOLS = new Set(['prpl-irc']);
+
+// For line-based transports, where libotr's HTML text would arrive as several lines of chat.
+function plainQueryText(account: string): string {
+  return `${account} has requested an Off-the-Record private conversation, but your client does not support OTR (https://otr.cypherpunks.ca/).`;
+}
 
 // The Perl module's defaults: the largest message each network carries.
 const MAX_MESSAGE_SIZE_BY_PROTOCOL: Record<string, number> = {
@@ -54,6 +87,13 @@ export class Channel {
   readonly contact: Contact;
   readonly policy: number;
   readonly maxMessageSize: number;
+  readonly lineBased: boolean;
+  readonly queryRetries: number;
+  readonly queryRetryInterval: number;
+  #queryText: string | undefined;
+  #queryTextSent: string | undefined;
+  #queriesSent = 0;
+  #retryTimer: NodeJS.Timeout | undefined;
   /** @internal */
   readonly _options: ChannelOptions;
   /** @internal */
@@ -74,6 +114,10 @@ export class Channel {
       throw invalid(`maxMessageSize must be 0 (no fragmentation) or more than ${FRAGMENT_OVERHEAD}, the OTR fragment header; got ${size}`);
     }
     this.maxMessageSize = size;
+    this.lineBased = options.lineBased === undefined ? LINE_BASED_PROTOCOLS.has(contact.account.protocol) : requireBoolean('lineBased', options.lineBased);
+    this.queryRetries = requireInteger('queryRetries', options.queryRetries ?? 2, 0, 100);
+    this.queryRetryInterval = requireInteger('queryRetryInterval', options.queryRetryInterval ?? 10_000, 1, 0x7fffffff);
+    if (options.queryText !== undefined) this.#queryText = requireText('queryText', options.queryText, { allowEmpty: true });
     this.contact = contact;
     this.account = contact.account;
     this._options = { ...options };
@@ -84,8 +128,36 @@ export class Channel {
       (options.onError ? CallbackFlag.ErrorText : 0) |
       (options.onSmp ? CallbackFlag.Smp : 0);
     const account = this.account;
+    const queryText = this.#resolvedQueryText();
+    this.#queryTextSent = queryText;
     this._id = account.ctx._registerChannel(this, (job, handle, id) =>
-      handle.openChannel(job, id, account.name, account.protocol, contact.name, this.policy, size, flags),
+      handle.openChannel(job, id, account.name, account.protocol, contact.name, this.policy, size, flags, this.lineBased, queryText),
+    );
+  }
+
+  /** The human-readable part of this channel's OTR queries (undefined: the account's or OTR's). */
+  get queryText(): string | undefined {
+    return this.#queryText;
+  }
+
+  set queryText(text: string | undefined) {
+    this.#queryText = text === undefined ? undefined : requireText('queryText', text, { allowEmpty: true });
+  }
+
+  #resolvedQueryText(): string | undefined {
+    const text = this.#queryText ?? this.account.queryText ?? this.account.ctx.queryText;
+    if (text !== undefined) return text;
+    return this.lineBased ? plainQueryText(this.account.name) : undefined;
+  }
+
+  // The worker keeps the text it puts in queries; it learns of a change, in queue order,
+  // before the next call that may send one.
+  #syncQueryText(): void {
+    const text = this.#resolvedQueryText();
+    if (text === this.#queryTextSent) return;
+    this.#queryTextSent = text;
+    this.#op(ChannelOp.SetQueryText, text ?? '', undefined, text === undefined ? 0 : 1).catch((error: unknown) =>
+      this.account.ctx._report(error),
     );
   }
 
@@ -94,18 +166,81 @@ export class Channel {
     return statusWord(this.contact._state?.status ?? 0);
   }
 
-  /** Sends the OTR query message (its text names the account). */
+  /**
+   * Sends an OTR query. While the channel does not go encrypted, the query is sent again
+   * every queryRetryInterval ms, queryRetries times (a contact's client may be generating its
+   * key, or answer with a stale AKE message); onQueryResult reports the outcome once.
+   */
   async init(): Promise<void> {
+    this.#syncQueryText();
+    this._stopRetries();
+    this.#queriesSent = 1;
     await this.#op(ChannelOp.Init);
+    if (this.#queriesSent === 1 && !this.#isEncrypted()) this.#armRetry();
+    else if (this.#queriesSent === 1) this.#reportQuery(true);
+  }
+
+  #isEncrypted(): boolean {
+    const status = this.status;
+    return status === 'Unverified' || status === 'Private';
+  }
+
+  #armRetry(): void {
+    // Holds the channel weakly, like the poll timer: a pending retry never keeps an OTR alive.
+    const self = new WeakRef(this);
+    this.#retryTimer = setTimeout(() => self.deref()?._retry(), this.queryRetryInterval);
+    this.#retryTimer.unref();
+  }
+
+  /** @internal */
+  _retry(): void {
+    try {
+      this.#retryNow();
+    } catch (error) {
+      this.account.ctx._report(error);
+    }
+  }
+
+  #retryNow(): void {
+    this.#retryTimer = undefined;
+    if (this.#queriesSent === 0 || this.account.ctx.closed) return;
+    if (this.#isEncrypted()) return this.#reportQuery(true);
+    if (this.#queriesSent > this.queryRetries) return this.#reportQuery(false);
+    this.#queriesSent++;
+    this.#syncQueryText();
+    this.#op(ChannelOp.Init).then(
+      () => {
+        if (this.#queriesSent > 0) this.#armRetry();
+      },
+      (error: unknown) => {
+        this._stopRetries();
+        this.account.ctx._report(error);
+      },
+    );
+  }
+
+  #reportQuery(secure: boolean): void {
+    const queries = this.#queriesSent;
+    this._stopRetries();
+    this._options.onQueryResult?.(this, { secure, queries });
+  }
+
+  /** @internal Drops a pending retry without reporting (finish(), close()). */
+  _stopRetries(): void {
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    this.#queriesSent = 0;
   }
 
   /** Re-runs the AKE for fresh keys; writes meanwhile wait and are never sent in clear. */
   async refresh(): Promise<void> {
+    this.#syncQueryText();
     await this.#op(ChannelOp.Refresh);
   }
 
   /** Ends every session with the contact (they are told when onIsContactLoggedIn allows). */
   async finish(): Promise<void> {
+    this._stopRetries();
     await this.#op(ChannelOp.Finish);
   }
 
@@ -152,6 +287,7 @@ export class Channel {
     } catch (error) {
       return Promise.reject(error);
     }
+    this.#syncQueryText();
     return this.#op(ChannelOp.Write, message) as Promise<void>;
   }
 
@@ -162,6 +298,7 @@ export class Channel {
     } catch (error) {
       return Promise.reject(error);
     }
+    this.#syncQueryText();
     return this.#op(ChannelOp.Read, input) as Promise<void>;
   }
 
@@ -193,10 +330,15 @@ export class Channel {
         o.onWrite(this, text ?? '');
         return;
       case EffectKind.Read:
-        o.onRead(this, text ?? '');
+        o.onRead(this, text ?? '', { encrypted: a === 1, instag: b });
         return;
       case EffectKind.GoneSecure:
-        o.onGoneSecure?.(this);
+        try {
+          o.onGoneSecure?.(this);
+        } finally {
+          // A query retry is waiting: this is its outcome.
+          if (this.#retryTimer) this.#reportQuery(true);
+        }
         return;
       case EffectKind.GoneInsecure:
         o.onGoneInsecure?.(this);

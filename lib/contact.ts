@@ -3,11 +3,12 @@ import { Channel, type ChannelOptions } from './channel';
 import { ErrorCodes, OtrError } from './errors';
 import { Fingerprint } from './fingerprint';
 import type { NativeContact } from './native';
+import { requireText } from './validate';
 
 /** Someone an account talks to, with the fingerprints libotr has seen or was given. */
 export class Contact {
   readonly account: Account;
-  readonly name: string;
+  #name: string;
   #fingerprints = new Map<string, Fingerprint>();
   #state: NativeContact | undefined;
   #channel: Channel | undefined;
@@ -15,7 +16,40 @@ export class Contact {
   /** @internal */
   constructor(account: Account, name: string) {
     this.account = account;
-    this.name = name;
+    this.#name = name;
+  }
+
+  /** The contact's name on the network (a nick, a JID); see rename(). */
+  get name(): string {
+    return this.#name;
+  }
+
+  /**
+   * Follows a nick change: the contact, its channel, sessions and trust move to `newName` at
+   * once (messages handed in afterwards under the new name reach this channel), and the
+   * fingerprints file is rewritten under it before the promise resolves. The old name is
+   * free: a message from it later is a new contact. Rejects with ERR_OTR_CONTACT_EXISTS if
+   * `newName` is already a contact of the account.
+   */
+  rename(newName: string): Promise<void> {
+    try {
+      requireText('newName', newName);
+      this.account.ctx._ensureOpen();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (newName === this.#name) return Promise.resolve();
+    return this.account._rename(this, this.#name, newName);
+  }
+
+  /** The channel opened to this contact, if any. */
+  get existingChannel(): Channel | undefined {
+    return this.#channel;
+  }
+
+  /** @internal */
+  _setName(name: string): void {
+    this.#name = name;
   }
 
   fingerprints(): Fingerprint[] {

@@ -1,8 +1,10 @@
-export { OTR, type OTROptions } from './otr';
+export { OTR, type OTROptions, type CloseOptions } from './otr';
 export { Account } from './account';
 export { Contact } from './contact';
 export { Fingerprint } from './fingerprint';
-export { Channel, type ChannelOptions } from './channel';
+export { Channel, type ChannelOptions, type ReadInfo, type QueryResult } from './channel';
+export { Router } from './router';
+export { Pacer, type PacerOptions } from './pacer';
 export { OtrError, ErrorCodes, type OtrErrorCode } from './errors';
 export type { Status } from './status';
 export * from './constants';

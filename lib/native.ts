@@ -60,9 +60,10 @@ export interface NativeHandle {
   addContact(job: number, account: string, protocol: string, username: string, fingerprintHex: string, verified: boolean): void;
   setTrust(job: number, account: string, protocol: string, username: string, fingerprintHex: string, verified: boolean): void;
   forgetFingerprint(job: number, account: string, protocol: string, username: string, fingerprintHex: string): void;
-  openChannel(job: number, channel: number, account: string, protocol: string, username: string, policy: number, maxMessageSize: number, callbacks: number): void;
+  renameContact(job: number, account: string, protocol: string, from: string, to: string): void;
+  openChannel(job: number, channel: number, account: string, protocol: string, username: string, policy: number, maxMessageSize: number, callbacks: number, lineBased: boolean, queryText: string | undefined): void;
   channelOp(job: number, channel: number, op: ChannelOp, text: string, data: Buffer | string | undefined, number: number): void;
-  close(job: number): void;
+  close(job: number, endSessions: boolean): void;
   dispose(): void;
 }
 
@@ -111,6 +112,7 @@ export const enum ChannelOp {
   Write = 9,
   Read = 10,
   SelectSession = 11,
+  SetQueryText = 12,
 }
 
 export const enum CallbackFlag {

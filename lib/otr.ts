@@ -15,12 +15,19 @@ import {
   type NativeContact,
   type NativeHandle,
 } from './native';
-import { requireText } from './validate';
+import { requireBoolean, requireText } from './validate';
 
 export interface OTROptions {
   privkeysFile?: string;
   contactsFile?: string;
   instanceTagsFile?: string;
+  /** The human-readable part of OTR queries for every account (see Channel's queryText). */
+  queryText?: string;
+}
+
+export interface CloseOptions {
+  /** Tell every contact in an encrypted session that we are leaving (through onWrite) first. */
+  endSessions?: boolean;
 }
 
 interface PendingCall {
@@ -60,6 +67,7 @@ export class OTR extends EventEmitter {
   #closing: Promise<void> | undefined;
   #pollTimer: NodeJS.Timeout | undefined;
   #pollChannel: Channel | undefined;
+  #queryText: string | undefined;
 
   constructor(options: OTROptions = {}) {
     super();
@@ -67,6 +75,7 @@ export class OTR extends EventEmitter {
     this.privkeysFile = requireText('privkeysFile', options.privkeysFile ?? 'otr.private_key');
     this.contactsFile = requireText('contactsFile', options.contactsFile ?? 'otr.fingerprints');
     this.instanceTagsFile = requireText('instanceTagsFile', options.instanceTagsFile ?? 'otr.instance_tags');
+    this.queryText = options.queryText;
     this.#instance = nextInstance++;
     // Reads the three files now (a file that cannot be used throws here, before anything
     // could replace it), so accounts and contacts are visible as soon as this returns.
@@ -116,12 +125,33 @@ export class OTR extends EventEmitter {
     return [...this.#accounts.values()];
   }
 
-  /** Finishes queued work, writes the files, frees native memory. Later calls reject. */
-  close(): Promise<void> {
+  /** The human-readable part of OTR queries, unless an account or channel sets its own. */
+  get queryText(): string | undefined {
+    return this.#queryText;
+  }
+
+  set queryText(text: string | undefined) {
+    this.#queryText = text === undefined ? undefined : requireText('queryText', text, { allowEmpty: true });
+  }
+
+  /**
+   * Finishes queued work, writes the files, frees native memory. Later calls reject. With
+   * `endSessions`, every contact in an encrypted session is first sent the OTR disconnect
+   * message (through its channel's onWrite), as Pidgin does when it quits.
+   */
+  close(options: CloseOptions = {}): Promise<void> {
     if (!this.#closing) {
+      let endSessions: boolean;
+      try {
+        if (options === null || typeof options !== 'object') throw new OtrError(ErrorCodes.INVALID_ARGUMENT, 'close options must be an object');
+        endSessions = requireBoolean('endSessions', options.endSessions ?? false);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      for (const channel of this.#channels.values()) channel._stopRetries();
       const handle = this.#handle;
       this.#closing = handle
-        ? this._call((job, h) => h.close(job), true).then(
+        ? this._call((job, h) => h.close(job, endSessions), true).then(
             () => this.#dispose(),
             (error: unknown) => {
               this.#dispose();
@@ -287,7 +317,11 @@ export class OTR extends EventEmitter {
       const state = extra as NativeContact;
       const key = `${state.account}\0${state.protocol}`;
       const account = this.#accounts.get(key);
-      if (account) {
+      const channel = channelId !== 0 ? this.#channels.get(channelId) : undefined;
+      if (channel) {
+        // By channel, not by name: a contact renamed since keeps getting its own state.
+        channel.contact._update(state);
+      } else if (account) {
         account._contactFromNative(state.username)._update(state);
       } else {
         const waiting = this.#contactsWithoutAccount.get(key) ?? new Map<string, NativeContact>();

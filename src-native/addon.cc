@@ -54,6 +54,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
                            InstanceMethod<&Handle::AddContact>("addContact"),
                            InstanceMethod<&Handle::SetTrust>("setTrust"),
                            InstanceMethod<&Handle::ForgetFingerprint>("forgetFingerprint"),
+                           InstanceMethod<&Handle::RenameContact>("renameContact"),
                            InstanceMethod<&Handle::OpenChannel>("openChannel"),
                            InstanceMethod<&Handle::ChannelCall>("channelOp"),
                            InstanceMethod<&Handle::CloseEngine>("close"),
@@ -196,7 +197,17 @@ class Handle : public Napi::ObjectWrap<Handle> {
     return info.Env().Undefined();
   }
 
-  // openChannel(job, channelId, account, protocol, username, policy, maxMessageSize, callbacks)
+  // openChannel(job, channelId, account, protocol, username, policy, maxMessageSize, callbacks,
+  //             lineBased, queryText: string | undefined)
+  Napi::Value RenameContact(const Napi::CallbackInfo& info) {
+    std::string account = StringArg(info, 1), protocol = StringArg(info, 2), from = StringArg(info, 3),
+                to = StringArg(info, 4);
+    Submit(info.Env(), JobArg(info), [=](Engine& e, CallScope& s, Batch& b) {
+      e.RenameContact(s, b, account, protocol, from, to);
+    });
+    return info.Env().Undefined();
+  }
+
   Napi::Value OpenChannel(const Napi::CallbackInfo& info) {
     ChannelRecord settings;
     settings.id = static_cast<uint32_t>(NumberArg(info, 1));
@@ -206,6 +217,9 @@ class Handle : public Napi::ObjectWrap<Handle> {
     settings.policy = static_cast<OtrlPolicy>(NumberArg(info, 5));
     settings.maxMessageSize = static_cast<int>(NumberArg(info, 6));
     settings.callbacks = static_cast<uint32_t>(NumberArg(info, 7));
+    settings.lineBased = info[8].ToBoolean();
+    settings.customQuery = info[9].IsString();
+    if (settings.customQuery) settings.queryText = StringArg(info, 9);
     Submit(info.Env(), JobArg(info),
            [settings](Engine& e, CallScope& s, Batch& b) { e.OpenChannel(s, b, settings); });
     return info.Env().Undefined();
@@ -233,7 +247,8 @@ class Handle : public Napi::ObjectWrap<Handle> {
   }
 
   Napi::Value CloseEngine(const Napi::CallbackInfo& info) {
-    Submit(info.Env(), JobArg(info), [](Engine& e, CallScope& s, Batch& b) { e.Close(s, b); });
+    const bool endSessions = info[1].ToBoolean();
+    Submit(info.Env(), JobArg(info), [endSessions](Engine& e, CallScope& s, Batch& b) { e.Close(s, b, endSessions); });
     return info.Env().Undefined();
   }
 

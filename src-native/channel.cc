@@ -16,10 +16,11 @@ void Fail(Batch& result, const char* code, const std::string& message, gcry_erro
 }
 
 void EmitEvent(CallScope& scope, ChannelRecord& channel, EffectKind kind, int64_t a = 0,
-               const std::string* text = nullptr) {
+               const std::string* text = nullptr, int64_t b = 0) {
   Effect effect{kind};
   effect.channel = channel.id;
   effect.a = a;
+  effect.b = b;
   if (text != nullptr) {
     effect.hasText = true;
     effect.text = *text;
@@ -49,7 +50,7 @@ void Engine::SendNow(CallScope& scope, Batch& result, ChannelRecord& channel, co
     Fail(result, "ERR_OTR_ENCRYPTION", "the message was not sent", err);
   } else if (sent == nullptr) {
     // libotr leaves the message alone (policy NEVER/MANUAL, or OTR refused): send it as is.
-    EmitEvent(scope, channel, EffectKind::Write, 0, &text);
+    EmitWire(scope, &channel, text.c_str());
   }
   otrl_message_free(sent);
 }
@@ -58,11 +59,23 @@ void Engine::SendQuery(CallScope& scope, Batch& result, ChannelRecord& channel) 
   // libotr turns a bare query into its default query text, which names the account. A
   // re-AKE that follows is ours: libotr's still_secure for it means what it says.
   channel.rekeyedByContact.clear();
-  SendNow(scope, result, channel, "?OTR?");
+  // Not fragmented (SEND_SKIP): the query is rewritten with the channel's text, then sent
+  // whole; a query is never fragmented by anyone else either.
+  char* query = nullptr;
+  const gcry_error_t err = otrl_message_sending(us_, ops(), &scope, channel.account.c_str(), channel.protocol.c_str(),
+                                                channel.username.c_str(), channel.selected, "?OTR?", nullptr,
+                                                &query, OTRL_FRAGMENT_SEND_SKIP, nullptr, nullptr, nullptr);
+  if (err != 0) {
+    Fail(result, "ERR_OTR_ENCRYPTION", "the OTR query was not sent", err);
+  } else if (query != nullptr && query[0] != '\0') {
+    EmitWire(scope, &channel, query);
+  }
+  otrl_message_free(query);
 }
 
 void Engine::Receive(CallScope& scope, Batch& result, ChannelRecord& channel, const std::string& text) {
   if (!AdmitIncoming(scope, channel, text)) return;
+  scope.decrypted = false;
   char* plain = nullptr;
   OtrlTLV* tlvs = nullptr;
   ConnContext* context = nullptr;
@@ -90,7 +103,9 @@ void Engine::Receive(CallScope& scope, Batch& result, ChannelRecord& channel, co
   }
   if (internal == 0) {
     const std::string shown = plain != nullptr ? std::string(plain) : text;
-    EmitEvent(scope, channel, EffectKind::Read, 0, &shown);
+    // What libotr did decides `encrypted`: it decrypted a data message in this call.
+    EmitEvent(scope, channel, EffectKind::Read, scope.decrypted ? 1 : 0, &shown,
+              context != nullptr ? context->their_instance : 0);
   }
   // libotr 4 never calls gone_insecure: the contact ending the session arrives as a TLV.
   if (tlvs != nullptr && otrl_tlv_find(tlvs, OTRL_TLV_DISCONNECTED) != nullptr) {
@@ -104,6 +119,7 @@ void Engine::Receive(CallScope& scope, Batch& result, ChannelRecord& channel, co
 }
 
 void Engine::FinishChannel(CallScope& scope, ChannelRecord& channel) {
+  scope.channel = &channel;
   ConnContext* master = MasterFor(channel);
   bool wasEncrypted = false;
   if (master != nullptr) {
@@ -266,6 +282,10 @@ void Engine::RunChannelOp(CallScope& scope, Batch& result, uint32_t channelId, C
         explicit_bzero(key, sizeof key);
         break;
       }
+      case ChannelOp::SetQueryText:
+        channel.customQuery = number != 0;
+        channel.queryText = text;
+        break;
       case ChannelOp::SelectSession: {
         const auto wanted = static_cast<otrl_instag_t>(number);
         bool known = wanted >= OTRL_INSTAG_BEST && wanted <= OTRL_INSTAG_RECENT_SENT;

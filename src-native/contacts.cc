@@ -1,6 +1,7 @@
 // Loading the three files, contacts and their fingerprints, trust, and the contact state
 // that JS mirrors (sessions, fingerprints, status).
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <vector>
@@ -353,6 +354,61 @@ void Engine::EmitContactState(CallScope& scope, ConnContext* master, ChannelReco
   effect.channel = channel != nullptr ? channel->id : 0;
   effect.contact = std::move(state);
   scope.effects.push_back(std::move(effect));
+}
+
+}  // namespace otr
+
+namespace otr {
+
+// libotr keys a contact's contexts by username, so a nick change would start over with no
+// session and no trust. Renaming the contexts in place keeps both: the sessions (master and
+// instances), their keys and the fingerprints move to the new name, and the fingerprints
+// file is rewritten (atomically) under it. libotr 4.x allocates `username` with strdup and
+// frees it with free() (context.c), which is what makes replacing it safe.
+static_assert(OTRL_VERSION_MAJOR == 4, "contact renaming replaces ConnContext::username as libotr 4 allocates it");
+
+void Engine::RenameContact(CallScope& scope, Batch& result, std::string account, std::string protocol,
+                           std::string from, std::string to) {
+  if (FindMaster(account, protocol, to) != nullptr || ChannelFor(account.c_str(), protocol.c_str(), to.c_str()) != nullptr) {
+    result.ok = false;
+    result.failure = MakeFailure("ERR_OTR_CONTACT_EXISTS", to + " is already a contact of " + account +
+                                                               ": forget it first, or rename it away");
+    return;
+  }
+  ConnContext* master = FindMaster(account, protocol, from);
+  if (master != nullptr) {
+    // Allocate first, then swap, so a failure leaves every context under one name.
+    std::vector<ConnContext*> contexts{master};
+    ForEachInstance(master, [&](ConnContext* c) { contexts.push_back(c); });
+    std::vector<char*> names;
+    for (size_t i = 0; i < contexts.size(); ++i) {
+      char* name = strdup(to.c_str());
+      if (name == nullptr) {
+        for (char* n : names) std::free(n);
+        result.ok = false;
+        result.failure = MakeFailure("ERR_OTR_INTERNAL", "out of memory renaming " + from);
+        return;
+      }
+      names.push_back(name);
+    }
+    for (size_t i = 0; i < contexts.size(); ++i) {
+      std::free(contexts[i]->username);
+      contexts[i]->username = names[i];
+    }
+    masters_.erase(ChannelKey(account, protocol, from));
+    masters_[ChannelKey(account, protocol, to)] = master;
+  }
+  auto found = channelsByName_.find(ChannelKey(account, protocol, from));
+  ChannelRecord* channel = nullptr;
+  if (found != channelsByName_.end()) {
+    channel = found->second;
+    channelsByName_.erase(found);
+    channel->username = to;
+    channelsByName_[ChannelKey(account, protocol, to)] = channel;
+  }
+  if (master == nullptr) return;
+  if (master->fingerprint_root.next != nullptr) PersistFingerprints(result);
+  EmitContactState(scope, master, channel);
 }
 
 }  // namespace otr

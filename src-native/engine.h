@@ -38,6 +38,11 @@ struct ChannelRecord {
   // Sessions kept encrypted through a re-AKE the contact started (see Receive in channel.cc).
   std::vector<ConnContext*> rekeyedByContact;
   std::string lastSignature;      // what JS last saw of this contact
+  // The human-readable part of our OTR queries (see wire_text.cc); libotr's own when unset.
+  bool customQuery = false;
+  std::string queryText;
+  // Line-based transports (IRC): no wire text may contain a line break.
+  bool lineBased = false;
 };
 
 // Numbers shared with lib/native.ts.
@@ -61,6 +66,7 @@ enum class ChannelOp : int {
   Write = 9,
   Read = 10,
   SelectSession = 11,
+  SetQueryText = 12,
 };
 
 // The opdata of every libotr call: which job is running and what it has produced so far.
@@ -74,6 +80,8 @@ struct CallScope {
   std::vector<ConnContext*> wentSecure;   // their finished AKE's state is freed after the call
   const std::string* heldText = nullptr;  // the write that made libotr ask for encryption
   bool deferred = false;                  // the job's result comes later (key generation)
+  // libotr decrypted a data message in this call (it asks convert_msg only for those).
+  bool decrypted = false;
   // Set by the ops that report a change of contexts, fingerprints or trust: only then is
   // the contact's state compared with what JS last saw (a data message changes none).
   bool stateMayHaveChanged = false;
@@ -121,7 +129,9 @@ class Engine {
   void OpenChannel(CallScope& scope, Batch& result, ChannelRecord settings);  // channel.cc
   void RunChannelOp(CallScope& scope, Batch& result, uint32_t channelId, ChannelOp op,
                     std::string text, std::string data, int64_t number);      // channel.cc
-  void Close(CallScope& scope, Batch& result);                                // worker.cc
+  void RenameContact(CallScope& scope, Batch& result, std::string account, std::string protocol,
+                     std::string from, std::string to);                      // contacts.cc
+  void Close(CallScope& scope, Batch& result, bool endSessions);              // worker.cc
 
   // --- worker thread: used by the ui_ops trampolines ---
   OtrlUserState userstate() const { return us_; }
@@ -141,6 +151,9 @@ class Engine {
   // Callbacks that report a change of state see the new state: emitted right before them.
   void EmitStateIfChanged(CallScope& scope, ChannelRecord& channel);  // contacts.cc
   void ReportError(CallScope& scope, const Failure& failure);
+  // Every wire message leaves through here: queries get the channel's text, and nothing
+  // sent on a line-based transport contains a line break (wire_text.cc).
+  void EmitWire(CallScope& scope, ChannelRecord* channel, const char* message);
 
  private:
   // A key being generated: _start done on the worker, _calculate on its own thread.

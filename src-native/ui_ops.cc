@@ -88,7 +88,7 @@ void InjectMessage(void* opdata, const char* account, const char* protocol, cons
     CallScope* scope = ScopeOf(opdata);
     ChannelRecord* channel = scope->engine->ChannelFor(account, protocol, recipient);
     if (channel == nullptr) channel = scope->channel;
-    Emit(scope, EffectKind::Write, channel != nullptr ? channel->id : 0, 0, 0, message);
+    scope->engine->EmitWire(*scope, channel, message);
   } catch (...) {
   }
 }
@@ -293,6 +293,7 @@ void ConvertMessage(void* opdata, ConnContext* context, OtrlConvertType type, ch
   try {
     *dest = nullptr;
     CallScope* scope = ScopeOf(opdata);
+    if (type == OTRL_CONVERT_RECEIVING) scope->decrypted = true;
     ChannelRecord* channel = scope->engine->ChannelFor(context);
     const uint32_t wanted = type == OTRL_CONVERT_SENDING ? kHasBeforeEncrypt : kHasAfterDecrypt;
     if (channel == nullptr || (channel->callbacks & wanted) == 0 || source == nullptr) return;

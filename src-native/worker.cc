@@ -204,7 +204,25 @@ void Engine::FlushFingerprintsWhenIdle() {
   Post(batch);
 }
 
-void Engine::Close(CallScope& scope, Batch& result) {
+void Engine::Close(CallScope& scope, Batch& result, bool endSessions) {
+  // close({ endSessions: true }): every contact in an encrypted session is told we are
+  // leaving (libotr's disconnect message, through onWrite) before anything is freed.
+  if (endSessions) {
+    for (auto& entry : channels_) {
+      ChannelRecord& channel = *entry.second;
+      ConnContext* master = MasterFor(channel);
+      bool encrypted = false;
+      for (ConnContext* c = master; c != nullptr && (c == master || c->m_context == master); c = c->next) {
+        encrypted = encrypted || c->msgstate == OTRL_MSGSTATE_ENCRYPTED;
+      }
+      if (!encrypted) continue;
+      WithContact(channel.account, channel.protocol, channel.username, [&] {
+        FinishChannel(scope, channel);
+        AfterLibotrCall(scope, channel);
+      });
+    }
+    scope.channel = nullptr;
+  }
   // close() finishes pending work: a key being generated is waited for and stored.
   std::vector<std::string> generating;
   for (const auto& entry : keygens_) generating.push_back(entry.first);
