@@ -1,5 +1,7 @@
 // Accounts: DSA key generation split so the slow part never holds the worker queue, keys
 // written atomically (mode 0600), and an instance tag for every account.
+#include <pthread.h>
+
 #include <utility>
 
 #include "engine.h"
@@ -59,6 +61,7 @@ void Engine::EnsureAccount(CallScope& scope, Batch& result, std::string name, st
   raw->waiters.push_back(scope.job);
   keygens_[key] = std::move(generation);
   raw->thread = std::thread([this, raw, key] {
+    pthread_setname_np(pthread_self(), "protocol-otr-kg");  // see Engine::Start
     raw->error = otrl_privkey_generate_calculate(raw->newkey);
     Job finish;
     finish.run = [key](Engine& engine, CallScope& s, Batch&) { engine.FinishKeygen(s, key); };

@@ -39,6 +39,9 @@ static void YieldToTheEventLoop() {
 
 void Engine::Start() {
   worker_ = std::thread([this] {
+    // Named for operators (top -H, /proc/PID/task/*/comm) and for the tests that check
+    // libotr's work runs on this thread.
+    pthread_setname_np(pthread_self(), "protocol-otr");
     YieldToTheEventLoop();
     Run();
   });

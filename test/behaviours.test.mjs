@@ -53,7 +53,7 @@ test('createSymkey: the other side onSymkey gets the same bytes, use and unicode
 });
 
 test('finish(): the peer goes insecure with status Finished and LOG_HEARTBEAT_RCVD; onIsContactLoggedIn consulted', T, async () => {
-  const pair = await securePair();
+  const pair = await securePair({ alice: { handlers: { onIsContactLoggedIn: () => 1 } } });
   const { alice, bob } = pair;
   const am = alice.mark();
   const bm = bob.mark();

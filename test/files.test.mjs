@@ -7,7 +7,7 @@ import path from 'node:path';
 import { OTR, SmpEvent } from 'protocol-otr';
 import {
   ALICE, BOB, PROTO, T, FIXTURES, keys, cloneDir, openOTR, reopen, filesIn, tmpdir, closeAll, createPair, securePair,
-  rejectsCode, humanToHex, hexToHuman,
+  rejectsCode, humanToHex, hexToHuman, awaitWithLoopAlive,
 } from './helpers/harness.mjs';
 
 after(closeAll);
@@ -286,10 +286,10 @@ async function pairWithBrokenContactsDir() {
 test('an error no call waits for (background fingerprints write failing) is an "error" event', T, async () => {
   const pair = await pairWithBrokenContactsDir();
   const errors = [];
-  pair.alice.otr.on('error', (e) => errors.push(e));
+  const firstError = new Promise((resolve) => pair.alice.otr.on('error', (e) => resolve(errors.push(e))));
   await pair.alice.channel.init();
   await pair.settle();
-  await new Promise((r) => setTimeout(r, 100));
+  await awaitWithLoopAlive(firstError);
   assert.ok(errors.length >= 1, 'error event emitted');
   assert.equal(errors[0].name, 'OtrError');
   assert.equal(errors[0].code, 'ERR_OTR_FILE_WRITE');
@@ -300,12 +300,17 @@ test('an error no call waits for (background fingerprints write failing) is an "
 test('without an "error" listener such an error is a process warning, not a crash', T, async () => {
   const pair = await pairWithBrokenContactsDir();
   const warnings = [];
-  const onWarning = (w) => warnings.push(w);
+  let warned;
+  const ours = new Promise((resolve) => (warned = resolve));
+  const onWarning = (w) => {
+    warnings.push(w);
+    if (w.code === 'ERR_OTR_FILE_WRITE') warned();
+  };
   process.on('warning', onWarning);
   try {
     await pair.alice.channel.init();
     await pair.settle();
-    await new Promise((r) => setTimeout(r, 100));
+    await awaitWithLoopAlive(ours);
   } finally {
     process.off('warning', onWarning);
   }

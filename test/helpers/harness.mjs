@@ -1,15 +1,32 @@
-// Shared two-party harness for the protocol-otr test suite.
+// The one harness of the protocol-otr test suite (behaviour suites, reliability tests and
+// their child processes): temp dirs, opening and closing OTR instances, key files, error
+// assertions, child processes, and the two-party wiring.
 //
-// Real libotr, real files in fresh temp dirs, no mocks. Two OTR instances (alice, bob), each
-// with its own key files, talk through their channels: every onWrite queues the wire text
-// for the peer, and a per-party pump hands it to the peer's read() one message at a time, in
-// order, asynchronously. Every callback is recorded, in order, with its arguments.
+// Real libotr, real files in fresh temp dirs, no mocks. Parties (a channel each, on its own or
+// a shared OTR instance) talk through their channels: every onWrite queues the wire text for
+// the peer. A Net delivers either by itself (a per-party pump hands each message to the
+// peer's read() one at a time, in order, asynchronously; settle() waits until nothing moves)
+// or, made with { manual: true }, only when the test calls pump(). Every callback is
+// recorded, in order, with its arguments.
+//
+// Callback modes (OTR_TEST_CALLBACKS): the value-returning callbacks (onBeforeEncrypt,
+// onAfterDecrypt, onIsContactLoggedIn, onError, onSmp) make libotr's worker ask JS and wait
+// for the answer. In mode 'none' (the default, what most users run) a party installs them
+// only when the test gives a handler; in mode 'values' every party installs all of them
+// (identity, 1 for "logged in", libotr's own texts and no SMP secret when the test gives no
+// handler). `npm test` runs the behaviour suites in both modes.
+//
+// Importing this module has no side effects.
 
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { OTR, OtrError } from 'protocol-otr';
 
 export const ALICE = 'alice@example.org';
@@ -18,6 +35,14 @@ export const PROTO = 'prpl-jabber';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const FIXTURES = path.join(REPO, 'test', 'fixtures');
+export const CHILDREN = path.join(REPO, 'test', 'reliability', 'children');
+export const LONG = process.env.OTR_LONG === '1';
+export const IN_CI = process.env.CI === 'true' || process.env.CI === '1';
+
+export const CALLBACK_MODE = process.env.OTR_TEST_CALLBACKS ?? 'none';
+if (!['none', 'values'].includes(CALLBACK_MODE)) {
+  throw new Error(`OTR_TEST_CALLBACKS must be 'none' or 'values', not '${CALLBACK_MODE}'`);
+}
 
 // Per-test safety net against hangs (not a performance assertion).
 export const T = { timeout: 180_000 };
@@ -40,7 +65,8 @@ export const CALLBACKS = [
   'onIsContactLoggedIn',
 ];
 
-// What the recording wrapper returns when the test gives no handler of its own.
+// What the recording wrapper returns when the test gives no handler of its own (installed
+// without a handler in mode 'values' only).
 const DEFAULT_RETURN = {
   onBeforeEncrypt: (_c, m) => m,
   onAfterDecrypt: (_c, m) => m,
@@ -73,7 +99,8 @@ export function cloneDir(src, { without = [] } = {}) {
   return d;
 }
 
-// Every OTR instance made through here is closed by closeAll() (call it in after()).
+// Every OTR instance made through here is closed, and every temp dir removed, by closeAll()
+// (call it in after()).
 export function openOTR(dirOrFiles) {
   const files = typeof dirOrFiles === 'string' ? filesIn(dirOrFiles) : dirOrFiles;
   const otr = new OTR(files);
@@ -91,13 +118,15 @@ export async function closeAll() {
   const all = [...tracked];
   tracked.clear();
   await Promise.all(all.map((o) => o.close().catch(() => {})));
-  for (const d of tempDirs.splice(0)) {
-    try {
-      fs.rmSync(d, { recursive: true, force: true });
-    } catch {
-      /* ignore */
-    }
-  }
+  for (const d of tempDirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+}
+
+// A test that cannot run here: in CI it fails (CI must provide what it needs); elsewhere it
+// is skipped with the reason printed.
+export function cannotRun(t, why) {
+  if (IN_CI) assert.fail(`cannot run in CI: ${why}`);
+  console.log(`# skipped: ${why}`);
+  t.skip(why);
 }
 
 // Keys are generated once per test file (per process) and copied for every pair.
@@ -122,8 +151,180 @@ export const humanToHex = (h) => h.replace(/ /g, '').toLowerCase();
 export const hexToHuman = (x) => x.toUpperCase().match(/.{8}/g).join(' ');
 export const HUMAN_FP = /^[0-9A-F]{8}( [0-9A-F]{8}){4}$/;
 
-const tick = () => new Promise((r) => setImmediate(r));
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export const tick = () => new Promise((r) => setImmediate(r));
+
+// Awaits `promise` with the event loop held open: for events the addon delivers while no call
+// is pending (its delivery handle then does not keep the loop alive), which the test runner
+// would otherwise see as a test that can never finish.
+export async function awaitWithLoopAlive(promise) {
+  const hold = setInterval(() => {}, 60_000);
+  try {
+    return await promise;
+  } finally {
+    clearInterval(hold);
+  }
+}
+
+export function rssMB() {
+  return process.memoryUsage().rss / 1048576;
+}
+
+let gcFunction;
+// A full garbage collection, also without --expose-gc.
+export function gc() {
+  if (!gcFunction) {
+    v8.setFlagsFromString('--expose-gc');
+    gcFunction = globalThis.gc ?? vm.runInNewContext('gc');
+  }
+  gcFunction();
+}
+
+// Collections with event-loop turns between them, so finalizers and weak callbacks run.
+export async function settleGc() {
+  for (let i = 0; i < 3; i++) {
+    gc();
+    await tick();
+    await tick();
+  }
+}
+
+// One generated DSA key (per process) reused under many account names: key files with
+// hundreds of accounts without hundreds of key generations.
+let keyTemplate;
+export async function keyTemplateText() {
+  if (!keyTemplate) {
+    keyTemplate = (async () => {
+      const d = tmpdir('otr-key-');
+      const otr = new OTR(filesIn(d));
+      await otr.account('template@example.org', PROTO);
+      await otr.close();
+      const text = fs.readFileSync(filesIn(d).privkeysFile, 'utf8');
+      const start = text.indexOf(' (account');
+      const end = text.lastIndexOf(')');
+      return text.slice(start, end);
+    })();
+  }
+  return keyTemplate;
+}
+
+// Writes a private key file holding `names` (all sharing the template key).
+export async function writeKeyFile(dir, names, protocol = PROTO) {
+  const account = await keyTemplateText();
+  const body = names
+    .map((n) => account.replace('(name "template@example.org")', `(name "${n}")`).replace('(protocol prpl-jabber)', `(protocol ${protocol})`))
+    .join('');
+  const file = filesIn(dir).privkeysFile;
+  fs.writeFileSync(file, `(privkeys\n${body})\n`, { mode: 0o600 });
+  return file;
+}
+
+// Two OTR instances over fresh dirs whose key files hold the given accounts (no keygen).
+export async function twoInstances({ alice = [ALICE], bob = [BOB] } = {}) {
+  const da = tmpdir('otr-a-');
+  const db = tmpdir('otr-b-');
+  await writeKeyFile(da, alice);
+  await writeKeyFile(db, bob);
+  return { A: openOTR(da), B: openOTR(db), da, db };
+}
+
+// n OTR instances, each over a fresh dir inside `parent` holding a copy of parent's key file
+// (for child processes and workers, which must not generate keys or remove the parent's dirs).
+export async function openCopies(parent, n, prefix = 'c-') {
+  const key = fs.readFileSync(filesIn(parent).privkeysFile);
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    const d = fs.mkdtempSync(path.join(parent, prefix));
+    fs.writeFileSync(filesIn(d).privkeysFile, key, { mode: 0o600 });
+    out.push(new OTR(filesIn(d)));
+  }
+  return out;
+}
+
+// A directory snapshot: name → { bytes, mtimeMs, mode } (files only; directories listed).
+export function snapshot(dir) {
+  const out = {};
+  for (const name of fs.readdirSync(dir).sort()) {
+    const p = path.join(dir, name);
+    const st = fs.lstatSync(p);
+    out[name] = st.isFile()
+      ? { bytes: fs.readFileSync(p).toString('base64'), mtimeMs: st.mtimeMs, mode: st.mode }
+      : { dir: st.isDirectory(), mtimeMs: st.mtimeMs, mode: st.mode };
+  }
+  return out;
+}
+
+// Runs `node [flags] script args...`; resolves with { code, signal, stdout, stderr }.
+export function runNode(script, args = [], { flags = [], timeoutMs = 120_000, onStdout, env, uid, gid, cwd } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...flags, script, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+      uid,
+      gid,
+      cwd,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8');
+    child.stderr.setEncoding('utf8');
+    child.stdout.on('data', (d) => {
+      stdout += d;
+      onStdout?.(d, child);
+    });
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${path.basename(script)} ${args.join(' ')} did not finish in ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, timeoutMs);
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, child });
+    });
+  });
+}
+
+// Asserts a child process ended by itself with `code`: no signal (abort, segfault), no
+// native assertion text on stderr.
+export function assertCleanExit(result, code = 0, what = 'child') {
+  assert.equal(result.signal, null, `${what}: ended by signal ${result.signal}\nstderr: ${result.stderr}`);
+  assert.equal(result.code, code, `${what}: exit code ${result.code}, expected ${code}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`);
+  assert.doesNotMatch(result.stderr, /Assertion|FATAL|Segmentation|core dumped|free\(\)|double free|terminate called/, `${what}: stderr ${result.stderr}`);
+}
+
+// A copy of the package (package.json, dist/, esm/, the addon this process loads) in a fresh
+// world-readable temp dir, with `scripts` copied into its test/ folder: for child processes
+// run as another user, who may not be able to read the checkout (a clone inside a private
+// directory). Returns { root, script(name), env } — env points the child at the copied addon.
+export function readablePackageCopy(scripts) {
+  const root = tmpdir('otr-pkg-');
+  fs.chmodSync(root, 0o755);
+  fs.copyFileSync(path.join(REPO, 'package.json'), path.join(root, 'package.json'));
+  for (const dir of ['dist', 'esm']) fs.cpSync(path.join(REPO, dir), path.join(root, dir), { recursive: true });
+  const require = createRequire(import.meta.url);
+  const addon = process.env.PROTOCOL_OTR_ADDON
+    ? path.resolve(process.env.PROTOCOL_OTR_ADDON)
+    : require('node-gyp-build').path(REPO);
+  fs.copyFileSync(addon, path.join(root, 'protocol_otr.node'));
+  fs.mkdirSync(path.join(root, 'test'));
+  for (const s of scripts) fs.copyFileSync(s, path.join(root, 'test', path.basename(s)));
+  const readable = (p) => {
+    const st = fs.statSync(p);
+    fs.chmodSync(p, st.isDirectory() ? 0o755 : 0o644);
+    if (st.isDirectory()) for (const n of fs.readdirSync(p)) readable(path.join(p, n));
+  };
+  readable(root);
+  return {
+    root,
+    script: (name) => path.join(root, 'test', name),
+    env: { PROTOCOL_OTR_ADDON: path.join(root, 'protocol_otr.node') },
+  };
+}
+
+const VALUE_CALLBACKS = ['onBeforeEncrypt', 'onAfterDecrypt', 'onIsContactLoggedIn', 'onError', 'onSmp'];
 
 export class Party {
   constructor(net, name) {
@@ -134,10 +335,13 @@ export class Party {
     this.inbox = [];
     this.held = [];
     this.paused = false;
-    this.pumping = false;
+    this.pumping = null; // the running pump's promise
     this.readErrors = []; // { message, error }
     this.peers = [];
+    this.deliver = true; // false: what onWrite produces is recorded in `wire` but not sent
     this.filter = null; // (msg) => msg | null, applied to outgoing wire text before delivery
+    this.closed = false; // set by a test once close() resolved: later callbacks go to `late`
+    this.late = []; // names of callbacks that ran while `closed`
   }
 
   // Arguments (without the channel) of every call of one callback, in order.
@@ -152,6 +356,10 @@ export class Party {
   }
   get received() {
     return this.args('onRead').map((a) => a[0]);
+  }
+  // The errors of reads the harness handed to the channel.
+  get errors() {
+    return this.readErrors.map((e) => e.error);
   }
   events() {
     return this.args('onEvent').map((a) => a[0]);
@@ -174,7 +382,9 @@ export class Party {
     for (const name of CALLBACKS) {
       if (omit.includes(name)) continue;
       const user = handlers[name];
+      if (!user && this.net.mode === 'none' && VALUE_CALLBACKS.includes(name)) continue;
       cbs[name] = (c, ...args) => {
+        if (this.closed) this.late.push(name);
         this.calls.push({ name, args, channel: c, seq: this.net.seq++ });
         if (name === 'onWrite') this.net.deliver(this, args[0]);
         if (user) return user(c, ...args);
@@ -185,22 +395,25 @@ export class Party {
     return cbs;
   }
 
-  async pump() {
-    if (this.pumping) return;
-    this.pumping = true;
+  async read(m) {
     try {
-      await null;
-      while (this.inbox.length && !this.paused) {
-        const m = this.inbox.shift();
-        try {
-          await this.channel.read(m);
-        } catch (error) {
-          this.readErrors.push({ message: m, error });
-        }
-      }
-    } finally {
-      this.pumping = false;
+      await this.channel.read(m);
+    } catch (error) {
+      this.readErrors.push({ message: m, error });
     }
+  }
+
+  pump() {
+    if (this.pumping || this.net.manual) return this.pumping;
+    this.pumping = (async () => {
+      try {
+        await null;
+        while (this.inbox.length && !this.paused) await this.read(this.inbox.shift());
+      } finally {
+        this.pumping = null;
+      }
+    })();
+    return this.pumping;
   }
 
   pause() {
@@ -218,13 +431,17 @@ export class Party {
 }
 
 export class Net {
-  constructor() {
+  // manual: deliveries wait in the parties' inboxes until pump(). mode: the callback mode.
+  constructor({ manual = false, mode = CALLBACK_MODE } = {}) {
     this.parties = {};
     this.seq = 0;
+    this.manual = manual;
+    this.mode = mode;
   }
 
   deliver(from, msg) {
     from.wire.push(msg);
+    if (!from.deliver) return;
     let out = msg;
     if (from.filter) out = from.filter(msg);
     if (out == null) return;
@@ -242,18 +459,25 @@ export class Net {
     return Object.values(this.parties).some((p) => p.pumping || (p.inbox.length > 0 && !p.paused));
   }
 
-  // Pump until every queue is empty and no read is pending.
-  async settle({ limitMs = 120_000 } = {}) {
-    const start = Date.now();
+  // Until every queue is empty and no read is pending (automatic delivery).
+  async settle() {
+    if (this.manual) return this.pump();
     for (;;) {
-      while (this.busy()) {
-        if (Date.now() - start > limitMs) throw new Error('settle(): message exchange did not finish');
-        await sleep(1);
-      }
+      while (this.busy()) await Promise.all(Object.values(this.parties).map((p) => p.pumping ?? p.pump()));
       await tick();
       await tick();
       if (!this.busy()) return;
     }
+  }
+
+  // Manual delivery: hands inboxes to read(), one message at a time, until nothing moves.
+  async pump(limit = 1_000_000) {
+    for (let n = 0; n < limit; n++) {
+      const party = Object.values(this.parties).find((p) => p.inbox.length > 0 && !p.paused);
+      if (!party) return;
+      await party.read(party.inbox.shift());
+    }
+    throw new Error('pump(): the conversation did not settle');
   }
 
   get errors() {
@@ -269,12 +493,13 @@ export class Net {
     );
   }
 
-  // A party with its own OTR instance over `dir`, its account, the contact and a channel.
-  async addParty(name, { dir, account, protocol = PROTO, contact, policy, maxMessageSize, handlers, omit, channel = {} }) {
+  // A party with a channel to `contact`: on `otr` when given, else on its own OTR instance
+  // over `dir`. Channel options (policy, maxMessageSize, ...) go in `channel` or directly.
+  async addParty(name, { otr, dir, account, protocol = PROTO, contact, policy, maxMessageSize, handlers, omit, channel = {} }) {
     const p = new Party(this, name);
     this.parties[name] = p;
     p.dir = dir;
-    p.otr = openOTR(dir);
+    p.otr = otr ?? openOTR(dir);
     p.account = await p.otr.account(account, protocol);
     p.contact = await p.account.contact(contact);
     const opts = { ...channel, ...p.callbacks(handlers, omit) };
@@ -283,6 +508,25 @@ export class Net {
     p.channel = p.contact.channel(opts);
     return p;
   }
+
+  // Channels aName@A ↔ bName@B on existing instances, wired to each other. `a` and `b` hold
+  // handlers plus optional policy / maxMessageSize / omit.
+  async connect(A, aName, B, bName, a = {}, b = {}) {
+    const split = ({ policy, maxMessageSize, omit, ...handlers }) => ({ policy, maxMessageSize, omit, handlers });
+    const pa = await this.addParty(`${aName}>${bName}`, { otr: A, account: aName, contact: bName, ...split(a) });
+    const pb = await this.addParty(`${bName}>${aName}`, { otr: B, account: bName, contact: aName, ...split(b) });
+    pa.peers = [pb];
+    pb.peers = [pa];
+    return { a: pa, b: pb };
+  }
+}
+
+// a starts the AKE; both sides must end up private (Unverified).
+export async function makeSecure(net, a, b) {
+  await a.channel.init();
+  await net.settle();
+  assert.equal(a.channel.status, 'Unverified', `${a.name} private`);
+  assert.equal(b.channel.status, 'Unverified', `${b.name} private`);
 }
 
 // createPair({ alice: {policy, maxMessageSize, handlers, omit, dir}, bob: {...} })

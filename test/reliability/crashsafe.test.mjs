@@ -11,11 +11,12 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { OTR } from 'protocol-otr';
 import {
-  CHILDREN, LONG, PROTO, cleanup, filesIn, rejectsCode, runNode, snapshot, tmpdir, writeKeyFile,
-} from './util.mjs';
+  CHILDREN, LONG, PROTO, cannotRun, closeAll, filesIn, readablePackageCopy, rejectsCode, runNode, snapshot, tmpdir,
+  writeKeyFile,
+} from '../helpers/harness.mjs';
 
 const T = { timeout: 600_000 };
-after(cleanup);
+after(closeAll);
 
 const hexOf = (human) => human.replace(/ /g, '').toLowerCase();
 
@@ -132,10 +133,7 @@ function mountTmpfs(dir, size = '64k') {
 test('a full disk (64 KiB tmpfs): writes reject with ERR_OTR_FILE_WRITE and the previous files stay intact', T, async (t) => {
   const mnt = tmpdir('otr-rel-full-');
   const why = mountTmpfs(mnt);
-  if (why !== undefined) {
-    t.skip(`cannot mount a tmpfs here (needs root and mount permission): ${why}`);
-    return;
-  }
+  if (why !== undefined) return cannotRun(t, `cannot mount a tmpfs (needs root and mount permission): ${why}`);
   let otr;
   try {
     const dir = path.join(mnt, 'otr');
@@ -279,27 +277,26 @@ for (const [kind, code] of Object.entries(KINDS)) {
           assert.equal(earlyError?.code, code, `account() called before the load failed: ${earlyError}`);
         }
       }
-      await otr?.close();
-      await new Promise((r) => setTimeout(r, 20));
+      await otr?.close(); // joins the worker: nothing can write after this
       assert.deepEqual(snapshot(dir), before, 'nothing changed on disk (bytes, mtime, mode, no new files)');
     });
   }
 }
 
+// The unprivileged child runs from a world-readable copy of the package: the checkout itself
+// may sit in a directory only its owner can enter.
+const NOBODY = 65534;
+
 test('files the process may not read (EACCES, run as an unprivileged user) give a clear error and change nothing', T, async (t) => {
+  if (process.getuid?.() !== 0) return cannotRun(t, 'needs root to run a child as an unprivileged user (uid 65534)');
+  const pkg = readablePackageCopy([path.join(CHILDREN, 'load-check.mjs')]);
   for (const [kind, code] of Object.entries(KINDS)) {
     const dir = await goodDir();
     fs.chmodSync(dir, 0o755);
-    for (const f of Object.values(filesIn(dir))) fs.chownSync(f, 65534, 65534);
+    for (const f of Object.values(filesIn(dir))) fs.chownSync(f, NOBODY, NOBODY);
     fs.chmodSync(filesIn(dir)[kind], 0o000);
     const before = snapshot(dir);
-    let result;
-    try {
-      result = await runNode(path.join(CHILDREN, 'load-check.mjs'), ['run', dir], { uid: 65534, gid: 65534 });
-    } catch (error) {
-      t.skip(`cannot run a child as an unprivileged user: ${error.message}`);
-      return;
-    }
+    const result = await runNode(pkg.script('load-check.mjs'), ['run', dir], { uid: NOBODY, gid: NOBODY, cwd: pkg.root, env: pkg.env });
     assert.equal(result.code, 0, result.stderr);
     const outcome = JSON.parse(result.stdout.trim().split('\n').at(-1));
     assert.equal(outcome.name, 'OtrError', `${kind}: ${result.stdout}`);

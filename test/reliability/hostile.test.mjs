@@ -5,10 +5,10 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { MessageEvent, SmpEvent } from 'protocol-otr';
-import { LONG, Link, PROTO, cleanup, connect, makeSecure, open, rssMB, settleGc, tmpdir, writeKeyFile } from './util.mjs';
+import { LONG, Net, PROTO, closeAll, makeSecure, openOTR, rssMB, settleGc, tmpdir, writeKeyFile } from '../helpers/harness.mjs';
 
 const T = { timeout: LONG ? 1_800_000 : 300_000 };
-after(cleanup);
+after(closeAll);
 
 // Victim: alice. Legitimate peer: bob (his own OTR). Attacker: mallory (her own OTR, plus
 // raw messages crafted from what her OTR produced).
@@ -26,31 +26,31 @@ before(async () => {
     writeKeyFile(db, ['bob@example.org']),
     writeKeyFile(dm, ['mallory@example.org']),
   ]);
-  A = open(da);
-  B = open(db);
-  M = open(dm);
-  link = new Link();
-  bob = await connect(link, A, 'alice@example.org', B, 'bob@example.org', { onSmp: () => 'alice and bob' }, { onSmp: () => 'alice and bob' });
-  mal = await connect(link, A, 'alice@example.org', M, 'mallory@example.org', { onSmp: () => 'not telling' }, { onSmp: () => 'not telling' });
+  A = openOTR(da);
+  B = openOTR(db);
+  M = openOTR(dm);
+  link = new Net({ manual: true });
+  bob = await link.connect(A, 'alice@example.org', B, 'bob@example.org', { onSmp: () => 'alice and bob' }, { onSmp: () => 'alice and bob' });
+  mal = await link.connect(A, 'alice@example.org', M, 'mallory@example.org', { onSmp: () => 'not telling' }, { onSmp: () => 'not telling' });
   await makeSecure(link, bob.a, bob.b);
 });
 
 // The legitimate conversation still works: messages both ways, and a fresh AKE.
 async function legitimateStillWorks(tag) {
-  const before = bob.b.got.length;
+  const before = bob.b.received.length;
   await bob.a.channel.write(`${tag}: hello bob`);
   await bob.b.channel.write(`${tag}: hello alice`);
   await link.pump();
-  assert.equal(bob.b.got.at(-1), `${tag}: hello bob`);
-  assert.equal(bob.a.got.at(-1), `${tag}: hello alice`);
-  assert.equal(bob.b.got.length, before + 1);
+  assert.equal(bob.b.received.at(-1), `${tag}: hello bob`);
+  assert.equal(bob.a.received.at(-1), `${tag}: hello alice`);
+  assert.equal(bob.b.received.length, before + 1);
   await bob.b.channel.refresh();
   await link.pump();
   assert.equal(bob.a.channel.status, 'Unverified');
   assert.equal(bob.b.channel.status, 'Unverified');
   await bob.b.channel.write(`${tag}: after a new AKE`);
   await link.pump();
-  assert.equal(bob.a.got.at(-1), `${tag}: after a new AKE`);
+  assert.equal(bob.a.received.at(-1), `${tag}: after a new AKE`);
   assert.deepEqual(bob.a.errors, []);
   assert.deepEqual(bob.b.errors, []);
 }
@@ -99,7 +99,7 @@ test('a peer that floods fragments that never complete: memory bounded, no messa
   const alice = A.findAccount('alice@example.org', PROTO);
   const ours = alice.instanceTag.toString(16).padStart(8, '0');
   const theirs = (0x2000).toString(16).padStart(8, '0');
-  const gotBefore = mal.a.got.length;
+  const gotBefore = mal.a.received.length;
   await settleGc();
   const rssBefore = rssMB();
   const piece = 'A'.repeat(1000);
@@ -117,7 +117,7 @@ test('a peer that floods fragments that never complete: memory bounded, no messa
   await settleGc();
   const rssAfter = rssMB();
   console.log(`# hostile fragments: ${count} unfinished first fragments and one message of ${growing} × 1 KB fragments never completed; RSS ${rssBefore.toFixed(1)} → ${rssAfter.toFixed(1)} MB (+${(rssAfter - rssBefore).toFixed(1)} MB)`);
-  assert.equal(mal.a.got.length, gotBefore, 'no fragment reached onRead');
+  assert.equal(mal.a.received.length, gotBefore, 'no fragment reached onRead');
   assert.ok(rssAfter - rssBefore < 64, `memory bounded: +${(rssAfter - rssBefore).toFixed(1)} MB`);
   assert.deepEqual(mal.a.errors, []);
   await legitimateStillWorks('after the fragment flood');
@@ -130,9 +130,9 @@ test('a peer that replays old data messages: RCVDMSG_UNREADABLE each time, never
   for (let i = 0; i < 10; i++) await mal.b.channel.write(`mallory ${i}`);
   const sent = mal.b.wire.slice(start);
   await link.pump();
-  const got = mal.a.got.length;
-  assert.deepEqual(mal.a.got.slice(-10), Array.from({ length: 10 }, (_, i) => `mallory ${i}`));
-  const events = mal.a.events.length;
+  const got = mal.a.received.length;
+  assert.deepEqual(mal.a.received.slice(-10), Array.from({ length: 10 }, (_, i) => `mallory ${i}`));
+  const events = mal.a.args('onEvent').length;
   const rounds = LONG ? 100 : 10;
   mal.a.deliver = false; // alice's error replies to mallory
   for (let r = 0; r < rounds; r++) for (const m of sent) await mal.a.channel.read(m);
@@ -145,10 +145,10 @@ test('a peer that replays old data messages: RCVDMSG_UNREADABLE each time, never
   mal.a.deliver = false;
   for (const m of sent) await mal.a.channel.read(m);
   mal.a.deliver = true;
-  const replayed = mal.a.events.slice(events).filter(([code]) => code === MessageEvent.RCVDMSG_UNREADABLE).length;
+  const replayed = mal.a.args('onEvent').slice(events).filter(([code]) => code === MessageEvent.RCVDMSG_UNREADABLE).length;
   console.log(`# hostile replays: ${sent.length * (rounds + 1)} replayed data messages, ${replayed} RCVDMSG_UNREADABLE events, 0 duplicates`);
   assert.equal(replayed, sent.length * (rounds + 1), 'every replay raised RCVDMSG_UNREADABLE');
-  assert.deepEqual(mal.a.got.slice(got), ['newer'], 'no replay reached onRead');
+  assert.deepEqual(mal.a.received.slice(got), ['newer'], 'no replay reached onRead');
   assert.equal(mal.a.channel.status, 'Unverified', 'the session with mallory is still up');
   assert.deepEqual(mal.a.errors, []);
   await legitimateStillWorks('after the replays');
@@ -159,7 +159,7 @@ test('a peer that sends SMP messages out of order: SMP error/abort on alice, and
   if (mal.a.channel.status !== 'Unverified') await makeSecure(link, mal.a, mal.b);
 
   // (a) SMP2 arriving when alice expects SMP1: alice started, mallory answered, alice aborted.
-  let mark = mal.a.smp.length;
+  let mark = mal.a.smpEvents().length;
   await mal.a.channel.smpVerify('not telling'); // SMP1 → mallory
   mal.b.deliver = false;
   await mal.b.channel.read(mal.b.inbox.shift()); // SMP2, withheld
@@ -169,13 +169,13 @@ test('a peer that sends SMP messages out of order: SMP error/abort on alice, and
   await mal.a.channel.smpAbort();
   mal.a.deliver = true;
   await mal.a.channel.read(smp2);
-  const eventsA = mal.a.smp.slice(mark).map(([code]) => code);
+  const eventsA = mal.a.smpEvents().slice(mark).map(([code]) => code);
   assert.ok(eventsA.includes(SmpEvent.ERROR), `alice reports the out-of-order SMP2 as SmpEvent.ERROR: ${JSON.stringify(eventsA)}`);
   assert.ok(!eventsA.includes(SmpEvent.SUCCESS));
 
   // (b) mallory restarting SMP in the middle of alice's: SMP1 when alice expects SMP2.
   await link.pump();
-  mark = mal.a.smp.length;
+  mark = mal.a.smpEvents().length;
   mal.a.deliver = false;
   await mal.a.channel.smpVerify('not telling'); // alice's SMP1 never reaches mallory
   mal.a.deliver = true;
@@ -186,7 +186,7 @@ test('a peer that sends SMP messages out of order: SMP error/abort on alice, and
   mal.b.deliver = true;
   await mal.a.channel.read(smp1);
   await link.pump();
-  const eventsB = mal.a.smp.slice(mark).map(([code]) => code);
+  const eventsB = mal.a.smpEvents().slice(mark).map(([code]) => code);
   const names = (codes) => codes.map((c) => Object.keys(SmpEvent).find((k) => SmpEvent[k] === c) ?? c).join(', ');
   console.log(`# hostile SMP: out-of-order SMP2 → alice: ${names(eventsA)}; crossing SMP1 → alice: ${names(eventsB)}`);
   assert.ok(eventsB.some((c) => abortish.has(c)), `alice reports the crossing SMP1 as an SMP error/abort: ${JSON.stringify(eventsB)}`);
@@ -194,18 +194,18 @@ test('a peer that sends SMP messages out of order: SMP error/abort on alice, and
   // Everything settles down: an in-order SMP with the right secret succeeds.
   await mal.a.channel.smpAbort();
   await link.pump();
-  mark = mal.a.smp.length;
-  const markB = mal.b.smp.length;
+  mark = mal.a.smpEvents().length;
+  const markB = mal.b.smpEvents().length;
   await mal.a.channel.smpVerify('not telling');
   await link.pump();
-  assert.ok(mal.a.smp.slice(mark).some(([code]) => code === SmpEvent.SUCCESS), `alice: ${JSON.stringify(mal.a.smp.slice(mark))}`);
-  assert.ok(mal.b.smp.slice(markB).some(([code]) => code === SmpEvent.SUCCESS), `mallory: ${JSON.stringify(mal.b.smp.slice(markB))}`);
+  assert.ok(mal.a.smpEvents().slice(mark).some(([code]) => code === SmpEvent.SUCCESS), `alice: ${JSON.stringify(mal.a.smpEvents().slice(mark))}`);
+  assert.ok(mal.b.smpEvents().slice(markB).some(([code]) => code === SmpEvent.SUCCESS), `mallory: ${JSON.stringify(mal.b.smpEvents().slice(markB))}`);
   assert.deepEqual(mal.a.errors, []);
   await legitimateStillWorks('after the SMP games');
   // The legitimate SMP, too.
-  const markBob = bob.a.smp.length;
+  const markBob = bob.a.smpEvents().length;
   await bob.a.channel.smpVerify('alice and bob');
   await link.pump();
-  assert.ok(bob.a.smp.slice(markBob).some(([code]) => code === SmpEvent.SUCCESS));
+  assert.ok(bob.a.smpEvents().slice(markBob).some(([code]) => code === SmpEvent.SUCCESS));
   assert.equal(bob.a.channel.status, 'Private');
 });

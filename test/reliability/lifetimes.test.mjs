@@ -9,26 +9,31 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { MessageEvent, OtrError, SmpEvent } from 'protocol-otr';
 import {
-  CHILDREN, LONG, Link, PROTO, assertCleanExit, cleanup, connect, filesIn, makeSecure, rejectsCode, runNode,
-  sleep, tick, tmpdir, twoInstances, writeKeyFile,
-} from './util.mjs';
+  CHILDREN, LONG, Net, PROTO, assertCleanExit, closeAll, filesIn, makeSecure, rejectsCode, runNode,
+  tick, tmpdir, twoInstances, writeKeyFile,
+} from '../helpers/harness.mjs';
 
 const T = { timeout: 240_000 };
-after(cleanup);
+after(closeAll);
 
-// Waits long enough for anything still travelling from the worker to have arrived.
-async function quiet() {
-  for (let i = 0; i < 5; i++) {
-    await sleep(20);
+// Three round trips through another, still open instance's worker: each resolves in a poll
+// phase of the event loop, where anything the closed instance's worker had posted would have
+// been delivered too. (close() joins the worker and aborts its delivery function before it
+// resolves, so there is nothing left to post; this checks it without waiting on a clock.)
+let witnessCount = 0;
+async function quiet(openInstance) {
+  const account = openInstance.accounts()[0];
+  for (let i = 0; i < 3; i++) {
+    await account.contact(`witness-${witnessCount++}@example.org`);
     await tick();
   }
 }
 
 test('close() while keygen, AKE, SMP and 1,000 writes are in flight: settles, nothing fires afterwards, later calls reject', T, async () => {
   const { A, B } = await twoInstances({ alice: ['alice@example.org'], bob: ['bob@example.org', 'carol@example.org'] });
-  const link = new Link();
-  const { a, b } = await connect(link, A, 'alice@example.org', B, 'bob@example.org', {}, { onSmp: () => 'secret' });
-  const { a: a2, b: c2 } = await connect(link, A, 'alice@example.org', B, 'carol@example.org');
+  const link = new Net({ manual: true });
+  const { a, b } = await link.connect(A, 'alice@example.org', B, 'bob@example.org', {}, { onSmp: () => 'secret' });
+  const { a: a2, b: c2 } = await link.connect(A, 'alice@example.org', B, 'carol@example.org');
   await makeSecure(link, a, b);
 
   // AKE half done with carol: her DH-key message is waiting to be read by alice.
@@ -67,7 +72,7 @@ test('close() while keygen, AKE, SMP and 1,000 writes are in flight: settles, no
   assert.equal(a.wire.filter((m) => m.startsWith('?OTR:AAM')).length >= 1000, true, 'all 1,000 writes reached onWrite');
 
   // Nothing arrives after close() resolved, even with the peer still talking.
-  await quiet();
+  await quiet(B);
   await rejectsCode(a.channel.read(b.wire.at(-1) ?? 'hello'), 'ERR_OTR_CLOSED', 'read after close');
   await rejectsCode(a.channel.write('x'), 'ERR_OTR_CLOSED', 'write after close');
   await rejectsCode(a.channel.init(), 'ERR_OTR_CLOSED', 'init after close');
@@ -77,7 +82,7 @@ test('close() while keygen, AKE, SMP and 1,000 writes are in flight: settles, no
   const contact = A.findAccount('alice@example.org', PROTO).findContact('bob@example.org');
   await rejectsCode(() => contact.account.contact('dave@example.org'), 'ERR_OTR_CLOSED', 'contact() after close');
   await A.close(); // idempotent
-  await quiet();
+  await quiet(B);
   assert.deepEqual(a.late, [], 'no callback on alice→bob after close() resolved');
   assert.deepEqual(a2.late, [], 'no callback on alice→carol after close() resolved');
 
@@ -142,14 +147,13 @@ test('process exit with work in flight: the exit code is the one asked for, no c
 
 test('a callback that throws: the call rejects with ERR_OTR_CALLBACK, the other callbacks of the op still ran, the channel keeps working', T, async () => {
   const { A, B } = await twoInstances();
-  const link = new Link();
+  const link = new Net({ manual: true });
   let throwWrite = false;
   let throwRead = false;
   let throwSecure = true;
   let throwDecrypt = false;
   const boom = new Error('boom from a callback');
-  const { a, b } = await connect(
-    link, A, 'alice@example.org', B, 'bob@example.org',
+  const { a, b } = await link.connect(A, 'alice@example.org', B, 'bob@example.org',
     {
       maxMessageSize: 120,
       onWrite: () => {
@@ -181,7 +185,7 @@ test('a callback that throws: the call rejects with ERR_OTR_CALLBACK, the other 
   assert.equal(a.channel.status, 'Unverified');
   assert.equal(b.channel.status, 'Unverified');
   throwSecure = false;
-  b.errors.length = 0;
+  b.readErrors.length = 0;
 
   // onWrite throws on every fragment: every fragment still reached onWrite, the write rejects.
   throwWrite = true;
@@ -195,7 +199,7 @@ test('a callback that throws: the call rejects with ERR_OTR_CALLBACK, the other 
   throwWrite = false;
   await link.pump();
   assert.deepEqual(b.errors, []);
-  assert.equal(b.got.at(-1), text, 'bob got the whole message anyway');
+  assert.equal(b.received.at(-1), text, 'bob got the whole message anyway');
 
   // onRead throws: the read rejects, the message was delivered, the next one works.
   throwRead = true;
@@ -203,9 +207,9 @@ test('a callback that throws: the call rejects with ERR_OTR_CALLBACK, the other 
   await link.pump();
   assert.equal(b.errors.length, 1);
   assert.equal(b.errors[0].code, 'ERR_OTR_CALLBACK');
-  assert.equal(b.got.at(-1), 'first');
+  assert.equal(b.received.at(-1), 'first');
   throwRead = false;
-  b.errors.length = 0;
+  b.readErrors.length = 0;
 
   // onAfterDecrypt throws: the message arrives unchanged, the read rejects.
   throwDecrypt = true;
@@ -213,24 +217,23 @@ test('a callback that throws: the call rejects with ERR_OTR_CALLBACK, the other 
   await link.pump();
   assert.equal(b.errors.length, 1);
   assert.equal(b.errors[0].code, 'ERR_OTR_CALLBACK');
-  assert.equal(b.got.at(-1), 'second');
+  assert.equal(b.received.at(-1), 'second');
   throwDecrypt = false;
-  b.errors.length = 0;
+  b.readErrors.length = 0;
 
   for (let i = 0; i < 20; i++) await a.channel.write(`after ${i}`);
   await b.channel.write('and back');
   await link.pump();
   assert.deepEqual(b.errors, []);
-  assert.deepEqual(b.got.slice(-20), Array.from({ length: 20 }, (_, i) => `after ${i}`));
-  assert.equal(a.got.at(-1), 'and back');
+  assert.deepEqual(b.received.slice(-20), Array.from({ length: 20 }, (_, i) => `after ${i}`));
+  assert.equal(a.received.at(-1), 'and back');
 });
 
 test('re-entrancy: callbacks that write to, read on, and close their own channel', T, async () => {
   const { A, B } = await twoInstances();
-  const link = new Link();
+  const link = new Net({ manual: true });
   const echoes = [];
-  const { a, b } = await connect(
-    link, A, 'alice@example.org', B, 'bob@example.org',
+  const { a, b } = await link.connect(A, 'alice@example.org', B, 'bob@example.org',
     {
       onGoneSecure: (c) => {
         echoes.push(c.write('hello from onGoneSecure'));
@@ -256,13 +259,20 @@ test('re-entrancy: callbacks that write to, read on, and close their own channel
   await link.pump();
   await a.channel.smpVerify('shared');
   await link.pump();
-  await Promise.all(echoes);
+  // The echoes are writes made inside callbacks, possibly still on bob's worker when pump()
+  // found the inboxes empty: wait for each, then deliver what it wrote (which may echo more).
+  for (let waited = 0; waited < echoes.length;) {
+    const upTo = echoes.length;
+    await Promise.all(echoes.slice(waited, upTo));
+    waited = upTo;
+    await link.pump();
+  }
   assert.deepEqual(b.errors, []);
   assert.deepEqual(a.errors, []);
   const expected = ['hello from onGoneSecure', ...Array.from({ length: n }, (_, i) => `m${i}`)];
-  assert.deepEqual(b.got, expected);
-  assert.deepEqual(a.got.filter((m) => m.startsWith('echo: ')), expected.map((m) => `echo: ${m}`));
-  assert.ok(a.got.includes('smp done'));
+  assert.deepEqual(b.received, expected);
+  assert.deepEqual(a.received.filter((m) => m.startsWith('echo: ')), expected.map((m) => `echo: ${m}`));
+  assert.ok(a.received.includes('smp done'));
   assert.equal(b.channel.status, 'Private');
 
   // A callback closing its own OTR: the read that ran it resolves, close() resolves, nothing fires later.
@@ -274,7 +284,7 @@ test('re-entrancy: callbacks that write to, read on, and close their own channel
   await rejectsCode(b.channel.write('x'), 'ERR_OTR_CLOSED');
   await a.channel.write('are you there?');
   await rejectsCode(b.channel.read(b.inbox.shift()), 'ERR_OTR_CLOSED');
-  await quiet();
+  await quiet(A);
   assert.deepEqual(b.late, []);
-  assert.ok(b.events.every(([code]) => code !== MessageEvent.RCVDMSG_UNREADABLE));
+  assert.ok(b.args('onEvent').every(([code]) => code !== MessageEvent.RCVDMSG_UNREADABLE));
 });

@@ -5,12 +5,11 @@
 if (process.argv[2] === 'run') {
   const [dir, phase, codeText] = process.argv.slice(3);
   const code = Number(codeText);
-  const { openCopies, Link, connect, makeSecure, PROTO } = await import('../util.mjs');
+  const { openCopies, Net, makeSecure, PROTO } = await import('../../helpers/harness.mjs');
   const [A, B] = await openCopies(dir, 2, 'x-');
-  const link = new Link();
+  const link = new Net({ manual: true });
   let exitInCallback = false;
-  const { a, b } = await connect(
-    link, A, 'alice@example.org', B, 'bob@example.org',
+  const { a, b } = await link.connect(A, 'alice@example.org', B, 'bob@example.org',
     { onWrite: () => exitInCallback && process.exit(code) },
     { onSmp: () => 'secret' },
   );

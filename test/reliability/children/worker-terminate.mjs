@@ -17,14 +17,14 @@ if (isMainThread && process.argv[2] === 'run') {
     });
   }
   // The addon still works here, in the main thread and in a new worker.
-  const { openCopies, Link, connect, makeSecure } = await import('../util.mjs');
+  const { openCopies, Net, makeSecure } = await import('../../helpers/harness.mjs');
   const [A, B] = await openCopies(dir, 2, 'after-');
-  const link = new Link();
-  const { a, b } = await connect(link, A, 'alice@example.org', B, 'bob@example.org');
+  const link = new Net({ manual: true });
+  const { a, b } = await link.connect(A, 'alice@example.org', B, 'bob@example.org');
   await makeSecure(link, a, b);
   await a.channel.write('still working');
   await link.pump();
-  if (b.got.at(-1) !== 'still working') throw new Error('the addon stopped working');
+  if (b.received.at(-1) !== 'still working') throw new Error('the addon stopped working');
   await Promise.all([A.close(), B.close()]);
   console.log('terminated', rounds, 'workers during', phase);
 } else if (!isMainThread && workerData) {
@@ -34,10 +34,10 @@ if (isMainThread && process.argv[2] === 'run') {
     setInterval(() => {}, 1000);
     parentPort.postMessage('go');
   } else {
-    const { openCopies, Link, connect, makeSecure, PROTO } = await import('../util.mjs');
+    const { openCopies, Net, makeSecure, PROTO } = await import('../../helpers/harness.mjs');
     const [A, B] = await openCopies(dir, 2, 'w-');
-    const link = new Link();
-    const { a, b } = await connect(link, A, 'alice@example.org', B, 'bob@example.org', {}, { onSmp: () => 'secret' });
+    const link = new Net({ manual: true });
+    const { a, b } = await link.connect(A, 'alice@example.org', B, 'bob@example.org', {}, { onSmp: () => 'secret' });
     const forever = async (step) => {
       for (;;) {
         await step();
