@@ -24,9 +24,6 @@ namespace otr {
 
 namespace {
 
-// Distinguishes our handles from any other object passed in from JS.
-const napi_type_tag kHandleTag = {0x6f74722d6e617469ULL, 0x76652d68616e646cULL};
-
 std::string StringArg(const Napi::CallbackInfo& info, size_t index) {
   std::string text;
   if (index >= info.Length() || !info[index].IsString() || !ReadString(info.Env(), info[index], text)) {
@@ -72,7 +69,6 @@ class Handle : public Napi::ObjectWrap<Handle> {
     }
     instanceId_ = static_cast<uint32_t>(NumberArg(info, 0));
     if (info.Length() < 2 || !info[1].IsFunction()) throw Napi::TypeError::New(info.Env(), "dispatch must be a function");
-    NAPI_THROW_IF_FAILED_VOID(env_, napi_type_tag_object(env_, info.This(), &kHandleTag));
     NAPI_THROW_IF_FAILED_VOID(env_, deliver_.Start(env_, info[1], "protocol-otr", this, Deliver));
     FilePaths paths{StringArg(info, 2), StringArg(info, 3), StringArg(info, 4)};
     engine_ = std::make_unique<Engine>([this](Delivery* delivery) { return deliver_.Post(delivery); });
@@ -323,29 +319,30 @@ class Handle : public Napi::ObjectWrap<Handle> {
 
 namespace {
 
+// libotr's values, straight from its headers: test/constants.test.mjs compares them with
+// lib/constants.ts name by name: every flat name exported there, plus the length of the extra
+// symmetric key.
 Napi::Object Constants(Napi::Env env) {
   Napi::Object constants = Napi::Object::New(env);
+#define C(name) {#name, OTRL_##name}
   const std::pair<const char*, int> values[] = {
-      {"POLICY_ALLOW_V1", OTRL_POLICY_ALLOW_V1},
-      {"POLICY_ALLOW_V2", OTRL_POLICY_ALLOW_V2},
-      {"POLICY_ALLOW_V3", OTRL_POLICY_ALLOW_V3},
-      {"POLICY_REQUIRE_ENCRYPTION", OTRL_POLICY_REQUIRE_ENCRYPTION},
-      {"POLICY_SEND_WHITESPACE_TAG", OTRL_POLICY_SEND_WHITESPACE_TAG},
-      {"POLICY_WHITESPACE_START_AKE", OTRL_POLICY_WHITESPACE_START_AKE},
-      {"POLICY_ERROR_START_AKE", OTRL_POLICY_ERROR_START_AKE},
-      {"POLICY_NEVER", OTRL_POLICY_NEVER},
-      {"POLICY_MANUAL", OTRL_POLICY_MANUAL},
-      {"POLICY_OPPORTUNISTIC", OTRL_POLICY_OPPORTUNISTIC},
-      {"POLICY_ALWAYS", OTRL_POLICY_ALWAYS},
-      {"ERRCODE_MSG_MALFORMED", OTRL_ERRCODE_MSG_MALFORMED},
-      {"SMPEVENT_FAILURE", OTRL_SMPEVENT_FAILURE},
-      {"SMPEVENT_ASK_FOR_SECRET", OTRL_SMPEVENT_ASK_FOR_SECRET},
-      {"MSGEVENT_RCVDMSG_FOR_OTHER_INSTANCE", OTRL_MSGEVENT_RCVDMSG_FOR_OTHER_INSTANCE},
-      {"MSGEVENT_LOG_HEARTBEAT_RCVD", OTRL_MSGEVENT_LOG_HEARTBEAT_RCVD},
-      {"INSTAG_BEST", OTRL_INSTAG_BEST},
-      {"INSTAG_RECENT_SENT", OTRL_INSTAG_RECENT_SENT},
-      {"EXTRAKEY_BYTES", OTRL_EXTRAKEY_BYTES},
+      C(POLICY_NEVER), C(POLICY_ALLOW_V1), C(POLICY_ALLOW_V2), C(POLICY_ALLOW_V3),
+      C(POLICY_REQUIRE_ENCRYPTION), C(POLICY_SEND_WHITESPACE_TAG), C(POLICY_WHITESPACE_START_AKE),
+      C(POLICY_ERROR_START_AKE), C(POLICY_MANUAL), C(POLICY_OPPORTUNISTIC), C(POLICY_ALWAYS),
+      C(POLICY_DEFAULT), C(ERRCODE_NONE), C(ERRCODE_ENCRYPTION_ERROR),
+      C(ERRCODE_MSG_NOT_IN_PRIVATE), C(ERRCODE_MSG_UNREADABLE), C(ERRCODE_MSG_MALFORMED),
+      C(SMPEVENT_NONE), C(SMPEVENT_ERROR), C(SMPEVENT_ABORT), C(SMPEVENT_CHEATED),
+      C(SMPEVENT_ASK_FOR_ANSWER), C(SMPEVENT_ASK_FOR_SECRET), C(SMPEVENT_IN_PROGRESS),
+      C(SMPEVENT_SUCCESS), C(SMPEVENT_FAILURE), C(MSGEVENT_NONE), C(MSGEVENT_ENCRYPTION_REQUIRED),
+      C(MSGEVENT_ENCRYPTION_ERROR), C(MSGEVENT_CONNECTION_ENDED), C(MSGEVENT_SETUP_ERROR),
+      C(MSGEVENT_MSG_REFLECTED), C(MSGEVENT_MSG_RESENT), C(MSGEVENT_RCVDMSG_NOT_IN_PRIVATE),
+      C(MSGEVENT_RCVDMSG_UNREADABLE), C(MSGEVENT_RCVDMSG_MALFORMED), C(MSGEVENT_LOG_HEARTBEAT_RCVD),
+      C(MSGEVENT_LOG_HEARTBEAT_SENT), C(MSGEVENT_RCVDMSG_GENERAL_ERR),
+      C(MSGEVENT_RCVDMSG_UNENCRYPTED), C(MSGEVENT_RCVDMSG_UNRECOGNIZED),
+      C(MSGEVENT_RCVDMSG_FOR_OTHER_INSTANCE), C(INSTAG_BEST), C(INSTAG_RECENT),
+      C(INSTAG_RECENT_RECEIVED), C(INSTAG_RECENT_SENT), C(EXTRAKEY_BYTES),
   };
+#undef C
   for (const auto& value : values) constants.Set(value.first, Napi::Number::New(env, value.second));
   return constants;
 }

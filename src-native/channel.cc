@@ -73,7 +73,9 @@ void Engine::SendQuery(CallScope& scope, Batch& result, ChannelRecord& channel) 
   otrl_message_free(query);
 }
 
-void Engine::Receive(CallScope& scope, Batch& result, ChannelRecord& channel, const std::string& text) {
+// A read never fails its batch (the Batch& is unused): whatever the contact sent is reported
+// through events, and the read resolves.
+void Engine::Receive(CallScope& scope, Batch&, ChannelRecord& channel, const std::string& text) {
   if (!AdmitIncoming(scope, channel, text)) return;
   scope.decrypted = false;
   char* plain = nullptr;
@@ -115,7 +117,6 @@ void Engine::Receive(CallScope& scope, Batch& result, ChannelRecord& channel, co
   }
   otrl_tlv_free(tlvs);
   otrl_message_free(plain);
-  (void)result;
 }
 
 void Engine::FinishChannel(CallScope& scope, ChannelRecord& channel) {

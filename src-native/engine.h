@@ -32,7 +32,7 @@ struct ChannelRecord {
   int maxMessageSize = 0;
   uint32_t callbacks = 0;  // ChannelCallback bits: which value-returning callbacks JS has
   otrl_instag_t selected = OTRL_INSTAG_BEST;
-  ConnContext* master = nullptr;  // contexts live as long as the userstate: safe to cache
+  ConnContext* master = nullptr;  // masters live as long as the userstate (instances may not)
   std::deque<std::string> held;   // writes waiting for the channel to be private
   bool refreshing = false;
   // Sessions kept encrypted through a re-AKE the contact started (see Receive in channel.cc).
@@ -142,7 +142,6 @@ class Engine {
   // False when no answer will come (shutting down): use the default.
   bool Ask(CallScope& scope, const std::shared_ptr<Query>& query);
   void MarkFingerprintsDirty() { fingerprintsDirty_ = true; }
-  void GenerateKeyNow(CallScope& scope, const char* account, const char* protocol);  // keygen.cc
   void GenerateInstag(CallScope& scope, const char* account, const char* protocol);  // keygen.cc
   void EmitContactState(CallScope& scope, ConnContext* master, ChannelRecord* channel);  // contacts.cc
   void EmitAccount(CallScope& scope, OtrlPrivKey* key);                      // keygen.cc

@@ -128,20 +128,6 @@ void Engine::FinishKeygen(CallScope& scope, std::string key) {
   }
 }
 
-void Engine::GenerateKeyNow(CallScope& scope, const char* account, const char* protocol) {
-  void* newkey = nullptr;
-  gcry_error_t err = otrl_privkey_generate_start(us_, account, protocol, &newkey);
-  if (err == 0) err = otrl_privkey_generate_calculate(newkey);
-  Failure failure;
-  if (err != 0) {
-    if (newkey != nullptr) otrl_privkey_generate_cancelled(us_, newkey);
-    failure = MakeFailure("ERR_OTR_KEYGEN", std::string("cannot generate a key for ") + account, err);
-  } else {
-    failure = StoreNewKey(newkey);
-  }
-  if (!failure.code.empty()) ReportError(scope, failure);
-}
-
 void Engine::GenerateInstag(CallScope& scope, const char* account, const char* protocol) {
   gcry_error_t generateError = 0;
   const std::string why = WriteFileAtomically(paths_.instags, 0600, [&](FILE* file) {

@@ -57,13 +57,10 @@ OtrlPolicy Policy(void* opdata, ConnContext* context) noexcept {
   }
 }
 
-void CreatePrivkey(void* opdata, const char* account, const char* protocol) noexcept {
-  try {
-    CallScope* scope = ScopeOf(opdata);
-    scope->engine->GenerateKeyNow(*scope, account, protocol);
-  } catch (...) {
-  }
-}
+// Never needed: a channel exists only on an account whose key account() generated or the key
+// file held. Should libotr ask anyway, it finds no key and fails that step; generating one
+// here would hold this instance's queue for the whole key generation.
+void CreatePrivkey(void*, const char*, const char*) noexcept {}
 
 int IsLoggedIn(void* opdata, const char* account, const char* protocol, const char* recipient) noexcept {
   try {

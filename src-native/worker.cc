@@ -18,8 +18,10 @@ namespace {
 // effects (callbacks), not jobs: one fragmented write alone makes dozens of onWrite calls.
 constexpr size_t kEffectsPerDelivery = 128;
 constexpr size_t kTextBytesPerDelivery = 256 * 1024;
-// No result waits longer than this for company: behind expensive jobs (key rotations, AKE
-// steps) the JS side must see each result soon, or the other party's worker sits idle.
+// A job that ran this long has its result sent at once (behind expensive jobs, key rotations
+// and AKE steps, the other party's worker may be waiting for it), and a batch posted to an
+// outbox whose oldest batch waited this long sends the outbox. A result can still wait
+// behind the job after it for as long as that job runs: nothing sends during a job.
 constexpr std::chrono::microseconds kLongestHold{200};
 }  // namespace
 

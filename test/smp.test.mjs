@@ -109,7 +109,7 @@ test('a failed SMP after a successful one removes the trust again (libotr sets t
 
 test('smpVerify() on a channel that is not private rejects with an OtrError', T, async () => {
   const pair = await createPair();
-  await rejectsCode(() => pair.alice.channel.smpVerify('x'), ['ERR_OTR_NOT_PRIVATE', 'ERR_OTR_SMP'], 'smpVerify');
+  await rejectsCode(() => pair.alice.channel.smpVerify('x'), 'ERR_OTR_NOT_PRIVATE', 'smpVerify');
   assert.deepEqual(pair.alice.wire, []);
 });
 
