@@ -3,7 +3,7 @@ import { Contact } from './contact';
 import { ErrorCodes, OtrError } from './errors';
 import type { OTR } from './otr';
 import { Router } from './router';
-import { fingerprintToHex, requireBoolean, requireText } from './validate';
+import { fingerprintToHex, requireBoolean, requireName, requireText } from './validate';
 
 /** One of our own identities: a name on a protocol, with its DSA key. */
 export class Account {
@@ -52,7 +52,7 @@ export class Account {
    * contacts file before the promise resolves.
    */
   async contact(name: string, fingerprint?: string, verified = false): Promise<Contact> {
-    requireText('name', name);
+    requireName('name', name);
     const hex = fingerprint === undefined ? '' : fingerprintToHex(fingerprint);
     requireBoolean('verified', verified);
     await this.ctx._call((job, handle) => handle.addContact(job, this.name, this.protocol, name, hex, verified));
@@ -60,7 +60,7 @@ export class Account {
   }
 
   findContact(name: string): Contact | undefined {
-    requireText('name', name);
+    requireName('name', name);
     return this.#contacts.get(name);
   }
 
@@ -80,7 +80,7 @@ export class Account {
 
   /** @internal The contact, created on this side at once (libotr creates its own lazily). */
   _contactNow(name: string): Contact {
-    requireText('name', name);
+    requireName('name', name);
     this.ctx._ensureOpen();
     let contact = this.#contacts.get(name);
     if (!contact) {

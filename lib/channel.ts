@@ -291,13 +291,16 @@ export class Channel {
     return this.#op(ChannelOp.Write, message) as Promise<void>;
   }
 
-  /** Hands in anything received from the contact; messages for the user go to onRead. */
+  /**
+   * Hands in anything received from the contact; messages for the user go to onRead.
+   * Whatever the contact sent, the promise resolves: a message that cannot be handled
+   * (larger than the OTR's maxIncomingSize, holding NUL) becomes an onEvent. It rejects
+   * only for the caller's mistakes: input that is not a string, a closed channel.
+   */
   read(input: string): Promise<void> {
-    try {
-      requireText('input', input, { allowEmpty: true });
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    if (typeof input !== 'string') return Promise.reject(invalid(`input must be a string, got ${typeof input}`));
+    const dropped = refusedIncoming(input, this.account.ctx.limits.maxIncomingSize);
+    if (dropped) return this.#op(ChannelOp.Dropped, dropped[1], undefined, dropped[0]) as Promise<void>;
     this.#syncQueryText();
     return this.#op(ChannelOp.Read, input) as Promise<void>;
   }
@@ -367,6 +370,19 @@ export class Channel {
         return;
     }
   }
+}
+
+// Why a received message never reaches libotr, as [the event, its text]; undefined if it may.
+// Checked before the text is copied into native memory: a huge string costs a length check.
+function refusedIncoming(input: string, maxBytes: number): [MessageEvent, string] | undefined {
+  // A UTF-16 unit is at least one UTF-8 byte and at most three.
+  const bytes = input.length > maxBytes ? input.length : input.length * 3 > maxBytes ? Buffer.byteLength(input, 'utf8') : 0;
+  if (bytes > maxBytes) {
+    const size = input.length > maxBytes ? `at least ${input.length}` : `${bytes}`;
+    return [MessageEvent.RCVDMSG_GENERAL_ERR, `dropped a message of ${size} bytes: larger than maxIncomingSize (${maxBytes})`];
+  }
+  if (input.includes('\0')) return [MessageEvent.RCVDMSG_MALFORMED, 'dropped a message holding a NUL character'];
+  return undefined;
 }
 
 function requireSecret(answer: unknown): void {

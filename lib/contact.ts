@@ -3,7 +3,7 @@ import { Channel, type ChannelOptions } from './channel';
 import { ErrorCodes, OtrError } from './errors';
 import { Fingerprint } from './fingerprint';
 import type { NativeContact } from './native';
-import { requireText } from './validate';
+import { requireName } from './validate';
 
 /** Someone an account talks to, with the fingerprints libotr has seen or was given. */
 export class Contact {
@@ -33,7 +33,7 @@ export class Contact {
    */
   rename(newName: string): Promise<void> {
     try {
-      requireText('newName', newName);
+      requireName('newName', newName);
       this.account.ctx._ensureOpen();
     } catch (error) {
       return Promise.reject(error);

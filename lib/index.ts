@@ -1,4 +1,4 @@
-export { OTR, type OTROptions, type CloseOptions } from './otr';
+export { OTR, type OTROptions, type CloseOptions, type LoadReport } from './otr';
 export { Account } from './account';
 export { Contact } from './contact';
 export { Fingerprint } from './fingerprint';

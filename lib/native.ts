@@ -2,6 +2,7 @@
 // other file in lib/ loads or calls it directly.
 import * as path from 'node:path';
 import { ErrorCodes, OtrError } from './errors';
+import { MAX_NAME_BYTES } from './validate';
 
 export interface NativeAccount {
   name: string;
@@ -68,10 +69,11 @@ export interface NativeHandle {
 }
 
 interface Addon {
-  Handle: new (instance: number, dispatch: Dispatch, privkeys: string, fingerprints: string, instags: string) => NativeHandle;
+  Handle: new (instance: number, dispatch: Dispatch, privkeys: string, fingerprints: string, instags: string, limits: NativeLimits) => NativeHandle;
   constants: Record<string, number>;
   libotrVersion: string;
   headersVersion: string;
+  maxNameBytes: number;
   initError: string | undefined;
 }
 
@@ -90,6 +92,7 @@ export const enum EffectKind {
   ContactState = 11,
   AccountReady = 12,
   Error = 13,
+  LoadSkipped = 14,
 }
 
 export const enum QueryKind {
@@ -113,6 +116,15 @@ export const enum ChannelOp {
   Read = 10,
   SelectSession = 11,
   SetQueryText = 12,
+  // Reports a message read() refused before it reached the addon (a MsgEvent, in order).
+  Dropped = 13,
+}
+
+/** Bounds on what one contact's messages can make the addon keep (see lib/otr.ts). */
+export interface NativeLimits {
+  maxInstancesPerContact: number;
+  maxFragmentedSize: number;
+  maxIncomingSize: number;
 }
 
 export const enum CallbackFlag {
@@ -159,6 +171,9 @@ function loadAddon(): Addon {
     );
     throw loadFailure;
   }
+  if (!addon.initError && addon.maxNameBytes !== MAX_NAME_BYTES) {
+    addon.initError = `the addon checks names against ${addon.maxNameBytes} bytes, lib/validate.ts against ${MAX_NAME_BYTES}: rebuild (npm run compile)`;
+  }
   if (addon.initError) {
     loadFailure = new OtrError(ErrorCodes.INIT, addon.initError);
     addon = undefined;
@@ -174,9 +189,9 @@ export interface FilePaths {
 }
 
 /** Loads the files (throws { code, message } when one cannot be used) and starts the worker. */
-export function createHandle(instance: number, dispatch: Dispatch, files: FilePaths): NativeHandle {
+export function createHandle(instance: number, dispatch: Dispatch, files: FilePaths, limits: NativeLimits): NativeHandle {
   const { Handle } = loadAddon();
-  return new Handle(instance, dispatch, files.privkeys, files.fingerprints, files.instags);
+  return new Handle(instance, dispatch, files.privkeys, files.fingerprints, files.instags, limits);
 }
 
 export function nativeConstants(): Record<string, number> {

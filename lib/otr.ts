@@ -14,8 +14,9 @@ import {
   type NativeAccount,
   type NativeContact,
   type NativeHandle,
+  type NativeLimits,
 } from './native';
-import { requireBoolean, requireText } from './validate';
+import { requireBoolean, requireInteger, requireName, requireText } from './validate';
 
 export interface OTROptions {
   privkeysFile?: string;
@@ -23,11 +24,26 @@ export interface OTROptions {
   instanceTagsFile?: string;
   /** The human-readable part of OTR queries for every account (see Channel's queryText). */
   queryText?: string;
+  /** Instance sessions one contact may have at once (default 32). */
+  maxInstancesPerContact?: number;
+  /** Bytes of partial fragmented messages one contact may make us keep (default 1 MiB). */
+  maxFragmentedSize?: number;
+  /** The largest message read() hands to libotr, in UTF-8 bytes (default 1 MiB). */
+  maxIncomingSize?: number;
 }
 
 export interface CloseOptions {
   /** Tell every contact in an encrypted session that we are leaving (through onWrite) first. */
   endSessions?: boolean;
+}
+
+const MiB = 1024 * 1024;
+
+/** What the constructor could not load: lines of the fingerprints file it skipped. */
+export interface LoadReport {
+  skipped: { file: string; line: number; reason: string }[];
+  /** Dated copies of the files as they were, made before anything rewrites them. */
+  copies: string[];
 }
 
 interface PendingCall {
@@ -53,6 +69,10 @@ export class OTR extends EventEmitter {
   readonly privkeysFile: string;
   readonly contactsFile: string;
   readonly instanceTagsFile: string;
+  /** The bounds on what a contact's messages can make this instance keep. */
+  readonly limits: Readonly<NativeLimits>;
+  /** Lines the constructor skipped (each is also emitted as an 'error' right after it returns). */
+  readonly loadReport: LoadReport = { skipped: [], copies: [] };
 
   #handle: NativeHandle | undefined;
   #instance: number;
@@ -76,6 +96,11 @@ export class OTR extends EventEmitter {
     this.contactsFile = requireText('contactsFile', options.contactsFile ?? 'otr.fingerprints');
     this.instanceTagsFile = requireText('instanceTagsFile', options.instanceTagsFile ?? 'otr.instance_tags');
     this.queryText = options.queryText;
+    this.limits = Object.freeze({
+      maxInstancesPerContact: requireInteger('maxInstancesPerContact', options.maxInstancesPerContact ?? 32, 1, 0xffff),
+      maxFragmentedSize: requireInteger('maxFragmentedSize', options.maxFragmentedSize ?? MiB, 1, 0xffffffff),
+      maxIncomingSize: requireInteger('maxIncomingSize', options.maxIncomingSize ?? MiB, 1, 0xffffffff),
+    });
     this.#instance = nextInstance++;
     // Reads the three files now (a file that cannot be used throws here, before anything
     // could replace it), so accounts and contacts are visible as soon as this returns.
@@ -84,19 +109,28 @@ export class OTR extends EventEmitter {
         privkeys: path.resolve(this.privkeysFile),
         fingerprints: path.resolve(this.contactsFile),
         instags: path.resolve(this.instanceTagsFile),
-      });
+      }, this.limits);
     } catch (error) {
       throw fromNative(error);
     }
     instances.set(this.#instance, new WeakRef(this));
     finalizer.register(this, this.#instance);
     this._deliver(...this.#handle.takeLoadedState());
+    if (this.loadReport.skipped.length > 0) {
+      const copy = this.loadReport.copies[0];
+      const problems = this.loadReport.skipped.map(
+        ({ file, line, reason }) =>
+          new OtrError(ErrorCodes.FINGERPRINTS_FILE, `${file} line ${line} skipped (${reason}); the original file is kept as ${copy}`),
+      );
+      // After the constructor returns, so a listener added right after it hears them.
+      process.nextTick(() => problems.forEach((problem) => this._report(problem)));
+    }
   }
 
   /** Finds or creates the account; a missing DSA key is generated off the JS thread. */
   async account(name: string, protocol: string): Promise<Account> {
-    requireText('name', name);
-    requireText('protocol', protocol);
+    requireName('name', name);
+    requireName('protocol', protocol);
     const key = `${name}\0${protocol}`;
     const known = this.#accounts.get(key);
     if (known) {
@@ -116,8 +150,8 @@ export class OTR extends EventEmitter {
   }
 
   findAccount(name: string, protocol: string): Account | undefined {
-    requireText('name', name);
-    requireText('protocol', protocol);
+    requireName('name', name);
+    requireName('protocol', protocol);
     return this.#accounts.get(`${name}\0${protocol}`);
   }
 
@@ -307,6 +341,11 @@ export class OTR extends EventEmitter {
   #apply(kind: EffectKind, channelId: number, a: number, b: number, text: string | null, extra: unknown): void {
     if (kind === EffectKind.AccountReady) {
       this._accountFromNative(extra as NativeAccount);
+      return;
+    }
+    if (kind === EffectKind.LoadSkipped) {
+      this.loadReport.skipped.push({ file: this.contactsFile, line: a, reason: text ?? '' });
+      if (!this.loadReport.copies.includes(extra as string)) this.loadReport.copies.push(extra as string);
       return;
     }
     if (kind === EffectKind.Error) {

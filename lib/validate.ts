@@ -14,6 +14,27 @@ export function requireText(name: string, value: unknown, { allowEmpty = false }
   return value;
 }
 
+// Account, protocol and contact names end up as tab-separated fields of libotr's files, which
+// libotr writes unescaped and reads back a line of at most 1,000 bytes at a time: a tab or a
+// newline in a name would plant lines (trust) of the remote user's choosing, and a long name
+// would make the file unreadable. Checked again by the addon.
+export const MAX_NAME_BYTES = 255;
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+export function requireName(name: string, value: unknown): string {
+  requireText(name, value);
+  const text = value as string;
+  const control = CONTROL.exec(text);
+  if (control) {
+    const code = control[0].charCodeAt(0).toString(16).padStart(2, '0');
+    throw invalid(`${name} must not contain control characters (U+00${code.toUpperCase()} at ${control.index}): ${describe(text)}`);
+  }
+  const bytes = text.length > MAX_NAME_BYTES ? MAX_NAME_BYTES + 1 : Buffer.byteLength(text, 'utf8');
+  if (bytes > MAX_NAME_BYTES) throw invalid(`${name} must be at most ${MAX_NAME_BYTES} bytes of UTF-8: ${describe(text)}`);
+  return text;
+}
+
 export function requireInteger(name: string, value: unknown, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     throw invalid(`${name} must be an integer from ${min} to ${max}, got ${describe(value)}`);

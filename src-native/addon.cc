@@ -32,11 +32,51 @@ std::string StringArg(const Napi::CallbackInfo& info, size_t index) {
   return text;
 }
 
+// Account, protocol and contact names: what lib/validate.ts requires (requireName), again,
+// because a tab or newline in a name would be written unescaped into libotr's files.
+constexpr size_t kMaxNameBytes = 255;
+
+std::string NameArg(const Napi::CallbackInfo& info, size_t index) {
+  std::string name = StringArg(info, index);
+  bool control = false;
+  for (unsigned char c : name) control = control || c < 0x20 || c == 0x7f;
+  if (name.empty() || control || name.size() > kMaxNameBytes) {
+    Napi::Error error = Napi::TypeError::New(info.Env(), "argument " + std::to_string(index) +
+                                                             " must be a name: 1 to 255 bytes, no control characters");
+    error.Set("code", "ERR_OTR_INVALID_ARGUMENT");
+    throw error;
+  }
+  return name;
+}
+
 int64_t NumberArg(const Napi::CallbackInfo& info, size_t index) {
   if (index >= info.Length() || !info[index].IsNumber()) {
     throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(index) + " must be a number");
   }
   return info[index].As<Napi::Number>().Int64Value();
+}
+
+// { maxInstancesPerContact, maxFragmentedSize, maxIncomingSize }: validated in lib/otr.ts;
+// checked again here because they bound memory.
+Limits LimitsArg(const Napi::CallbackInfo& info, size_t index) {
+  Limits limits;
+  if (index >= info.Length() || !info[index].IsObject()) return limits;
+  Napi::Object given = info[index].As<Napi::Object>();
+  auto read = [&](const char* name, size_t& field) {
+    Napi::Value value = given.Get(name);
+    if (value.IsUndefined()) return;
+    const double number = value.IsNumber() ? value.As<Napi::Number>().DoubleValue() : -1;
+    if (!(number >= 1 && number <= 4294967295.0)) {
+      Napi::Error error = Napi::RangeError::New(info.Env(), std::string(name) + " must be an integer from 1 to 2^32-1");
+      error.Set("code", "ERR_OTR_INVALID_ARGUMENT");
+      throw error;
+    }
+    field = static_cast<size_t>(number);
+  };
+  read("maxInstancesPerContact", limits.maxInstancesPerContact);
+  read("maxFragmentedSize", limits.maxReassembledBytes);
+  read("maxIncomingSize", limits.maxIncomingBytes);
+  return limits;
 }
 
 }  // namespace
@@ -59,7 +99,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
                        });
   }
 
-  // new Handle(instanceId, dispatch, privkeysPath, fingerprintsPath, instagsPath)
+  // new Handle(instanceId, dispatch, privkeysPath, fingerprintsPath, instagsPath, limits)
   explicit Handle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Handle>(info), env_(info.Env()) {
     const std::string& initFailure = InitialiseLibraries();
     if (!initFailure.empty()) {
@@ -68,10 +108,12 @@ class Handle : public Napi::ObjectWrap<Handle> {
       throw error;
     }
     instanceId_ = static_cast<uint32_t>(NumberArg(info, 0));
+    const Limits limits = LimitsArg(info, 5);
     if (info.Length() < 2 || !info[1].IsFunction()) throw Napi::TypeError::New(info.Env(), "dispatch must be a function");
     NAPI_THROW_IF_FAILED_VOID(env_, deliver_.Start(env_, info[1], "protocol-otr", this, Deliver));
     FilePaths paths{StringArg(info, 2), StringArg(info, 3), StringArg(info, 4)};
     engine_ = std::make_unique<Engine>([this](Delivery* delivery) { return deliver_.Post(delivery); });
+    engine_->SetLimits(limits);
     // The files are read here, before the worker exists, so accounts and contacts are visible
     // as soon as the constructor returns and a file that cannot be used fails the constructor.
     CallScope scope;
@@ -158,14 +200,14 @@ class Handle : public Napi::ObjectWrap<Handle> {
   }
 
   Napi::Value EnsureAccount(const Napi::CallbackInfo& info) {
-    std::string name = StringArg(info, 1), protocol = StringArg(info, 2);
+    std::string name = NameArg(info, 1), protocol = NameArg(info, 2);
     Submit(info.Env(), JobArg(info),
            [name, protocol](Engine& e, CallScope& s, Batch& b) { e.EnsureAccount(s, b, name, protocol); });
     return info.Env().Undefined();
   }
 
   Napi::Value AddContact(const Napi::CallbackInfo& info) {
-    std::string account = StringArg(info, 1), protocol = StringArg(info, 2), username = StringArg(info, 3),
+    std::string account = NameArg(info, 1), protocol = NameArg(info, 2), username = NameArg(info, 3),
                 fingerprint = StringArg(info, 4);
     const bool verified = info[5].ToBoolean();
     Submit(info.Env(), JobArg(info), [=](Engine& e, CallScope& s, Batch& b) {
@@ -175,7 +217,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
   }
 
   Napi::Value SetTrust(const Napi::CallbackInfo& info) {
-    std::string account = StringArg(info, 1), protocol = StringArg(info, 2), username = StringArg(info, 3),
+    std::string account = NameArg(info, 1), protocol = NameArg(info, 2), username = NameArg(info, 3),
                 fingerprint = StringArg(info, 4);
     const bool verified = info[5].ToBoolean();
     Submit(info.Env(), JobArg(info), [=](Engine& e, CallScope& s, Batch& b) {
@@ -185,7 +227,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
   }
 
   Napi::Value ForgetFingerprint(const Napi::CallbackInfo& info) {
-    std::string account = StringArg(info, 1), protocol = StringArg(info, 2), username = StringArg(info, 3),
+    std::string account = NameArg(info, 1), protocol = NameArg(info, 2), username = NameArg(info, 3),
                 fingerprint = StringArg(info, 4);
     Submit(info.Env(), JobArg(info), [=](Engine& e, CallScope& s, Batch& b) {
       e.ForgetFingerprint(s, b, account, protocol, username, fingerprint);
@@ -196,8 +238,8 @@ class Handle : public Napi::ObjectWrap<Handle> {
   // openChannel(job, channelId, account, protocol, username, policy, maxMessageSize, callbacks,
   //             lineBased, queryText: string | undefined)
   Napi::Value RenameContact(const Napi::CallbackInfo& info) {
-    std::string account = StringArg(info, 1), protocol = StringArg(info, 2), from = StringArg(info, 3),
-                to = StringArg(info, 4);
+    std::string account = NameArg(info, 1), protocol = NameArg(info, 2), from = NameArg(info, 3),
+                to = NameArg(info, 4);
     Submit(info.Env(), JobArg(info), [=](Engine& e, CallScope& s, Batch& b) {
       e.RenameContact(s, b, account, protocol, from, to);
     });
@@ -207,9 +249,9 @@ class Handle : public Napi::ObjectWrap<Handle> {
   Napi::Value OpenChannel(const Napi::CallbackInfo& info) {
     ChannelRecord settings;
     settings.id = static_cast<uint32_t>(NumberArg(info, 1));
-    settings.account = StringArg(info, 2);
-    settings.protocol = StringArg(info, 3);
-    settings.username = StringArg(info, 4);
+    settings.account = NameArg(info, 2);
+    settings.protocol = NameArg(info, 3);
+    settings.username = NameArg(info, 4);
     settings.policy = static_cast<OtrlPolicy>(NumberArg(info, 5));
     settings.maxMessageSize = static_cast<int>(NumberArg(info, 6));
     settings.callbacks = static_cast<uint32_t>(NumberArg(info, 7));
@@ -354,6 +396,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("constants", Constants(env));
   exports.Set("libotrVersion", Napi::String::New(env, otrl_version()));
   exports.Set("headersVersion", Napi::String::New(env, OTRL_VERSION));
+  exports.Set("maxNameBytes", Napi::Number::New(env, static_cast<double>(kMaxNameBytes)));
   const std::string& initFailure = InitialiseLibraries();
   exports.Set("initError", initFailure.empty() ? env.Undefined() : Napi::String::New(env, initFailure));
   return exports;

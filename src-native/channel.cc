@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "engine.h"
+#include "wipe.h"
 
 namespace otr {
 
@@ -89,8 +90,10 @@ void Engine::Receive(CallScope& scope, Batch&, ChannelRecord& channel, const std
   // else in otrl_message_receiving moves an encrypted context to plaintext (the peer ending
   // the session gives FINISHED), so undo exactly that; the new AKE continues in auth state.
   std::vector<ConnContext*> wereEncrypted;
+  std::vector<ConnContext*> before;  // the contact's contexts: those added by this message are new
   if (ConnContext* master = MasterFor(channel)) {
     for (ConnContext* c = master; c != nullptr && c->m_context == master; c = c->next) {
+      before.push_back(c);
       if (c->msgstate == OTRL_MSGSTATE_ENCRYPTED) wereEncrypted.push_back(c);
     }
   }
@@ -103,6 +106,7 @@ void Engine::Receive(CallScope& scope, Batch&, ChannelRecord& channel, const std
     channel.rekeyedByContact.push_back(c);
     scope.stateMayHaveChanged = true;
   }
+  TrimAfterReceive(scope, channel, before);
   if (internal == 0) {
     const std::string shown = plain != nullptr ? std::string(plain) : text;
     // What libotr did decides `encrypted`: it decrypted a data message in this call.
@@ -116,6 +120,7 @@ void Engine::Receive(CallScope& scope, Batch&, ChannelRecord& channel, const std
     EmitEvent(scope, channel, EffectKind::GoneInsecure);
   }
   otrl_tlv_free(tlvs);
+  if (plain != nullptr) Wipe(plain, std::strlen(plain));
   otrl_message_free(plain);
 }
 
@@ -169,9 +174,10 @@ void Engine::AfterLibotrCall(CallScope& scope, ChannelRecord& channel) {
   scope.wentSecure.clear();
   for (ConnContext* context : scope.smpToAbort) otrl_message_abort_smp(us_, ops(), &scope, context);
   scope.smpToAbort.clear();
-  for (const auto& reply : scope.smpAnswers) {
+  for (auto& reply : scope.smpAnswers) {
     const auto* secret = reinterpret_cast<const unsigned char*>(reply.second.data());
     otrl_message_respond_smp(us_, ops(), &scope, reply.first, secret, reply.second.size());
+    Wipe(reply.second);
   }
   scope.smpAnswers.clear();
   if (!channel.held.empty()) {
@@ -197,6 +203,7 @@ void Engine::RunChannelOp(CallScope& scope, Batch& result, uint32_t channelId, C
   if (found == channels_.end()) return Fail(result, "ERR_OTR_INTERNAL", "unknown channel");
   ChannelRecord& channel = *found->second;
   scope.channel = &channel;
+  WipeOnExit wipe(text, data);  // message text, SMP answers, symmetric key purposes
   // Only sending and receiving data leave the state alone unless libotr says otherwise.
   scope.stateMayHaveChanged = op != ChannelOp::Write && op != ChannelOp::Read;
 
@@ -244,6 +251,12 @@ void Engine::RunChannelOp(CallScope& scope, Batch& result, uint32_t channelId, C
         break;
       case ChannelOp::Ping:
         break;  // done above, with every contact in sight
+      case ChannelOp::Dropped:
+        // A message JS refused before it came here (too large, NUL): reported in order.
+        if (number == OTRL_MSGEVENT_RCVDMSG_MALFORMED || number == OTRL_MSGEVENT_RCVDMSG_GENERAL_ERR) {
+          EmitEvent(scope, channel, EffectKind::MsgEvent, number, &text);
+        }
+        break;
       case ChannelOp::SmpVerify: {
         ConnContext* current = encrypted();
         if (current == nullptr) break;

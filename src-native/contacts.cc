@@ -1,5 +1,7 @@
 // Loading the three files, contacts and their fingerprints, trust, and the contact state
 // that JS mirrors (sessions, fingerprints, status).
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -134,14 +136,21 @@ void Engine::Load(CallScope& scope, Batch& result, FilePaths paths) {
     result.failure = std::move(failure);
   };
 
-  const FileContent keys = ReadWholeFile(paths_.privkeys);
+  // libotr reads the key from the one descriptor the checks were made on.
+  const FileContent keys = OpenForReading(paths_.privkeys);
   if (!keys.error.empty()) return fail(FileFailure("ERR_OTR_PRIVKEY_FILE", keys.error));
   if (keys.exists) {
-    if (keys.bytes.empty()) {
-      return fail(FileFailure("ERR_OTR_PRIVKEY_FILE", paths_.privkeys + " is empty: refusing to replace an identity"));
+    FILE* file = ::fdopen(keys.fd, "rb");
+    if (file == nullptr) ::close(keys.fd);
+    const std::string unsafe = UnsafeKeyFile(paths_.privkeys, keys);
+    std::string refused = !unsafe.empty() ? unsafe
+                          : keys.size == 0 ? paths_.privkeys + " is empty: refusing to replace an identity"
+                          : file == nullptr ? "cannot read " + paths_.privkeys
+                                            : std::string();
+    if (!refused.empty()) {
+      if (file != nullptr) std::fclose(file);
+      return fail(FileFailure("ERR_OTR_PRIVKEY_FILE", refused));
     }
-    FILE* file = std::fopen(paths_.privkeys.c_str(), "rb");
-    if (file == nullptr) return fail(FileFailure("ERR_OTR_PRIVKEY_FILE", "cannot open " + paths_.privkeys));
     const gcry_error_t err = otrl_privkey_read_FILEp(us_, file);
     std::fclose(file);
     if (err != 0) {
@@ -164,11 +173,26 @@ void Engine::Load(CallScope& scope, Batch& result, FilePaths paths) {
   const FileContent trust = ReadWholeFile(paths_.fingerprints);
   if (!trust.error.empty()) return fail(FileFailure("ERR_OTR_FINGERPRINTS_FILE", trust.error));
   if (!trust.bytes.empty()) {
-    const std::string complaint = CheckFingerprintsFormat(trust.bytes);
-    if (!complaint.empty()) {
-      return fail(FileFailure("ERR_OTR_FINGERPRINTS_FILE", paths_.fingerprints + ", " + complaint));
+    std::vector<SkippedLine> skipped;
+    const std::string good = WellFormedFingerprints(trust.bytes, skipped);
+    if (!skipped.empty()) {
+      // The file will be rewritten without those lines: the original is kept first.
+      std::string copy;
+      const std::string why = KeepCopy(paths_.fingerprints, trust.bytes, &copy);
+      if (!why.empty()) {
+        return fail(FileFailure("ERR_OTR_FINGERPRINTS_FILE", paths_.fingerprints + " has lines libotr cannot read, and " + why));
+      }
+      for (const SkippedLine& line : skipped) {
+        Effect effect{EffectKind::LoadSkipped};
+        effect.a = static_cast<int64_t>(line.line);
+        effect.hasText = true;
+        effect.text = line.reason;
+        effect.bytes = copy;
+        scope.effects.push_back(std::move(effect));
+      }
+      fingerprintsDirty_ = true;  // written back without them once the worker is idle
     }
-    std::string ordered = NewestContactFirst(trust.bytes);
+    std::string ordered = NewestContactFirst(good);
     FILE* file = fmemopen(const_cast<char*>(ordered.data()), ordered.size(), "r");
     if (file == nullptr) return fail(FileFailure("ERR_OTR_FINGERPRINTS_FILE", "cannot read " + paths_.fingerprints));
     const gcry_error_t err = otrl_privkey_read_fingerprints_FILEp(us_, file, nullptr, nullptr);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "errors.h"
+#include "wipe.h"
 
 namespace otr {
 
@@ -26,6 +27,7 @@ enum class EffectKind : int {
   ContactState = 11,
   AccountReady = 12,
   Error = 13,
+  LoadSkipped = 14,  // a line of the fingerprints file skipped at load: a = line, text = why, bytes = copy
 };
 
 enum class SessionStatus : int { Unused = 0, NotPrivate = 1, Unverified = 2, Private = 3, Finished = 4 };
@@ -71,6 +73,10 @@ struct Effect {
 enum class QueryKind : int { BeforeEncrypt = 1, AfterDecrypt = 2, IsLoggedIn = 3, ErrorText = 4, SmpSecret = 5 };
 
 struct Query {
+  ~Query() {
+    Wipe(text);
+    Wipe(answer);  // an SMP answer, or converted message text
+  }
   QueryKind kind;
   uint32_t channel = 0;
   int64_t code = 0;
@@ -90,6 +96,14 @@ struct ResultValue {
 };
 
 struct Batch {
+  // Effects carry message text and symmetric keys; once they reached JS they are wiped.
+  ~Batch() {
+    for (Effect& effect : effects) {
+      Wipe(effect.text);
+      Wipe(effect.bytes);
+    }
+    Wipe(value.bytes);
+  }
   uint32_t job = 0;  // 0: effects no call is waiting for
   bool done = false;
   bool ok = true;

@@ -67,6 +67,7 @@ enum class ChannelOp : int {
   Read = 10,
   SelectSession = 11,
   SetQueryText = 12,
+  Dropped = 13,
 };
 
 // The opdata of every libotr call: which job is running and what it has produced so far.
@@ -96,6 +97,13 @@ struct FilePaths {
   std::string privkeys, fingerprints, instags;
 };
 
+// What one contact's messages may make us keep (set from the OTR options; see guard.cc).
+struct Limits {
+  size_t maxInstancesPerContact = 32;
+  size_t maxReassembledBytes = 1 << 20;  // all of a contact's partial fragmented messages
+  size_t maxIncomingBytes = 1 << 20;     // one message handed to read()
+};
+
 class Engine {
  public:
   using Poster = std::function<bool(Delivery*)>;
@@ -106,6 +114,8 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   // --- JS thread ---
+  // Before Start(): the worker reads them without a lock.
+  void SetLimits(const Limits& limits) { limits_ = limits; }
   void Start();
   void Enqueue(Job job);
   // Stops the worker (a blocking query is answered with its default), joins every thread
@@ -183,9 +193,11 @@ class Engine {
   void SendNow(CallScope& scope, Batch& result, ChannelRecord& channel, const std::string& text);
   void SendQuery(CallScope& scope, Batch& result, ChannelRecord& channel);
   void Receive(CallScope& scope, Batch& result, ChannelRecord& channel, const std::string& text);
-  // Bounds on instances per contact and on reassembled messages; false: drop the message.
+  // Bounds on message size and reassembled fragments, before libotr sees the message;
+  // false: drop it. After the call, what libotr kept is trimmed back to the limits.
   bool AdmitIncoming(CallScope& scope, ChannelRecord& channel, const std::string& text);  // guard.cc
-  void ForgetInstance(ChannelRecord& channel, ConnContext* instance);                      // guard.cc
+  void TrimAfterReceive(CallScope& scope, ChannelRecord& channel, const std::vector<ConnContext*>& before);
+  void ForgetInstance(CallScope* scope, ChannelRecord* channel, ConnContext* instance);  // guard.cc
   void FinishChannel(CallScope& scope, ChannelRecord& channel);
   void RefreshChannel(CallScope& scope, Batch& result, ChannelRecord& channel);
   ConnContext* SelectedContext(ChannelRecord& channel);
@@ -198,6 +210,7 @@ class Engine {
   Poster post_;
   OtrlUserState us_ = nullptr;
   FilePaths paths_;
+  Limits limits_;
   bool fingerprintsDirty_ = false;
   bool closed_ = false;
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <ctime>
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -44,9 +45,10 @@ std::vector<std::string> SplitTabs(const std::string& line) {
   }
 }
 
-// Calls check(line, number) for every non-empty line; stops at the first complaint.
-std::string CheckLines(const std::string& bytes,
-                       const std::function<std::string(const std::string&)>& check) {
+// Calls visit(line, number, complaint) for every non-empty line, where complaint is what
+// check() found wrong with it (empty: nothing); stops when visit returns false.
+void VisitLines(const std::string& bytes, const std::function<std::string(const std::string&)>& check,
+                const std::function<bool(const std::string&, size_t, const std::string&)>& visit) {
   size_t start = 0;
   size_t number = 0;
   while (start < bytes.size()) {
@@ -58,43 +60,109 @@ std::string CheckLines(const std::string& bytes,
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.empty()) continue;
     // libotr reads these files with a 1000-byte line buffer and would split longer lines.
-    if (line.size() >= 998) return "line " + std::to_string(number) + ": longer than libotr can read";
-    std::string complaint = check(line);
-    if (!complaint.empty()) return "line " + std::to_string(number) + ": " + complaint;
+    const std::string complaint = line.size() >= 998 ? "longer than libotr can read" : check(line);
+    if (!visit(line, number, complaint)) return;
   }
+}
+
+// The first complaint, as "line N: why"; empty when every line is well formed.
+std::string CheckLines(const std::string& bytes, const std::function<std::string(const std::string&)>& check) {
+  std::string first;
+  VisitLines(bytes, check, [&](const std::string&, size_t number, const std::string& complaint) {
+    if (complaint.empty()) return true;
+    first = "line " + std::to_string(number) + ": " + complaint;
+    return false;
+  });
+  return first;
+}
+
+bool HasControl(const std::string& text) {
+  for (unsigned char c : text) {
+    if (c < 0x20 || c == 0x7f) return true;
+  }
+  return false;
+}
+
+std::string CheckFingerprintLine(const std::string& line) {
+  const auto fields = SplitTabs(line);
+  if (fields.size() < 4 || fields.size() > 5) {
+    return "expected username, account, protocol, fingerprint and trust separated by tabs";
+  }
+  for (size_t i = 0; i < 3; ++i) {
+    if (fields[i].empty()) return "empty username, account or protocol";
+    if (HasControl(fields[i])) return "a control character in the username, account or protocol";
+  }
+  if (!IsHex(fields[3], 40)) return "the fingerprint is not 40 hexadecimal digits";
+  if (fields.size() == 5 && HasControl(fields[4])) return "a control character in the trust";
   return std::string();
 }
 
 }  // namespace
 
-FileContent ReadWholeFile(const std::string& path) {
+FileContent OpenForReading(const std::string& path) {
   FileContent content;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno != ENOENT) content.error = ErrnoText("cannot open " + path, errno);
+  // Opened once, never through a symbolic link, and everything (type, owner, mode, bytes)
+  // comes from that descriptor: nothing can be swapped in between a check and the read.
+  content.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+  if (content.fd < 0) {
+    if (errno == ELOOP) {
+      content.exists = true;
+      content.error = path + " is a symbolic link: protocol-otr does not follow links to its files; give the path of the file itself";
+    } else if (errno != ENOENT) {
+      content.error = ErrnoText("cannot open " + path, errno);
+    }
     return content;
   }
   content.exists = true;
   struct stat info;
-  if (::fstat(fd, &info) != 0) {
+  if (::fstat(content.fd, &info) != 0) {
     content.error = ErrnoText("cannot stat " + path, errno);
   } else if (!S_ISREG(info.st_mode)) {
     content.error = path + " is not a regular file";
   } else {
-    char buffer[16384];
-    for (;;) {
-      const ssize_t got = ::read(fd, buffer, sizeof buffer);
-      if (got < 0) {
-        if (errno == EINTR) continue;
-        content.error = ErrnoText("cannot read " + path, errno);
-        break;
-      }
-      if (got == 0) break;
-      content.bytes.append(buffer, static_cast<size_t>(got));
-    }
+    content.mode = info.st_mode & 07777;
+    content.owner = info.st_uid;
+    content.size = static_cast<size_t>(info.st_size);
+    return content;
   }
-  ::close(fd);
+  ::close(content.fd);
+  content.fd = -1;
   return content;
+}
+
+FileContent ReadWholeFile(const std::string& path) {
+  FileContent content = OpenForReading(path);
+  if (content.fd < 0) return content;
+  content.bytes.reserve(content.size + 1);
+  char buffer[16384];
+  for (;;) {
+    const ssize_t got = ::read(content.fd, buffer, sizeof buffer);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      content.error = ErrnoText("cannot read " + path, errno);
+      break;
+    }
+    if (got == 0) break;
+    content.bytes.append(buffer, static_cast<size_t>(got));
+  }
+  ::close(content.fd);
+  content.fd = -1;
+  return content;
+}
+
+std::string UnsafeKeyFile(const std::string& path, const FileContent& content) {
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(content.mode));
+  if (content.owner != ::geteuid()) {
+    return path + " belongs to uid " + std::to_string(content.owner) + ", not to the user running protocol-otr (uid " +
+           std::to_string(::geteuid()) + "): refusing a private key another user controls; run: chown " +
+           std::to_string(::geteuid()) + " " + path;
+  }
+  if ((content.mode & 077) != 0) {
+    return path + " is accessible by group or others (mode " + mode +
+           "): refusing a private key others can read; run: chmod 600 " + path;
+  }
+  return std::string();
 }
 
 int RemoveStaleTempFiles(const std::string& path) {
@@ -155,18 +223,37 @@ std::string WriteFileAtomically(const std::string& path, mode_t mode,
   return std::string();
 }
 
-std::string CheckFingerprintsFormat(const std::string& bytes) {
-  return CheckLines(bytes, [](const std::string& line) -> std::string {
-    const auto fields = SplitTabs(line);
-    if (fields.size() < 4 || fields.size() > 5) {
-      return "expected username, account, protocol, fingerprint and trust separated by tabs";
+std::string WellFormedFingerprints(const std::string& bytes, std::vector<SkippedLine>& skipped) {
+  std::string good;
+  good.reserve(bytes.size());
+  VisitLines(bytes, CheckFingerprintLine, [&](const std::string& line, size_t number, const std::string& complaint) {
+    if (complaint.empty()) {
+      good.append(line).push_back('\n');
+    } else {
+      skipped.push_back(SkippedLine{number, complaint});
     }
-    for (size_t i = 0; i < 3; ++i) {
-      if (fields[i].empty()) return "empty username, account or protocol";
-    }
-    if (!IsHex(fields[3], 40)) return "the fingerprint is not 40 hexadecimal digits";
-    return std::string();
+    return true;
   });
+  return good;
+}
+
+std::string KeepCopy(const std::string& path, const std::string& bytes, std::string* copy) {
+  char stamp[32];
+  const time_t now = ::time(nullptr);
+  struct tm utc;
+  ::gmtime_r(&now, &utc);
+  ::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &utc);
+  // Never over an earlier copy: a second bad start within the same second gets its own name.
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    std::string name = path + ".orig-" + stamp + (attempt == 0 ? "" : "-" + std::to_string(attempt));
+    struct stat existing;
+    if (::lstat(name.c_str(), &existing) == 0) continue;
+    *copy = name;
+    return WriteFileAtomically(name, 0600, [&](FILE* file) {
+      return std::fwrite(bytes.data(), 1, bytes.size(), file) == bytes.size();
+    });
+  }
+  return "cannot find a free name for a copy of " + path;
 }
 
 std::string CheckInstagsFormat(const std::string& bytes) {

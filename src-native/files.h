@@ -8,16 +8,28 @@
 #include <cstdio>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace otr {
 
 struct FileContent {
   bool exists = false;
+  int fd = -1;  // OpenForReading only: the open descriptor, for the caller to close
+  mode_t mode = 0;
+  uid_t owner = 0;
+  size_t size = 0;
   std::string bytes;
   std::string error;  // non-empty: the path exists but cannot be used
 };
 
 FileContent ReadWholeFile(const std::string& path);
+// Opens `path` (no symbolic links, regular files only) and fills in what fstat says; `fd` is
+// -1 when it does not exist or cannot be used (then `error` says why).
+FileContent OpenForReading(const std::string& path);
+
+// Why a private key file must not be used (owned by another user, or group/others have any
+// access to it: as ssh refuses such keys), with the command that fixes it; empty if it is fine.
+std::string UnsafeKeyFile(const std::string& path, const FileContent& content);
 
 // Writes through `write` (which returns false on failure) into a temp file with `mode`, then
 // renames it over `path`. Returns an empty string on success, else the reason.
@@ -28,9 +40,22 @@ std::string WriteFileAtomically(const std::string& path, mode_t mode,
 // material). Returns how many were removed.
 int RemoveStaleTempFiles(const std::string& path);
 
-// libotr's readers skip lines they cannot parse; we refuse such files instead of silently
-// losing trust records or instance tags. Empty string: the content is well formed.
-std::string CheckFingerprintsFormat(const std::string& bytes);
+// The instance-tag file is read strictly: libotr's reader would skip a line it cannot parse
+// and we would silently get a new instance tag. Empty string: the content is well formed.
 std::string CheckInstagsFormat(const std::string& bytes);
+
+// The fingerprints file is read line by line: a line libotr would misread (too long, wrong
+// fields, control characters in a name) is skipped and reported, every good line is kept, so
+// one bad line (a hostile name written by an older version, a hand edit) never stops a bridge
+// from starting. Returns the good lines.
+struct SkippedLine {
+  size_t line = 0;
+  std::string reason;
+};
+std::string WellFormedFingerprints(const std::string& bytes, std::vector<SkippedLine>& skipped);
+
+// Writes `bytes` to "<path>.orig-<UTC date and time>" (mode 0600) and sets *copy to that name;
+// returns the failure, or an empty string.
+std::string KeepCopy(const std::string& path, const std::string& bytes, std::string* copy);
 
 }  // namespace otr

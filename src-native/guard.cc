@@ -1,8 +1,14 @@
 // Limits on what one contact's messages can make libotr keep in memory. libotr creates a
 // context for every new instance tag a message claims and never drops it, and it grows a
 // fragmented message for as long as fragments keep coming: a hostile or broken peer could
-// make either grow without end. A bridge runs for months, so both are bounded here, before
-// the message reaches libotr.
+// make either grow without end. A bridge runs for months, so both are bounded here.
+//
+// Two steps, because a guard that guesses what libotr will do can be fooled by a message
+// libotr reads differently: before the call, each message's header is parsed exactly as
+// libotr 4.1 parses it (same search, same sscanf formats) so an oversized fragment is
+// refused before libotr copies it; after the call, what libotr actually kept for the
+// contact (its instance contexts, its partial fragments) is counted and trimmed back to the
+// limits, whatever the header said.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -16,34 +22,39 @@ namespace otr {
 
 namespace {
 
-// Instances a contact may have at once (devices, or clients that change their tag). When a
-// new one arrives at the limit, the instance idle the longest that has no encrypted session
-// is forgotten to make room.
-constexpr size_t kMaxInstancesPerContact = 32;
-// The largest message reassembled from fragments (libotr's own limit is 65,535 fragments
-// of any size).
-constexpr size_t kMaxReassembledBytes = 1 << 20;
-
-struct Header {
-  bool fragment = false;
-  unsigned int sender = 0;  // 0 when the message names no v3 instance
+// A message as otrl_message_receiving (4.1.x) reads it before any decoding.
+struct IncomingHeader {
+  bool instanceFragment = false;  // holds "?OTR|": libotr accumulates it on `sender`'s context
+  unsigned int sender = 0;        // as libotr's sscanf leaves it, also when the rest fails
+  unsigned int receiver = 0;
+  bool fragment = false;          // a fragment header libotr accepts (k, n, start < end)
+  unsigned short k = 0, n = 0;
+  size_t bytes = 0;               // what libotr would copy from it
 };
 
-// Mirrors how otrl_message_receiving finds the sender's instance: the v3 fragment header,
-// else the header of a v3 encoded message.
-Header ReadHeader(const std::string& text) {
-  Header header;
-  const char* tag = std::strstr(text.c_str(), "?OTR");
-  if (tag == nullptr) return header;
-  if (std::strstr(text.c_str(), "?OTR|") != nullptr) {
-    header.fragment = true;
-    unsigned int receiver = 0;
-    if (std::sscanf(tag, "?OTR|%x|%x,", &header.sender, &receiver) != 2) header.sender = 0;
+// The same searches and the same sscanf formats as message.c and proto.c, on purpose: the
+// instance tag is read from the *first* "?OTR" although libotr looks for "?OTR|" anywhere,
+// and a v2 fragment header ("?OTR,") counts wherever it is.
+IncomingHeader ReadHeader(const std::string& text) {
+  IncomingHeader header;
+  const char* message = text.c_str();
+  const char* otrtag = std::strstr(message, "?OTR");
+  if (otrtag == nullptr) return header;
+  int start = 0, end = 0;
+  const char* tag = std::strstr(message, "?OTR|");
+  if (tag != nullptr) {
+    header.instanceFragment = true;
+    std::sscanf(otrtag, "?OTR|%x|%x,", &header.sender, &header.receiver);
+    std::sscanf(tag, "?OTR|%*x|%*x,%hu,%hu,%n%*[^,],%n", &header.k, &header.n, &start, &end);
+  } else if ((tag = std::strstr(message, "?OTR,")) != nullptr) {
+    std::sscanf(tag, "?OTR,%hu,%hu,%n%*[^,],%n", &header.k, &header.n, &start, &end);
+  } else {
     return header;
   }
-  header.fragment = std::strncmp(tag, "?OTR,", 5) == 0;
-  unsigned int receiver = 0;
-  if (!header.fragment && otrl_proto_instance(tag, &header.sender, &receiver) != 0) header.sender = 0;
+  if (header.k > 0 && header.n > 0 && header.k <= header.n && start > 0 && end > 0 && start < end) {
+    header.fragment = true;
+    header.bytes = static_cast<size_t>(end - start - 1);
+  }
   return header;
 }
 
@@ -51,72 +62,146 @@ time_t LastActive(const ConnContext* context) {
   return std::max(context->context_priv->lastsent, context->context_priv->lastrecv);
 }
 
+void DropFragment(ConnContext* context) {
+  ConnContextPriv* priv = context->context_priv;
+  std::free(priv->fragment);
+  priv->fragment = nullptr;
+  priv->fragment_len = 0;
+  priv->fragment_n = 0;
+  priv->fragment_k = 0;
+}
+
+void Report(CallScope& scope, ChannelRecord& channel, std::string text) {
+  Effect effect{EffectKind::MsgEvent};
+  effect.channel = channel.id;
+  effect.a = OTRL_MSGEVENT_RCVDMSG_GENERAL_ERR;
+  effect.hasText = true;
+  effect.text = std::move(text);
+  scope.effects.push_back(std::move(effect));
+}
+
+template <typename Visit>
+void ForEachContext(ConnContext* master, Visit visit) {
+  for (ConnContext* c = master; c != nullptr && c->m_context == master; c = c->next) visit(c);
+}
+
 }  // namespace
 
 // Forgets one instance context and everything libotr allocated for it, including the
 // private part otrl_context_forget leaves behind, and every pointer we or libotr keep to it.
-void Engine::ForgetInstance(ChannelRecord& channel, ConnContext* instance) {
+void Engine::ForgetInstance(CallScope* scope, ChannelRecord* channel, ConnContext* instance) {
   ConnContext* master = instance->m_context;
   if (master->recent_child == instance) master->recent_child = nullptr;
   if (master->recent_rcvd_child == instance) master->recent_rcvd_child = nullptr;
   if (master->recent_sent_child == instance) master->recent_sent_child = nullptr;
-  auto& rekeyed = channel.rekeyedByContact;
-  for (auto it = rekeyed.begin(); it != rekeyed.end();) it = *it == instance ? rekeyed.erase(it) : it + 1;
-  if (channel.selected == instance->their_instance) channel.selected = OTRL_INSTAG_BEST;
+  auto erase = [instance](std::vector<ConnContext*>& list) {
+    list.erase(std::remove(list.begin(), list.end(), instance), list.end());
+  };
+  if (channel != nullptr) {
+    erase(channel->rekeyedByContact);
+    if (channel->selected == instance->their_instance) channel->selected = OTRL_INSTAG_BEST;
+  }
+  if (scope != nullptr) {
+    erase(scope->wentSecure);
+    erase(scope->smpToAbort);
+    auto& answers = scope->smpAnswers;
+    answers.erase(std::remove_if(answers.begin(), answers.end(), [instance](const auto& a) { return a.first == instance; }),
+                  answers.end());
+  }
   ConnContextPriv* leftover = instance->context_priv;
   otrl_context_force_plaintext(instance);  // frees what the private part points to
   if (otrl_context_forget(instance) == 0) std::free(leftover);
 }
 
 bool Engine::AdmitIncoming(CallScope& scope, ChannelRecord& channel, const std::string& text) {
-  const Header header = ReadHeader(text);
-  ConnContext* master = MasterFor(channel);
-  if (master == nullptr) return true;
-
-  ConnContext* known = header.sender < OTRL_MIN_VALID_INSTAG ? master : nullptr;
-  size_t instances = 0;
-  ConnContext* idlest = nullptr;
-  for (ConnContext* c = master->next; c != nullptr && c->m_context == master; c = c->next) {
-    ++instances;
-    if (c->their_instance == header.sender) known = c;
-    if (c->msgstate == OTRL_MSGSTATE_ENCRYPTED) continue;
-    if (idlest == nullptr || LastActive(c) < LastActive(idlest)) idlest = c;
+  if (text.size() > limits_.maxIncomingBytes) {
+    Report(scope, channel, "dropped a message of " + std::to_string(text.size()) + " bytes: larger than maxIncomingSize (" +
+                               std::to_string(limits_.maxIncomingBytes) + ")");
+    return false;
   }
+  const IncomingHeader header = ReadHeader(text);
+  if (!header.fragment) return true;
+  ConnContext* master = MasterFor(channel);
+  if (master == nullptr) {
+    // The contact's first message: nothing is kept yet, only this fragment would be.
+    if (header.bytes <= limits_.maxReassembledBytes) return true;
+    Report(scope, channel, "dropped a message fragment of " + std::to_string(header.bytes) +
+                               " bytes: larger than maxFragmentedSize (" + std::to_string(limits_.maxReassembledBytes) + ")");
+    return false;
+  }
+  // The context libotr will add the fragment to: the sender's instance for "?OTR|", else the master.
+  ConnContext* target = nullptr;
+  if (!header.instanceFragment) {
+    target = master;
+  } else if (header.sender >= OTRL_MIN_VALID_INSTAG) {
+    ForEachContext(master, [&](ConnContext* c) {
+      if (c != master && c->their_instance == header.sender) target = c;
+    });
+  } else {
+    return true;  // libotr reports it malformed and keeps nothing
+  }
+  size_t others = 0;
+  ForEachContext(master, [&](ConnContext* c) {
+    if (c != target) others += c->context_priv->fragment_len;
+  });
+  size_t kept = 0;
+  if (header.k == 1) {
+    kept = header.bytes;  // a first fragment replaces what the context held
+  } else if (target != nullptr && header.n == target->context_priv->fragment_n &&
+             header.k == target->context_priv->fragment_k + 1) {
+    kept = target->context_priv->fragment_len + header.bytes;
+  }
+  if (others + kept <= limits_.maxReassembledBytes) return true;
+  if (target != nullptr) DropFragment(target);
+  Report(scope, channel, "dropped a fragmented message: it would keep " + std::to_string(others + kept) +
+                             " bytes of fragments, more than maxFragmentedSize (" +
+                             std::to_string(limits_.maxReassembledBytes) + ")");
+  return false;
+}
 
-  if (known == nullptr && instances >= kMaxInstancesPerContact) {
-    if (idlest == nullptr) {
-      Effect effect{EffectKind::MsgEvent};
-      effect.channel = channel.id;
-      effect.a = OTRL_MSGEVENT_RCVDMSG_GENERAL_ERR;
-      effect.hasText = true;
-      effect.text = "dropped a message from a new instance: the contact already has " +
-                    std::to_string(kMaxInstancesPerContact) + " encrypted sessions";
-      scope.effects.push_back(std::move(effect));
-      return false;
+void Engine::TrimAfterReceive(CallScope& scope, ChannelRecord& channel, const std::vector<ConnContext*>& before) {
+  ConnContext* master = MasterFor(channel);
+  if (master == nullptr) return;
+  auto isNew = [&](ConnContext* c) { return std::find(before.begin(), before.end(), c) == before.end(); };
+
+  size_t instances = 0;
+  size_t fragments = 0;
+  ForEachContext(master, [&](ConnContext* c) {
+    if (c != master) ++instances;
+    fragments += c->context_priv->fragment_len;
+  });
+
+  // libotr adds an instance for a fragment without telling update_context_list.
+  if (instances + 1 != before.size()) scope.stateMayHaveChanged = true;
+
+  bool droppedNew = false;
+  while (instances > limits_.maxInstancesPerContact) {
+    // The instance idle the longest without an encrypted session makes room; a new instance
+    // goes only when every older one is encrypted (those are never dropped).
+    ConnContext* victim = nullptr;
+    for (int pass = 0; pass < 2 && victim == nullptr; ++pass) {
+      for (ConnContext* c = master->next; c != nullptr && c->m_context == master; c = c->next) {
+        if (c->msgstate == OTRL_MSGSTATE_ENCRYPTED || isNew(c) != (pass == 1)) continue;
+        if (victim == nullptr || LastActive(c) < LastActive(victim)) victim = c;
+      }
     }
-    ForgetInstance(channel, idlest);
+    if (victim == nullptr) break;  // every instance is encrypted: none of them is ours to drop
+    droppedNew = droppedNew || isNew(victim);
+    fragments -= victim->context_priv->fragment_len;
+    ForgetInstance(&scope, &channel, victim);
+    --instances;
     scope.stateMayHaveChanged = true;
   }
-
-  if (header.fragment && known != nullptr) {
-    ConnContextPriv* priv = known->context_priv;
-    if (priv->fragment != nullptr && priv->fragment_len + text.size() > kMaxReassembledBytes) {
-      // Drop the partial message only: the session's keys stay as they are.
-      std::free(priv->fragment);
-      priv->fragment = nullptr;
-      priv->fragment_len = 0;
-      priv->fragment_n = 0;
-      priv->fragment_k = 0;
-      Effect effect{EffectKind::MsgEvent};
-      effect.channel = channel.id;
-      effect.a = OTRL_MSGEVENT_RCVDMSG_GENERAL_ERR;
-      effect.hasText = true;
-      effect.text = "dropped a fragmented message larger than " + std::to_string(kMaxReassembledBytes) + " bytes";
-      scope.effects.push_back(std::move(effect));
-      return false;
-    }
+  if (droppedNew) {
+    Report(scope, channel, "dropped a message from a new instance: the contact already has " +
+                               std::to_string(limits_.maxInstancesPerContact) + " encrypted sessions");
   }
-  return true;
+
+  if (fragments > limits_.maxReassembledBytes) {
+    ForEachContext(master, DropFragment);
+    Report(scope, channel, "dropped the contact's partial fragmented messages: " + std::to_string(fragments) +
+                               " bytes, more than maxFragmentedSize (" + std::to_string(limits_.maxReassembledBytes) + ")");
+  }
 }
 
 }  // namespace otr

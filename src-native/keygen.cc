@@ -1,6 +1,7 @@
 // Accounts: DSA key generation split so the slow part never holds the worker queue, keys
 // written atomically (mode 0600), and an instance tag for every account.
 #include <pthread.h>
+#include <unistd.h>
 
 #include <utility>
 
@@ -86,7 +87,9 @@ Failure Engine::StoreNewKey(void* newkey) {
 }
 
 void Engine::ReloadPrivkeys() {
-  FILE* file = std::fopen(paths_.privkeys.c_str(), "rb");
+  const FileContent keys = OpenForReading(paths_.privkeys);
+  FILE* file = keys.fd >= 0 ? ::fdopen(keys.fd, "rb") : nullptr;
+  if (file == nullptr && keys.fd >= 0) ::close(keys.fd);
   if (file == nullptr) {
     otrl_privkey_forget_all(us_);
     return;

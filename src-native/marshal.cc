@@ -1,5 +1,9 @@
 #include "marshal.h"
 
+#include "wipe.h"
+
+#include <sys/mman.h>
+
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -69,6 +73,7 @@ Napi::Value Extra(Napi::Env env, const Effect& effect) {
       return pair;
     }
     case EffectKind::Error:
+    case EffectKind::LoadSkipped:
       return Napi::String::New(env, effect.bytes);
     case EffectKind::ContactState:
       return ContactToJs(env, *effect.contact);
@@ -135,17 +140,45 @@ napi_value MakeString(napi_env env, const std::string& text) {
   return value;
 }
 
+namespace {
+
+// Small strings (nearly every message) go through one fixed buffer per thread, reused, so
+// they cost one copy and no allocation; it is wiped after each use (it holds message text)
+// and left out of core dumps. Larger strings are measured and copied once, exactly.
+constexpr size_t kScratchBytes = 64 * 1024;
+
+struct Scratch {
+  char* data = nullptr;
+  Scratch() {
+    void* mapped = ::mmap(nullptr, kScratchBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mapped == MAP_FAILED) return;
+    ::madvise(mapped, kScratchBytes, MADV_DONTDUMP);
+    data = static_cast<char*>(mapped);
+  }
+  ~Scratch() {
+    if (data != nullptr) ::munmap(data, kScratchBytes);
+  }
+};
+
+}  // namespace
+
 bool ReadString(napi_env env, napi_value value, std::string& out) {
   size_t units = 0;
   if (napi_get_value_string_utf16(env, value, nullptr, 0, &units) != napi_ok) return false;
   // A UTF-16 code unit is at most 3 bytes of UTF-8 (a surrogate pair, 2 units, is 4 bytes).
-  // The worst-case buffer is reused (JS thread only), so a large message costs one copy,
-  // not an allocation and a clear of three times its size.
-  static thread_local std::vector<char> scratch;
-  if (scratch.size() < units * 3 + 1) scratch.resize(units * 3 + 1);
+  static thread_local Scratch scratch;
   size_t written = 0;
-  if (napi_get_value_string_utf8(env, value, scratch.data(), scratch.size(), &written) != napi_ok) return false;
-  out.assign(scratch.data(), written);
+  if (units * 3 + 1 <= kScratchBytes && scratch.data != nullptr) {
+    if (napi_get_value_string_utf8(env, value, scratch.data, kScratchBytes, &written) != napi_ok) return false;
+    out.assign(scratch.data, written);
+    Wipe(scratch.data, written);
+    return true;
+  }
+  size_t bytes = 0;
+  if (napi_get_value_string_utf8(env, value, nullptr, 0, &bytes) != napi_ok) return false;
+  out.resize(bytes + 1);
+  if (napi_get_value_string_utf8(env, value, &out[0], bytes + 1, &written) != napi_ok) return false;
+  out.resize(written);
   return true;
 }
 

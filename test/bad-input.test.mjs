@@ -403,9 +403,10 @@ test('huge and odd inputs to read() never crash: 1 MB garbage, lone surrogates, 
   assert.equal(pair.bob.channel.status, 'Unverified');
 });
 
-test('text containing NUL is refused with ERR_OTR_INVALID_ARGUMENT (libotr would cut it short), the channel keeps working', T, async () => {
+test('NUL: a write holding it is refused with ERR_OTR_INVALID_ARGUMENT (libotr would cut it short); a received message holding it is dropped with RCVDMSG_MALFORMED and read() resolves', T, async () => {
   const pair = await securePair();
-  await rejectsCode(() => pair.bob.channel.read('nul\u0000inside'), INVALID, 'read with NUL');
+  await pair.bob.channel.read('nul\u0000inside');
+  assert.ok(pair.bob.args('onEvent').some(([code, text]) => code === MessageEvent.RCVDMSG_MALFORMED && /NUL/.test(text)));
   await rejectsCode(() => pair.alice.channel.write('nul\u0000inside'), INVALID, 'write with NUL');
   await pair.alice.channel.write('fine');
   await pair.settle();

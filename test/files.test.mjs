@@ -231,9 +231,27 @@ test('an empty private key file is ERR_OTR_PRIVKEY_FILE and stays unchanged', T,
   assert.equal(fs.statSync(filesIn(dir).privkeysFile).size, 0, 'not regenerated');
 });
 
-test('a corrupt fingerprints file is ERR_OTR_FINGERPRINTS_FILE and stays unchanged', T, async () => {
-  await corruptCase('contactsFile', `${BOB}\t${ALICE}\t${PROTO}\tnot-a-fingerprint\t\n`, 'ERR_OTR_FINGERPRINTS_FILE', 'bad hex line');
-  await corruptCase('contactsFile', Buffer.from([0x00, 0xff, 0xfe, 0x00, 0x13, 0x37, 0x0a, 0x00, 0x01]), 'ERR_OTR_FINGERPRINTS_FILE', 'binary garbage');
+test('a corrupt fingerprints file loads without its bad lines, reported in loadReport; the original is kept as a dated copy', T, async () => {
+  for (const [content, what] of [
+    [`${BOB}\t${ALICE}\t${PROTO}\tnot-a-fingerprint\t\n`, 'bad hex line'],
+    [Buffer.from([0x00, 0xff, 0xfe, 0x00, 0x13, 0x37, 0x0a, 0x00, 0x01]), 'binary garbage'],
+  ]) {
+    const k = await keys();
+    const dir = cloneDir(k.aliceDir);
+    const files = filesIn(dir);
+    fs.writeFileSync(files.contactsFile, content);
+    const otr = openOTR(files);
+    const errors = [];
+    otr.on('error', (e) => errors.push(e));
+    assert.ok(otr.loadReport.skipped.length >= 1, `${what}: reported`);
+    assert.equal(otr.loadReport.copies.length, 1);
+    assert.deepEqual(fs.readFileSync(otr.loadReport.copies[0]), Buffer.from(content), `${what}: the copy is the original`);
+    assert.match(path.basename(otr.loadReport.copies[0]), /^otr\.fingerprints\.orig-\d{8}T\d{6}Z$/);
+    await (await otr.account(ALICE, PROTO)).contact(BOB);
+    await otr.close();
+    assert.equal(errors.length, otr.loadReport.skipped.length, `${what}: each skipped line was an 'error'`);
+    assert.ok(errors.every((e) => e.code === 'ERR_OTR_FINGERPRINTS_FILE'));
+  }
 });
 
 test('a corrupt instance tags file is ERR_OTR_INSTAG_FILE and stays unchanged', T, async () => {

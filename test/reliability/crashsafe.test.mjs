@@ -231,10 +231,36 @@ const DAMAGE = {
 // libotr itself writes an empty fingerprints file when there are no fingerprints, and an
 // instance tags file without tags: those two are valid empty lists, not errors.
 const VALID = new Set(['contactsFile empty', 'instanceTagsFile empty']);
+// A fingerprints file whose lines libotr cannot read loads without them (each reported), and
+// the original is kept as a dated copy before anything rewrites it.
+const SKIPPED = new Set([
+  'contactsFile corrupt (random bytes)',
+  'contactsFile corrupt (text that is not this format)',
+  'contactsFile truncated in the middle of a line',
+]);
 
 for (const [kind, code] of Object.entries(KINDS)) {
   for (const [what, damage] of Object.entries(DAMAGE)) {
     const valid = VALID.has(`${kind} ${what}`);
+    const skipped = SKIPPED.has(`${kind} ${what}`);
+    if (skipped) {
+      test(`${kind}: ${what} → loads without the lines libotr cannot read, reports each, keeps the original as a dated copy`, T, async () => {
+        const dir = await goodDir();
+        const file = filesIn(dir)[kind];
+        damage(file, dir, kind);
+        const original = fs.readFileSync(file);
+        const otr = new OTR(filesIn(dir));
+        const errors = [];
+        otr.on('error', (e) => errors.push(e));
+        assert.ok(otr.findAccount('alice@example.org', PROTO), 'the accounts load');
+        assert.ok(otr.loadReport.skipped.length >= 1);
+        assert.deepEqual(fs.readFileSync(otr.loadReport.copies[0]), original);
+        await otr.close();
+        assert.equal(errors.length, otr.loadReport.skipped.length);
+        assert.ok(errors.every((e) => e.code === code && e.message.includes(path.basename(file))));
+      });
+      continue;
+    }
     test(`${kind}: ${what} → ${valid ? 'loads as an empty list' : code}, and nothing changes on disk`, T, async () => {
       const dir = await goodDir();
       const file = filesIn(dir)[kind];

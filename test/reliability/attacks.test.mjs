@@ -1,0 +1,252 @@
+// Hostile contacts at a bridge: each attack a remote user could make through what they send
+// (messages, fragments, instance tags), driven through the public API only. Memory and the
+// number of sessions stay within the OTR's limits, every drop is an onEvent, read() always
+// resolves, and a legitimate conversation on the same OTR keeps working.
+// OTR_LONG=1 runs the issue's full sizes and prints the figures.
+
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { after, before, test } from 'node:test';
+import { Instag, MessageEvent } from 'protocol-otr';
+import { LONG, Net, PROTO, closeAll, filesIn, makeSecure, openOTR, rssMB, settleGc, tmpdir, writeKeyFile } from '../helpers/harness.mjs';
+
+const T = { timeout: LONG ? 1_800_000 : 300_000 };
+const MiB = 1024 * 1024;
+const CAP = 32; // maxInstancesPerContact's default
+after(closeAll);
+
+async function openWith(names, options = {}) {
+  const dir = tmpdir();
+  await writeKeyFile(dir, names);
+  return openOTR({ ...filesIn(dir), ...options });
+}
+
+// Alice's channel to a contact whose messages the test writes by hand.
+async function victim(otr, contactName = 'mallory@example.org') {
+  const alice = await otr.account('alice@example.org', PROTO);
+  const contact = await alice.contact(contactName);
+  const side = { events: [], got: [], wire: [] };
+  side.channel = contact.channel({
+    onWrite: (c, m) => side.wire.push(m),
+    onRead: (c, m) => side.got.push(m),
+    onEvent: (c, code, text) => side.events.push([code, text]),
+  });
+  side.ours = alice.instanceTag.toString(16).padStart(8, '0');
+  return side;
+}
+
+const hex8 = (n) => n.toString(16).padStart(8, '0');
+const pad5 = (n) => String(n).padStart(5, '0');
+const dropsMatching = (side, re) => side.events.filter(([code, text]) => code === MessageEvent.RCVDMSG_GENERAL_ERR && re.test(text ?? ''));
+
+// A legitimate pair on the attacked OTR: messages both ways after the attack.
+let A;
+let B;
+let link;
+let bob;
+before(async () => {
+  A = await openWith(['alice@example.org']);
+  B = await openWith(['bob@example.org']);
+  link = new Net({ manual: true });
+  bob = await link.connect(A, 'alice@example.org', B, 'bob@example.org');
+  await makeSecure(link, bob.a, bob.b);
+});
+
+async function legitimateStillWorks(tag) {
+  await bob.a.channel.write(`${tag}: hello bob`);
+  await bob.b.channel.write(`${tag}: hello alice`);
+  await link.pump();
+  assert.equal(bob.b.received.at(-1), `${tag}: hello bob`);
+  assert.equal(bob.a.received.at(-1), `${tag}: hello alice`);
+  assert.deepEqual(bob.a.errors, []);
+}
+
+test('instance tags from headers libotr reads only in part: at most maxInstancesPerContact sessions, CPU per message flat', T, async () => {
+  const count = LONG ? 30_000 : 10_000;
+  const side = await victim(A, 'tags@example.org');
+  // Memory is compared from the middle on: the first half warms the allocators up.
+  let rssBefore = 0;
+  const window = 1000;
+  const cpuPerMessage = [];
+  let mark = process.cpuUsage();
+  for (let i = 0; i < count; i += 100) {
+    // Only the sender tag parses: libotr makes a session for it, a guard reading the whole
+    // header saw "no instance".
+    const batch = [];
+    for (let j = i; j < Math.min(count, i + 100); j++) batch.push(side.channel.read(`?OTR|${hex8(0x1000 + j)}|zz,00001,00002,x,`));
+    await Promise.all(batch);
+    if (i + 100 === count / 2) {
+      await settleGc();
+      rssBefore = rssMB();
+    }
+    if ((i + 100) % window === 0) {
+      const used = process.cpuUsage(mark);
+      cpuPerMessage.push((used.user + used.system) / window);
+      mark = process.cpuUsage();
+    }
+  }
+  await settleGc();
+  const grown = rssMB() - rssBefore;
+  // Any call but read/write brings the contact's full state over: what libotr really keeps.
+  await side.channel.selectSession(Instag.BEST);
+  const sessions = side.channel.sessions().length;
+  const first = cpuPerMessage[0];
+  const last = cpuPerMessage.at(-1);
+  console.log(`# partial-header instance tags: ${count} new sender tags → ${sessions} sessions kept (cap ${CAP}); process CPU per message ${first.toFixed(1)} µs over the first ${window}, ${last.toFixed(1)} µs over the last ${window} (ratio ${(last / first).toFixed(2)}); RSS +${grown.toFixed(1)} MB over the last ${count / 2}`);
+  assert.ok(sessions <= CAP, `${sessions} sessions kept, cap ${CAP}`);
+  assert.ok(sessions > 0);
+  await legitimateStillWorks('after the instance tags');
+});
+
+test('fragments behind a "?OTR?x" prefix (libotr finds "?OTR," anywhere): dropped at maxFragmentedSize with an event', T, async () => {
+  const count = 200;
+  const side = await victim(A, 'prefixed@example.org');
+  const piece = 'A'.repeat(200 * 1024);
+  await settleGc();
+  const rssBefore = rssMB();
+  for (let k = 1; k <= count; k++) await side.channel.read(`?OTR?x?OTR,${pad5(k)},65535,${piece},`);
+  await settleGc();
+  const grown = rssMB() - rssBefore;
+  const drops = dropsMatching(side, /maxFragmentedSize/);
+  console.log(`# prefixed fragments: ${count} × 200 KB behind "?OTR?x" → ${drops.length} drop events; RSS +${grown.toFixed(1)} MB (cap ${1} MiB)`);
+  assert.ok(drops.length >= 1, 'the drop is reported');
+  assert.ok(grown < 16, `memory bounded: +${grown.toFixed(1)} MB kept for ${count} × 200 KB fragments`);
+  assert.deepEqual(side.got, []);
+  await legitimateStillWorks('after the prefixed fragments');
+});
+
+test('32 MB first fragments: dropped with an event (by maxIncomingSize, and by maxFragmentedSize when the OTR accepts larger messages)', T, async () => {
+  const big = 'B'.repeat(32 * MiB);
+  const side = await victim(A, 'first@example.org');
+  await side.channel.read(`?OTR|${hex8(0x3000)}|${side.ours},00001,00002,${big},`);
+  assert.equal(dropsMatching(side, /maxIncomingSize/).length, 1, JSON.stringify(side.events.map(([c, t]) => [c, t?.slice(0, 80)])));
+
+  const roomy = await openWith(['alice@example.org'], { maxIncomingSize: 64 * MiB });
+  const target = await victim(roomy, 'first@example.org');
+  await settleGc();
+  const rssBefore = rssMB();
+  const count = LONG ? 8 : 3;
+  for (let i = 0; i < count; i++) {
+    await target.channel.read(`?OTR|${hex8(0x3000 + i)}|${target.ours},00001,00002,${big},`);
+    await target.channel.read(`?OTR?x?OTR,00001,00002,${big},`);
+  }
+  await settleGc();
+  const grown = rssMB() - rssBefore;
+  const drops = dropsMatching(target, /maxFragmentedSize/);
+  console.log(`# first fragments: ${2 * count} × 32 MB first fragments (v3 and v2 headers) → ${drops.length} drop events; RSS +${grown.toFixed(1)} MB`);
+  assert.equal(drops.length, 2 * count);
+  assert.ok(grown < 40, `memory bounded: +${grown.toFixed(1)} MB kept`);
+});
+
+test('a 64 MiB read(): an event, read() resolves, RSS back near the start after close()', T, async () => {
+  await settleGc();
+  const rssStart = rssMB();
+  const otr = await openWith(['alice@example.org']);
+  const side = await victim(otr, 'huge@example.org');
+  let huge = 'C'.repeat(64 * MiB);
+  await side.channel.read(huge);
+  assert.equal(dropsMatching(side, /maxIncomingSize/).length, 1);
+  // With a limit that lets it through, native memory is still given back.
+  const roomy = await openWith(['alice@example.org'], { maxIncomingSize: 128 * MiB });
+  const through = await victim(roomy, 'huge@example.org');
+  await through.channel.read(huge);
+  assert.equal(through.got.length, 1, 'plain text under the limit is shown');
+  huge = undefined;
+  through.got.length = 0;
+  await Promise.all([otr.close(), roomy.close()]);
+  await settleGc();
+  const grown = rssMB() - rssStart;
+  console.log(`# 64 MiB read: dropped with an event at the default maxIncomingSize; read through a 128 MiB limit; RSS +${grown.toFixed(1)} MB after close()`);
+  assert.ok(grown < 48, `RSS back near the start: +${grown.toFixed(1)} MB`);
+});
+
+test('a message holding NUL: an event, read() resolves', T, async () => {
+  const side = await victim(A, 'nul@example.org');
+  await side.channel.read('hello\0world');
+  assert.deepEqual(side.events.filter(([code]) => code === MessageEvent.RCVDMSG_MALFORMED).length, 1);
+  assert.deepEqual(side.got, []);
+});
+
+test('a contact name carrying tabs and a newline cannot plant a verified fingerprint; over-long names are refused', T, async () => {
+  const dir = tmpdir();
+  await writeKeyFile(dir, ['bridge@example.org']);
+  const otr = openOTR(dir);
+  const bridge = await otr.account('bridge@example.org', PROTO);
+  const attackerFp = 'ab'.repeat(20);
+  const injected = `victim@example.org\tbridge@example.org\t${PROTO}\t${attackerFp}\tverified\nmallory@example.org`;
+  for (const [name, what] of [
+    [injected, 'tab and newline'],
+    ['x'.repeat(1000), '1,000 characters'],
+    ['é'.repeat(128), '256 bytes of UTF-8'],
+    ['bell\u0007', 'BEL'],
+    ['del\u007f', 'DEL'],
+  ]) {
+    let error;
+    try {
+      await bridge.contact(name, attackerFp);
+    } catch (e) {
+      error = e;
+    }
+    assert.equal(error?.code, 'ERR_OTR_INVALID_ARGUMENT', `${what}: refused`);
+  }
+  await rejectsInvalid(() => otr.account(`bridge\tx`, PROTO));
+  await rejectsInvalid(() => otr.account('bridge@example.org', `${PROTO}\n`));
+  // The longest name allowed still makes a file libotr reads back.
+  const longest = 'é'.repeat(127);
+  await bridge.contact(longest, attackerFp);
+  await bridge.contact('victim@example.org');
+  await otr.close();
+
+  const again = openOTR(dir);
+  const reopened = await again.account('bridge@example.org', PROTO);
+  assert.deepEqual(again.loadReport.skipped, []);
+  const victimContact = reopened.findContact('victim@example.org');
+  assert.ok(!victimContact || victimContact.fingerprints().every((fp) => !fp.isVerified), 'no trust planted for the victim');
+  assert.equal(reopened.findContact(longest)?.fingerprints().length, 1);
+});
+
+test('a fingerprints file with lines libotr cannot read: the bridge starts, every good line is kept, each bad one is reported, the original is kept', T, async () => {
+  const dir = tmpdir();
+  await writeKeyFile(dir, ['bridge@example.org']);
+  const fp = (n) => n.toString(16).padStart(2, '0').repeat(20);
+  const good = (n) => `friend${n}@example.org\tbridge@example.org\t${PROTO}\t${fp(n)}\t${n % 2 ? 'verified' : ''}`;
+  const lines = [
+    good(1),
+    `${'x'.repeat(1000)}\tbridge@example.org\t${PROTO}\t${fp(2)}\t`, // 1,000-character name
+    good(3),
+    `victim@example.org\tbridge@example.org\t${PROTO}`, // a name that held a tab, cut short
+    `mallory@example.org\tbridge@example.org\t${PROTO}\t${fp(4)}\t\tverified`,
+    good(5),
+  ];
+  const original = `${lines.join('\n')}\n`;
+  fs.writeFileSync(filesIn(dir).contactsFile, original);
+  const otr = openOTR(dir);
+  const errors = [];
+  otr.on('error', (e) => errors.push(e));
+  assert.deepEqual(otr.loadReport.skipped.map((s) => s.line), [2, 4, 5]);
+  assert.ok(otr.loadReport.skipped.every((s) => s.file === otr.contactsFile && s.reason.length > 0));
+  assert.equal(fs.readFileSync(otr.loadReport.copies[0], 'utf8'), original, 'the original is kept before anything rewrites it');
+  assert.equal(fs.statSync(otr.loadReport.copies[0]).mode & 0o777, 0o600);
+  const bridge = await otr.account('bridge@example.org', PROTO);
+  for (const n of [1, 3, 5]) {
+    const friend = bridge.findContact(`friend${n}@example.org`);
+    assert.equal(friend?.fingerprints()[0]?.isVerified, n % 2 === 1, `friend${n} kept with its trust`);
+  }
+  assert.equal(bridge.findContact('mallory@example.org'), undefined);
+  await otr.close();
+  assert.equal(errors.length, 3);
+  assert.ok(errors.every((e) => e.code === 'ERR_OTR_FINGERPRINTS_FILE' && /line \d+ skipped/.test(e.message)));
+  // Rewritten without the bad lines: the next start is clean.
+  const again = openOTR(dir);
+  assert.deepEqual(again.loadReport.skipped, []);
+});
+
+async function rejectsInvalid(fn) {
+  let error;
+  try {
+    await fn();
+  } catch (e) {
+    error = e;
+  }
+  assert.equal(error?.code, 'ERR_OTR_INVALID_ARGUMENT', String(error));
+}
