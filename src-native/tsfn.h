@@ -1,13 +1,16 @@
 // One small owner for a napi_threadsafe_function: the worker posts through it, the JS thread
-// refs/unrefs and aborts it. It knows when Node has already finalised the function (the
-// environment is going away), so nothing touches a dead handle, and it aborts in its
-// destructor so a forgotten close() cannot leave the function keeping the loop alive.
+// refs/unrefs and aborts it, and it aborts in its destructor so a forgotten close() cannot
+// leave the function keeping the loop alive.
+//
+// It gives Node no finalize callback. The only ways the function closes are our Abort() and
+// Node's own cleanup hook at environment teardown, and the Handle registers its cleanup hook
+// after creating the function, so its hook (which aborts) runs first: Abort() always comes
+// before Node could close the function, and nothing needs telling that Node did. Without a
+// finalize callback Node also runs no callback scope for it at teardown (V8 allocations then
+// can start a garbage collection at the worst moment; see scripts/valgrind.supp).
 #pragma once
 
 #include <node_api.h>
-
-#include <atomic>
-#include <memory>
 
 namespace otr {
 
@@ -24,26 +27,25 @@ class SafeThreadsafeFunction {
     napi_value resourceName;
     napi_status status = napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resourceName);
     if (status != napi_ok) return status;
-    auto* alive = new std::shared_ptr<Liveness>(liveness_);
-    status = napi_create_threadsafe_function(env, fn, nullptr, resourceName, 0, 1, alive, Finalize,
+    status = napi_create_threadsafe_function(env, fn, nullptr, resourceName, 0, 1, nullptr, nullptr,
                                              context, deliver, &handle_);
     if (status != napi_ok) {
-      delete alive;
       handle_ = nullptr;
       return status;
     }
     return napi_unref_threadsafe_function(env, handle_);
   }
 
-  // Any thread. False when the function is closing; the caller still owns `data` then.
+  // Any thread but never after Abort() (the Engine's threads are joined before it). False
+  // when the function is closing; the caller still owns `data` then.
   bool Post(void* data) {
-    if (handle_ == nullptr || liveness_->finalized.load()) return false;
+    if (handle_ == nullptr) return false;
     return napi_call_threadsafe_function(handle_, data, napi_tsfn_nonblocking) == napi_ok;
   }
 
-  // JS thread.
+  // JS thread. Only uv_ref/uv_unref of the function's handle: nothing to fail once it exists.
   void SetKeepsLoopAlive(napi_env env, bool keep) {
-    if (handle_ == nullptr || liveness_->finalized.load()) return;
+    if (handle_ == nullptr) return;
     if (keep) {
       napi_ref_threadsafe_function(env, handle_);
     } else {
@@ -52,27 +54,15 @@ class SafeThreadsafeFunction {
   }
 
   // JS thread (or environment teardown). Idempotent. Items still queued are handed to the
-  // deliver callback with a null env so they can be freed.
+  // deliver callback with a null env so they can be freed. The release fails only for a
+  // function already released, which handle_ = nullptr rules out.
   void Abort() {
-    if (handle_ != nullptr && !liveness_->finalized.load()) {
-      napi_release_threadsafe_function(handle_, napi_tsfn_abort);
-    }
+    if (handle_ != nullptr) napi_release_threadsafe_function(handle_, napi_tsfn_abort);
     handle_ = nullptr;
   }
 
  private:
-  struct Liveness {
-    std::atomic<bool> finalized{false};
-  };
-
-  static void Finalize(napi_env, void* data, void*) {
-    auto* alive = static_cast<std::shared_ptr<Liveness>*>(data);
-    (*alive)->finalized.store(true);
-    delete alive;
-  }
-
   napi_threadsafe_function handle_ = nullptr;
-  std::shared_ptr<Liveness> liveness_ = std::make_shared<Liveness>();
 };
 
 }  // namespace otr
