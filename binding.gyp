@@ -1,6 +1,6 @@
 {
   "variables": {
-    "werror%": "<!(node -p \"process.env.CI || process.env.OTR_WERROR ? '-Werror' : ''\")"
+    "werror%": "<!(node -p \"process.env.OTR_WERROR === '1' ? '-Werror' : ''\")"
   },
   "targets": [
     {
@@ -12,6 +12,7 @@
         "src-native/contacts.cc",
         "src-native/errors.cc",
         "src-native/files.cc",
+        "src-native/forget.cc",
         "src-native/guard.cc",
         "src-native/init.cc",
         "src-native/keygen.cc",
@@ -24,16 +25,21 @@
       "defines": [
         "NAPI_VERSION=8",
         "NODE_ADDON_API_DISABLE_DEPRECATED",
-        "NAPI_CPP_EXCEPTIONS",
-        "_FORTIFY_SOURCE=2"
+        "NAPI_CPP_EXCEPTIONS"
       ],
+      "configurations": {
+        "Release": {
+          "defines": ["_FORTIFY_SOURCE=2"],
+          "cflags_cc": ["-O2"]
+        }
+      },
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc": [
         "-std=c++17",
         "-fexceptions",
-        "-O2",
         "-fvisibility=hidden",
         "-fstack-protector-strong",
+        "<!@(node src-native/hardening-flags.mjs)",
         "-Wall",
         "-Wextra",
         "-Wno-missing-field-initializers",

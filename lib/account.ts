@@ -78,6 +78,11 @@ export class Account {
     return new Router(this, options);
   }
 
+  /** @internal */
+  _removeContact(contact: Contact): void {
+    if (this.#contacts.get(contact.name) === contact) this.#contacts.delete(contact.name);
+  }
+
   /** @internal The contact, created on this side at once (libotr creates its own lazily). */
   _contactNow(name: string): Contact {
     requireName('name', name);

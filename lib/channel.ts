@@ -161,6 +161,36 @@ export class Channel {
     );
   }
 
+  /** @internal Calls queued and not yet settled. */
+  _inFlight = 0;
+  /** @internal Why the channel is closed (the message of ERR_OTR_CLOSED), or undefined. */
+  _closed: string | undefined;
+
+  /**
+   * Closes the channel and frees what libotr keeps for the contact (its sessions, their keys):
+   * sessions end without a word to the contact (call finish() first to tell them), and writes
+   * still waiting for an AKE are reported as CONNECTION_ENDED. The contact and its
+   * fingerprints stay; contact.channel() opens a new channel. Later calls on this one reject
+   * with ERR_OTR_CLOSED.
+   */
+  close(): Promise<void> {
+    if (this._closed) return Promise.resolve();
+    return this._close(`the channel to ${this.contact.name} is closed`, false);
+  }
+
+  /** @internal */
+  _close(reason: string, dropUnverified: boolean): Promise<void> {
+    this._closed = reason;
+    this._stopRetries();
+    const ctx = this.account.ctx;
+    const account = this.account;
+    const name = this.contact.name;
+    const forgotten = ctx._call((job, handle) => handle.forgetContact(job, account.name, account.protocol, name, dropUnverified));
+    this.contact._channelClosed(this);
+    ctx._channelClosed(this, forgotten);
+    return forgotten as Promise<void>;
+  }
+
   /** Status of the selected session. */
   get status(): Status {
     return statusWord(this.contact._state?.status ?? 0);

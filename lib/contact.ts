@@ -3,7 +3,7 @@ import { Channel, type ChannelOptions } from './channel';
 import { ErrorCodes, OtrError } from './errors';
 import { Fingerprint } from './fingerprint';
 import type { NativeContact } from './native';
-import { requireName } from './validate';
+import { requireBoolean, requireName } from './validate';
 
 /** Someone an account talks to, with the fingerprints libotr has seen or was given. */
 export class Contact {
@@ -12,6 +12,7 @@ export class Contact {
   #fingerprints = new Map<string, Fingerprint>();
   #state: NativeContact | undefined;
   #channel: Channel | undefined;
+  #forgotten = false;
 
   /** @internal */
   constructor(account: Account, name: string) {
@@ -64,8 +65,45 @@ export class Contact {
     return session && session.fingerprint ? this.#fingerprints.get(session.fingerprint) : undefined;
   }
 
+  /**
+   * Forgets the contact: closes its channel (see Channel.close()), frees everything libotr
+   * keeps for it, and removes it from the account. Its fingerprints stay in the contacts
+   * file — unless `unverifiedFingerprints` is true: then those not verified go (the file is
+   * rewritten before the promise resolves), so a bridge's file does not grow with every
+   * passing nickname. account.contact(name) later makes a new contact.
+   */
+  forget({ unverifiedFingerprints = false }: { unverifiedFingerprints?: boolean } = {}): Promise<void> {
+    try {
+      requireBoolean('unverifiedFingerprints', unverifiedFingerprints);
+      this.account.ctx._ensureOpen();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this._forget(unverifiedFingerprints);
+  }
+
+  /** @internal */
+  _forget(dropUnverified: boolean): Promise<void> {
+    this.#forgotten = true;
+    this.account._removeContact(this);
+    const channel = this.#channel;
+    if (channel && !channel._closed) return channel._close(`${this.name} was forgotten`, dropUnverified);
+    const account = this.account;
+    return account.ctx._call((job, handle) =>
+      handle.forgetContact(job, account.name, account.protocol, this.name, dropUnverified),
+    ) as Promise<void>;
+  }
+
+  /** @internal */
+  _channelClosed(channel: Channel): void {
+    if (this.#channel === channel) this.#channel = undefined;
+  }
+
   /** Opens the channel to this contact (one per contact: libotr keeps one set of sessions). */
   channel(options: ChannelOptions): Channel {
+    if (this.#forgotten) {
+      throw new OtrError(ErrorCodes.CLOSED, `${this.name} was forgotten: account.contact() gives a new contact`);
+    }
     if (this.#channel) {
       throw new OtrError(ErrorCodes.CHANNEL_EXISTS, `a channel to ${this.name} from ${this.account.name} is already open`);
     }

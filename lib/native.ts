@@ -61,6 +61,7 @@ export interface NativeHandle {
   addContact(job: number, account: string, protocol: string, username: string, fingerprintHex: string, verified: boolean): void;
   setTrust(job: number, account: string, protocol: string, username: string, fingerprintHex: string, verified: boolean): void;
   forgetFingerprint(job: number, account: string, protocol: string, username: string, fingerprintHex: string): void;
+  forgetContact(job: number, account: string, protocol: string, username: string, dropUnverifiedFingerprints: boolean): void;
   renameContact(job: number, account: string, protocol: string, from: string, to: string): void;
   openChannel(job: number, channel: number, account: string, protocol: string, username: string, policy: number, maxMessageSize: number, callbacks: number, lineBased: boolean, queryText: string | undefined): void;
   channelOp(job: number, channel: number, op: ChannelOp, text: string, data: Buffer | string | undefined, number: number): void;

@@ -30,6 +30,14 @@ export interface OTROptions {
   maxFragmentedSize?: number;
   /** The largest message read() hands to libotr, in UTF-8 bytes (default 1 MiB). */
   maxIncomingSize?: number;
+  /**
+   * At most this many contacts with an open channel (default: no limit). Opening one more
+   * forgets the least recently used contact that has no encrypted session, no verified
+   * fingerprint and no call in flight, and emits 'contactEvicted' with it.
+   */
+  maxContacts?: number;
+  /** An evicted contact's unverified fingerprints are forgotten too (default false). */
+  evictUnverifiedFingerprints?: boolean;
 }
 
 export interface CloseOptions {
@@ -50,6 +58,7 @@ interface PendingCall {
   resolve(value: unknown): void;
   reject(error: unknown): void;
   callbackError?: unknown;
+  channel?: Channel; // whose call it is: a channel with calls in flight is never evicted
 }
 
 // Instances reachable from the addon's dispatcher. Weak while idle, so an OTR nobody holds
@@ -71,6 +80,9 @@ export class OTR extends EventEmitter {
   readonly instanceTagsFile: string;
   /** The bounds on what a contact's messages can make this instance keep. */
   readonly limits: Readonly<NativeLimits>;
+  /** At most this many contacts with an open channel (0: no limit); see OTROptions. */
+  readonly maxContacts: number;
+  readonly evictUnverifiedFingerprints: boolean;
   /** Lines the constructor skipped (each is also emitted as an 'error' right after it returns). */
   readonly loadReport: LoadReport = { skipped: [], copies: [] };
 
@@ -83,6 +95,8 @@ export class OTR extends EventEmitter {
   // Contacts in the fingerprints file of an account that has no key yet: shown once it does.
   #contactsWithoutAccount = new Map<string, Map<string, NativeContact>>();
   #channels = new Map<number, Channel>();
+  // Open channels, least recently used first (kept only with maxContacts).
+  #recent = new Set<Channel>();
   #nextChannel = 1;
   #closing: Promise<void> | undefined;
   #pollTimer: NodeJS.Timeout | undefined;
@@ -101,6 +115,8 @@ export class OTR extends EventEmitter {
       maxFragmentedSize: requireInteger('maxFragmentedSize', options.maxFragmentedSize ?? MiB, 1, 0xffffffff),
       maxIncomingSize: requireInteger('maxIncomingSize', options.maxIncomingSize ?? MiB, 1, 0xffffffff),
     });
+    this.maxContacts = requireInteger('maxContacts', options.maxContacts ?? 0, 0, 0xffffffff);
+    this.evictUnverifiedFingerprints = requireBoolean('evictUnverifiedFingerprints', options.evictUnverifiedFingerprints ?? false);
     this.#instance = nextInstance++;
     // Reads the three files now (a file that cannot be used throws here, before anything
     // could replace it), so accounts and contacts are visible as soon as this returns.
@@ -211,19 +227,21 @@ export class OTR extends EventEmitter {
   }
 
   /** @internal Queues one native job; the promise settles when its batch is done. */
-  _call(submit: (job: number, handle: NativeHandle) => void, closing = false): Promise<unknown> {
+  _call(submit: (job: number, handle: NativeHandle) => void, closing = false, channel?: Channel): Promise<unknown> {
     if (!this.#handle || (this.#closing && !closing)) {
       return Promise.reject(new OtrError(ErrorCodes.CLOSED, 'this OTR instance is closed'));
     }
     const job = this.#nextJob++;
     if (this.#nextJob > 0xffffffff) this.#nextJob = 1;
+    if (channel) channel._inFlight++;
     return new Promise((resolve, reject) => {
-      this.#calls.set(job, { resolve, reject });
+      this.#calls.set(job, { resolve, reject, channel });
       busy.add(this);
       try {
         submit(job, this.#handle!);
       } catch (error) {
         this.#calls.delete(job);
+        if (channel) channel._inFlight--;
         if (this.#calls.size === 0) busy.delete(this);
         reject(fromNative(error));
       }
@@ -237,7 +255,9 @@ export class OTR extends EventEmitter {
 
   /** @internal */
   _channelOp(channel: Channel, op: ChannelOp, text = '', data?: Buffer | string, number = 0): Promise<unknown> {
-    return this._call((job, handle) => handle.channelOp(job, channel._id, op, text, data, number));
+    if (channel._closed) return Promise.reject(new OtrError(ErrorCodes.CLOSED, channel._closed));
+    if (this.maxContacts > 0 && this.#recent.delete(channel)) this.#recent.add(channel);
+    return this._call((job, handle) => handle.channelOp(job, channel._id, op, text, data, number), false, channel);
   }
 
   /** @internal */
@@ -246,7 +266,41 @@ export class OTR extends EventEmitter {
     const id = this.#nextChannel++;
     this.#channels.set(id, channel);
     this._call((job, handle) => open(job, handle, id)).catch((error: unknown) => this._report(error));
+    if (this.maxContacts > 0) {
+      this.#recent.add(channel);
+      if (this.#recent.size > this.maxContacts) this.#evictOne(channel);
+    }
     return id;
+  }
+
+  /** @internal The channel is closed: its id is forgotten once its effects have arrived. */
+  _channelClosed(channel: Channel, forgotten: Promise<unknown>): void {
+    this.#recent.delete(channel);
+    if (this.#pollChannel === channel) {
+      const other = this.#channels.values().next().value as Channel | undefined;
+      this.#pollChannel = other !== channel ? other : undefined;
+    }
+    const drop = () => {
+      this.#channels.delete(channel._id);
+      if (this.#pollChannel === channel) this.#pollChannel = undefined;
+    };
+    forgotten.then(drop, drop);
+  }
+
+  // The least recently used contact that can go without loss: no encrypted session (those
+  // would have to start over), no verified fingerprint, no call in flight (its results are
+  // still coming). None such: the limit is exceeded until one is.
+  #evictOne(opened: Channel): void {
+    for (const channel of this.#recent) {
+      if (channel === opened || channel._inFlight > 0) continue;
+      const status = channel.status;
+      if (status === 'Unverified' || status === 'Private') continue;
+      const contact = channel.contact;
+      if (contact.fingerprints().some((fp) => fp.isVerified)) continue;
+      contact._forget(this.evictUnverifiedFingerprints).catch((error: unknown) => this._report(error));
+      this.emit('contactEvicted', contact);
+      return;
+    }
   }
 
   /** @internal Errors no caller is waiting for: an 'error' event, or a warning if nobody listens. */
@@ -319,12 +373,13 @@ export class OTR extends EventEmitter {
 
   #settle(job: number, call: PendingCall, flags: number, result: unknown): void {
     this.#calls.delete(job);
+    if (call.channel) call.channel._inFlight--;
     if (this.#calls.size === 0) busy.delete(this);
     if (!(flags & BatchFlag.Ok)) {
       call.reject(fromNative(result));
     } else if (call.callbackError !== undefined) {
       const cause = call.callbackError;
-      call.reject(new OtrError(ErrorCodes.CALLBACK, `a callback threw: ${(cause as Error)?.message ?? String(cause)}`, { cause }));
+      call.reject(asCallbackError(cause));
     } else {
       call.resolve(result);
     }
@@ -334,7 +389,7 @@ export class OTR extends EventEmitter {
     if (call) {
       if (call.callbackError === undefined) call.callbackError = error ?? new Error('callback threw a nullish value');
     } else {
-      this._report(new OtrError(ErrorCodes.CALLBACK, `a callback threw: ${(error as Error)?.message ?? String(error)}`, { cause: error }));
+      this._report(asCallbackError(error));
     }
   }
 
@@ -384,15 +439,15 @@ export class OTR extends EventEmitter {
     const options = channel._options;
     switch (kind as QueryKind) {
       case QueryKind.BeforeEncrypt: {
-        const converted = options.onBeforeEncrypt?.(channel, text);
+        const converted = synchronous('onBeforeEncrypt', options.onBeforeEncrypt?.(channel, text));
         return typeof converted === 'string' ? converted : undefined;
       }
       case QueryKind.AfterDecrypt: {
-        const converted = options.onAfterDecrypt?.(channel, text);
+        const converted = synchronous('onAfterDecrypt', options.onAfterDecrypt?.(channel, text));
         return typeof converted === 'string' ? converted : undefined;
       }
       case QueryKind.IsLoggedIn: {
-        const answer = options.onIsContactLoggedIn?.(channel);
+        const answer = synchronous('onIsContactLoggedIn', options.onIsContactLoggedIn?.(channel));
         if (answer === true) return 1;
         if (answer === false) return 0;
         if (answer === 1 || answer === 0 || answer === -1) return answer;
@@ -400,11 +455,11 @@ export class OTR extends EventEmitter {
       }
       case QueryKind.SmpSecret: {
         // A returned string answers the request now; otherwise the app calls smpRespond later.
-        const answer = options.onSmp?.(channel, code === 1 ? text : undefined);
+        const answer = synchronous('onSmp', options.onSmp?.(channel, code === 1 ? text : undefined));
         return typeof answer === 'string' && answer.length > 0 ? answer : undefined;
       }
       case QueryKind.ErrorText: {
-        const message = options.onError?.(channel, code);
+        const message = synchronous('onError', options.onError?.(channel, code));
         return typeof message === 'string' && !message.includes('\0') ? message : undefined;
       }
       default:
@@ -430,4 +485,23 @@ export class OTR extends EventEmitter {
     if (!channel || this.#closing || !this.#handle) return;
     this._channelOp(channel, ChannelOp.Ping).catch((error: unknown) => this._report(error));
   }
+}
+
+// libotr needs the value of these callbacks before it can go on, so they are synchronous: a
+// Promise (an async function) would be a silent "no answer". It is the caller's mistake,
+// reported as ERR_OTR_CALLBACK naming the callback; the promise's own outcome is ignored.
+function synchronous<T>(name: string, value: T): T {
+  const then = (value as { then?: unknown } | null | undefined)?.then;
+  if (typeof then !== 'function') return value;
+  (value as unknown as Promise<unknown>).then(undefined, () => {});
+  throw new OtrError(
+    ErrorCodes.CALLBACK,
+    `${name} returned a Promise: libotr needs its answer synchronously, so it cannot be an async function` +
+      (name === 'onSmp' ? ' (return the answer, or return nothing and call smpRespond() when it is known)' : ''),
+  );
+}
+
+function asCallbackError(cause: unknown): OtrError {
+  if (cause instanceof OtrError && cause.code === ErrorCodes.CALLBACK) return cause;
+  return new OtrError(ErrorCodes.CALLBACK, `a callback threw: ${(cause as Error)?.message ?? String(cause)}`, { cause });
 }

@@ -91,6 +91,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
                            InstanceMethod<&Handle::AddContact>("addContact"),
                            InstanceMethod<&Handle::SetTrust>("setTrust"),
                            InstanceMethod<&Handle::ForgetFingerprint>("forgetFingerprint"),
+                           InstanceMethod<&Handle::ForgetContact>("forgetContact"),
                            InstanceMethod<&Handle::RenameContact>("renameContact"),
                            InstanceMethod<&Handle::OpenChannel>("openChannel"),
                            InstanceMethod<&Handle::ChannelCall>("channelOp"),
@@ -231,6 +232,16 @@ class Handle : public Napi::ObjectWrap<Handle> {
                 fingerprint = StringArg(info, 4);
     Submit(info.Env(), JobArg(info), [=](Engine& e, CallScope& s, Batch& b) {
       e.ForgetFingerprint(s, b, account, protocol, username, fingerprint);
+    });
+    return info.Env().Undefined();
+  }
+
+  // forgetContact(job, account, protocol, username, dropUnverifiedFingerprints)
+  Napi::Value ForgetContact(const Napi::CallbackInfo& info) {
+    std::string account = NameArg(info, 1), protocol = NameArg(info, 2), username = NameArg(info, 3);
+    const bool dropUnverified = info[4].ToBoolean();
+    Submit(info.Env(), JobArg(info), [=](Engine& e, CallScope& s, Batch& b) {
+      e.ForgetContact(s, b, account, protocol, username, dropUnverified);
     });
     return info.Env().Undefined();
   }

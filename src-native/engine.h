@@ -139,6 +139,10 @@ class Engine {
   void OpenChannel(CallScope& scope, Batch& result, ChannelRecord settings);  // channel.cc
   void RunChannelOp(CallScope& scope, Batch& result, uint32_t channelId, ChannelOp op,
                     std::string text, std::string data, int64_t number);      // channel.cc
+  // Frees the contact's channel record and libotr contexts; its fingerprints stay (those not
+  // verified go too with dropUnverified, and the file is rewritten).
+  void ForgetContact(CallScope& scope, Batch& result, std::string account, std::string protocol,
+                     std::string username, bool dropUnverified);  // forget.cc
   void RenameContact(CallScope& scope, Batch& result, std::string account, std::string protocol,
                      std::string from, std::string to);                      // contacts.cc
   void Close(CallScope& scope, Batch& result, bool endSessions);              // worker.cc

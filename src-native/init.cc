@@ -1,5 +1,6 @@
 #include "init.h"
 
+#include <cstdio>
 #include <mutex>
 
 #include "libotr.h"
@@ -8,7 +9,24 @@ namespace otr {
 
 namespace {
 
+// libotr before 4.1.1 overflows the heap on crafted fragments (CVE-2016-2851), and the code
+// that reads libotr's private structures (guard.cc, forget.cc, channel.cc) is written for
+// the 4.1 series' layout: any other running library is refused before it is used.
+std::string CheckRunningLibotr() {
+  const char* found = otrl_version();
+  unsigned major = 0, minor = 0, sub = 0;
+  const bool parsed = found != nullptr && std::sscanf(found, "%u.%u.%u", &major, &minor, &sub) == 3;
+  if (parsed && major == 4 && minor == 1 && sub >= 1) return std::string();
+  return std::string("libotr ") + (found != nullptr ? found : "(unknown version)") +
+         " is installed, but protocol-otr needs libotr 4.1.1 or a later 4.1.x: older versions have a heap "
+         "overflow through fragments (CVE-2016-2851), and protocol-otr relies on the 4.1 series' private "
+         "structures. Install libotr 4.1.1 or later 4.1.x (Debian/Ubuntu: apt-get install libotr5) and rebuild "
+         "protocol-otr against it (npm rebuild protocol-otr)";
+}
+
 std::string InitialiseOnce() {
+  std::string unsupported = CheckRunningLibotr();
+  if (!unsupported.empty()) return unsupported;
   // libgcrypt must be configured before otrl_init installs libotr's allocation handlers:
   // some direct libgcrypt calls are unsafe after that.
   if (!gcry_control(GCRYCTL_INITIALIZATION_FINISHED_P)) {

@@ -11,3 +11,9 @@ extern "C" {
 #include <libotr/tlv.h>
 #include <libotr/userstate.h>
 }
+
+// CVE-2016-2851 (heap overflow through fragments) is fixed in 4.1.1, and the private
+// structures we read are those of the 4.1 series. init.cc checks the running library too.
+#if OTRL_VERSION_MAJOR != 4 || OTRL_VERSION_MINOR != 1 || OTRL_VERSION_SUB < 1
+#error "protocol-otr needs libotr 4.1.1 or a later 4.1.x (Debian/Ubuntu: apt-get install libotr5-dev)"
+#endif

@@ -250,3 +250,73 @@ async function rejectsInvalid(fn) {
   }
   assert.equal(error?.code, 'ERR_OTR_INVALID_ARGUMENT', String(error));
 }
+
+test('20,000 names churned through a bridge with maxContacts: contacts and RSS stay flat, each eviction is an event', T, async () => {
+  const names = LONG ? 20_000 : 2000;
+  const cap = 100;
+  const otr = await openWith(['bridge@example.org'], { maxContacts: cap, evictUnverifiedFingerprints: true });
+  const bridge = await otr.account('bridge@example.org', PROTO);
+  const evicted = [];
+  otr.on('contactEvicted', (contact) => evicted.push(contact.name));
+  const router = bridge.router({ onWrite: () => {}, onRead: () => {} });
+  let rssHalf = 0;
+  const rssStart = rssMB();
+  for (let i = 0; i < names; i++) {
+    const nick = `passer${i}@example.org`;
+    // Each passing name says hello, asks for OTR (libotr answers and starts an AKE), leaves.
+    await router.read(nick, 'hello');
+    await router.read(nick, '?OTRv3?');
+    if (i === names / 2) {
+      await settleGc();
+      rssHalf = rssMB();
+    }
+  }
+  await settleGc();
+  const rssEnd = rssMB();
+  const live = bridge.contacts().length;
+  console.log(`# churn: ${names} names through maxContacts ${cap}: ${live} contacts live, ${evicted.length} evicted; RSS ${rssStart.toFixed(1)} → ${rssHalf.toFixed(1)} (half way) → ${rssEnd.toFixed(1)} MB (+${(rssEnd - rssHalf).toFixed(1)} MB over the second half)`);
+  assert.ok(live <= cap, `${live} contacts live, cap ${cap}`);
+  assert.equal(evicted.length, names - live);
+  assert.ok(rssEnd - rssHalf < 8, `RSS flat: +${(rssEnd - rssHalf).toFixed(1)} MB over ${names / 2} names`);
+  // The evicted are gone from the trust file too (their fingerprints were never verified).
+  await otr.close();
+  const fingerprints = fs.existsSync(otr.contactsFile) ? fs.readFileSync(otr.contactsFile, 'utf8') : '';
+  assert.ok(fingerprints.split('\n').filter(Boolean).length <= cap);
+});
+
+test('contact.forget() frees the contact: its channel closes, later calls reject ERR_OTR_CLOSED, a new contact talks again; encrypted and verified contacts are never evicted', T, async () => {
+  // An encrypted conversation survives a flood of passing names under maxContacts.
+  const X = await openWith(['alice@example.org'], { maxContacts: 5 });
+  const Y = await openWith(['bob@example.org']);
+  const net = new Net({ manual: true });
+  const pair = await net.connect(X, 'alice@example.org', Y, 'bob@example.org');
+  await makeSecure(net, pair.a, pair.b);
+  const alice = await X.account('alice@example.org', PROTO);
+  const evicted = [];
+  X.on('contactEvicted', (c) => evicted.push(c.name));
+  const router = alice.router({ onWrite: () => {}, onRead: () => {} });
+  for (let i = 0; i < 50; i++) await router.read(`passer${i}@example.org`, 'hi');
+  assert.ok(!evicted.includes('bob@example.org'), 'the encrypted contact is not evicted');
+  assert.equal(pair.a.channel.status, 'Unverified');
+  await pair.b.channel.write('still here');
+  await net.pump();
+  assert.equal(pair.a.received.at(-1), 'still here');
+
+  // forget(): the channel closes, later calls reject, a new contact under the name works.
+  const bobContact = pair.a.channel.contact;
+  await bobContact.forget();
+  let error;
+  try {
+    await pair.a.channel.write('after forget');
+  } catch (e) {
+    error = e;
+  }
+  assert.equal(error?.code, 'ERR_OTR_CLOSED');
+  assert.equal(alice.findContact('bob@example.org'), undefined);
+  const again = await alice.contact('bob@example.org');
+  assert.equal(again.fingerprints().length, 1, 'the fingerprint was kept');
+  const got = [];
+  const channel = again.channel({ onWrite: () => {}, onRead: (c, m) => got.push(m) });
+  await channel.read('plain hello');
+  assert.deepEqual(got, ['plain hello']);
+});
