@@ -140,9 +140,14 @@ class Handle : public Napi::ObjectWrap<Handle> {
   }
 
  private:
+  // Environment teardown. The wrapper is made strong first: collected now, it would queue its
+  // finalizer, and Node 20's immediate that runs queued finalizers can free the module's
+  // napi_env and then read it when it holds the last reference (docs/RELIABILITY.md). The
+  // env's own teardown finalizes a strong wrapper instead. A failure leaves it weak, as before.
   static void CleanupHook(void* self) {
     auto* handle = static_cast<Handle*>(self);
     handle->hookRegistered_ = false;
+    napi_reference_ref(handle->env_, static_cast<napi_ref>(*handle), nullptr);
     handle->End();
   }
 
@@ -301,9 +306,14 @@ class Handle : public Napi::ObjectWrap<Handle> {
     return info.Env().Undefined();
   }
 
+  // After close(): everything is freed now, and the wrap with it, so a closed instance leaves
+  // no finalizer to be queued later (perhaps during teardown, see CleanupHook). JS never uses
+  // this object again. Should the unwrap fail, the finalizer frees the Handle as before.
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
     End();
-    return info.Env().Undefined();
+    Napi::Env env = info.Env();
+    if (napi_remove_wrap(env, info.This(), nullptr) == napi_ok) delete this;
+    return env.Undefined();
   }
 
   // JS thread, from the thread-safe function: one call of the dispatcher for the whole

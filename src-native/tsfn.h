@@ -7,7 +7,7 @@
 // after creating the function, so its hook (which aborts) runs first: Abort() always comes
 // before Node could close the function, and nothing needs telling that Node did. Without a
 // finalize callback Node also runs no callback scope for it at teardown (V8 allocations then
-// can start a garbage collection at the worst moment; see scripts/valgrind.supp).
+// can start a garbage collection at the worst moment; see docs/RELIABILITY.md).
 #pragma once
 
 #include <node_api.h>
