@@ -17,6 +17,8 @@
         "src-native/init.cc",
         "src-native/keygen.cc",
         "src-native/marshal.cc",
+        "src-native/persistence.cc",
+        "src-native/trust_store.cc",
         "src-native/ui_ops.cc",
         "src-native/wire_text.cc",
         "src-native/worker.cc"

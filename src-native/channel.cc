@@ -218,7 +218,7 @@ void Engine::RunChannelOp(CallScope& scope, Batch& result, uint32_t channelId, C
 
   // libotr's poll looks at every contact; everything else here concerns this one only.
   if (op == ChannelOp::Ping) otrl_message_poll(us_, ops(), &scope);
-  WithContact(channel.account, channel.protocol, channel.username, [&] {
+  WithContact(scope, channel.account, channel.protocol, channel.username, [&] {
     switch (op) {
       case ChannelOp::Init:
         SendQuery(scope, result, channel);

@@ -128,6 +128,7 @@ bool ParseFingerprintHex(const std::string& hex, unsigned char out[20]) {
 
 void Engine::Load(CallScope& scope, Batch& result, FilePaths paths) {
   paths_ = std::move(paths);
+  trust_ = std::make_unique<FileTrustStore>(paths_.fingerprints);
   for (const std::string* path : {&paths_.privkeys, &paths_.fingerprints, &paths_.instags}) {
     RemoveStaleTempFiles(*path);
   }
@@ -190,8 +191,9 @@ void Engine::Load(CallScope& scope, Batch& result, FilePaths paths) {
         effect.bytes = copy;
         scope.effects.push_back(std::move(effect));
       }
-      fingerprintsDirty_ = true;  // written back without them once the worker is idle
+      trust_->MarkDirty();  // written back without them once the worker is idle
     }
+    trust_->LoadRows(good);
     std::string ordered = NewestContactFirst(good);
     FILE* file = fmemopen(const_cast<char*>(ordered.data()), ordered.size(), "r");
     if (file == nullptr) return fail(FileFailure("ERR_OTR_FINGERPRINTS_FILE", "cannot read " + paths_.fingerprints));
@@ -210,24 +212,6 @@ void Engine::Load(CallScope& scope, Batch& result, FilePaths paths) {
   }
 }
 
-void Engine::PersistFingerprints(Batch& result) {
-  std::string why;
-  if (!WriteFingerprints(&why)) {
-    result.ok = false;
-    result.failure = MakeFailure("ERR_OTR_FILE_WRITE", why);
-  }
-}
-
-bool Engine::WriteFingerprints(std::string* why) {
-  gcry_error_t err = 0;
-  *why = WriteFileAtomically(paths_.fingerprints, 0600, [&](FILE* file) {
-    err = otrl_privkey_write_fingerprints_FILEp(us_, file);
-    return err == 0;
-  });
-  if (why->empty()) fingerprintsDirty_ = false;
-  return why->empty();
-}
-
 void Engine::AddContact(CallScope& scope, Batch& result, std::string account, std::string protocol,
                         std::string username, std::string fingerprintHex, bool verified) {
   ChannelRecord* channel = ChannelFor(account.c_str(), protocol.c_str(), username.c_str());
@@ -243,7 +227,7 @@ void Engine::AddContact(CallScope& scope, Batch& result, std::string account, st
     return;
   }
   ConnContext* master = nullptr;
-  WithContact(account, protocol, username, [&] {
+  WithContact(scope, account, protocol, username, [&] {
     master = otrl_context_find(us_, username.c_str(), account.c_str(), protocol.c_str(), OTRL_INSTAG_MASTER, 1,
                                nullptr, nullptr, nullptr);
   });
@@ -255,6 +239,7 @@ void Engine::AddContact(CallScope& scope, Batch& result, std::string account, st
     return;
   }
   if (verified && (fp->trust == nullptr || fp->trust[0] == '\0')) otrl_context_set_trust(fp, "verified");
+  SyncTrustRows(master);
   if (added != 0 || verified) PersistFingerprints(result);
   EmitContactState(scope, master, channel);
 }
@@ -269,6 +254,7 @@ void Engine::SetTrust(CallScope& scope, Batch& result, std::string account, std:
   } else if (fp->trust == nullptr || fp->trust[0] == '\0') {
     otrl_context_set_trust(fp, "verified");
   }
+  SyncTrustRows(master);
   PersistFingerprints(result);
   result.value.type = ResultValue::Type::Bool;
   result.value.flag = verified;
@@ -289,6 +275,7 @@ void Engine::ForgetFingerprint(CallScope& scope, Batch& result, std::string acco
   }
   // Never forget the context itself: channels and app_data point at it.
   otrl_context_forget_fingerprint(fp, 0);
+  SyncTrustRows(master);
   PersistFingerprints(result);
   EmitContactState(scope, master, ChannelFor(account.c_str(), protocol.c_str(), username.c_str()));
 }
@@ -431,6 +418,7 @@ void Engine::RenameContact(CallScope& scope, Batch& result, std::string account,
     channelsByName_[ChannelKey(account, protocol, to)] = channel;
   }
   if (master == nullptr) return;
+  trust_->Rename(ContactName{account, protocol, from}, ContactName{account, protocol, to});
   if (master->fingerprint_root.next != nullptr) PersistFingerprints(result);
   EmitContactState(scope, master, channel);
 }

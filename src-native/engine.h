@@ -19,6 +19,7 @@
 #include "contact_view.h"
 #include "effects.h"
 #include "libotr.h"
+#include "trust_store.h"
 
 namespace otr {
 
@@ -86,6 +87,9 @@ struct CallScope {
   // Set by the ops that report a change of contexts, fingerprints or trust: only then is
   // the contact's state compared with what JS last saw (a data message changes none).
   bool stateMayHaveChanged = false;
+  // libotr added a fingerprint or changed a trust of the contact in view (new_fingerprint,
+  // write_fingerprints): its rows go to the trust store when the view closes.
+  bool fingerprintsChanged = false;
 };
 
 struct Job {
@@ -155,7 +159,6 @@ class Engine {
   // Sends what the scope has so far plus the query to JS, and waits for the answer.
   // False when no answer will come (shutting down): use the default.
   bool Ask(CallScope& scope, const std::shared_ptr<Query>& query);
-  void MarkFingerprintsDirty() { fingerprintsDirty_ = true; }
   void GenerateInstag(CallScope& scope, const char* account, const char* protocol);  // keygen.cc
   void EmitContactState(CallScope& scope, ConnContext* master, ChannelRecord* channel);  // contacts.cc
   void EmitAccount(CallScope& scope, OtrlPrivKey* key);                      // keygen.cc
@@ -184,14 +187,17 @@ class Engine {
   // is full, or the worker is about to wait for an answer): one JS call for many jobs.
   void Post(Batch* batch);
   void Flush();
-  bool WriteFingerprints(std::string* why);  // contacts.cc
+  // The trust store (trust_store.h) is told of every row-level change; these make it durable.
+  bool WriteFingerprints(std::string* why);  // persistence.cc
   void PersistFingerprints(Batch& result);   // now, for calls that promise it; failure is theirs
+  // Reports the difference between the contact's fingerprints in libotr and its rows.
+  void SyncTrustRows(ConnContext* master);   // persistence.cc
   void FlushFingerprintsWhenIdle();
   ConnContext* MasterFor(ChannelRecord& channel);
   // Runs `calls` with libotr seeing only this contact's contexts (see contact_view.h).
   template <typename Calls>
-  void WithContact(const std::string& account, const std::string& protocol, const std::string& username,
-                   Calls calls);
+  void WithContact(CallScope& scope, const std::string& account, const std::string& protocol,
+                   const std::string& username, Calls calls);
   std::string SignatureOf(ConnContext* master, otrl_instag_t selected);
   void AfterLibotrCall(CallScope& scope, ChannelRecord& channel);     // channel.cc
   void SendNow(CallScope& scope, Batch& result, ChannelRecord& channel, const std::string& text);
@@ -215,7 +221,7 @@ class Engine {
   OtrlUserState us_ = nullptr;
   FilePaths paths_;
   Limits limits_;
-  bool fingerprintsDirty_ = false;
+  std::unique_ptr<FileTrustStore> trust_;
   bool closed_ = false;
 
   std::unordered_map<std::string, ConnContext*> masters_;  // ChannelKey → master context
@@ -239,8 +245,8 @@ class Engine {
 std::string ChannelKey(const std::string& account, const std::string& protocol, const std::string& username);
 
 template <typename Calls>
-void Engine::WithContact(const std::string& account, const std::string& protocol, const std::string& username,
-                         Calls calls) {
+void Engine::WithContact(CallScope& scope, const std::string& account, const std::string& protocol,
+                         const std::string& username, Calls calls) {
   ContactView view(us_, FindMaster(account, protocol, username));
   struct Viewing {
     bool& flag;
@@ -249,6 +255,8 @@ void Engine::WithContact(const std::string& account, const std::string& protocol
   viewing_ = true;
   calls();
   if (view.master() != nullptr) masters_.emplace(ChannelKey(account, protocol, username), view.master());
+  if (scope.fingerprintsChanged && view.master() != nullptr) SyncTrustRows(view.master());
+  scope.fingerprintsChanged = false;
 }
 
 // The fingerprint as 40 lower-case hex digits, and back (false if `hex` is not 40 hex digits).

@@ -58,7 +58,9 @@ void Engine::ForgetContact(CallScope& scope, Batch& result, std::string account,
       fp = next;
     }
   }
+  if (dropped) SyncTrustRows(master);
   if (master->fingerprint_root.next == nullptr) {
+    trust_->ForgetContact(ContactName{account, protocol, username});
     masters_.erase(key);
     if (otrl_context_forget(master) == 0) std::free(leftover);
   }

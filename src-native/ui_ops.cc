@@ -109,7 +109,7 @@ void NewFingerprint(void* opdata, OtrlUserState, const char* account, const char
     scope->stateMayHaveChanged = true;
     if (channel != nullptr) scope->engine->EmitStateIfChanged(*scope, *channel);
     Emit(scope, EffectKind::NewFingerprint, channel != nullptr ? channel->id : 0, known > 0 ? 1 : 0, 0, human);
-    scope->engine->MarkFingerprintsDirty();
+    scope->fingerprintsChanged = true;
   } catch (...) {
   }
 }
@@ -117,7 +117,7 @@ void NewFingerprint(void* opdata, OtrlUserState, const char* account, const char
 void WriteFingerprints(void* opdata) noexcept {
   try {
     ScopeOf(opdata)->stateMayHaveChanged = true;
-    ScopeOf(opdata)->engine->MarkFingerprintsDirty();
+    ScopeOf(opdata)->fingerprintsChanged = true;
   } catch (...) {
   }
 }

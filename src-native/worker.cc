@@ -197,7 +197,7 @@ void Engine::ReportError(CallScope& scope, const Failure& failure) {
 }
 
 void Engine::FlushFingerprintsWhenIdle() {
-  if (!fingerprintsDirty_ || closed_ || us_ == nullptr) return;
+  if (closed_ || us_ == nullptr || !trust_->Dirty()) return;
   std::string why;
   if (WriteFingerprints(&why)) return;
   CallScope scope;
@@ -221,7 +221,7 @@ void Engine::Close(CallScope& scope, Batch& result, bool endSessions) {
         encrypted = encrypted || c->msgstate == OTRL_MSGSTATE_ENCRYPTED;
       }
       if (!encrypted) continue;
-      WithContact(channel.account, channel.protocol, channel.username, [&] {
+      WithContact(scope, channel.account, channel.protocol, channel.username, [&] {
         FinishChannel(scope, channel);
         AfterLibotrCall(scope, channel);
       });
@@ -234,7 +234,7 @@ void Engine::Close(CallScope& scope, Batch& result, bool endSessions) {
   for (const auto& key : generating) FinishKeygen(scope, key);
   for (auto& entry : channels_) entry.second->held.clear();
   std::string why;
-  if (fingerprintsDirty_ && !WriteFingerprints(&why)) {
+  if (!WriteFingerprints(&why)) {
     result.ok = false;
     result.failure = MakeFailure("ERR_OTR_FILE_WRITE", why);
   }

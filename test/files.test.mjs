@@ -359,3 +359,57 @@ test('temp files left by a killed write (they may hold key material) are removed
   for (const f of unrelated) assert.equal(fs.existsSync(f), true, `${path.basename(f)} kept`);
   assert.ok(otr.findAccount(ALICE, PROTO), 'the real files loaded');
 });
+
+test('the fingerprints file follows every trust change: seen, verified, unverified, forgotten, renamed, contact forgotten', T, async () => {
+  const k = await keys();
+  const dir = cloneDir(k.aliceDir);
+  const otr = openOTR(dir);
+  const acct = await otr.account(ALICE, PROTO);
+  const hex = (n) => String(n).repeat(40).slice(0, 40);
+  // What the file must hold: `${contact}\t${hex}` → trust.
+  const model = new Map();
+  const onDisk = () => new Map(fingerprintLines(dir).map(([u, a, p, h, t]) => {
+    assert.deepEqual([a, p], [ALICE, PROTO]);
+    return [`${u}\t${h}`, t ?? ''];
+  }));
+  const check = (step) => {
+    const lines = fingerprintLines(dir);
+    assert.equal(new Set(lines.map((l) => `${l[0]}\t${l[3]}`)).size, lines.length, `${step}: no duplicate lines`);
+    assert.deepEqual(onDisk(), model, step);
+  };
+  for (let i = 1; i <= 6; i++) {
+    await acct.contact(`c${i}@example.org`, hex(i), i % 2 === 0);
+    model.set(`c${i}@example.org\t${hex(i)}`, i % 2 === 0 ? 'verified' : '');
+  }
+  check('six contacts added');
+  await acct.contact('c1@example.org', hex(7));
+  model.set(`c1@example.org\t${hex(7)}`, '');
+  check('a second fingerprint for c1');
+  const c1 = acct.findContact('c1@example.org');
+  await c1.fingerprints().find((f) => humanToHex(f.hash) === hex(7)).setVerified(true);
+  model.set(`c1@example.org\t${hex(7)}`, 'verified');
+  check('c1 second fingerprint verified');
+  await acct.findContact('c2@example.org').fingerprints()[0].setVerified(false);
+  model.set(`c2@example.org\t${hex(2)}`, '');
+  check('c2 unverified');
+  await c1.fingerprints().find((f) => humanToHex(f.hash) === hex(1)).forget();
+  model.delete(`c1@example.org\t${hex(1)}`);
+  check('c1 first fingerprint forgotten');
+  await acct.findContact('c3@example.org').rename('c3-renamed@example.org');
+  model.delete(`c3@example.org\t${hex(3)}`);
+  model.set(`c3-renamed@example.org\t${hex(3)}`, '');
+  check('c3 renamed');
+  await acct.findContact('c5@example.org').forget({ unverifiedFingerprints: true });
+  model.delete(`c5@example.org\t${hex(5)}`);
+  check('c5 forgotten with its unverified fingerprint');
+  await acct.findContact('c4@example.org').forget({ unverifiedFingerprints: true });
+  check('c4 forgotten: its verified fingerprint stays');
+  await otr.close();
+  check('after close()');
+  const again = await reopen(dir);
+  const loaded = new Map();
+  for (const contact of again.findAccount(ALICE, PROTO).contacts()) {
+    for (const fp of contact.fingerprints()) loaded.set(`${contact.name}\t${humanToHex(fp.hash)}`, fp.isVerified ? 'verified' : '');
+  }
+  assert.deepEqual(loaded, model, 'reloaded');
+});
