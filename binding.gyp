@@ -11,6 +11,7 @@
         "src-native/contact_view.cc",
         "src-native/contacts.cc",
         "src-native/errors.cc",
+        "src-native/file_lock.cc",
         "src-native/files.cc",
         "src-native/forget.cc",
         "src-native/guard.cc",

@@ -19,6 +19,8 @@ export const ErrorCodes = {
   KEYGEN: 'ERR_OTR_KEYGEN',
   INIT: 'ERR_OTR_INIT',
   ADDON_LOAD: 'ERR_OTR_ADDON_LOAD',
+  LOCKED: 'ERR_OTR_LOCKED',
+  LOCK: 'ERR_OTR_LOCK',
   INTERNAL: 'ERR_OTR_INTERNAL',
 } as const;
 

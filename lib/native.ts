@@ -76,6 +76,9 @@ interface Addon {
   headersVersion: string;
   maxNameBytes: number;
   initError: string | undefined;
+  /** An exclusive flock() on path (created 0600); throws { code: 'ERR_OTR_LOCKED' } when held. */
+  lockFile(path: string): number;
+  unlockFile(fd: number): void;
 }
 
 // Numbers shared with src-native/effects.h and engine.h.
@@ -193,6 +196,15 @@ export interface FilePaths {
 export function createHandle(instance: number, dispatch: Dispatch, files: FilePaths, limits: NativeLimits): NativeHandle {
   const { Handle } = loadAddon();
   return new Handle(instance, dispatch, files.privkeys, files.fingerprints, files.instags, limits);
+}
+
+/** The descriptor holding an exclusive advisory lock on path; see lib/lock.ts. */
+export function lockFile(file: string): number {
+  return loadAddon().lockFile(file);
+}
+
+export function unlockFile(fd: number): void {
+  loadAddon().unlockFile(fd);
 }
 
 export function nativeConstants(): Record<string, number> {

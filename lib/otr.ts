@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { Account } from './account';
 import type { Channel } from './channel';
 import { ErrorCodes, OtrError, fromNative } from './errors';
+import { FileSetLock } from './lock';
 import {
   BatchFlag,
   ChannelOp,
@@ -71,7 +72,11 @@ function dispatch(instance: number, numbers: Float64Array, count: number, ...val
   return instances.get(instance)?.deref()?._deliver(numbers, count, values);
 }
 
-const finalizer = new FinalizationRegistry<number>((instance) => instances.delete(instance));
+// An OTR dropped without close(): forget it and release its files' lock.
+const finalizer = new FinalizationRegistry<{ instance: number; lock: FileSetLock }>(({ instance, lock }) => {
+  instances.delete(instance);
+  lock.release();
+});
 
 /** An OTR context: one libotr user state, its files, accounts and channels. */
 export class OTR extends EventEmitter {
@@ -102,6 +107,7 @@ export class OTR extends EventEmitter {
   #pollTimer: NodeJS.Timeout | undefined;
   #pollChannel: Channel | undefined;
   #queryText: string | undefined;
+  #lock: FileSetLock;
 
   constructor(options: OTROptions = {}) {
     super();
@@ -118,6 +124,13 @@ export class OTR extends EventEmitter {
     this.maxContacts = requireInteger('maxContacts', options.maxContacts ?? 0, 0, 0xffffffff);
     this.evictUnverifiedFingerprints = requireBoolean('evictUnverifiedFingerprints', options.evictUnverifiedFingerprints ?? false);
     this.#instance = nextInstance++;
+    // One writer per file set, held until close(): a second instance on these files fails
+    // here with ERR_OTR_LOCKED instead of silently undoing this one's writes.
+    this.#lock = FileSetLock.acquire([
+      { file: this.privkeysFile, code: ErrorCodes.PRIVKEY_FILE },
+      { file: this.contactsFile, code: ErrorCodes.FINGERPRINTS_FILE },
+      { file: this.instanceTagsFile, code: ErrorCodes.INSTAG_FILE },
+    ]);
     // Reads the three files now (a file that cannot be used throws here, before anything
     // could replace it), so accounts and contacts are visible as soon as this returns.
     try {
@@ -127,10 +140,11 @@ export class OTR extends EventEmitter {
         instags: path.resolve(this.instanceTagsFile),
       }, this.limits);
     } catch (error) {
+      this.#lock.release();
       throw fromNative(error);
     }
     instances.set(this.#instance, new WeakRef(this));
-    finalizer.register(this, this.#instance);
+    finalizer.register(this, { instance: this.#instance, lock: this.#lock });
     this._deliver(...this.#handle.takeLoadedState());
     if (this.loadReport.skipped.length > 0) {
       const copy = this.loadReport.copies[0];
@@ -222,6 +236,7 @@ export class OTR extends EventEmitter {
     const handle = this.#handle;
     this.#handle = undefined;
     handle?.dispose();
+    this.#lock.release();
     busy.delete(this);
     instances.delete(this.#instance);
   }

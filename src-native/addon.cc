@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "engine.h"
+#include "file_lock.h"
 #include "init.h"
 #include "marshal.h"
 #include "tsfn.h"
@@ -415,6 +416,7 @@ Napi::Object Constants(Napi::Env env) {
 Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("Handle", Handle::Define(env));
   exports.Set("constants", Constants(env));
+  ExportFileLock(env, exports);
   exports.Set("libotrVersion", Napi::String::New(env, otrl_version()));
   exports.Set("headersVersion", Napi::String::New(env, OTRL_VERSION));
   exports.Set("maxNameBytes", Napi::Number::New(env, static_cast<double>(kMaxNameBytes)));

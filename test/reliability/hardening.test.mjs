@@ -34,6 +34,7 @@ test('a private key readable by group or others is refused with the chmod to run
     fs.chmodSync(file, mode);
     const otr = openOTR(dir);
     assert.ok(otr.findAccount('alice@example.org', PROTO), `mode ${mode.toString(8)} loads`);
+    await otr.close(); // one instance per file set at a time (the lock)
   }
 });
 
