@@ -1,0 +1,150 @@
+// Real chat servers on loopback for the end-to-end tests: ngircd (IRC) and prosody (XMPP),
+// each in a fresh 0700 temp directory, on a free port, listening on 127.0.0.1 only, started
+// and stopped by the test. Readiness is the port accepting a connection (retried on each
+// refusal, bounded), never a sleep. Outside CI a missing server is a skip with the reason;
+// in CI (CI=true) it is a failure.
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+export function serverMissing(binary) {
+  const found = spawnSync('sh', ['-c', `command -v ${binary}`], { encoding: 'utf8' });
+  if (found.status === 0) return undefined;
+  const why = `${binary} is not installed (Debian: apt-get install ${binary}; .ci/run installs it)`;
+  if (process.env.CI === 'true') throw new Error(`${why}: end-to-end tests never skip in CI`);
+  return why;
+}
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+// Resolves once the port accepts a connection; each refusal is retried on the next turn of
+// the event loop after the server process wrote something or a connect attempt failed.
+function whenListening(port, child, what) {
+  return new Promise((resolve, reject) => {
+    let attempts = 0;
+    let log = '';
+    const onExit = (code) => reject(new Error(`${what} exited (${code}) before listening:\n${log}`));
+    child.once('exit', onExit);
+    child.stdout?.on('data', (d) => (log += d));
+    child.stderr?.on('data', (d) => (log += d));
+    const attempt = () => {
+      const socket = net.connect(port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        child.off('exit', onExit);
+        resolve();
+      });
+      socket.once('error', () => {
+        socket.destroy();
+        if (++attempts > 2000) return reject(new Error(`${what} never listened on ${port}:\n${log}`));
+        setImmediate(attempt);
+      });
+    };
+    attempt();
+  });
+}
+
+function tempDir(prefix) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  fs.chmodSync(dir, 0o700);
+  return dir;
+}
+
+async function stopChild(child, dir) {
+  if (child.exitCode === null && child.signalCode === null) {
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    await exited;
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * ngircd in the foreground. `floodPenalties: true` keeps ngircd's default flood protection
+ * (about one command per second per client once a short burst is spent; lines beyond that
+ * wait in the server); false sets MaxPenaltyTime = 0.
+ */
+export async function startNgircd({ floodPenalties = false } = {}) {
+  const dir = tempDir('otr-ngircd-');
+  const port = await freePort();
+  const conf = path.join(dir, 'ngircd.conf');
+  fs.writeFileSync(
+    conf,
+    [
+      '[Global]',
+      '\tName = irc.test.local',
+      '\tInfo = OTR e2e test server',
+      '\tAdminInfo1 = test',
+      '\tAdminInfo2 = test',
+      '\tAdminEMail = test@test.local',
+      '\tListen = 127.0.0.1',
+      `\tPorts = ${port}`,
+      '\tMotdPhrase = test',
+      '[Limits]',
+      '\tMaxConnectionsIP = 0',
+      floodPenalties ? '' : '\tMaxPenaltyTime = 0',
+      '\tMaxNickLength = 30',
+      '[Options]',
+      '\tDNS = no',
+      '\tIdent = no',
+      '\tPAM = no',
+      '',
+    ].join('\n'),
+  );
+  const child = spawn('ngircd', ['-n', '-f', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+  await whenListening(port, child, 'ngircd');
+  return { port, host: '127.0.0.1', stop: () => stopChild(child, dir) };
+}
+
+/** prosody with a config of its own (never without --config), users registered by file. */
+export async function startProsody(users) {
+  const dir = tempDir('otr-prosody-');
+  const port = await freePort();
+  const data = path.join(dir, 'data');
+  fs.mkdirSync(path.join(data, 'localhost', 'accounts'), { recursive: true });
+  fs.mkdirSync(path.join(dir, 'certs'));
+  for (const [user, password] of Object.entries(users)) {
+    fs.writeFileSync(path.join(data, 'localhost', 'accounts', `${user}.dat`), `return {\n\t["password"] = ${JSON.stringify(password)};\n};\n`);
+  }
+  const conf = path.join(dir, 'prosody.cfg.lua');
+  fs.writeFileSync(
+    conf,
+    [
+      'run_as_root = true',
+      `pidfile = ${JSON.stringify(path.join(dir, 'prosody.pid'))}`,
+      `data_path = ${JSON.stringify(data)}`,
+      `certificates = ${JSON.stringify(path.join(dir, 'certs'))}`,
+      'interfaces = { "127.0.0.1" }',
+      'local_interfaces = { "127.0.0.1" }',
+      `c2s_ports = { ${port} }`,
+      'c2s_direct_tls_ports = {}',
+      's2s_ports = {}',
+      'component_ports = {}',
+      'http_ports = {}',
+      'https_ports = {}',
+      'modules_enabled = { "roster", "saslauth", "disco", "ping", "posix" }',
+      'modules_disabled = { "s2s", "tls", "offline" }',
+      'authentication = "internal_plain"',
+      'c2s_require_encryption = false',
+      'allow_unencrypted_plain_auth = true',
+      'storage = "internal"',
+      'log = { { levels = { min = "warn" }, to = "console" } }',
+      'VirtualHost "localhost"',
+      '',
+    ].join('\n'),
+  );
+  const child = spawn('prosody', ['-F', '--config', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+  await whenListening(port, child, 'prosody');
+  return { port, host: '127.0.0.1', domain: 'localhost', stop: () => stopChild(child, dir) };
+}
