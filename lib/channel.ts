@@ -94,6 +94,10 @@ export class Channel {
   #queryTextSent: string | undefined;
   #queriesSent = 0;
   #retryTimer: NodeJS.Timeout | undefined;
+  // Something arrived from the contact since the retry timer was armed, and how many
+  // intervals were granted for that: an AKE under way is given time, not a new query.
+  #heard = false;
+  #patience = 0;
   /** @internal */
   readonly _options: ChannelOptions;
   /** @internal */
@@ -198,8 +202,10 @@ export class Channel {
 
   /**
    * Sends an OTR query. While the channel does not go encrypted, the query is sent again
-   * every queryRetryInterval ms, queryRetries times (a contact's client may be generating its
-   * key, or answer with a stale AKE message); onQueryResult reports the outcome once.
+   * after queryRetryInterval ms of silence from the contact, queryRetries times (a contact's
+   * client may be generating its key, or answer with a stale AKE message); an interval in
+   * which the contact sent something is waited again instead, as often as there are retries
+   * and once more, so an AKE under way is not restarted. onQueryResult reports the outcome.
    */
   async init(): Promise<void> {
     this.#syncQueryText();
@@ -218,6 +224,7 @@ export class Channel {
   #armRetry(): void {
     // Holds the channel weakly, like the poll timer: a pending retry never keeps an OTR alive.
     const self = new WeakRef(this);
+    this.#heard = false;
     this.#retryTimer = setTimeout(() => self.deref()?._retry(), this.queryRetryInterval);
     this.#retryTimer.unref();
   }
@@ -235,6 +242,10 @@ export class Channel {
     this.#retryTimer = undefined;
     if (this.#queriesSent === 0 || this.account.ctx.closed) return;
     if (this.#isEncrypted()) return this.#reportQuery(true);
+    if (this.#heard && this.#patience <= this.queryRetries) {
+      this.#patience++;
+      return this.#armRetry();
+    }
     if (this.#queriesSent > this.queryRetries) return this.#reportQuery(false);
     this.#queriesSent++;
     this.#syncQueryText();
@@ -260,6 +271,7 @@ export class Channel {
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
     this.#queriesSent = 0;
+    this.#patience = 0;
   }
 
   /** Re-runs the AKE for fresh keys; writes meanwhile wait and are never sent in clear. */
@@ -332,6 +344,7 @@ export class Channel {
     const dropped = refusedIncoming(input, this.account.ctx.limits.maxIncomingSize);
     if (dropped) return this.#op(ChannelOp.Dropped, dropped[1], undefined, dropped[0]) as Promise<void>;
     this.#syncQueryText();
+    this.#heard = true;
     return this.#op(ChannelOp.Read, input) as Promise<void>;
   }
 

@@ -262,6 +262,31 @@ test('init() retries the query while the contact does not answer, and reports th
   assert.equal(silent.wire.alice.filter((m) => m.startsWith('?OTRv')).length, 4);
 });
 
+test('a query retry waits while the contact is sending (an AKE under way is not restarted)', T, async (t) => {
+  const keepAlive = setInterval(() => {}, 60_000);
+  t.after(() => clearInterval(keepAlive));
+  // bob's client never answers OTR, but says something right after the first query: the next
+  // query waits one more interval. Timers never fire early, so the gap is a lower bound.
+  const queryTimes = [];
+  let routers;
+  const p = await bridgePair({
+    alice: { queryRetryInterval: 40, queryRetries: 1 },
+    drop: (from, m) => {
+      if (from === 'alice' && m.startsWith('?OTRv')) {
+        queryTimes.push(performance.now());
+        if (queryTimes.length === 1) setImmediate(() => routers.alice.read('bob', 'one moment'));
+      }
+      return true;
+    },
+  });
+  routers = p.routers;
+  await p.routers.alice.channel('bob').init();
+  await p.until(() => p.events.alice.some(([k]) => k === 'query'));
+  assert.deepEqual(p.events.alice.find(([k]) => k === 'query')[1], { secure: false, queries: 2 });
+  assert.equal(queryTimes.length, 2);
+  assert.ok(queryTimes[1] - queryTimes[0] >= 2 * 40 - 2, `second query after ${queryTimes[1] - queryTimes[0]} ms`);
+});
+
 test('Pacer: lets a burst through, then paces, in order, with its depth visible', T, async () => {
   const sent = [];
   const pacer = new Pacer({ linesPerSecond: 200, burst: 5, send: (line) => sent.push(line) });
