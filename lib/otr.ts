@@ -227,6 +227,15 @@ export class OTR extends EventEmitter {
     return this.#closing;
   }
 
+  /**
+   * Calls queued on the worker and not yet settled: the depth of this instance's queue. It is
+   * not bounded by the library (every call's promise is the caller's backpressure); a bridge
+   * watches it to stop reading its socket while the worker catches up.
+   */
+  get pendingCalls(): number {
+    return this.#calls.size;
+  }
+
   get closed(): boolean {
     return this.#closing !== undefined;
   }
