@@ -105,7 +105,10 @@ async function party(who, keyFile) {
     contactsFile: path.join(dir, 'otr.fingerprints'),
     instanceTagsFile: path.join(dir, 'otr.instance_tags'),
   };
-  if (keyFile) fs.copyFileSync(keyFile, files.privkeysFile);
+  if (keyFile) {
+    fs.copyFileSync(keyFile, files.privkeysFile);
+    fs.chmodSync(files.privkeysFile, 0o600); // a key others can read is refused
+  }
   const otr = new OTR(files);
   otr.on('error', (error) => fail(`${who}: ${error.code}: ${error.message}`));
   const account = await otr.account(who, PROTOCOL);

@@ -187,7 +187,10 @@ void Engine::AfterLibotrCall(CallScope& scope, ChannelRecord& channel) {
       std::deque<std::string> held;
       held.swap(channel.held);
       Batch ignored;
-      for (const std::string& text : held) SendNow(scope, ignored, channel, text);
+      for (std::string& text : held) {
+        SendNow(scope, ignored, channel, text);
+        Wipe(text);
+      }
       if (!ignored.ok) ReportError(scope, ignored.failure);
     }
   } else if (channel.refreshing) {

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "engine.h"
+#include "wipe.h"
 
 namespace otr {
 
@@ -232,7 +233,10 @@ void Engine::Close(CallScope& scope, Batch& result, bool endSessions) {
   std::vector<std::string> generating;
   for (const auto& entry : keygens_) generating.push_back(entry.first);
   for (const auto& key : generating) FinishKeygen(scope, key);
-  for (auto& entry : channels_) entry.second->held.clear();
+  for (auto& entry : channels_) {
+    for (std::string& text : entry.second->held) Wipe(text);  // plaintext that never went out
+    entry.second->held.clear();
+  }
   std::string why;
   if (!WriteFingerprints(&why)) {
     result.ok = false;

@@ -34,6 +34,7 @@ export function partyDir(name) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `otr-fuzz-${name}-`));
   for (const f of ['otr.private_key', 'otr.instance_tags']) {
     fs.copyFileSync(path.join(KEYS, name, f), path.join(dir, f));
+    fs.chmodSync(path.join(dir, f), 0o600); // a key others can read is refused
   }
   return dir;
 }

@@ -17,6 +17,7 @@
 // decoder.
 //
 // Build and run: scripts/fuzz.sh [seconds]  (see docs/RELIABILITY.md).
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -69,7 +70,8 @@ bool CopyFile(const std::string& from, const std::string& to) {
   size_t n;
   while ((n = std::fread(buffer, 1, sizeof buffer, in)) > 0) std::fwrite(buffer, 1, n, out);
   std::fclose(in);
-  return std::fclose(out) == 0;
+  // A private key must be 0600 (the engine refuses one others can read).
+  return std::fclose(out) == 0 && ::chmod(to.c_str(), 0600) == 0;
 }
 
 struct Party {

@@ -82,7 +82,9 @@ test('a running libotr that is not 4.1.x at 4.1.1 or later: ERR_OTR_INIT naming 
       const { OTR } = require(${JSON.stringify(path.join(REPO, 'dist', 'index.js'))});
       try { new OTR({ privkeysFile: '${dir}/k', contactsFile: '${dir}/f', instanceTagsFile: '${dir}/i' }); console.log('loaded'); }
       catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }`;
-    const run = spawnSync(process.execPath, ['-e', probe], { encoding: 'utf8', env: { ...process.env, LD_PRELOAD: library } });
+    // After whatever is preloaded already (the sanitizer runtime must stay first).
+    const preload = [process.env.LD_PRELOAD, library].filter(Boolean).join(' ');
+    const run = spawnSync(process.execPath, ['-e', probe], { encoding: 'utf8', env: { ...process.env, LD_PRELOAD: preload } });
     assert.equal(run.status, 0, run.stderr);
     const outcome = JSON.parse(run.stdout.trim());
     assert.equal(outcome.code, 'ERR_OTR_INIT', `${version}: ${run.stdout}`);
