@@ -9,8 +9,18 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
+// The environment for programs the tests start that are not ours (servers, irssi, tmux):
+// without the sanitizer runtime the ASan run preloads into node and its children.
+export function foreignEnv() {
+  const env = { ...process.env };
+  delete env.LD_PRELOAD;
+  delete env.ASAN_OPTIONS;
+  delete env.UBSAN_OPTIONS;
+  return env;
+}
+
 export function serverMissing(binary) {
-  const found = spawnSync('sh', ['-c', `command -v ${binary}`], { encoding: 'utf8' });
+  const found = spawnSync('sh', ['-c', `command -v ${binary}`], { encoding: 'utf8', env: foreignEnv() });
   if (found.status === 0) return undefined;
   const why = `${binary} is not installed (Debian: apt-get install ${binary}; .ci/run installs it)`;
   if (process.env.CI === 'true') throw new Error(`${why}: end-to-end tests never skip in CI`);
@@ -102,7 +112,7 @@ export async function startNgircd({ floodPenalties = false } = {}) {
       '',
     ].join('\n'),
   );
-  const child = spawn('ngircd', ['-n', '-f', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('ngircd', ['-n', '-f', conf], { stdio: ['ignore', 'pipe', 'pipe'], env: foreignEnv() });
   await whenListening(port, child, 'ngircd');
   return { port, host: '127.0.0.1', stop: () => stopChild(child, dir) };
 }
@@ -144,7 +154,7 @@ export async function startProsody(users) {
       '',
     ].join('\n'),
   );
-  const child = spawn('prosody', ['-F', '--config', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('prosody', ['-F', '--config', conf], { stdio: ['ignore', 'pipe', 'pipe'], env: foreignEnv() });
   await whenListening(port, child, 'prosody');
   return { port, host: '127.0.0.1', domain: 'localhost', stop: () => stopChild(child, dir) };
 }
