@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite against an ASan+UBSan build of the addon.
-#   scripts/asan-test.sh [node --test args...]     (default: test/)
+# The whole test suite against an ASan+UBSan build of the addon, in both callback modes as
+# `npm test` runs it (scripts/run-tests.mjs).
+#   scripts/asan-test.sh [test files...]     (default: every test file)
 # Builds build-asan/Release/protocol_otr.node with cmake-js (-DOTR_SANITIZE=ON, clang-14)
 # and loads it through PROTOCOL_OTR_ADDON in an uninstrumented node with the ASan runtime
 # LD_PRELOADed. Leak detection is off here (node itself does not free everything at exit;
@@ -22,13 +23,12 @@ export LD_PRELOAD="$RUNTIME"
 # quarantine_size_mb: the default 256 MB quarantine would show as RSS growth in the memory-bound tests.
 export ASAN_OPTIONS="detect_leaks=0:alloc_dealloc_mismatch=0:new_delete_type_mismatch=0:abort_on_error=1:quarantine_size_mb=16:log_path=$PWD/$LOG_DIR/asan:${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$PWD/$LOG_DIR/ubsan:${UBSAN_OPTIONS:-}"
-[ $# -eq 0 ] && set -- test/*.test.mjs test/reliability/*.test.mjs
 status=0
-node --test --test-concurrency=1 "$@" || status=$?
+node scripts/run-tests.mjs "$@" || status=$?
 if compgen -G "$LOG_DIR/*" >/dev/null; then
   echo "sanitizer reports in $LOG_DIR:" >&2
   cat "$LOG_DIR"/* >&2
   exit 1
 fi
-echo "asan-test: no ASan/UBSan reports (node --test exit status $status)"
+echo "asan-test: no ASan/UBSan reports (test run exit status $status)"
 exit "$status"

@@ -33,7 +33,7 @@ struct ChannelRecord {
   int maxMessageSize = 0;
   uint32_t callbacks = 0;  // ChannelCallback bits: which value-returning callbacks JS has
   otrl_instag_t selected = OTRL_INSTAG_BEST;
-  ConnContext* master = nullptr;  // masters live as long as the userstate (instances may not)
+  ConnContext* master = nullptr;  // libotr's; forget.cc frees it only after this record
   std::deque<std::string> held;   // writes waiting for the channel to be private
   bool refreshing = false;
   // Sessions kept encrypted through a re-AKE the contact started (see Receive in channel.cc).
