@@ -502,7 +502,9 @@ export class Net {
     p.otr = otr ?? openOTR(dir);
     p.account = await p.otr.account(account, protocol);
     p.contact = await p.account.contact(contact);
-    const opts = { ...channel, ...p.callbacks(handlers, omit) };
+    // No query retries unless a test asks for them: a retry is a timer, and an AKE slowed past
+    // its interval (a loaded machine, valgrind) would start a second one.
+    const opts = { queryRetries: 0, ...channel, ...p.callbacks(handlers, omit) };
     if (policy !== undefined) opts.policy = policy;
     if (maxMessageSize !== undefined) opts.maxMessageSize = maxMessageSize;
     p.channel = p.contact.channel(opts);

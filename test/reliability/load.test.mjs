@@ -110,7 +110,8 @@ test(`${ALICES * BOBS} channels × ${MESSAGES} messages, randomly interleaved, f
         if (m !== want && b.wrong === undefined) b.wrong = `message ${b.next}: got ${JSON.stringify(m.slice(0, 60))}, expected ${JSON.stringify(want.slice(0, 60))}`;
         b.next++;
       };
-      a.channel = ca.channel({ maxMessageSize: fragment ? 300 : 0, onWrite: (c, m) => toB(m), onRead: () => a.unexpected++ });
+      // No query retries: under load an AKE can take longer than their interval.
+      a.channel = ca.channel({ maxMessageSize: fragment ? 300 : 0, queryRetries: 0, onWrite: (c, m) => toB(m), onRead: () => a.unexpected++ });
       b.channel = cb.channel({ maxMessageSize: fragment ? 300 : 0, onWrite: (c, m) => toA(m), onRead: onReadB, onGoneSecure: () => b.secure++ });
       pairs.push({ id, a, b, fragment });
     }
@@ -149,9 +150,10 @@ test(`${ALICES * BOBS} channels × ${MESSAGES} messages, randomly interleaved, f
   }
 
   // Memory after each round, with everything the round made unreachable collected. The short
-  // form runs four rounds: there the allocator is still settling over rounds 2 and 3 (RSS
-  // grows by a few MB, then stays), so the library's steady growth is the last round's.
-  const rounds = LONG || SIZES ? 2 : 4;
+  // form runs six rounds: there RSS grows by some MB over rounds 2 to 4 while the allocator
+  // settles (how many rounds that takes varies with the random mix), then stays; a leak would
+  // keep growing. The check is on the last two rounds (the long form: its two rounds).
+  const rounds = LONG || SIZES ? 2 : 6;
   const done = [];
   const memAfter = [];
   for (let r = 1; r <= rounds; r++) {
@@ -159,16 +161,22 @@ test(`${ALICES * BOBS} channels × ${MESSAGES} messages, randomly interleaved, f
     await settleGc();
     memAfter.push(memory());
   }
-  const growthOver = (r) => (memAfter[r - 1].rss - memAfter[r - 2].rss) / memAfter[r - 2].rss;
+  // Growth of RSS over rounds from+1..to.
+  const growthOver = (from, to) => (memAfter[to - 1].rss - memAfter[from - 1].rss) / memAfter[from - 1].rss;
+  const checkedFrom = Math.max(1, rounds - 2);
   const pct = (x) => `${(x * 100).toFixed(1)} %`;
   const mb = (x) => x.toFixed(0);
   console.log(`# load: ${pairs.length} channels (${pairs.filter((p) => p.fragment).length} fragmenting at 300 bytes), AKEs ${akeSeconds.toFixed(1)} s; ` +
     `${rounds} rounds of ${pairs.length * MESSAGES} messages (round 1: ${done[0].wire} wire messages), 0 lost; ` +
     `seconds per round ${done.map((d) => d.seconds.toFixed(1)).join(', ')}; RSS start ${mb(memStart.rss)} MB, after each round ` +
-    `${memAfter.map((m) => mb(m.rss)).join(', ')} MB (growth over round 2: ${pct(growthOver(2))}, over round ${rounds}: ${pct(growthOver(rounds))}); ` +
+    `${memAfter.map((m) => mb(m.rss)).join(', ')} MB (growth over round 2: ${pct(growthOver(1, 2))}, over rounds ${checkedFrom + 1}-${rounds}: ${pct(growthOver(checkedFrom, rounds))}); ` +
     `JS heap after each round ${memAfter.map((m) => mb(m.heap)).join(', ')} MB`);
-  assert.ok(pairs.every((p) => p.b.secure === 1), 'each channel went secure exactly once');
-  const limit = LONG || SIZES ? 0.1 : 0.05;
-  assert.ok(growthOver(rounds) < limit, `RSS after round ${rounds} within ${limit * 100} % of after round ${rounds - 1} (${pct(growthOver(rounds))})`);
+  const secureCounts = pairs.filter((p) => p.b.secure !== 1).map((p) => `channel ${p.id}: ${p.b.secure}`);
+  assert.deepEqual(secureCounts, [], 'each channel went secure exactly once (onGoneSecure calls on bob\'s side)');
+  // 10 %: under heavy CPU contention the settling was seen to end as late as round 5 (+7 %
+  // over rounds 5-6, else under 1 %); a leak of 1.3 KB per message would add 10 MB here.
+  const limit = 0.1;
+  const growth = growthOver(checkedFrom, rounds);
+  assert.ok(growth < limit, `RSS after round ${rounds} within ${limit * 100} % of after round ${checkedFrom} (${pct(growth)})`);
   await Promise.all([A.close(), B.close()]);
 });
