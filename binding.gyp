@@ -1,5 +1,6 @@
 {
   "variables": {
+    "build_deps_checked%": "<!(node scripts/check-build-deps.cjs)",
     "werror%": "<!(node -p \"process.env.OTR_WERROR === '1' ? '-Werror' : ''\")"
   },
   "targets": [

@@ -7,8 +7,11 @@ import { fingerprintToHex, requireBoolean, requireName, requireText } from './va
 
 /** One of our own identities: a name on a protocol, with its DSA key. */
 export class Account {
+  /** The {@link OTR} instance the account belongs to. */
   readonly ctx: OTR;
+  /** Our name on the protocol (`alice@example.org`). */
   readonly name: string;
+  /** The protocol identifier, as libotr's files store it (`prpl-jabber`, `prpl-irc`, …). */
   readonly protocol: string;
   #fingerprint: string;
   #instag: number;
@@ -42,6 +45,7 @@ export class Account {
     return this.#queryText;
   }
 
+  /** Sets it (undefined: the OTR instance's). */
   set queryText(text: string | undefined) {
     this.#queryText = text === undefined ? undefined : requireText('queryText', text, { allowEmpty: true });
   }
@@ -59,11 +63,13 @@ export class Account {
     return this._contactFromNative(name);
   }
 
+  /** The contact if it is known; never creates one. */
   findContact(name: string): Contact | undefined {
     requireName('name', name);
     return this.#contacts.get(name);
   }
 
+  /** Every known contact of this account. */
   contacts(): Contact[] {
     return [...this.#contacts.values()];
   }

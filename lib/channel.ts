@@ -22,8 +22,11 @@ export interface QueryResult {
   queries: number;
 }
 
+/** How a channel behaves and the callbacks it calls; see {@link Contact.channel}. */
 export interface ChannelOptions {
+  /** Which versions, and when to start or require encryption (default `Policy.OPPORTUNISTIC`). */
   policy?: Policy | number;
+  /** Fragment wire messages longer than this (default by protocol as in Protocol::OTR: prpl-irc 417, …; 0: never; 1–37 is an error). */
   maxMessageSize?: number;
   /** No wire text may contain a line break (IRC and other line-based transports). Default: prpl-irc. */
   lineBased?: boolean;
@@ -33,21 +36,37 @@ export interface ChannelOptions {
   queryRetries?: number;
   /** Milliseconds to wait for an encrypted session before the next query (default 10,000). */
   queryRetryInterval?: number;
+  /** Send this wire text to the contact (required). */
   onWrite: (channel: Channel, message: string) => void;
+  /** A message for the user, decrypted or plaintext as `info` says (required). */
   onRead: (channel: Channel, message: string, info: ReadInfo) => void;
+  /** How `init()` and its retries ended, once. */
   onQueryResult?: (channel: Channel, result: QueryResult) => void;
+  /** The channel became encrypted. */
   onGoneSecure?: (channel: Channel) => void;
+  /** The encrypted session ended. */
   onGoneInsecure?: (channel: Channel) => void;
+  /** A new AKE completed on an already encrypted channel (a refresh). */
   onStillSecure?: (channel: Channel) => void;
+  /** The contact's fingerprint in this AKE is not trusted; `seenBefore` says whether it is known. */
   onUnverifiedFingerprint?: (channel: Channel, fingerprintHash: string, seenBefore: boolean) => void;
+  /** The contact derived the extra symmetric key: the key (32 bytes), its use number and use data. */
   onSymkey?: (channel: Channel, symkey: Buffer, use: number, useFor: string) => void;
+  /** Call `ping()` every `interval` seconds (0: stop); without it, the library runs the timer itself. */
   onTimer?: (channel: Channel, interval: number) => void;
+  /** The contact started SMP: return the answer now, or call `smpRespond()` later. */
   onSmp?: (channel: Channel, question?: string) => string | void;
+  /** Return the text of the OTR error message sent to the contact for `code`. */
   onError?: (channel: Channel, code: ErrorCode) => string | void;
+  /** Something happened to a message (see {@link MessageEvent}), with its text where there is one. */
   onEvent?: (channel: Channel, code: MessageEvent, message?: string) => void;
+  /** SMP progress (see {@link SmpEvent}), with the percentage done. */
   onSmpEvent?: (channel: Channel, code: SmpEvent, progress: number) => void;
+  /** Change a message before it is encrypted; return the text to encrypt. */
   onBeforeEncrypt?: (channel: Channel, message: string) => string;
+  /** Change a message after it is decrypted; return the text for `onRead`. */
   onAfterDecrypt?: (channel: Channel, message: string) => string;
+  /** Whether the contact is online (1/true, 0/false, -1 unknown): libotr asks before sending a disconnect message. */
   onIsContactLoggedIn?: (channel: Channel) => 1 | 0 | -1 | boolean;
 }
 
@@ -83,12 +102,19 @@ const utf8 = new TextDecoder('utf-8');
 
 /** An OTR conversation with one contact: every message in and out goes through it. */
 export class Channel {
+  /** The account this channel speaks for. */
   readonly account: Account;
+  /** The contact it speaks to. */
   readonly contact: Contact;
+  /** The policy it was opened with. */
   readonly policy: number;
+  /** The fragment size it uses (0: no fragmentation). */
   readonly maxMessageSize: number;
+  /** Whether wire text is kept free of line breaks. */
   readonly lineBased: boolean;
+  /** How many times `init()` sends the query again. */
   readonly queryRetries: number;
+  /** Milliseconds between queries. */
   readonly queryRetryInterval: number;
   #queryText: string | undefined;
   #queryTextSent: string | undefined;
@@ -144,6 +170,7 @@ export class Channel {
     return this.#queryText;
   }
 
+  /** Sets it (undefined: the account's or OTR's). */
   set queryText(text: string | undefined) {
     this.#queryText = text === undefined ? undefined : requireText('queryText', text, { allowEmpty: true });
   }
@@ -317,6 +344,7 @@ export class Channel {
     await this.#op(ChannelOp.SmpRespond, answer);
   }
 
+  /** Aborts the SMP exchange in progress, telling the contact. */
   async smpAbort(): Promise<void> {
     await this.#op(ChannelOp.SmpAbort);
   }

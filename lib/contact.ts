@@ -7,6 +7,7 @@ import { requireBoolean, requireName } from './validate';
 
 /** Someone an account talks to, with the fingerprints libotr has seen or was given. */
 export class Contact {
+  /** The account this contact talks to. */
   readonly account: Account;
   #name: string;
   #fingerprints = new Map<string, Fingerprint>();
@@ -53,6 +54,7 @@ export class Contact {
     this.#name = name;
   }
 
+  /** The contact's fingerprints: seen in an AKE, or given to {@link Account.contact}. */
   fingerprints(): Fingerprint[] {
     return [...this.#fingerprints.values()];
   }

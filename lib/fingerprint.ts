@@ -6,6 +6,7 @@ import { hexToHuman, requireBoolean } from './validate';
 
 /** A contact's DSA key fingerprint, as libotr knows it, with our trust in it. */
 export class Fingerprint {
+  /** Whose fingerprint this is. */
   readonly contact: Contact;
   /** Human form: `12345678 90ABCDEF 12345678 90ABCDEF 12345678`. */
   readonly hash: string;
@@ -27,6 +28,7 @@ export class Fingerprint {
     return statusWord(this.#status);
   }
 
+  /** Whether we trust it (any non-empty trust word). */
   get isVerified(): boolean {
     return this.#trust !== '';
   }

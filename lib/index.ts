@@ -1,4 +1,4 @@
-export { OTR, type OTROptions, type CloseOptions, type LoadReport } from './otr';
+export { OTR, type OTROptions, type CloseOptions, type LoadReport, type OTREvents, type Limits } from './otr';
 export { Account } from './account';
 export { Contact } from './contact';
 export { Fingerprint } from './fingerprint';
@@ -12,9 +12,11 @@ import { libotrVersion, nativeConstants } from './native';
 
 /** The libotr version the addon runs against, and the values of libotr's own constants. */
 export const libotr = {
+  /** libotr's version string (`4.1.1`). */
   get version(): string {
     return libotrVersion();
   },
+  /** libotr's own constants by their C names, read from the compiled headers. */
   get constants(): Record<string, number> {
     return nativeConstants();
   },

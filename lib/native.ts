@@ -164,15 +164,7 @@ function loadAddon(): Addon {
       addon = nodeGypBuild(path.join(__dirname, '..'));
     }
   } catch (cause) {
-    const reason = cause instanceof Error ? cause.message : String(cause);
-    const missingLib = /libotr\.so|libgcrypt\.so/.test(reason);
-    loadFailure = new OtrError(
-      ErrorCodes.ADDON_LOAD,
-      missingLib
-        ? `protocol-otr needs the system libotr 4.1: install it (Debian/Ubuntu: apt-get install libotr5) — ${reason}`
-        : `protocol-otr's native addon could not be loaded; with no prebuilt binary for this platform it is built from source, which needs libotr's headers (Debian/Ubuntu: apt-get install libotr5-dev build-essential pkg-config) — ${reason}`,
-      { cause },
-    );
+    loadFailure = new OtrError(ErrorCodes.ADDON_LOAD, explainLoadFailure(cause instanceof Error ? cause.message : String(cause)), { cause });
     throw loadFailure;
   }
   if (!addon.initError && addon.maxNameBytes !== MAX_NAME_BYTES) {
@@ -184,6 +176,34 @@ function loadAddon(): Addon {
     throw loadFailure;
   }
   return addon;
+}
+
+const BUILD_NEEDS =
+  "libotr's headers and a C++ toolchain (Debian/Ubuntu: apt-get install libotr5-dev libgcrypt20-dev pkg-config g++ make python3)";
+
+/** What went wrong loading the addon, said with the fix. */
+export function explainLoadFailure(reason: string): string {
+  const platform = `${process.platform}-${process.arch}`;
+  const tooOld = /(GLIBC|GLIBCXX|CXXABI)_[0-9.]*[0-9](?=' not found)/.exec(reason);
+  if (tooOld) {
+    return (
+      `protocol-otr's prebuilt binary for ${platform} needs a newer C${tooOld[1] === 'GLIBC' ? '' : '++'} library than this ` +
+      `system has (it needs ${tooOld[0]}; the binaries need glibc 2.31 and libstdc++ from GCC 10: Debian 11, Ubuntu 20.04, ` +
+      `RHEL 8 or newer). Build it from source instead: install ${BUILD_NEEDS}, then run ` +
+      `npm rebuild protocol-otr --build-from-source — ${reason}`
+    );
+  }
+  if (/libotr\.so|libgcrypt\.so/.test(reason)) {
+    return `protocol-otr needs the system libotr 4.1: install it (Debian/Ubuntu: apt-get install libotr5; Alpine: apk add libotr) — ${reason}`;
+  }
+  if (/No native build was found/.test(reason)) {
+    return (
+      `protocol-otr has no binary for ${platform}: none is prebuilt for this platform and none was built at ` +
+      `install (npm install --ignore-scripts skips that build). Run npm rebuild protocol-otr, which builds it ` +
+      `from source and needs ${BUILD_NEEDS} — ${reason}`
+    );
+  }
+  return `protocol-otr's native addon could not be loaded; npm rebuild protocol-otr --build-from-source builds it again, which needs ${BUILD_NEEDS} — ${reason}`;
 }
 
 export interface FilePaths {

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import * as path from 'node:path';
 import { Account } from './account';
+import type { Contact } from './contact';
 import type { Channel } from './channel';
 import { ErrorCodes, OtrError, fromNative } from './errors';
 import { FileSetLock } from './lock';
@@ -15,13 +16,16 @@ import {
   type NativeAccount,
   type NativeContact,
   type NativeHandle,
-  type NativeLimits,
 } from './native';
 import { requireBoolean, requireInteger, requireName, requireText } from './validate';
 
+/** Where an {@link OTR} instance keeps its files (libotr's formats, as Pidgin writes them). */
 export interface OTROptions {
+  /** Our DSA keys, one per account (default `otr.private_key`). Written mode 0600. */
   privkeysFile?: string;
+  /** Contacts' fingerprints and our trust in them (default `otr.fingerprints`). */
   contactsFile?: string;
+  /** Our instance tags, one per account (default `otr.instance_tags`). */
   instanceTagsFile?: string;
   /** The human-readable part of OTR queries for every account (see Channel's queryText). */
   queryText?: string;
@@ -41,6 +45,17 @@ export interface OTROptions {
   evictUnverifiedFingerprints?: boolean;
 }
 
+/** The bounds an {@link OTR} instance applies to each contact (from its options). */
+export interface Limits {
+  /** Instance sessions one contact may have at once. */
+  maxInstancesPerContact: number;
+  /** Bytes of partial fragmented messages one contact may make us keep. */
+  maxFragmentedSize: number;
+  /** The largest message read() hands to libotr, in UTF-8 bytes. */
+  maxIncomingSize: number;
+}
+
+/** Options of {@link OTR.close}. */
 export interface CloseOptions {
   /** Tell every contact in an encrypted session that we are leaving (through onWrite) first. */
   endSessions?: boolean;
@@ -50,7 +65,15 @@ const MiB = 1024 * 1024;
 
 /** What the constructor could not load: lines of the fingerprints file it skipped. */
 export interface LoadReport {
-  skipped: { file: string; line: number; reason: string }[];
+  /** Each line that could not be used: its file, line number and why. */
+  skipped: {
+    /** The file. */
+    file: string;
+    /** Its line number (from 1). */
+    line: number;
+    /** Why it was skipped. */
+    reason: string;
+  }[];
   /** Dated copies of the files as they were, made before anything rewrites them. */
   copies: string[];
 }
@@ -78,15 +101,33 @@ const finalizer = new FinalizationRegistry<{ instance: number; lock: FileSetLock
   lock.release();
 });
 
-/** An OTR context: one libotr user state, its files, accounts and channels. */
-export class OTR extends EventEmitter {
+/** The events an {@link OTR} instance emits, for `on()`, `once()` and `emit()` typing. */
+export interface OTREvents {
+  /**
+   * An error no promise was waiting for: a failed background write, a callback that threw
+   * while no call of the caller was pending. Without a listener it becomes a process warning.
+   */
+  error: [error: OtrError];
+  /** A contact was forgotten to stay within `maxContacts` (see {@link OTROptions.maxContacts}). */
+  contactEvicted: [contact: Contact];
+}
+
+/**
+ * An OTR context: one libotr user state, its files, accounts and channels, with its own
+ * worker thread. Emits `'error'` ({@link OTREvents}).
+ */
+export class OTR extends EventEmitter<OTREvents> {
+  /** The private key file, as given (or the default). */
   readonly privkeysFile: string;
+  /** The fingerprints file, as given (or the default). */
   readonly contactsFile: string;
+  /** The instance tags file, as given (or the default). */
   readonly instanceTagsFile: string;
   /** The bounds on what a contact's messages can make this instance keep. */
-  readonly limits: Readonly<NativeLimits>;
+  readonly limits: Readonly<Limits>;
   /** At most this many contacts with an open channel (0: no limit); see OTROptions. */
   readonly maxContacts: number;
+  /** Whether an evicted contact's unverified fingerprints are forgotten too. */
   readonly evictUnverifiedFingerprints: boolean;
   /** Lines the constructor skipped (each is also emitted as an 'error' right after it returns). */
   readonly loadReport: LoadReport = { skipped: [], copies: [] };
@@ -109,6 +150,11 @@ export class OTR extends EventEmitter {
   #queryText: string | undefined;
   #lock: FileSetLock;
 
+  /**
+   * Reads the three files (missing ones are empty) and takes their lock. Throws an
+   * {@link OtrError}: `ERR_OTR_PRIVKEY_FILE` (and the other file codes) for a file that exists
+   * but cannot be used, `ERR_OTR_LOCKED` while another instance holds the files.
+   */
   constructor(options: OTROptions = {}) {
     super();
     if (options === null || typeof options !== 'object') throw new OtrError(ErrorCodes.INVALID_ARGUMENT, 'options must be an object');
@@ -179,12 +225,14 @@ export class OTR extends EventEmitter {
     return request;
   }
 
+  /** The account if it has a key already; never generates one. */
   findAccount(name: string, protocol: string): Account | undefined {
     requireName('name', name);
     requireName('protocol', protocol);
     return this.#accounts.get(`${name}\0${protocol}`);
   }
 
+  /** Every account with a key, in the order they became known. */
   accounts(): Account[] {
     return [...this.#accounts.values()];
   }
@@ -194,6 +242,7 @@ export class OTR extends EventEmitter {
     return this.#queryText;
   }
 
+  /** Sets the default query text for every account (undefined: libotr's or the built-in one). */
   set queryText(text: string | undefined) {
     this.#queryText = text === undefined ? undefined : requireText('queryText', text, { allowEmpty: true });
   }
@@ -236,6 +285,7 @@ export class OTR extends EventEmitter {
     return this.#calls.size;
   }
 
+  /** True once {@link OTR.close} was called. */
   get closed(): boolean {
     return this.#closing !== undefined;
   }

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { invalid, requireInteger } from './validate';
 
+/** Options of a {@link Pacer}. */
 export interface PacerOptions {
   /** Lines let through per second, on average. */
   linesPerSecond: number;
@@ -18,7 +19,9 @@ export interface PacerOptions {
  * socket, not inside one channel. Emits 'drain' when the queue empties.
  */
 export class Pacer extends EventEmitter {
+  /** Lines let through per second, on average. */
   readonly linesPerSecond: number;
+  /** Lines that may go at once after a quiet spell. */
   readonly burst: number;
   readonly #send: (line: string) => void;
   #queue: string[] = [];
@@ -29,6 +32,7 @@ export class Pacer extends EventEmitter {
   #closed = false;
   #sent = 0;
 
+  /** Throws `ERR_OTR_INVALID_ARGUMENT` for a rate that is not a positive number or a missing `send`. */
   constructor(options: PacerOptions) {
     super();
     if (options === null || typeof options !== 'object') throw invalid('pacer options must be an object');

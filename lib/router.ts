@@ -8,6 +8,7 @@ import type { Contact } from './contact';
  * away, so messages reach libotr in the order they were handed in — no promise cache needed.
  */
 export class Router {
+  /** The account whose contacts this router serves. */
   readonly account: Account;
   readonly #options: ChannelOptions;
 

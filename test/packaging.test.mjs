@@ -1,0 +1,78 @@
+// What a user of the published package meets before any OTR: the source build's early check
+// of its build dependencies, the loader's message when there is no binary, and the publish
+// guard that refuses a package without its prebuilt binaries.
+import test, { after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { REPO, T, closeAll, tmpdir } from './helpers/harness.mjs';
+
+after(closeAll);
+
+const node = (args, options = {}) => spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 60_000, ...options });
+
+test('a source build without libotr\'s headers stops at once with one line naming the package', T, () => {
+  const script = path.join(REPO, 'scripts', 'check-build-deps.cjs');
+  const ok = node([script]);
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.equal(ok.stdout + ok.stderr, '', 'silent when everything is there');
+  const noHeaders = node([script], { env: { ...process.env, PKG_CONFIG_LIBDIR: '/nonexistent', PKG_CONFIG_PATH: '' } });
+  assert.equal(noHeaders.status, 1);
+  assert.equal(noHeaders.stderr.trim().split('\n').length, 1, noHeaders.stderr);
+  assert.match(noHeaders.stderr, /libotr's headers are not installed \(package libotr5-dev\)/);
+  const emptyPath = tmpdir('otr-nopath-');
+  const noPkgConfig = node([script], { env: { ...process.env, PATH: emptyPath } });
+  assert.equal(noPkgConfig.status, 1);
+  assert.match(noPkgConfig.stderr, /pkg-config is not installed/);
+  const gyp = fs.readFileSync(path.join(REPO, 'binding.gyp'), 'utf8');
+  assert.match(gyp, /node scripts\/check-build-deps\.cjs/, 'binding.gyp runs the check first');
+  const pkg = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8'));
+  assert.ok(pkg.files.includes('scripts/check-build-deps.cjs'), 'the check is in the package');
+});
+
+test('with no binary at all, new OTR() throws ERR_OTR_ADDON_LOAD saying to run npm rebuild protocol-otr', T, () => {
+  // The package's JavaScript, without build/ and prebuilds/, as after npm install --ignore-scripts.
+  const dir = tmpdir('otr-nobinary-');
+  const pkgDir = path.join(dir, 'node_modules', 'protocol-otr');
+  fs.mkdirSync(pkgDir, { recursive: true });
+  for (const entry of ['package.json', 'dist', 'esm']) fs.cpSync(path.join(REPO, entry), path.join(pkgDir, entry), { recursive: true });
+  for (const dep of ['node-gyp-build', 'node-addon-api']) fs.symlinkSync(path.join(REPO, 'node_modules', dep), path.join(dir, 'node_modules', dep), 'dir');
+  const code = `
+    const { OTR } = require('protocol-otr');
+    try { new OTR({ privkeysFile: 'k', contactsFile: 'f', instanceTagsFile: 'i' }); console.log('loaded'); }
+    catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }`;
+  const r = node(['-e', code], { cwd: dir, env: { ...process.env, PROTOCOL_OTR_ADDON: '' } });
+  assert.equal(r.status, 0, r.stderr);
+  const error = JSON.parse(r.stdout);
+  assert.equal(error.code, 'ERR_OTR_ADDON_LOAD');
+  assert.match(error.message, new RegExp(`no binary for ${process.platform}-${process.arch}`));
+  assert.match(error.message, /Run npm rebuild protocol-otr/);
+  assert.match(error.message, /libotr5-dev/);
+});
+
+test('prepublishOnly refuses a package without the four prebuilt binaries, or with one too new for glibc 2.31', T, () => {
+  const pkg = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8'));
+  assert.equal(pkg.scripts.prepublishOnly, 'node scripts/check-prebuilds.mjs');
+  const check = path.join(REPO, 'scripts', 'check-prebuilds.mjs');
+  const empty = tmpdir('otr-pub-');
+  const none = node([check, empty]);
+  assert.equal(none.status, 1);
+  for (const target of ['linux-x64/node.napi.glibc.node', 'linux-arm64/node.napi.glibc.node', 'linux-x64/node.napi.musl.node', 'linux-arm64/node.napi.musl.node']) {
+    assert.match(none.stderr, new RegExp(`prebuilds/${target} is missing`));
+  }
+  // This machine's own build as the x64 glibc binary: refused when it needs a glibc newer than 2.31.
+  const built = path.join(REPO, 'build', 'Release', 'protocol_otr.node');
+  const newest = Math.max(...[...fs.readFileSync(built).toString('latin1').matchAll(/GLIBC_2\.(\d+)/g)].map((m) => Number(m[1])));
+  fs.mkdirSync(path.join(empty, 'prebuilds', 'linux-x64'), { recursive: true });
+  fs.copyFileSync(built, path.join(empty, 'prebuilds', 'linux-x64', 'node.napi.glibc.node'));
+  const one = node([check, empty]);
+  assert.equal(one.status, 1);
+  assert.doesNotMatch(one.stderr, /linux-x64\/node\.napi\.glibc\.node is (missing|not)/);
+  if (newest > 31) assert.match(one.stderr, new RegExp(`linux-x64/node\\.napi\\.glibc\\.node needs GLIBC_2\\.${newest}`));
+  else assert.doesNotMatch(one.stderr, /needs GLIBC/);
+  // An x64 binary where the arm64 one belongs is refused too.
+  fs.mkdirSync(path.join(empty, 'prebuilds', 'linux-arm64'), { recursive: true });
+  fs.copyFileSync(built, path.join(empty, 'prebuilds', 'linux-arm64', 'node.napi.glibc.node'));
+  assert.match(node([check, empty]).stderr, /linux-arm64\/node\.napi\.glibc\.node is built for ELF machine 62, not 183/);
+});
