@@ -243,7 +243,9 @@ test('init() retries the query while the contact does not answer, and reports th
   // One retry allowed: on a loaded machine the AKE after it can outlast the interval, and a
   // further retry would make the count depend on timing.
   const p = await bridgePair({
-    alice: { queryRetryInterval: 50, queryRetries: 1 },
+    // 1 s: the AKE the second query starts finishes well within the intervals the contact's
+    // answers buy (under valgrind too), so the outcome does not depend on the machine's speed.
+    alice: { queryRetryInterval: 1000, queryRetries: 1 },
     drop: (from, m) => from === 'alice' && m.startsWith('?OTRv') && ++queriesSeen === 1,
   });
   // The retry timer is unref'd (an OTR never keeps a process alive); a bridge's sockets do.
@@ -294,8 +296,9 @@ test('Pacer: lets a burst through, then paces, in order, with its depth visible'
   const pacer = new Pacer({ linesPerSecond: 200, burst: 5, send: (line) => sent.push(line) });
   const started = performance.now();
   for (let i = 0; i < 25; i++) pacer.push(`l${i}`);
-  assert.equal(sent.length, 5, 'the burst goes at once');
-  assert.equal(pacer.depth, 20);
+  // The burst goes at once (a slow machine may have earned a token or two while pushing).
+  assert.ok(sent.length >= 5 && sent.length < 25, `sent at once: ${sent.length}`);
+  assert.equal(pacer.depth, 25 - sent.length);
   await pacer.drained();
   const elapsed = performance.now() - started;
   assert.deepEqual(sent, Array.from({ length: 25 }, (_, i) => `l${i}`));
