@@ -11,6 +11,7 @@
         "src-native/channel.cc",
         "src-native/contact_view.cc",
         "src-native/contacts.cc",
+        "src-native/engine.cc",
         "src-native/errors.cc",
         "src-native/file_lock.cc",
         "src-native/files.cc",
@@ -20,10 +21,11 @@
         "src-native/keygen.cc",
         "src-native/marshal.cc",
         "src-native/persistence.cc",
+        "src-native/pool.cc",
+        "src-native/scheduler.cc",
         "src-native/trust_store.cc",
         "src-native/ui_ops.cc",
-        "src-native/wire_text.cc",
-        "src-native/worker.cc"
+        "src-native/wire_text.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [

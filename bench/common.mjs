@@ -20,7 +20,7 @@ export const BURST = 100; // at most this many one-way messages outstanding
 export function parseArgs(argv, script, defaults) {
   const usage = () => {
     process.stderr.write(
-      `usage: node bench/${script} <scenario> [--n N] [--repeats R] [--contacts C] [--keys DIR] [--quick]\n` +
+      `usage: node bench/${script} <scenario> [--n N] [--repeats R] [--contacts C] [--keys DIR] [--threads T] [--quick]\n` +
         `scenarios: ${Object.keys(defaults).join(' ')}\n`,
     );
     process.exit(2);
@@ -39,6 +39,7 @@ export function parseArgs(argv, script, defaults) {
     else if (a === '--repeats' && i + 1 < argv.length) o.repeats = num(argv[++i]);
     else if (a === '--contacts' && i + 1 < argv.length) o.contacts = num(argv[++i]);
     else if (a === '--keys' && i + 1 < argv.length) o.keys = argv[++i];
+    else if (a === '--threads' && i + 1 < argv.length) o.threads = num(argv[++i]);
     else usage();
   }
   let { n, repeats } = defaults[o.scenario];

@@ -21,7 +21,7 @@ import path from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { OTR, SmpEvent, libotr } from 'protocol-otr';
+import { OTR, SmpEvent, libotr, setThreads } from 'protocol-otr';
 import {
   BURST,
   FRAG_MMS,
@@ -44,6 +44,7 @@ const DEFAULTS = {
   msg_oneway_1024: { n: 100000, repeats: 5 },
   msg_oneway_16384: { n: 10000, repeats: 5 },
   conversation: { n: 1000, repeats: 5 },
+  latency_under_load: { n: 250, repeats: 1 },
   ake: { n: 100, repeats: 5 },
   smp: { n: 1, repeats: 5 },
   keygen: { n: 1, repeats: 11 },
@@ -83,6 +84,7 @@ function emit(o, unit, n, values, extra = {}) {
     eld_p99_ms: ms(loopDelay.percentile(99)),
     eld_max_ms: ms(loopDelay.max),
     max_block_ms: r3(blocking.max),
+    threads: threadCount,
     cpu_us_per_op: r3(cpuMicros / (n * values.length)),
     ...extra,
   });
@@ -143,6 +145,7 @@ class Bench {
         },
         onRead: (c, message) => this.onRead?.(pair, s, message),
         onGoneSecure: () => {
+          this.onAnySecure?.(pair, s);
           if (pair.secure[s]) return;
           pair.secure[s] = true;
           this.onSecure?.(pair, s);
@@ -358,9 +361,112 @@ async function memory(o, keys) {
   await Promise.all([alice.otr.close(), bob.otr.close()]);
 }
 
+// A bridge (alice: one account) and its peers (bob): 40 background conversations loop —
+// a turn each way (a DH rotation), every 5th turn also refresh() (an AKE), every 8th also an
+// SMP — while one probe conversation's peer sends 1 KB to the bridge every 20 ms, timed from
+// write() to the bridge's onRead. The probe is timed alone first, then under that load.
+async function latencyUnderLoad(o, keys) {
+  const BACKGROUND = o.quick ? 10 : 40;
+  const samples = o.n;
+  const alice = await party('alice', keys.alice);
+  const bob = await party('bob', keys.bob);
+  const b = new Bench(alice, bob);
+  for (let i = 0; i <= BACKGROUND; i++) await b.add(i);
+  await b.ake();
+  const probe = b.pairs[BACKGROUND];
+  const background = b.pairs.slice(0, BACKGROUND);
+  const probeText = payload(1024, 0);
+  let probeSent = 0;
+  let probeWaiting = null;
+  const waiters = new Map(); // pair → what its loop waits for
+  const counts = { turns: 0, refreshes: 0, smps: 0 };
+  b.onRead = (pair, side, message) => {
+    if (pair === probe) {
+      if (side !== 0 || message !== probeText) fail('probe message differs');
+      probeWaiting?.(performance.now());
+      return;
+    }
+    if (side === 1) {
+      timed(() => pair.channels[1].write(`re ${message}`)).catch((e) => fail(`write: ${e.message}`));
+    } else {
+      waiters.get(pair)?.read?.();
+    }
+  };
+  b.onAnySecure = (pair) => waiters.get(pair)?.secure?.();
+  b.onSmpEvent = (pair, side, code) => {
+    if (code === SmpEvent.SUCCESS) waiters.get(pair)?.smp?.();
+    else if (code !== SmpEvent.IN_PROGRESS && code !== SmpEvent.ASK_FOR_ANSWER) fail(`SMP event ${code}`);
+  };
+  const until = (pair, key, count) =>
+    new Promise((resolve) => {
+      let left = count;
+      waiters.set(pair, { [key]: () => --left === 0 && resolve() });
+    });
+  let stop = false;
+  async function loop(pair) {
+    for (let k = 1; !stop; k++) {
+      const read = until(pair, 'read', 1);
+      timed(() => pair.channels[0].write(`turn ${k}`)).catch((e) => fail(`write: ${e.message}`));
+      await read;
+      counts.turns++;
+      if (k % 5 === 0 && !stop) {
+        const secure = until(pair, 'secure', 2);
+        timed(() => pair.channels[0].refresh()).catch((e) => fail(`refresh: ${e.message}`));
+        await secure;
+        counts.refreshes++;
+      }
+      if (k % 8 === 0 && !stop) {
+        const done = until(pair, 'smp', 2);
+        timed(() => pair.channels[0].smpVerify(SMP_SECRET, SMP_QUESTION)).catch((e) => fail(`smpVerify: ${e.message}`));
+        await done;
+        counts.smps++;
+      }
+    }
+  }
+  async function probeRun(n) {
+    const latencies = [];
+    for (let k = 0; k < n; k++) {
+      await new Promise((r) => setTimeout(r, 20));
+      const t0 = performance.now();
+      const arrived = new Promise((resolve) => (probeWaiting = resolve));
+      probeSent++;
+      timed(() => probe.channels[1].write(probeText)).catch((e) => fail(`probe write: ${e.message}`));
+      latencies.push((await arrived) - t0);
+    }
+    return latencies.sort((x, y) => x - y);
+  }
+  const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+  const alone = await probeRun(Math.max(20, Math.floor(samples / 2)));
+  const loops = background.map((pair) => loop(pair));
+  await new Promise((r) => setTimeout(r, 500)); // the load is running
+  measuring(true);
+  const before = { ...counts };
+  const t0 = performance.now();
+  const loaded = await probeRun(samples);
+  const seconds = (performance.now() - t0) / 1000;
+  measuring(false);
+  stop = true;
+  await Promise.all(loops);
+  const rate = (key) => r3((counts[key] - before[key]) / seconds);
+  emit(o, 'ms', samples, [pct(loaded, 99)], {
+    alone_p50_ms: r3(pct(alone, 50)),
+    alone_p99_ms: r3(pct(alone, 99)),
+    load_p50_ms: r3(pct(loaded, 50)),
+    load_p99_ms: r3(pct(loaded, 99)),
+    load_max_ms: r3(loaded.at(-1)),
+    background: BACKGROUND,
+    turns_per_s: rate('turns'),
+    refreshes_per_s: rate('refreshes'),
+    smps_per_s: rate('smps'),
+  });
+  await Promise.all([alice.otr.close(), bob.otr.close()]);
+}
+
 // ------------------------------------------------------------------
 
 const o = parseArgs(process.argv.slice(2), 'protocol-otr.mjs', DEFAULTS);
+if (o.threads) setThreads(o.threads);
+const threadCount = o.threads ?? os.availableParallelism();
 const keys = o.scenario === 'keygen' ? null : benchKeyFiles(o.keys);
 
 async function run(opts) {
@@ -383,12 +489,14 @@ async function run(opts) {
       return keygen(opts);
     case 'memory':
       return memory(opts, keys);
+    case 'latency_under_load':
+      return latencyUnderLoad(opts, keys);
   }
 }
 
 // One unrecorded warm-up pass, as otrjs: the full size for the message scenarios, a quarter
 // (and a tenth of the contacts) for the others, none for keygen and memory.
-o.warmup = !o.quick && o.scenario !== 'keygen' && o.scenario !== 'memory';
+o.warmup = !o.quick && o.scenario !== 'keygen' && o.scenario !== 'memory' && o.scenario !== 'latency_under_load';
 if (o.warmup) {
   const full = o.scenario.startsWith('msg_oneway_') || o.scenario === 'frag';
   await run({ ...o, silent: true, repeats: 1, n: full ? o.n : Math.max(1, Math.floor(o.n / 4)), contacts: Math.max(1, Math.floor(o.contacts / 10)) });

@@ -11,7 +11,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const SCENARIOS = ['msg_oneway_16', 'msg_oneway_1024', 'msg_oneway_16384', 'conversation', 'ake', 'smp', 'keygen', 'frag', 'memory'];
+const SCENARIOS = ['msg_oneway_16', 'msg_oneway_1024', 'msg_oneway_16384', 'conversation', 'ake', 'smp', 'keygen', 'frag', 'memory', 'latency_under_load', 'scaling'];
+// protocol-otr only; C's figure for latency_under_load is its longest single SMP call.
+const JS_ONLY = new Set(['latency_under_load', 'scaling']);
+const SCALING_THREADS = [1, 2, 4, 8];
 const IMPLS = ['c', 'protocol-otr', 'otrjs'];
 
 const args = process.argv.slice(2);
@@ -25,30 +28,43 @@ execFileSync(path.join(HERE, 'c', 'build.sh'), { stdio: ['ignore', 'ignore', 'in
 const baseline = path.join(HERE, 'c', 'build', 'baseline');
 if (!fs.existsSync(path.join(keysDir, 'alice.key'))) execFileSync(baseline, ['genkeys', keysDir], { stdio: 'inherit' });
 
-function command(impl, scenario) {
-  const common = [scenario, '--keys', keysDir, ...(quick ? ['--quick'] : [])];
+function command(impl, scenario, extra = []) {
+  const common = [scenario, '--keys', keysDir, ...(quick ? ['--quick'] : []), ...extra];
+  // C's reference for latency_under_load: the longest single libotr call of an SMP.
+  if (impl === 'c' && scenario === 'latency_under_load') return [baseline, ['smp', ...common.slice(1)]];
   if (impl === 'c') return [baseline, common];
   const script = impl === 'otrjs' ? 'otrjs.mjs' : 'protocol-otr.mjs';
   return [process.execPath, ['--expose-gc', path.join(HERE, script), ...common]];
 }
 
+function runOne(impl, scenario, extra = [], label = scenario) {
+  const [file, argv] = command(impl, scenario, extra);
+  process.stderr.write(`${impl} ${label}... `);
+  const t0 = Date.now();
+  const run = spawnSync(file, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 30 * 60 * 1000 });
+  const line = run.stdout.trim().split('\n').filter(Boolean).at(-1);
+  if (run.status !== 0 || !line) {
+    process.stderr.write(`failed (${run.status ?? run.signal})\n`);
+    return { impl, scenario: label, failed: true };
+  }
+  const result = { ...JSON.parse(line), scenario: label };
+  process.stderr.write(`${fmt(result.median)} ${result.unit} (${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
+  return result;
+}
+
 const results = [];
 for (const scenario of only) {
-  for (const impl of IMPLS) {
-    if (impl === 'otrjs' && skipOtrjs) continue;
-    const [file, argv] = command(impl, scenario);
-    process.stderr.write(`${impl} ${scenario}... `);
-    const t0 = Date.now();
-    const run = spawnSync(file, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 30 * 60 * 1000 });
-    const line = run.stdout.trim().split('\n').filter(Boolean).at(-1);
-    if (run.status !== 0 || !line) {
-      process.stderr.write(`failed (${run.status ?? run.signal})\n`);
-      results.push({ impl, scenario, failed: true });
-      continue;
+  if (scenario === 'scaling') {
+    // Conversation throughput of one OTR pair with 1, 2, 4 and 8 threads, against C's.
+    if (!only.includes('conversation')) results.push(runOne('c', 'conversation'));
+    for (const threads of SCALING_THREADS) {
+      results.push(runOne('protocol-otr', 'conversation', ['--threads', String(threads)], `scaling_${threads}`));
     }
-    const result = JSON.parse(line);
-    results.push(result);
-    process.stderr.write(`${fmt(result.median)} ${result.unit} (${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
+    continue;
+  }
+  for (const impl of IMPLS) {
+    if (impl === 'otrjs' && (skipOtrjs || JS_ONLY.has(scenario))) continue;
+    results.push(runOne(impl, scenario));
   }
 }
 
@@ -71,7 +87,7 @@ function ratio(scenario, other) {
 }
 
 const rows = [['scenario', 'unit', 'C', 'protocol-otr', 'npm otr', 'p-otr / C', 'p-otr / otr', 'loop p50/p99/max ms']];
-for (const scenario of only) {
+for (const scenario of only.filter((s) => !JS_ONLY.has(s))) {
   const cell = (impl) => {
     const r = get(impl, scenario);
     if (!r) return impl === 'otrjs' && skipOtrjs ? 'skipped' : 'failed';
@@ -98,14 +114,47 @@ console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
 rows.slice(1).forEach(printRow);
 console.log('\nRatios are of the medians: for msg/s and AKE/s higher is better, for ms and bytes lower is better.');
 
+// latency_under_load: the probe's write() → bridge onRead, alone and under load, against the
+// longest single libotr call C made during an SMP in the same run.
+const latency = get('protocol-otr', 'latency_under_load');
+const longestSmpCall = get('c', 'latency_under_load')?.longest_call_ms;
+if (only.includes('latency_under_load')) {
+  console.log('\nlatency_under_load (1 KB probe every 20 ms, write() → bridge onRead):');
+  if (latency) {
+    console.log(`  alone:      p50 ${latency.alone_p50_ms} ms, p99 ${latency.alone_p99_ms} ms`);
+    console.log(`  under load: p50 ${latency.load_p50_ms} ms, p99 ${latency.load_p99_ms} ms, max ${latency.load_max_ms} ms ` +
+      `(${latency.background} contacts: ${latency.turns_per_s} turns/s, ${latency.refreshes_per_s} refresh/s, ${latency.smps_per_s} SMP/s; loop p99 ${latency.eld_p99_ms} ms)`);
+  } else {
+    console.log('  protocol-otr: failed');
+  }
+  console.log(`  C's longest single SMP call: ${longestSmpCall ?? 'failed'} ms` +
+    (latency && longestSmpCall ? `; p99 under load / that call = ${(latency.load_p99_ms / longestSmpCall).toFixed(2)}` : ''));
+}
+
+// scaling: one OTR pair's conversation throughput by thread count.
+const scale = (t) => get('protocol-otr', `scaling_${t}`);
+if (only.includes('scaling')) {
+  const cConv = get('c', 'conversation')?.median;
+  const one = scale(1)?.median;
+  console.log('\nscaling (conversation, one OTR pair, 100 conversations):');
+  console.log('| threads | msg/s | × 1 thread | × C | loop p99 ms |');
+  console.log('|---------|-------|------------|-----|-------------|');
+  for (const t of SCALING_THREADS) {
+    const r = scale(t);
+    console.log(`| ${t} | ${r ? fmt(r.median) : 'failed'} | ${r && one ? (r.median / one).toFixed(2) : '—'} | ${r && cConv ? (r.median / cConv).toFixed(2) : '—'} | ${r?.eld_p99_ms ?? '—'} |`);
+  }
+}
+
 // The targets of the performance issue (2-core machine).
 const targets = [
   ['msg_oneway_1024 ≥ 1.0× C', () => ratio('msg_oneway_1024', 'c')?.raw >= 1.0],
   ['conversation ≥ 1.6× C', () => ratio('conversation', 'c')?.raw >= 1.6],
   ['ake ≥ 1.6× C', () => ratio('ake', 'c')?.raw >= 1.6],
   ['smp ≤ 1.1× C', () => ratio('smp', 'c')?.raw <= 1.1],
-  ['memory ≤ 1.25× C per secure context', () => ratio('memory', 'c')?.raw <= 1.25],
-  ['event-loop delay p99 ≤ 2 ms in every scenario', () => only.every((s) => (get('protocol-otr', s)?.eld_p99_ms ?? Infinity) <= 2)],
+  ['memory ≤ 1.0× C per secure context', () => ratio('memory', 'c')?.raw <= 1.0],
+  ['event-loop delay p99 ≤ 2 ms in every scenario', () => results.filter((r) => r.impl === 'protocol-otr').every((r) => (r.eld_p99_ms ?? Infinity) <= 2)],
+  ['latency_under_load p99 < ½ C\'s longest SMP call', () => latency && longestSmpCall && latency.load_p99_ms < longestSmpCall / 2],
+  ['scaling: 2 threads ≥ 1.6× 1 thread', () => scale(2) && scale(1) && scale(2).median / scale(1).median >= 1.6],
   ['msg_oneway_1024 ≥ 100× npm otr', () => ratio('msg_oneway_1024', 'otrjs')?.raw >= 100],
   ['ake ≥ 20× npm otr', () => ratio('ake', 'otrjs')?.raw >= 20],
   ['conversation ≥ 20× npm otr', () => ratio('conversation', 'otrjs')?.raw >= 20],

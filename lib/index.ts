@@ -1,4 +1,4 @@
-export { OTR, type OTROptions, type CloseOptions, type LoadReport, type OTREvents, type Limits } from './otr';
+export { OTR, setThreads, type OTROptions, type OTRStats, type CloseOptions, type LoadReport, type OTREvents, type Limits } from './otr';
 export { Account } from './account';
 export { Contact } from './contact';
 export { Fingerprint } from './fingerprint';

@@ -67,6 +67,30 @@ export interface NativeHandle {
   channelOp(job: number, channel: number, op: ChannelOp, text: string, data: Buffer | string | undefined, number: number): void;
   close(job: number, endSessions: boolean): void;
   dispose(): void;
+  stats(): NativeStats;
+}
+
+/** One instance's figures (src-native/engine.h, EngineStats). */
+export interface NativeStats {
+  queued: number;
+  running: number;
+  strands: number;
+  contacts: number;
+  channels: number;
+  sessions: number;
+  userStates: number;
+  jobs: number;
+  deliveries: number;
+  batches: number;
+  effects: number;
+}
+
+/** The process-wide pool's figures (src-native/pool.h). */
+export interface NativePoolStats {
+  threads: number;
+  queued: number;
+  busyNs: number[];
+  tasks: number[];
 }
 
 interface Addon {
@@ -79,6 +103,9 @@ interface Addon {
   /** An exclusive flock() on path (created 0600); throws { code: 'ERR_OTR_LOCKED' } when held. */
   lockFile(path: string): number;
   unlockFile(fd: number): void;
+  setThreads(threads: number): void;
+  threads(): number;
+  poolStats(): NativePoolStats;
 }
 
 // Numbers shared with src-native/effects.h and engine.h.
@@ -225,6 +252,20 @@ export function lockFile(file: string): number {
 
 export function unlockFile(fd: number): void {
   loadAddon().unlockFile(fd);
+}
+
+/** Sizes the process-wide pool every OTR instance runs its libotr work on. */
+export function setPoolThreads(threads: number): void {
+  loadAddon().setThreads(threads);
+}
+
+/** The pool's size; 0 until the first instance or setThreads() sized it. */
+export function poolThreads(): number {
+  return loadAddon().threads();
+}
+
+export function poolStats(): NativePoolStats {
+  return loadAddon().poolStats();
 }
 
 export function nativeConstants(): Record<string, number> {

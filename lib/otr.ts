@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { Account } from './account';
 import type { Contact } from './contact';
@@ -13,6 +14,9 @@ import {
   EffectKind,
   QueryKind,
   createHandle,
+  poolStats,
+  poolThreads,
+  setPoolThreads,
   type NativeAccount,
   type NativeContact,
   type NativeHandle,
@@ -43,6 +47,44 @@ export interface OTROptions {
   maxContacts?: number;
   /** An evicted contact's unverified fingerprints are forgotten too (default false). */
   evictUnverifiedFingerprints?: boolean;
+  /**
+   * Sizes the process-wide pool of threads that every OTR instance runs its libotr work on
+   * (the same as calling setThreads(threads) first). Default: os.availableParallelism(), set
+   * when the first instance is made.
+   */
+  threads?: number;
+}
+
+/**
+ * How many threads run libotr's work, for every OTR instance of the process together
+ * (default os.availableParallelism()). Work for different contacts runs on them in parallel;
+ * one contact's calls still run one at a time, in order.
+ */
+export function setThreads(threads: number): void {
+  setPoolThreads(requireInteger('threads', threads, 1, 1024));
+}
+
+/** What otr.stats() returns: cheap to read (no libotr call), meant to be polled and graphed. */
+export interface OTRStats {
+  /** The process-wide pool (shared by every instance): per thread, time spent running work. */
+  threads: { busyMs: number; tasks: number }[];
+  /** Work queued in the pool for every instance, not yet started. */
+  poolQueued: number;
+  /** This instance's calls waiting to start, and running now. */
+  queued: number;
+  running: number;
+  /** Calls whose promise has not settled yet (queued, running, or results on their way). */
+  pending: number;
+  /** Contacts libotr keeps state for, open channels, and encrypted sessions among them. */
+  contacts: number;
+  channels: number;
+  sessions: number;
+  /** libotr user states: one that holds every contact, plus one per thread that ran this instance's work at once. */
+  userStates: number;
+  /** Calls finished, hand-overs of results to JavaScript, and the callbacks they carried. */
+  jobs: number;
+  deliveries: number;
+  callbacks: number;
 }
 
 /** The bounds an {@link OTR} instance applies to each contact (from its options). */
@@ -169,6 +211,7 @@ export class OTR extends EventEmitter<OTREvents> {
     });
     this.maxContacts = requireInteger('maxContacts', options.maxContacts ?? 0, 0, 0xffffffff);
     this.evictUnverifiedFingerprints = requireBoolean('evictUnverifiedFingerprints', options.evictUnverifiedFingerprints ?? false);
+    if (options.threads !== undefined) setThreads(options.threads);
     this.#instance = nextInstance++;
     // One writer per file set, held until close(): a second instance on these files fails
     // here with ERR_OTR_LOCKED instead of silently undoing this one's writes.
@@ -180,6 +223,7 @@ export class OTR extends EventEmitter<OTREvents> {
     // Reads the three files now (a file that cannot be used throws here, before anything
     // could replace it), so accounts and contacts are visible as soon as this returns.
     try {
+      if (poolThreads() === 0) setPoolThreads(os.availableParallelism());
       this.#handle = createHandle(this.#instance, dispatch, {
         privkeys: path.resolve(this.privkeysFile),
         fingerprints: path.resolve(this.contactsFile),
@@ -277,12 +321,33 @@ export class OTR extends EventEmitter<OTREvents> {
   }
 
   /**
-   * Calls queued on the worker and not yet settled: the depth of this instance's queue. It is
-   * not bounded by the library (every call's promise is the caller's backpressure); a bridge
-   * watches it to stop reading its socket while the worker catches up.
+   * Calls made and not yet settled: the depth of this instance's queues. It is not bounded by
+   * the library (every call's promise is the caller's backpressure); a bridge watches it to
+   * stop reading its socket while the threads catch up.
    */
   get pendingCalls(): number {
     return this.#calls.size;
+  }
+
+  /** Figures for operators (see OTRStats); throws ERR_OTR_CLOSED after close(). */
+  stats(): OTRStats {
+    this._ensureOpen();
+    const own = this.#handle!.stats();
+    const pool = poolStats();
+    return {
+      threads: pool.busyNs.map((busyNs, i) => ({ busyMs: busyNs / 1e6, tasks: pool.tasks[i] })),
+      poolQueued: pool.queued,
+      queued: own.queued,
+      running: own.running,
+      pending: this.#calls.size,
+      contacts: own.contacts,
+      channels: own.channels,
+      sessions: own.sessions,
+      userStates: own.userStates,
+      jobs: own.jobs,
+      deliveries: own.deliveries,
+      callbacks: own.effects,
+    };
   }
 
   /** True once {@link OTR.close} was called. */

@@ -98,6 +98,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
                            InstanceMethod<&Handle::ChannelCall>("channelOp"),
                            InstanceMethod<&Handle::CloseEngine>("close"),
                            InstanceMethod<&Handle::Dispose>("dispose"),
+                           InstanceMethod<&Handle::Stats>("stats"),
                        });
   }
 
@@ -120,6 +121,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
     // as soon as the constructor returns and a file that cannot be used fails the constructor.
     CallScope scope;
     scope.engine = engine_.get();
+    scope.us = engine_->home();
     Batch loaded;
     engine_->Load(scope, loaded, std::move(paths));
     if (!loaded.ok) {
@@ -177,10 +179,13 @@ class Handle : public Napi::ObjectWrap<Handle> {
     return *engine_;
   }
 
-  void Submit(Napi::Env env, uint32_t jobId, std::function<void(Engine&, CallScope&, Batch&)> run) {
+  // `strand`: the channel the job is a call of (its calls run one at a time, in order), or
+  // 0 for a job that concerns the whole instance (it runs alone, between the calls made
+  // before and after it).
+  void Submit(Napi::Env env, uint32_t jobId, uint32_t strand, std::function<void(Engine&, CallScope&, Batch&)> run) {
     Engine& engine = Live(env);
     if (jobId != 0 && pendingJobs_++ == 0) deliver_.SetKeepsLoopAlive(env, true);
-    engine.Enqueue(Job{jobId, std::move(run)});
+    engine.Enqueue(Job{jobId, strand, std::move(run)});
   }
 
   static uint32_t JobArg(const Napi::CallbackInfo& info) { return static_cast<uint32_t>(NumberArg(info, 0)); }
@@ -208,7 +213,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
 
   Napi::Value EnsureAccount(const Napi::CallbackInfo& info) {
     std::string name = NameArg(info, 1), protocol = NameArg(info, 2);
-    Submit(info.Env(), JobArg(info),
+    Submit(info.Env(), JobArg(info), kInstanceWide,
            [name, protocol](Engine& e, CallScope& s, Batch& b) { e.EnsureAccount(s, b, name, protocol); });
     return info.Env().Undefined();
   }
@@ -217,7 +222,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
     std::string account = NameArg(info, 1), protocol = NameArg(info, 2), username = NameArg(info, 3),
                 fingerprint = StringArg(info, 4);
     const bool verified = info[5].ToBoolean();
-    Submit(info.Env(), JobArg(info), [=](Engine& e, CallScope& s, Batch& b) {
+    Submit(info.Env(), JobArg(info), kInstanceWide, [=](Engine& e, CallScope& s, Batch& b) {
       e.AddContact(s, b, account, protocol, username, fingerprint, verified);
     });
     return info.Env().Undefined();
@@ -227,7 +232,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
     std::string account = NameArg(info, 1), protocol = NameArg(info, 2), username = NameArg(info, 3),
                 fingerprint = StringArg(info, 4);
     const bool verified = info[5].ToBoolean();
-    Submit(info.Env(), JobArg(info), [=](Engine& e, CallScope& s, Batch& b) {
+    Submit(info.Env(), JobArg(info), kInstanceWide, [=](Engine& e, CallScope& s, Batch& b) {
       e.SetTrust(s, b, account, protocol, username, fingerprint, verified);
     });
     return info.Env().Undefined();
@@ -236,7 +241,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
   Napi::Value ForgetFingerprint(const Napi::CallbackInfo& info) {
     std::string account = NameArg(info, 1), protocol = NameArg(info, 2), username = NameArg(info, 3),
                 fingerprint = StringArg(info, 4);
-    Submit(info.Env(), JobArg(info), [=](Engine& e, CallScope& s, Batch& b) {
+    Submit(info.Env(), JobArg(info), kInstanceWide, [=](Engine& e, CallScope& s, Batch& b) {
       e.ForgetFingerprint(s, b, account, protocol, username, fingerprint);
     });
     return info.Env().Undefined();
@@ -246,7 +251,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
   Napi::Value ForgetContact(const Napi::CallbackInfo& info) {
     std::string account = NameArg(info, 1), protocol = NameArg(info, 2), username = NameArg(info, 3);
     const bool dropUnverified = info[4].ToBoolean();
-    Submit(info.Env(), JobArg(info), [=](Engine& e, CallScope& s, Batch& b) {
+    Submit(info.Env(), JobArg(info), kInstanceWide, [=](Engine& e, CallScope& s, Batch& b) {
       e.ForgetContact(s, b, account, protocol, username, dropUnverified);
     });
     return info.Env().Undefined();
@@ -257,7 +262,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
   Napi::Value RenameContact(const Napi::CallbackInfo& info) {
     std::string account = NameArg(info, 1), protocol = NameArg(info, 2), from = NameArg(info, 3),
                 to = NameArg(info, 4);
-    Submit(info.Env(), JobArg(info), [=](Engine& e, CallScope& s, Batch& b) {
+    Submit(info.Env(), JobArg(info), kInstanceWide, [=](Engine& e, CallScope& s, Batch& b) {
       e.RenameContact(s, b, account, protocol, from, to);
     });
     return info.Env().Undefined();
@@ -275,7 +280,8 @@ class Handle : public Napi::ObjectWrap<Handle> {
     settings.lineBased = info[8].ToBoolean();
     settings.customQuery = info[9].IsString();
     if (settings.customQuery) settings.queryText = StringArg(info, 9);
-    Submit(info.Env(), JobArg(info),
+    Engine& engine = Live(info.Env());
+    Submit(info.Env(), JobArg(info), engine.MissingInstags() ? kInstanceWide : settings.id,
            [settings](Engine& e, CallScope& s, Batch& b) { e.OpenChannel(s, b, settings); });
     return info.Env().Undefined();
   }
@@ -293,7 +299,9 @@ class Handle : public Napi::ObjectWrap<Handle> {
       data = info[4].As<Napi::String>().Utf8Value();
     }
     const int64_t number = NumberArg(info, 5);
-    Submit(info.Env(), JobArg(info),
+    // libotr's poll looks at every contact: an instance-wide job.
+    const uint32_t strand = op == ChannelOp::Ping ? kInstanceWide : channelId;
+    Submit(info.Env(), JobArg(info), strand,
            [channelId, op, text = std::move(text), data = std::move(data), number](Engine& e, CallScope& s,
                                                                                   Batch& b) mutable {
              e.RunChannelOp(s, b, channelId, op, std::move(text), std::move(data), number);
@@ -303,13 +311,33 @@ class Handle : public Napi::ObjectWrap<Handle> {
 
   Napi::Value CloseEngine(const Napi::CallbackInfo& info) {
     const bool endSessions = info[1].ToBoolean();
-    Submit(info.Env(), JobArg(info), [endSessions](Engine& e, CallScope& s, Batch& b) { e.Close(s, b, endSessions); });
+    Submit(info.Env(), JobArg(info), kInstanceWide, [endSessions](Engine& e, CallScope& s, Batch& b) { e.Close(s, b, endSessions); });
     return info.Env().Undefined();
   }
 
   // After close(): everything is freed now, and the wrap with it, so a closed instance leaves
   // no finalizer to be queued later (perhaps during teardown, see CleanupHook). JS never uses
   // this object again. Should the unwrap fail, the finalizer frees the Handle as before.
+  // The instance's figures (see EngineStats); the pool's are the module's poolStats().
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const EngineStats stats = Live(env).Stats();
+    Napi::Object out = Napi::Object::New(env);
+    auto set = [&](const char* name, uint64_t value) { out.Set(name, Napi::Number::New(env, static_cast<double>(value))); };
+    set("queued", stats.queued);
+    set("running", stats.running);
+    set("strands", stats.strands);
+    set("contacts", stats.contacts);
+    set("channels", stats.channels);
+    set("sessions", stats.sessions);
+    set("userStates", stats.userStates);
+    set("jobs", stats.jobs);
+    set("deliveries", stats.deliveries);
+    set("batches", stats.batches);
+    set("effects", stats.effects);
+    return out;
+  }
+
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
     End();
     Napi::Env env = info.Env();
@@ -383,6 +411,37 @@ class Handle : public Napi::ObjectWrap<Handle> {
 
 namespace {
 
+// setThreads(n): the process-wide pool's size (every OTR instance shares it).
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  const int64_t threads = NumberArg(info, 0);
+  if (threads < 1 || threads > 1024) {
+    Napi::Error error = Napi::RangeError::New(info.Env(), "threads must be an integer from 1 to 1024");
+    error.Set("code", "ERR_OTR_INVALID_ARGUMENT");
+    throw error;
+  }
+  Pool::Get().SetThreads(static_cast<size_t>(threads));
+  return info.Env().Undefined();
+}
+
+// poolStats(): { threads, queued, busyNs: number[], tasks: number[] }
+Napi::Value PoolStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Pool& pool = Pool::Get();
+  const std::vector<ThreadStats> threads = pool.Stats();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("threads", Napi::Number::New(env, static_cast<double>(pool.Threads())));
+  out.Set("queued", Napi::Number::New(env, static_cast<double>(pool.Queued())));
+  Napi::Array busy = Napi::Array::New(env, threads.size());
+  Napi::Array tasks = Napi::Array::New(env, threads.size());
+  for (uint32_t i = 0; i < threads.size(); ++i) {
+    busy.Set(i, Napi::Number::New(env, static_cast<double>(threads[i].busyNs)));
+    tasks.Set(i, Napi::Number::New(env, static_cast<double>(threads[i].tasks)));
+  }
+  out.Set("busyNs", busy);
+  out.Set("tasks", tasks);
+  return out;
+}
+
 // libotr's values, straight from its headers: test/constants.test.mjs compares them with
 // lib/constants.ts name by name: every flat name exported there, plus the length of the extra
 // symmetric key.
@@ -419,6 +478,11 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   ExportFileLock(env, exports);
   exports.Set("libotrVersion", Napi::String::New(env, otrl_version()));
   exports.Set("headersVersion", Napi::String::New(env, OTRL_VERSION));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
+  exports.Set("threads", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(Pool::Get().Threads()));
+  }, "threads"));
+  exports.Set("poolStats", Napi::Function::New(env, PoolStats, "poolStats"));
   exports.Set("maxNameBytes", Napi::Number::New(env, static_cast<double>(kMaxNameBytes)));
   const std::string& initFailure = InitialiseLibraries();
   exports.Set("initError", initFailure.empty() ? env.Undefined() : Napi::String::New(env, initFailure));

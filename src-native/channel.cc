@@ -36,15 +36,22 @@ const unsigned char* Bytes(const std::string& text) { return reinterpret_cast<co
 void Engine::OpenChannel(CallScope& scope, Batch&, ChannelRecord settings) {
   auto channel = std::make_unique<ChannelRecord>(std::move(settings));
   ChannelRecord* raw = channel.get();
-  channelsByName_[ChannelKey(raw->account, raw->protocol, raw->username)] = raw;
-  channels_[raw->id] = std::move(channel);
+  if (scope.us == us_ && otrl_privkey_find(us_, raw->account.c_str(), raw->protocol.c_str()) != nullptr &&
+      otrl_instag_find(us_, raw->account.c_str(), raw->protocol.c_str()) == nullptr) {
+    GenerateInstag(scope, raw->account.c_str(), raw->protocol.c_str());
+  }
+  {
+    std::unique_lock<std::shared_mutex> lock(indexMutex_);
+    channelsByName_[ChannelKey(raw->account, raw->protocol, raw->username)] = raw;
+    channels_[raw->id] = std::move(channel);
+  }
   ConnContext* master = MasterFor(*raw);
   if (master != nullptr) EmitContactState(scope, master, raw);
 }
 
 void Engine::SendNow(CallScope& scope, Batch& result, ChannelRecord& channel, const std::string& text) {
   char* sent = nullptr;
-  const gcry_error_t err = otrl_message_sending(us_, ops(), &scope, channel.account.c_str(), channel.protocol.c_str(),
+  const gcry_error_t err = otrl_message_sending(scope.us, ops(), &scope, channel.account.c_str(), channel.protocol.c_str(),
                                                 channel.username.c_str(), channel.selected, text.c_str(), nullptr,
                                                 &sent, OTRL_FRAGMENT_SEND_ALL, nullptr, nullptr, nullptr);
   if (err != 0) {
@@ -63,7 +70,7 @@ void Engine::SendQuery(CallScope& scope, Batch& result, ChannelRecord& channel) 
   // Not fragmented (SEND_SKIP): the query is rewritten with the channel's text, then sent
   // whole; a query is never fragmented by anyone else either.
   char* query = nullptr;
-  const gcry_error_t err = otrl_message_sending(us_, ops(), &scope, channel.account.c_str(), channel.protocol.c_str(),
+  const gcry_error_t err = otrl_message_sending(scope.us, ops(), &scope, channel.account.c_str(), channel.protocol.c_str(),
                                                 channel.username.c_str(), channel.selected, "?OTR?", nullptr,
                                                 &query, OTRL_FRAGMENT_SEND_SKIP, nullptr, nullptr, nullptr);
   if (err != 0) {
@@ -97,7 +104,7 @@ void Engine::Receive(CallScope& scope, Batch&, ChannelRecord& channel, const std
       if (c->msgstate == OTRL_MSGSTATE_ENCRYPTED) wereEncrypted.push_back(c);
     }
   }
-  const int internal = otrl_message_receiving(us_, ops(), &scope, channel.account.c_str(), channel.protocol.c_str(),
+  const int internal = otrl_message_receiving(scope.us, ops(), &scope, channel.account.c_str(), channel.protocol.c_str(),
                                               channel.username.c_str(), text.c_str(), &plain, &tlvs, &context,
                                               nullptr, nullptr);
   for (ConnContext* c : wereEncrypted) {
@@ -133,7 +140,7 @@ void Engine::FinishChannel(CallScope& scope, ChannelRecord& channel) {
       wasEncrypted = wasEncrypted || c->msgstate == OTRL_MSGSTATE_ENCRYPTED;
     }
   }
-  otrl_message_disconnect_all_instances(us_, ops(), &scope, channel.account.c_str(), channel.protocol.c_str(),
+  otrl_message_disconnect_all_instances(scope.us, ops(), &scope, channel.account.c_str(), channel.protocol.c_str(),
                                         channel.username.c_str());
   if (wasEncrypted) {
     EmitStateIfChanged(scope, channel);
@@ -172,11 +179,11 @@ static void ReleaseFinishedAke(ConnContext* context) {
 void Engine::AfterLibotrCall(CallScope& scope, ChannelRecord& channel) {
   for (ConnContext* context : scope.wentSecure) ReleaseFinishedAke(context);
   scope.wentSecure.clear();
-  for (ConnContext* context : scope.smpToAbort) otrl_message_abort_smp(us_, ops(), &scope, context);
+  for (ConnContext* context : scope.smpToAbort) otrl_message_abort_smp(scope.us, ops(), &scope, context);
   scope.smpToAbort.clear();
   for (auto& reply : scope.smpAnswers) {
     const auto* secret = reinterpret_cast<const unsigned char*>(reply.second.data());
-    otrl_message_respond_smp(us_, ops(), &scope, reply.first, secret, reply.second.size());
+    otrl_message_respond_smp(scope.us, ops(), &scope, reply.first, secret, reply.second.size());
     Wipe(reply.second);
   }
   scope.smpAnswers.clear();
@@ -202,9 +209,9 @@ void Engine::AfterLibotrCall(CallScope& scope, ChannelRecord& channel) {
 
 void Engine::RunChannelOp(CallScope& scope, Batch& result, uint32_t channelId, ChannelOp op, std::string text,
                           std::string data, int64_t number) {
-  auto found = channels_.find(channelId);
-  if (found == channels_.end()) return Fail(result, "ERR_OTR_INTERNAL", "unknown channel");
-  ChannelRecord& channel = *found->second;
+  ChannelRecord* found = ChannelById(channelId);
+  if (found == nullptr) return Fail(result, "ERR_OTR_INTERNAL", "unknown channel");
+  ChannelRecord& channel = *found;
   scope.channel = &channel;
   WipeOnExit wipe(text, data);  // message text, SMP answers, symmetric key purposes
   // Only sending and receiving data leave the state alone unless libotr says otherwise.
@@ -219,8 +226,9 @@ void Engine::RunChannelOp(CallScope& scope, Batch& result, uint32_t channelId, C
     return current;
   };
 
-  // libotr's poll looks at every contact; everything else here concerns this one only.
-  if (op == ChannelOp::Ping) otrl_message_poll(us_, ops(), &scope);
+  // libotr's poll looks at every contact (an instance-wide job); everything else here
+  // concerns this one only.
+  if (op == ChannelOp::Ping) Poll(scope);
   WithContact(scope, channel.account, channel.protocol, channel.username, [&] {
     switch (op) {
       case ChannelOp::Init:
@@ -264,20 +272,20 @@ void Engine::RunChannelOp(CallScope& scope, Batch& result, uint32_t channelId, C
         ConnContext* current = encrypted();
         if (current == nullptr) break;
         if (number == 0) {
-          otrl_message_initiate_smp(us_, ops(), &scope, current, Bytes(text), text.size());
+          otrl_message_initiate_smp(scope.us, ops(), &scope, current, Bytes(text), text.size());
         } else {  // with a question, carried in `data`
-          otrl_message_initiate_smp_q(us_, ops(), &scope, current, data.c_str(), Bytes(text), text.size());
+          otrl_message_initiate_smp_q(scope.us, ops(), &scope, current, data.c_str(), Bytes(text), text.size());
         }
         break;
       }
       case ChannelOp::SmpRespond: {
         ConnContext* current = encrypted();
-        if (current != nullptr) otrl_message_respond_smp(us_, ops(), &scope, current, Bytes(text), text.size());
+        if (current != nullptr) otrl_message_respond_smp(scope.us, ops(), &scope, current, Bytes(text), text.size());
         break;
       }
       case ChannelOp::SmpAbort: {
         ConnContext* current = SelectedContext(channel);
-        if (current != nullptr) otrl_message_abort_smp(us_, ops(), &scope, current);
+        if (current != nullptr) otrl_message_abort_smp(scope.us, ops(), &scope, current);
         break;
       }
       case ChannelOp::Symkey: {
@@ -288,7 +296,7 @@ void Engine::RunChannelOp(CallScope& scope, Batch& result, uint32_t channelId, C
           break;
         }
         unsigned char key[OTRL_EXTRAKEY_BYTES];
-        const gcry_error_t err = otrl_message_symkey(us_, ops(), &scope, current, static_cast<unsigned int>(number),
+        const gcry_error_t err = otrl_message_symkey(scope.us, ops(), &scope, current, static_cast<unsigned int>(number),
                                                      Bytes(data), data.size(), key);
         if (err != 0) {
           Fail(result, "ERR_OTR_SYMKEY", "libotr could not derive the extra symmetric key", err);

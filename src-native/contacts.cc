@@ -204,6 +204,8 @@ void Engine::Load(CallScope& scope, Batch& result, FilePaths paths) {
     }
   }
 
+  RefreshKeyMaterial();
+  NoteMissingInstags();
   for (OtrlPrivKey* key = us_->privkey_root; key != nullptr; key = key->next) EmitAccount(scope, key);
   for (ConnContext* c = us_->context_root; c != nullptr; c = c->next) {
     if (c->m_context != c) continue;
@@ -228,7 +230,7 @@ void Engine::AddContact(CallScope& scope, Batch& result, std::string account, st
   }
   ConnContext* master = nullptr;
   WithContact(scope, account, protocol, username, [&] {
-    master = otrl_context_find(us_, username.c_str(), account.c_str(), protocol.c_str(), OTRL_INSTAG_MASTER, 1,
+    master = otrl_context_find(scope.us, username.c_str(), account.c_str(), protocol.c_str(), OTRL_INSTAG_MASTER, 1,
                                nullptr, nullptr, nullptr);
   });
   int added = 0;
@@ -287,11 +289,15 @@ ConnContext* Engine::MasterFor(ChannelRecord& channel) {
 
 ConnContext* Engine::FindMaster(const std::string& account, const std::string& protocol, const std::string& username) {
   const std::string key = ChannelKey(account, protocol, username);
-  const auto found = masters_.find(key);
-  if (found != masters_.end()) return found->second;
-  // Created by libotr in the call running now, under a view of this contact.
-  ConnContext* head = viewing_ ? us_->context_root : nullptr;
+  {
+    std::shared_lock<std::shared_mutex> lock(indexMutex_);
+    const auto found = masters_.find(key);
+    if (found != masters_.end()) return found->second;
+  }
+  // Created by libotr in the call running now, under a view of this contact (on this thread).
+  ConnContext* head = tViewing != nullptr ? tViewing->context_root : nullptr;
   if (head != nullptr && username == head->username && account == head->accountname && protocol == head->protocol) {
+    std::unique_lock<std::shared_mutex> lock(indexMutex_);
     masters_.emplace(key, head);
     return head;
   }
@@ -302,24 +308,36 @@ ConnContext* Engine::SelectedContext(ChannelRecord& channel) {
   return ResolveSelection(MasterFor(channel), channel.selected);
 }
 
+// Everything ContactState shows, by content: instance tags, message states, fingerprint bytes
+// and trust. Never addresses: a context or fingerprint freed and another allocated at the
+// same address would otherwise look unchanged.
 std::string Engine::SignatureOf(ConnContext* master, otrl_instag_t selected) {
   std::string signature;
   if (master == nullptr) return signature;
   AppendRaw(signature, &selected, sizeof selected);
   const ConnContext* current = ResolveSelection(master, selected);
-  AppendRaw(signature, &current, sizeof current);
+  const otrl_instag_t currentTag = current != nullptr ? current->their_instance : 0;
+  const int currentState = current != nullptr ? static_cast<int>(current->msgstate) : -1;
+  AppendRaw(signature, &currentTag, sizeof currentTag);
+  AppendRaw(signature, &currentState, sizeof currentState);
+  auto addFingerprint = [&](const Fingerprint* fp) {
+    if (fp == nullptr || fp->fingerprint == nullptr) {
+      signature.push_back('-');
+      return;
+    }
+    signature.push_back('+');
+    AppendRaw(signature, fp->fingerprint, 20);
+    AppendTrust(signature, fp);
+  };
   auto addContext = [&](const ConnContext* c) {
     AppendRaw(signature, &c->their_instance, sizeof c->their_instance);
     AppendRaw(signature, &c->msgstate, sizeof c->msgstate);
-    AppendRaw(signature, &c->active_fingerprint, sizeof c->active_fingerprint);
-    AppendTrust(signature, c->active_fingerprint);
+    addFingerprint(c->active_fingerprint);
   };
   addContext(master);
   ForEachInstance(master, addContext);
-  for (const Fingerprint* fp = master->fingerprint_root.next; fp != nullptr; fp = fp->next) {
-    AppendRaw(signature, &fp, sizeof fp);
-    AppendTrust(signature, fp);
-  }
+  signature.push_back('|');
+  for (const Fingerprint* fp = master->fingerprint_root.next; fp != nullptr; fp = fp->next) addFingerprint(fp);
   return signature;
 }
 
@@ -359,7 +377,16 @@ void Engine::EmitContactState(CallScope& scope, ConnContext* master, ChannelReco
   const ConnContext* current = ResolveSelection(master, selected);
   state->current = current != nullptr ? current->their_instance : 0;
   state->status = StatusOf(current);
-  if (channel != nullptr) channel->lastSignature = SignatureOf(master, selected);
+  if (channel != nullptr) {
+    channel->lastSignature = SignatureOf(master, selected);
+    uint32_t live = 0;
+    for (const SessionState& session : state->sessions) {
+      live += session.status == SessionStatus::Private || session.status == SessionStatus::Unverified ? 1 : 0;
+    }
+    sessions_.fetch_add(live, std::memory_order_relaxed);
+    sessions_.fetch_sub(channel->liveSessions, std::memory_order_relaxed);
+    channel->liveSessions = live;
+  }
 
   Effect effect{EffectKind::ContactState};
   effect.channel = channel != nullptr ? channel->id : 0;
@@ -406,16 +433,20 @@ void Engine::RenameContact(CallScope& scope, Batch& result, std::string account,
       std::free(contexts[i]->username);
       contexts[i]->username = names[i];
     }
+    std::unique_lock<std::shared_mutex> lock(indexMutex_);
     masters_.erase(ChannelKey(account, protocol, from));
     masters_[ChannelKey(account, protocol, to)] = master;
   }
-  auto found = channelsByName_.find(ChannelKey(account, protocol, from));
   ChannelRecord* channel = nullptr;
-  if (found != channelsByName_.end()) {
-    channel = found->second;
-    channelsByName_.erase(found);
-    channel->username = to;
-    channelsByName_[ChannelKey(account, protocol, to)] = channel;
+  {
+    std::unique_lock<std::shared_mutex> lock(indexMutex_);
+    auto found = channelsByName_.find(ChannelKey(account, protocol, from));
+    if (found != channelsByName_.end()) {
+      channel = found->second;
+      channelsByName_.erase(found);
+      channel->username = to;
+      channelsByName_[ChannelKey(account, protocol, to)] = channel;
+    }
   }
   if (master == nullptr) return;
   trust_->Rename(ContactName{account, protocol, from}, ContactName{account, protocol, to});

@@ -1,6 +1,13 @@
-// The native side of one OTR instance: it owns the OtrlUserState and the single worker
-// thread that makes every libotr call for it, one job at a time, in the order JS queued
-// them. It knows nothing of N-API: results leave through the Poster as Deliveries.
+// The native side of one OTR instance. Its jobs run on the process-wide pool (pool.h): each
+// contact's jobs one at a time in the order JS queued them (a strand per channel), different
+// contacts' jobs in parallel, and instance-wide jobs (accounts, trust, files, close) alone,
+// after every job queued before them and before every job queued after them.
+//
+// libotr's user state is not thread-safe, so the instance has several: the home state holds
+// every contact's contexts while no job uses them and runs the instance-wide jobs; a contact
+// job borrows a lender state (same keys and instance tags) and, through a ContactView, the
+// contact's block of contexts (scheduler.cc). It knows nothing of N-API: results leave through
+// the Poster as Deliveries.
 #pragma once
 
 #include <chrono>
@@ -8,9 +15,11 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -19,6 +28,7 @@
 #include "contact_view.h"
 #include "effects.h"
 #include "libotr.h"
+#include "pool.h"
 #include "trust_store.h"
 
 namespace otr {
@@ -38,7 +48,8 @@ struct ChannelRecord {
   bool refreshing = false;
   // Sessions kept encrypted through a re-AKE the contact started (see Receive in channel.cc).
   std::vector<ConnContext*> rekeyedByContact;
-  std::string lastSignature;      // what JS last saw of this contact
+  std::string lastSignature;      // what JS last saw of this contact (contents, no addresses)
+  uint32_t liveSessions = 0;      // encrypted sessions in what JS last saw
   // The human-readable part of our OTR queries (see wire_text.cc); libotr's own when unset.
   bool customQuery = false;
   std::string queryText;
@@ -74,6 +85,7 @@ enum class ChannelOp : int {
 // The opdata of every libotr call: which job is running and what it has produced so far.
 struct CallScope {
   Engine* engine = nullptr;
+  OtrlUserState us = nullptr;  // the user state this job runs on (home, or a lender)
   uint32_t job = 0;
   ChannelRecord* channel = nullptr;
   std::vector<Effect> effects;
@@ -92,8 +104,12 @@ struct CallScope {
   bool fingerprintsChanged = false;
 };
 
+// The strand of an instance-wide job (channel ids start at 1).
+constexpr uint32_t kInstanceWide = 0;
+
 struct Job {
   uint32_t id = 0;
+  uint32_t strand = 0;  // the channel whose calls this job is one of; 0: instance-wide
   std::function<void(Engine&, CallScope&, Batch&)> run;
 };
 
@@ -108,7 +124,22 @@ struct Limits {
   size_t maxIncomingBytes = 1 << 20;     // one message handed to read()
 };
 
-class Engine {
+// What otr.stats() reports of one instance (the pool's threads are reported separately).
+struct EngineStats {
+  uint64_t queued = 0;     // jobs waiting to start
+  uint64_t running = 0;    // jobs running now
+  uint64_t strands = 0;    // channels with jobs queued or running
+  uint64_t contacts = 0;   // contacts libotr keeps contexts for
+  uint64_t channels = 0;
+  uint64_t sessions = 0;   // encrypted sessions, as last reported to JS
+  uint64_t userStates = 0; // the home state and the lenders made so far
+  uint64_t jobs = 0;       // jobs finished
+  uint64_t deliveries = 0; // hand-overs to JS
+  uint64_t batches = 0;
+  uint64_t effects = 0;
+};
+
+class Engine : public TaskOwner {
  public:
   using Poster = std::function<bool(Delivery*)>;
 
@@ -128,6 +159,11 @@ class Engine {
   // Stores JS's answer to a query and wakes the worker.
   void Answer(const std::shared_ptr<Query>& query, bool hasString, std::string text, int64_t number);
   void AnswerDefault(const std::shared_ptr<Query>& query);
+  EngineStats Stats();
+
+  // --- pool threads (pool.h) ---
+  void RunTask(uint32_t tag) override;
+  void FlushDue(std::chrono::steady_clock::time_point now) override;
 
   // --- worker thread: jobs (one file per concern) ---
   // Called once, by the constructor on the JS thread, before Start().
@@ -152,7 +188,7 @@ class Engine {
   void Close(CallScope& scope, Batch& result, bool endSessions);              // worker.cc
 
   // --- worker thread: used by the ui_ops trampolines ---
-  OtrlUserState userstate() const { return us_; }
+  OtrlUserState home() const { return us_; }
   const OtrlMessageAppOps* ops() const;
   ChannelRecord* ChannelFor(ConnContext* context);
   ChannelRecord* ChannelFor(const char* account, const char* protocol, const char* username);
@@ -160,6 +196,9 @@ class Engine {
   // False when no answer will come (shutting down): use the default.
   bool Ask(CallScope& scope, const std::shared_ptr<Query>& query);
   void GenerateInstag(CallScope& scope, const char* account, const char* protocol);  // keygen.cc
+  // True while an account's key has no instance tag yet: channels then open on the home state.
+  bool MissingInstags() const { return missingInstags_.load(std::memory_order_acquire); }
+  void NoteMissingInstags();  // keygen.cc
   void EmitContactState(CallScope& scope, ConnContext* master, ChannelRecord* channel);  // contacts.cc
   void EmitAccount(CallScope& scope, OtrlPrivKey* key);                      // keygen.cc
   // A contact's master context, through our index (libotr's own lookup walks every context).
@@ -181,12 +220,22 @@ class Engine {
     std::vector<uint32_t> waiters;  // account() calls sharing this generation
   };
 
-  void Run();
-  void Execute(Job& job);
-  // Batches wait in the outbox and go to JS together when the queue runs dry (or the outbox
-  // is full, or the worker is about to wait for an answer): one JS call for many jobs.
+  // scheduler.cc: strands, the instance-wide barrier, user states.
+  void Admit(Job job);        // under mutex_
+  void Drain();               // under mutex_: admits what waited behind a finished barrier
+  void StartGlobal(Job job);  // under mutex_
+  OtrlUserState BorrowState();
+  void ReturnState(OtrlUserState us);
+  // Gives every lender state the keys and instance tags the home state has (files' bytes).
+  void RefreshKeyMaterial();
+  void LoadKeyMaterial(OtrlUserState us);
+  void Execute(Job& job, OtrlUserState us);
+  // Batches wait in the outbox and go to JS together when nothing is left to start (or the
+  // outbox is full, or a job is about to wait for an answer, or the oldest batch has waited
+  // 200 µs: the courier's real timer): one JS call for many jobs.
   void Post(Batch* batch);
   void Flush();
+  void FlushLocked();  // under outboxMutex_
   // The trust store (trust_store.h) is told of every row-level change; these make it durable.
   bool WriteFingerprints(std::string* why);  // persistence.cc
   void PersistFingerprints(Batch& result);   // now, for calls that promise it; failure is theirs
@@ -194,6 +243,8 @@ class Engine {
   void SyncTrustRows(ConnContext* master);   // persistence.cc
   void FlushFingerprintsWhenIdle();
   ConnContext* MasterFor(ChannelRecord& channel);
+  ChannelRecord* ChannelById(uint32_t id);
+  void Poll(CallScope& scope);  // libotr's poll over every contact (instance-wide job)
   // Runs `calls` with libotr seeing only this contact's contexts (see contact_view.h).
   template <typename Calls>
   void WithContact(CallScope& scope, const std::string& account, const std::string& protocol,
@@ -218,43 +269,77 @@ class Engine {
   void FreeUserstate();
 
   Poster post_;
-  OtrlUserState us_ = nullptr;
+  OtrlUserState us_ = nullptr;  // the home state
+  // Lender states: as many as jobs of this instance ever ran at once (at most the pool's threads).
+  std::mutex statesMutex_;
+  std::vector<OtrlUserState> lenders_;
+  std::vector<OtrlUserState> idleLenders_;
+  std::string keyBytes_, instagBytes_;  // what lenders load; wiped when freed
+  std::mutex homeMutex_;  // the home state's context list, while lenders borrow and return blocks
   FilePaths paths_;
   Limits limits_;
   std::unique_ptr<FileTrustStore> trust_;
   bool closed_ = false;
 
+  // The contact index: read by every job, changed by the jobs that add or forget contacts.
+  std::shared_mutex indexMutex_;
   std::unordered_map<std::string, ConnContext*> masters_;  // ChannelKey → master context
-  bool viewing_ = false;  // a ContactView is open: the list libotr sees is one contact's
   std::unordered_map<uint32_t, std::unique_ptr<ChannelRecord>> channels_;
   std::unordered_map<std::string, ChannelRecord*> channelsByName_;
   std::map<std::string, std::unique_ptr<PendingKeygen>> keygens_;
+
+  std::mutex outboxMutex_;
   std::vector<std::unique_ptr<Batch>> outbox_;
   size_t outboxBytes_ = 0;
   size_t outboxEffects_ = 0;
   std::chrono::steady_clock::time_point outboxSince_;
 
-  std::mutex mutex_;  // guards queue_, stopping_ and every Query's answer fields
+  struct Strand {
+    std::deque<Job> jobs;
+    bool running = false;
+    bool heavy = false;  // its last job took a millisecond or more
+  };
+  std::mutex mutex_;  // the scheduler's state below, and every Query's answer fields
   std::condition_variable wake_;
-  std::deque<Job> queue_;
+  std::unordered_map<uint32_t, Strand> strands_;
+  size_t admitted_ = 0;       // contact jobs in strands, queued or running
+  size_t notStarted_ = 0;     // jobs queued anywhere that have not started
+  size_t running_ = 0;        // tasks running on pool threads
+  size_t inPool_ = 0;         // tasks submitted to the pool and not yet started
+  bool globalRunning_ = false;
+  Job global_;                // the instance-wide job started last
+  std::deque<Job> waiting_;   // behind an instance-wide job: in call order
+  bool started_ = false;
   bool stopping_ = false;
   bool shutDown_ = false;
-  std::thread worker_;
+
+  std::atomic<bool> missingInstags_{false};
+  std::atomic<uint64_t> sessions_{0};
+  std::atomic<uint64_t> jobsDone_{0};
+  std::atomic<uint64_t> deliveries_{0};
+  std::atomic<uint64_t> batches_{0};
+  std::atomic<uint64_t> effects_{0};
 };
 
 std::string ChannelKey(const std::string& account, const std::string& protocol, const std::string& username);
 
+// The user state whose context list is one contact's while a ContactView is open on this
+// thread (null otherwise): a master libotr creates during the call is found there.
+extern thread_local OtrlUserState tViewing;
+
 template <typename Calls>
 void Engine::WithContact(CallScope& scope, const std::string& account, const std::string& protocol,
                          const std::string& username, Calls calls) {
-  ContactView view(us_, FindMaster(account, protocol, username));
+  ContactView view(us_, scope.us, FindMaster(account, protocol, username), &homeMutex_);
   struct Viewing {
-    bool& flag;
-    ~Viewing() { flag = false; }
-  } viewing{viewing_};
-  viewing_ = true;
+    ~Viewing() { tViewing = nullptr; }
+  } viewing;
+  tViewing = scope.us;
   calls();
-  if (view.master() != nullptr) masters_.emplace(ChannelKey(account, protocol, username), view.master());
+  if (view.master() != nullptr) {
+    std::unique_lock<std::shared_mutex> lock(indexMutex_);
+    masters_.emplace(ChannelKey(account, protocol, username), view.master());
+  }
   if (scope.fingerprintsChanged && view.master() != nullptr) SyncTrustRows(view.master());
   scope.fingerprintsChanged = false;
 }

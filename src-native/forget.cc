@@ -28,6 +28,8 @@ void Engine::ForgetContact(CallScope& scope, Batch& result, std::string account,
       effect.text = std::move(text);
       scope.effects.push_back(std::move(effect));
     }
+    sessions_.fetch_sub(channel->liveSessions, std::memory_order_relaxed);
+    std::unique_lock<std::shared_mutex> lock(indexMutex_);
     channelsByName_.erase(key);
     channels_.erase(channel->id);  // frees the record: nothing may point at it below
   }
@@ -61,7 +63,10 @@ void Engine::ForgetContact(CallScope& scope, Batch& result, std::string account,
   if (dropped) SyncTrustRows(master);
   if (master->fingerprint_root.next == nullptr) {
     trust_->ForgetContact(ContactName{account, protocol, username});
-    masters_.erase(key);
+    {
+      std::unique_lock<std::shared_mutex> lock(indexMutex_);
+      masters_.erase(key);
+    }
     if (otrl_context_forget(master) == 0) std::free(leftover);
   }
   if (dropped) PersistFingerprints(result);

@@ -79,7 +79,10 @@ Failure Engine::StoreNewKey(void* newkey) {
     return finishError == 0;
   });
   if (newkey != nullptr) otrl_privkey_generate_cancelled(us_, newkey);
-  if (why.empty() && finishError == 0) return Failure();
+  if (why.empty() && finishError == 0) {
+    RefreshKeyMaterial();
+    return Failure();
+  }
   // finish re-reads the keys from what it wrote: restore them from the intact file.
   ReloadPrivkeys();
   if (!why.empty()) return MakeFailure("ERR_OTR_FILE_WRITE", why);
@@ -96,6 +99,7 @@ void Engine::ReloadPrivkeys() {
   }
   otrl_privkey_read_FILEp(us_, file);
   std::fclose(file);
+  RefreshKeyMaterial();
 }
 
 void Engine::FinishKeygen(CallScope& scope, std::string key) {
@@ -138,6 +142,19 @@ void Engine::GenerateInstag(CallScope& scope, const char* account, const char* p
     return generateError == 0;
   });
   if (!why.empty()) ReportError(scope, MakeFailure("ERR_OTR_FILE_WRITE", why, generateError));
+  RefreshKeyMaterial();
+  NoteMissingInstags();
+}
+
+// Lenders load the instance tags the home state has and must never make one of their own
+// (the others would not have it): while a key has no tag, channels open as instance-wide
+// jobs, on the home state, which makes the tag (OpenChannel).
+void Engine::NoteMissingInstags() {
+  bool missing = false;
+  for (OtrlPrivKey* key = us_->privkey_root; key != nullptr && !missing; key = key->next) {
+    missing = otrl_instag_find(us_, key->accountname, key->protocol) == nullptr;
+  }
+  missingInstags_.store(missing, std::memory_order_release);
 }
 
 void Engine::StopKeygens() {

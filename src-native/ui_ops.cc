@@ -279,8 +279,10 @@ void HandleMsgEvent(void* opdata, OtrlMessageEvent event, ConnContext* context, 
 
 void CreateInstag(void* opdata, const char* account, const char* protocol) noexcept {
   try {
+    // Every account has its tag before jobs run (Engine::Load, account()); a lender state
+    // must never make one of its own, which the others would not have.
     CallScope* scope = ScopeOf(opdata);
-    scope->engine->GenerateInstag(*scope, account, protocol);
+    if (scope->us == scope->engine->home()) scope->engine->GenerateInstag(*scope, account, protocol);
   } catch (...) {
   }
 }

@@ -1,6 +1,6 @@
 // Child process of lifetimes.test.mjs (run with --expose-gc): OTR instances used and then
-// dropped without close(), some with a key generation still running; after gc() their worker
-// threads must be gone, and the process must end by itself with code 0.
+// dropped without close(), some with a key generation still running; after gc() their key
+// generation threads must be gone, and the process must end by itself with code 0.
 // Run by `node --test` on its own (no arguments) it does nothing.
 import fs from 'node:fs';
 

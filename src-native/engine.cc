@@ -1,0 +1,118 @@
+// The engine's instance-wide parts: errors no call waits for, close(), freeing libotr's
+// state, and the channel index. Scheduling is in scheduler.cc.
+#include <utility>
+
+#include "engine.h"
+#include "wipe.h"
+
+namespace otr {
+
+void Engine::ReportError(CallScope& scope, const Failure& failure) {
+  Effect effect{EffectKind::Error};
+  effect.channel = scope.channel != nullptr ? scope.channel->id : 0;
+  effect.hasText = true;
+  effect.text = failure.code;
+  effect.bytes = failure.message;
+  scope.effects.push_back(std::move(effect));
+}
+
+void Engine::FlushFingerprintsWhenIdle() {
+  if (closed_ || us_ == nullptr || !trust_->Dirty()) return;
+  std::string why;
+  if (WriteFingerprints(&why)) return;
+  CallScope scope;
+  scope.engine = this;
+  ReportError(scope, MakeFailure("ERR_OTR_FILE_WRITE", why));
+  auto* batch = new Batch();
+  batch->done = false;
+  batch->effects = std::move(scope.effects);
+  Post(batch);
+}
+
+void Engine::Close(CallScope& scope, Batch& result, bool endSessions) {
+  // close({ endSessions: true }): every contact in an encrypted session is told we are
+  // leaving (libotr's disconnect message, through onWrite) before anything is freed.
+  if (endSessions) {
+    std::vector<ChannelRecord*> open;
+    {
+      std::shared_lock<std::shared_mutex> lock(indexMutex_);
+      for (auto& entry : channels_) open.push_back(entry.second.get());
+    }
+    for (ChannelRecord* record : open) {
+      ChannelRecord& channel = *record;
+      ConnContext* master = MasterFor(channel);
+      bool encrypted = false;
+      for (ConnContext* c = master; c != nullptr && (c == master || c->m_context == master); c = c->next) {
+        encrypted = encrypted || c->msgstate == OTRL_MSGSTATE_ENCRYPTED;
+      }
+      if (!encrypted) continue;
+      WithContact(scope, channel.account, channel.protocol, channel.username, [&] {
+        FinishChannel(scope, channel);
+        AfterLibotrCall(scope, channel);
+      });
+    }
+    scope.channel = nullptr;
+  }
+  // close() finishes pending work: a key being generated is waited for and stored.
+  std::vector<std::string> generating;
+  for (const auto& entry : keygens_) generating.push_back(entry.first);
+  for (const auto& key : generating) FinishKeygen(scope, key);
+  for (auto& entry : channels_) {
+    for (std::string& text : entry.second->held) Wipe(text);  // plaintext that never went out
+    entry.second->held.clear();
+  }
+  std::string why;
+  if (!WriteFingerprints(&why)) {
+    result.ok = false;
+    result.failure = MakeFailure("ERR_OTR_FILE_WRITE", why);
+  }
+  FreeUserstate();
+  closed_ = true;
+}
+
+void Engine::FreeUserstate() {
+  std::lock_guard<std::mutex> lock(statesMutex_);
+  for (OtrlUserState lender : lenders_) otrl_userstate_free(lender);  // their context lists are empty
+  lenders_.clear();
+  idleLenders_.clear();
+  Wipe(keyBytes_);
+  Wipe(instagBytes_);
+  if (us_ == nullptr) return;
+  otrl_userstate_free(us_);
+  us_ = nullptr;
+}
+
+std::string ChannelKey(const std::string& account, const std::string& protocol, const std::string& username) {
+  std::string key;
+  key.reserve(account.size() + protocol.size() + username.size() + 2);
+  key.append(account).push_back('\0');
+  key.append(protocol).push_back('\0');
+  key.append(username);
+  return key;
+}
+
+ChannelRecord* Engine::ChannelFor(const char* account, const char* protocol, const char* username) {
+  if (account == nullptr || protocol == nullptr || username == nullptr) return nullptr;
+  const std::string key = ChannelKey(account, protocol, username);
+  std::shared_lock<std::shared_mutex> lock(indexMutex_);
+  const auto found = channelsByName_.find(key);
+  return found == channelsByName_.end() ? nullptr : found->second;
+}
+
+ChannelRecord* Engine::ChannelById(uint32_t id) {
+  std::shared_lock<std::shared_mutex> lock(indexMutex_);
+  const auto found = channels_.find(id);
+  return found == channels_.end() ? nullptr : found->second.get();
+}
+
+ChannelRecord* Engine::ChannelFor(ConnContext* context) {
+  if (context == nullptr) return nullptr;
+  if (context->app_data != nullptr) return static_cast<ChannelRecord*>(context->app_data);
+  ChannelRecord* channel = ChannelFor(context->accountname, context->protocol, context->username);
+  // Records live until the userstate is freed, and app_data_free stays null: libotr never
+  // frees what we point it at.
+  if (channel != nullptr) context->app_data = channel;
+  return channel;
+}
+
+}  // namespace otr

@@ -1,0 +1,415 @@
+// An instance's jobs on the process-wide pool: a strand per channel (its jobs one at a time,
+// in call order), instance-wide jobs as barriers (they start when every job queued before
+// them has finished, and jobs queued after them wait), user states for the jobs that run at
+// once, and the outbox of finished results.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <thread>
+#include <utility>
+
+#include "engine.h"
+#include "files.h"
+#include "wipe.h"
+
+namespace otr {
+
+thread_local OtrlUserState tViewing = nullptr;
+
+namespace {
+
+// Enough to amortise the hop to the JS thread, small enough that handling one delivery
+// (its callbacks, and the strings they carry) stays around a millisecond. Counted in
+// effects (callbacks), not jobs: one fragmented write alone makes dozens of onWrite calls.
+constexpr size_t kEffectsPerDelivery = 128;
+constexpr size_t kTextBytesPerDelivery = 256 * 1024;
+// No finished result waits longer than this for the batches after it: the courier sends the
+// outbox when its oldest batch is this old, whatever the threads are running. A job that ran
+// this long (a key rotation, an AKE or SMP step) has its result sent at once.
+constexpr std::chrono::microseconds kLongestHold{200};
+// A strand whose last job took this long is "heavy": the pool runs light strands first.
+constexpr std::chrono::microseconds kHeavyJob{1000};
+
+// libotr's key reader fstat()s its FILE (fmemopen has no descriptor): an anonymous
+// in-memory file, never on disk, freed when closed.
+FILE* ReadFrom(const std::string& bytes) {
+  const int fd = memfd_create("protocol-otr-keys", MFD_CLOEXEC);
+  if (fd < 0) return nullptr;
+  size_t written = 0;
+  while (written < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
+    if (n <= 0) {
+      ::close(fd);
+      return nullptr;
+    }
+    written += static_cast<size_t>(n);
+  }
+  FILE* file = ::lseek(fd, 0, SEEK_SET) == 0 ? ::fdopen(fd, "rb") : nullptr;
+  if (file == nullptr) ::close(fd);
+  return file;
+}
+
+}  // namespace
+
+Engine::Engine(Poster post) : post_(std::move(post)) { us_ = otrl_userstate_create(); }
+
+Engine::~Engine() { Shutdown(); }
+
+void Engine::Start() {
+  Pool& pool = Pool::Get();
+  if (pool.Threads() == 0) pool.SetThreads(std::max(1u, std::thread::hardware_concurrency()));
+  std::lock_guard<std::mutex> lock(mutex_);
+  started_ = true;
+}
+
+void Engine::Enqueue(Job job) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (stopping_) return;
+  ++notStarted_;
+  if (!waiting_.empty() || globalRunning_) {
+    waiting_.push_back(std::move(job));
+  } else if (job.strand != kInstanceWide) {
+    Admit(std::move(job));
+  } else if (admitted_ == 0) {
+    StartGlobal(std::move(job));
+  } else {
+    waiting_.push_back(std::move(job));
+  }
+}
+
+void Engine::Admit(Job job) {
+  const uint32_t key = job.strand;
+  Strand& strand = strands_[key];
+  strand.jobs.push_back(std::move(job));
+  ++admitted_;
+  // One pool task per strand at a time: the next is submitted when this one's job ends.
+  if (!strand.running && strand.jobs.size() == 1) {
+    ++inPool_;
+    Pool::Get().Submit(this, key, strand.heavy);
+  }
+}
+
+void Engine::StartGlobal(Job job) {
+  globalRunning_ = true;
+  global_ = std::move(job);
+  ++inPool_;
+  Pool::Get().Submit(this, kInstanceWide, false);
+}
+
+void Engine::Drain() {
+  while (!waiting_.empty() && !globalRunning_) {
+    if (waiting_.front().strand == kInstanceWide) {
+      if (admitted_ != 0) return;
+      Job next = std::move(waiting_.front());
+      waiting_.pop_front();
+      StartGlobal(std::move(next));
+      return;
+    }
+    Job next = std::move(waiting_.front());
+    waiting_.pop_front();
+    Admit(std::move(next));
+  }
+}
+
+void Engine::RunTask(uint32_t tag) {
+  const bool global = tag == kInstanceWide;
+  Job job;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    --inPool_;
+    if (stopping_) {
+      wake_.notify_all();
+      return;
+    }
+    if (global) {
+      job = std::move(global_);
+    } else {
+      Strand& strand = strands_[tag];
+      job = std::move(strand.jobs.front());
+      strand.jobs.pop_front();
+      strand.running = true;
+    }
+    --notStarted_;
+    ++running_;
+  }
+  OtrlUserState us = global ? us_ : BorrowState();
+  const auto started = std::chrono::steady_clock::now();
+  Execute(job, us);
+  const auto spent = std::chrono::steady_clock::now() - started;
+  job.run = nullptr;  // frees what the job captured (message text: wiped by the job itself)
+  if (!global) ReturnState(us);
+  jobsDone_.fetch_add(1, std::memory_order_relaxed);
+  bool idle;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    idle = notStarted_ == 0;
+  }
+  // Still counted as running: no instance-wide job (close()) can start, and Shutdown waits.
+  if (idle) FlushFingerprintsWhenIdle();
+  if (idle || spent >= kLongestHold) Flush();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    --running_;
+    if (global) {
+      globalRunning_ = false;
+    } else {
+      auto found = strands_.find(tag);
+      if (found != strands_.end()) {
+        Strand& strand = found->second;
+        strand.running = false;
+        strand.heavy = spent >= kHeavyJob;
+        --admitted_;
+        if (!strand.jobs.empty()) {
+          ++inPool_;
+          Pool::Get().Submit(this, tag, strand.heavy);
+        } else {
+          strands_.erase(found);
+        }
+      }
+    }
+    if (!stopping_ && admitted_ == 0) Drain();
+    if (stopping_) wake_.notify_all();
+  }
+}
+
+void Engine::Shutdown() {
+  if (shutDown_) return;
+  shutDown_ = true;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+    strands_.clear();
+    waiting_.clear();
+    admitted_ = 0;
+  }
+  wake_.notify_all();  // a job waiting for a JS answer takes the default
+  const size_t cancelled = Pool::Get().Cancel(this);
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    inPool_ -= cancelled;
+    wake_.wait(lock, [this] { return running_ == 0 && inPool_ == 0; });
+  }
+  // No job runs or will run: nothing can post to the outbox or ask the courier any more.
+  Pool::Get().ForgetFlushes(this);
+  {
+    std::lock_guard<std::mutex> lock(outboxMutex_);
+    outbox_.clear();
+  }
+  StopKeygens();
+  FreeUserstate();
+}
+
+OtrlUserState Engine::BorrowState() {
+  std::lock_guard<std::mutex> lock(statesMutex_);
+  if (!idleLenders_.empty()) {
+    OtrlUserState us = idleLenders_.back();
+    idleLenders_.pop_back();
+    return us;
+  }
+  OtrlUserState us = otrl_userstate_create();
+  LoadKeyMaterial(us);
+
+  lenders_.push_back(us);
+  return us;
+}
+
+void Engine::ReturnState(OtrlUserState us) {
+  std::lock_guard<std::mutex> lock(statesMutex_);
+  idleLenders_.push_back(us);
+}
+
+// Under statesMutex_. Lenders hold exactly the home state's keys and instance tags, read from
+// the same bytes the home state was loaded from (or wrote): key generation happens once.
+void Engine::LoadKeyMaterial(OtrlUserState us) {
+  otrl_privkey_forget_all(us);
+  otrl_instag_forget_all(us);
+  if (!keyBytes_.empty()) {
+    if (FILE* file = ReadFrom(keyBytes_)) {
+      otrl_privkey_read_FILEp(us, file);
+      std::fclose(file);
+    }
+  }
+  if (!instagBytes_.empty()) {
+    if (FILE* file = ReadFrom(instagBytes_)) {
+      otrl_instag_read_FILEp(us, file);
+      std::fclose(file);
+    }
+  }
+}
+
+// Instance-wide jobs only (no lender is in use): after a key or instance tag was written.
+void Engine::RefreshKeyMaterial() {
+  std::lock_guard<std::mutex> lock(statesMutex_);
+  Wipe(keyBytes_);
+  keyBytes_ = ReadWholeFile(paths_.privkeys).bytes;
+  instagBytes_ = ReadWholeFile(paths_.instags).bytes;
+  for (OtrlUserState lender : lenders_) LoadKeyMaterial(lender);
+}
+
+void Engine::Answer(const std::shared_ptr<Query>& query, bool hasString, std::string text, int64_t number) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    query->hasString = hasString;
+    query->answer = std::move(text);
+    query->number = number;
+    query->answered = true;
+  }
+  wake_.notify_all();
+}
+
+void Engine::AnswerDefault(const std::shared_ptr<Query>& query) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    query->answered = true;
+  }
+  wake_.notify_all();
+}
+
+void Engine::Execute(Job& job, OtrlUserState us) {
+  CallScope scope;
+  scope.engine = this;
+  scope.us = us;
+  scope.job = job.id;
+  auto* batch = new Batch();
+  batch->job = job.id;
+  if (closed_) {
+    batch->ok = false;
+    batch->failure = MakeFailure("ERR_OTR_CLOSED", "this OTR instance is closed");
+  } else {
+    job.run(*this, scope, *batch);
+  }
+  batch->effects = std::move(scope.effects);
+  batch->done = !scope.deferred;
+  if (!batch->done && batch->effects.empty()) {
+    delete batch;
+    return;
+  }
+  if (!batch->done) batch->job = 0;  // effects of a deferred job belong to no waiting call yet
+  Post(batch);
+}
+
+void Engine::Post(Batch* batch) {
+  std::chrono::steady_clock::time_point due;
+  bool arm = false;
+  {
+    std::lock_guard<std::mutex> lock(outboxMutex_);
+    const auto now = std::chrono::steady_clock::now();
+    if (outbox_.empty()) {
+      outboxSince_ = now;
+      arm = true;
+    }
+    for (const Effect& effect : batch->effects) outboxBytes_ += effect.text.size();
+    outboxEffects_ += batch->effects.size() + 1;  // the settling of the call counts too
+    outbox_.emplace_back(batch);
+    if (outboxEffects_ >= kEffectsPerDelivery || outboxBytes_ >= kTextBytesPerDelivery ||
+        now - outboxSince_ >= kLongestHold) {
+      FlushLocked();
+      arm = false;
+    }
+    due = outboxSince_ + kLongestHold;
+  }
+  if (arm) Pool::Get().FlushAt(this, due);
+}
+
+void Engine::FlushDue(std::chrono::steady_clock::time_point now) {
+  std::chrono::steady_clock::time_point due;
+  {
+    std::lock_guard<std::mutex> lock(outboxMutex_);
+    if (outbox_.empty()) return;
+    due = outboxSince_ + kLongestHold;
+    if (now >= due) {
+      FlushLocked();
+      return;
+    }
+  }
+  Pool::Get().FlushAt(this, due);
+}
+
+void Engine::Flush() {
+  std::lock_guard<std::mutex> lock(outboxMutex_);
+  FlushLocked();
+}
+
+void Engine::FlushLocked() {
+  outboxBytes_ = 0;
+  outboxEffects_ = 0;
+  if (outbox_.empty()) return;
+  auto* delivery = new Delivery();
+  delivery->batches.swap(outbox_);
+  uint64_t effects = 0;
+  for (const auto& batch : delivery->batches) effects += batch->effects.size();
+  deliveries_.fetch_add(1, std::memory_order_relaxed);
+  batches_.fetch_add(delivery->batches.size(), std::memory_order_relaxed);
+  effects_.fetch_add(effects, std::memory_order_relaxed);
+  if (!post_(delivery)) delete delivery;
+}
+
+bool Engine::Ask(CallScope& scope, const std::shared_ptr<Query>& query) {
+  auto* batch = new Batch();
+  batch->job = scope.job;
+  batch->done = false;
+  batch->effects = std::move(scope.effects);
+  scope.effects.clear();
+  batch->query = query;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_) {
+      delete batch;
+      return false;
+    }
+  }
+  {
+    // The outbox goes with the question, in order.
+    std::lock_guard<std::mutex> lock(outboxMutex_);
+    outbox_.emplace_back(batch);
+    outboxBytes_ = 0;
+    outboxEffects_ = 0;
+    auto* delivery = new Delivery();
+    delivery->batches.swap(outbox_);
+    deliveries_.fetch_add(1, std::memory_order_relaxed);
+    if (!post_(delivery)) {
+      delete delivery;
+      return false;
+    }
+  }
+  std::unique_lock<std::mutex> lock(mutex_);
+  wake_.wait(lock, [&] { return stopping_ || query->answered; });
+  return query->answered;
+}
+
+EngineStats Engine::Stats() {
+  EngineStats stats;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats.queued = notStarted_;
+    stats.running = running_;
+    stats.strands = strands_.size();
+  }
+  {
+    std::shared_lock<std::shared_mutex> lock(indexMutex_);
+    stats.contacts = masters_.size();
+    stats.channels = channels_.size();
+  }
+  {
+    std::lock_guard<std::mutex> lock(statesMutex_);
+    stats.userStates = (us_ != nullptr ? 1 : 0) + lenders_.size();
+  }
+  stats.sessions = sessions_.load(std::memory_order_relaxed);
+  stats.jobs = jobsDone_.load(std::memory_order_relaxed);
+  stats.deliveries = deliveries_.load(std::memory_order_relaxed);
+  stats.batches = batches_.load(std::memory_order_relaxed);
+  stats.effects = effects_.load(std::memory_order_relaxed);
+  return stats;
+}
+
+// libotr's poll looks at every contact: the home state holds them all while an instance-wide
+// job runs. Each state has its own "timer running" flag; the poll decides for all of them.
+void Engine::Poll(CallScope& scope) {
+  std::lock_guard<std::mutex> lock(statesMutex_);
+  for (OtrlUserState lender : lenders_) us_->timer_running = us_->timer_running || lender->timer_running;
+  otrl_message_poll(us_, ops(), &scope);
+  for (OtrlUserState lender : lenders_) lender->timer_running = us_->timer_running;
+}
+
+}  // namespace otr

@@ -1,0 +1,172 @@
+// Contacts in parallel: one account's contacts run on the process-wide threads at once, each
+// contact's calls stay in the order they were made, calls that concern the whole instance
+// stay ordered with respect to every call before and after them, otr.stats(), and the
+// threads are shared by every instance of the process.
+
+import test, { after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { Policy, setThreads } from 'protocol-otr';
+import { ALICE, BOB, PROTO, T, Net, cloneDir, closeAll, filesIn, keys, openOTR, openCopies, tmpdir, writeKeyFile } from './helpers/harness.mjs';
+
+after(closeAll);
+
+// A bridge (one OTR, one account) with `n` contacts, and a peers OTR whose account talks to it
+// under `n` names: channel i of the bridge is wired to channel i of the peers.
+async function bridge(n, options = {}) {
+  const k = await keys();
+  const net = new Net();
+  const bridgeOtr = openOTR(cloneDir(k.aliceDir));
+  const peersOtr = openOTR(cloneDir(k.bobDir));
+  const links = [];
+  for (let i = 0; i < n; i++) {
+    const b = await net.addParty(`bridge>${i}`, { otr: bridgeOtr, account: ALICE, contact: `peer${i}@example.org`, ...options });
+    const p = await net.addParty(`peer${i}>bridge`, { otr: peersOtr, account: BOB, contact: `bridge${i}@example.org`, ...options });
+    b.peers = [p];
+    p.peers = [b];
+    links.push({ b, p });
+  }
+  return { net, bridgeOtr, peersOtr, links };
+}
+
+function shuffled(list) {
+  const copy = [...list];
+  for (let i = copy.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [copy[i], copy[j]] = [copy[j], copy[i]];
+  }
+  return copy;
+}
+
+test('thousands of interleaved calls over many contacts: each contact receives its messages, and settles its calls, in call order', T, async () => {
+  setThreads(4); // more threads than cores: contacts really overlap
+  const N = 24;
+  const ROUNDS = 100;
+  const { net, links } = await bridge(N);
+  await Promise.all(links.map(({ b }) => b.channel.init()));
+  await net.settle();
+  for (const { b, p } of links) {
+    assert.equal(b.channel.status, 'Unverified');
+    assert.equal(p.channel.status, 'Unverified');
+  }
+  const settled = links.map(() => []); // per contact: the order its write() promises resolved in
+  const calls = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const i of shuffled([...links.keys()])) {
+      const { b, p } = links[i];
+      calls.push(b.channel.write(`${i}:${r}`).then(() => settled[i].push(r)));
+      // Some contacts re-key mid-way (an AKE on the same strand as the writes around it:
+      // those writes wait for it, other contacts' do not); the others' peers answer every few
+      // rounds (a reply reaching a contact while it re-keys would be refused as not private).
+      if (r === ROUNDS / 2 && i % 4 === 0) calls.push(b.channel.refresh());
+      if (i % 4 !== 0 && r % 7 === i % 7) calls.push(p.channel.write(`reply ${i}:${r}`));
+    }
+  }
+  await Promise.all(calls);
+  await net.settle();
+  net.assertNoErrors();
+  const rounds = [...Array(ROUNDS).keys()];
+  for (const [i, { b, p }] of links.entries()) {
+    assert.deepEqual(settled[i], rounds, `contact ${i}: write() promises settled in call order`);
+    assert.deepEqual(p.received, rounds.map((r) => `${i}:${r}`), `contact ${i}: the peer read every message, in order`);
+    const replies = i % 4 === 0 ? [] : rounds.filter((r) => r % 7 === i % 7).map((r) => `reply ${i}:${r}`);
+    assert.deepEqual(b.received, replies, `contact ${i}: the bridge read the replies in order`);
+    assert.equal(b.channel.status, 'Unverified', `contact ${i} still private`);
+  }
+});
+
+test('calls that concern the whole instance are ordered with every call before and after them', T, async () => {
+  const { bridgeOtr } = await bridge(0);
+  const account = await bridgeOtr.account(ALICE, PROTO);
+  const N = 12;
+  const hex = (i) => (i + 1).toString(16).padStart(40, '0');
+  const channels = [];
+  const seenVerified = new Map(); // message → was the contact's fingerprint verified in its onWrite
+  for (let i = 0; i < N; i++) {
+    const contact = await account.contact(`plain${i}@example.org`, hex(i));
+    channels.push(
+      contact.channel({
+        policy: Policy.NEVER,
+        onWrite: (ch, message) => seenVerified.set(message, ch.contact.fingerprints()[0].isVerified),
+        onRead() {},
+      }),
+    );
+  }
+  const order = [];
+  const calls = [];
+  const steps = 30;
+  const want = new Array(N).fill(false); // the trust each contact will have, as calls are made
+  for (let s = 0; s < steps; s++) {
+    for (const [i, ch] of channels.entries()) calls.push(ch.write(`${s}/${i}`).then(() => order.push(`w ${s}/${i}`)));
+    // Every third step, one contact's trust is toggled: an instance-wide call between writes.
+    if (s % 3 === 1) {
+      const fp = channels[s % N].contact.fingerprints()[0];
+      want[s % N] = !want[s % N];
+      calls.push(fp.setVerified(want[s % N]).then(() => order.push(`t ${s}`)));
+    }
+  }
+  await Promise.all(calls);
+  // Every write made before an instance-wide call settled before it.
+  for (let s = 1; s < steps; s += 3) {
+    const at = order.indexOf(`t ${s}`);
+    for (let i = 0; i < N; i++) assert.ok(order.indexOf(`w ${s}/${i}`) < at, `write ${s}/${i} settled before trust call ${s}`);
+  }
+  // Every write ran after the instance-wide calls made before it, and before those made
+  // after it: what its onWrite saw of the trust is exactly what the calls before it left.
+  const verified = new Array(N).fill(false);
+  for (let s = 0; s < steps; s++) {
+    for (let i = 0; i < N; i++) assert.equal(seenVerified.get(`${s}/${i}`), verified[i], `onWrite of ${s}/${i}`);
+    if (s % 3 === 1) verified[s % N] = !verified[s % N];
+  }
+});
+
+test('otr.stats(): threads, queues, contacts, channels, sessions and deliveries', T, async () => {
+  setThreads(2);
+  const { net, bridgeOtr, links } = await bridge(6);
+  const before = bridgeOtr.stats();
+  assert.equal(before.threads.length, 3, 'one entry per pool thread, and the express thread');
+  assert.equal(before.channels, 6);
+  assert.equal(before.sessions, 0);
+  await Promise.all(links.map(({ b }) => b.channel.init()));
+  await net.settle();
+  await Promise.all(links.map(({ b }) => b.channel.write('hello')));
+  await net.settle();
+  const s = bridgeOtr.stats();
+  assert.equal(s.contacts, 6, 'contacts libotr keeps');
+  assert.equal(s.channels, 6);
+  assert.equal(s.sessions, 6, 'every channel is encrypted');
+  assert.equal(s.queued, 0);
+  assert.equal(s.running, 0);
+  assert.equal(s.pending, 0);
+  assert.ok(s.jobs >= before.jobs + 12, `jobs finished: ${before.jobs} → ${s.jobs}`);
+  assert.ok(s.deliveries > before.deliveries && s.callbacks > before.callbacks, 'deliveries and callbacks counted');
+  assert.ok(s.userStates >= 2 && s.userStates <= 1 + 3, `the home state plus at most one per thread: ${s.userStates}`);
+  assert.ok(s.threads.every((t) => t.busyMs >= 0 && t.tasks >= 0));
+  assert.ok(s.threads.reduce((sum, t) => sum + t.tasks, 0) > 0, 'the pool ran tasks');
+  await links[0].b.channel.finish();
+  await net.settle();
+  assert.equal(bridgeOtr.stats().sessions, 5, 'a finished session is no longer counted');
+});
+
+test('threads are shared: opening many OTR instances starts no thread per instance', T, async () => {
+  setThreads(2);
+  const dir = tmpdir();
+  await writeKeyFile(dir, [ALICE]);
+  const threads = () => Number(/Threads:\s+(\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))[1]);
+  const [warm] = await openCopies(dir, 1, 'warm-');
+  await (await warm.account(ALICE, PROTO)).contact(BOB);
+  const base = threads();
+  const many = await openCopies(dir, 20, 'many-');
+  for (const otr of many) {
+    const channel = (await (await otr.account(ALICE, PROTO)).contact(BOB)).channel({ onWrite() {}, onRead() {} });
+    await channel.init();
+  }
+  assert.equal(threads(), base, `threads with 21 live instances: ${threads()}, with 1: ${base}`);
+});
+
+test('setThreads and the threads option are checked', T, async () => {
+  for (const bad of [0, -1, 1.5, 2000, '2', null]) {
+    assert.throws(() => setThreads(bad), (e) => e.code === 'ERR_OTR_INVALID_ARGUMENT', String(bad));
+  }
+  assert.throws(() => openOTR({ ...filesIn(tmpdir()), threads: 0 }), (e) => e.code === 'ERR_OTR_INVALID_ARGUMENT');
+});
