@@ -103,6 +103,7 @@ interface Addon {
   /** An exclusive flock() on path (created 0600); throws { code: 'ERR_OTR_LOCKED' } when held. */
   lockFile(path: string): number;
   unlockFile(fd: number): void;
+  sharedNumbers: Record<string, number>;
   setThreads(threads: number): void;
   threads(): number;
   poolStats(): NativePoolStats;
@@ -171,6 +172,61 @@ export const enum BatchFlag {
   Ok = 2,
 }
 
+// The numbers above, by the names the addon exports them under (src-native/addon.cc,
+// SharedNumbers): compared at load, so a stale or mismatched build cannot misread deliveries.
+const SHARED_NUMBERS: Record<string, number> = {
+  BATCH_SLOTS,
+  EFFECT_SLOTS,
+  'EffectKind.Write': EffectKind.Write,
+  'EffectKind.Read': EffectKind.Read,
+  'EffectKind.GoneSecure': EffectKind.GoneSecure,
+  'EffectKind.GoneInsecure': EffectKind.GoneInsecure,
+  'EffectKind.StillSecure': EffectKind.StillSecure,
+  'EffectKind.NewFingerprint': EffectKind.NewFingerprint,
+  'EffectKind.Symkey': EffectKind.Symkey,
+  'EffectKind.Timer': EffectKind.Timer,
+  'EffectKind.SmpEvent': EffectKind.SmpEvent,
+  'EffectKind.MsgEvent': EffectKind.MsgEvent,
+  'EffectKind.ContactState': EffectKind.ContactState,
+  'EffectKind.AccountReady': EffectKind.AccountReady,
+  'EffectKind.Error': EffectKind.Error,
+  'EffectKind.LoadSkipped': EffectKind.LoadSkipped,
+  'QueryKind.BeforeEncrypt': QueryKind.BeforeEncrypt,
+  'QueryKind.AfterDecrypt': QueryKind.AfterDecrypt,
+  'QueryKind.IsLoggedIn': QueryKind.IsLoggedIn,
+  'QueryKind.ErrorText': QueryKind.ErrorText,
+  'QueryKind.SmpSecret': QueryKind.SmpSecret,
+  'ChannelOp.Init': ChannelOp.Init,
+  'ChannelOp.Refresh': ChannelOp.Refresh,
+  'ChannelOp.Finish': ChannelOp.Finish,
+  'ChannelOp.Symkey': ChannelOp.Symkey,
+  'ChannelOp.Ping': ChannelOp.Ping,
+  'ChannelOp.SmpVerify': ChannelOp.SmpVerify,
+  'ChannelOp.SmpRespond': ChannelOp.SmpRespond,
+  'ChannelOp.SmpAbort': ChannelOp.SmpAbort,
+  'ChannelOp.Write': ChannelOp.Write,
+  'ChannelOp.Read': ChannelOp.Read,
+  'ChannelOp.SelectSession': ChannelOp.SelectSession,
+  'ChannelOp.SetQueryText': ChannelOp.SetQueryText,
+  'ChannelOp.Dropped': ChannelOp.Dropped,
+  'CallbackFlag.BeforeEncrypt': CallbackFlag.BeforeEncrypt,
+  'CallbackFlag.AfterDecrypt': CallbackFlag.AfterDecrypt,
+  'CallbackFlag.IsLoggedIn': CallbackFlag.IsLoggedIn,
+  'CallbackFlag.ErrorText': CallbackFlag.ErrorText,
+  'CallbackFlag.Smp': CallbackFlag.Smp,
+  'BatchFlag.Done': BatchFlag.Done,
+  'BatchFlag.Ok': BatchFlag.Ok,
+};
+
+/** Why the addon's shared numbers differ from ours (a stale build), or undefined. */
+export function sharedNumbersMismatch(native: Record<string, number> | undefined): string | undefined {
+  const names = new Set([...Object.keys(SHARED_NUMBERS), ...Object.keys(native ?? {})]);
+  const differ = [...names].filter((name) => native?.[name] !== SHARED_NUMBERS[name]);
+  if (differ.length === 0) return undefined;
+  const shown = differ.slice(0, 5).map((name) => `${name} (addon ${native?.[name]}, lib ${SHARED_NUMBERS[name]})`).join(', ');
+  return `the addon and lib/native.ts disagree on ${differ.length} shared number(s): ${shown}: rebuild (npm run compile)`;
+}
+
 let addon: Addon | undefined;
 let loadFailure: OtrError | undefined;
 
@@ -194,6 +250,7 @@ function loadAddon(): Addon {
     loadFailure = new OtrError(ErrorCodes.ADDON_LOAD, explainLoadFailure(cause instanceof Error ? cause.message : String(cause)), { cause });
     throw loadFailure;
   }
+  if (!addon.initError) addon.initError = sharedNumbersMismatch(addon.sharedNumbers);
   if (!addon.initError && addon.maxNameBytes !== MAX_NAME_BYTES) {
     addon.initError = `the addon checks names against ${addon.maxNameBytes} bytes, lib/validate.ts against ${MAX_NAME_BYTES}: rebuild (npm run compile)`;
   }

@@ -411,6 +411,34 @@ class Handle : public Napi::ObjectWrap<Handle> {
 
 namespace {
 
+// Every number lib/native.ts shares with this addon, by name: lib/native.ts compares them
+// with its own at load and refuses to run on a mismatch (a stale build), so they cannot drift.
+Napi::Object SharedNumbers(Napi::Env env) {
+  Napi::Object numbers = Napi::Object::New(env);
+  auto set = [&](const char* name, int64_t value) { numbers.Set(name, Napi::Number::New(env, static_cast<double>(value))); };
+  set("BATCH_SLOTS", kBatchSlots);
+  set("EFFECT_SLOTS", kEffectSlots);
+#define E(name) set("EffectKind." #name, static_cast<int>(EffectKind::name))
+  E(Write); E(Read); E(GoneSecure); E(GoneInsecure); E(StillSecure); E(NewFingerprint); E(Symkey);
+  E(Timer); E(SmpEvent); E(MsgEvent); E(ContactState); E(AccountReady); E(Error); E(LoadSkipped);
+#undef E
+#define Q(name) set("QueryKind." #name, static_cast<int>(QueryKind::name))
+  Q(BeforeEncrypt); Q(AfterDecrypt); Q(IsLoggedIn); Q(ErrorText); Q(SmpSecret);
+#undef Q
+#define O(name) set("ChannelOp." #name, static_cast<int>(ChannelOp::name))
+  O(Init); O(Refresh); O(Finish); O(Symkey); O(Ping); O(SmpVerify); O(SmpRespond); O(SmpAbort); O(Write);
+  O(Read); O(SelectSession); O(SetQueryText); O(Dropped);
+#undef O
+  set("CallbackFlag.BeforeEncrypt", kHasBeforeEncrypt);
+  set("CallbackFlag.AfterDecrypt", kHasAfterDecrypt);
+  set("CallbackFlag.IsLoggedIn", kHasIsLoggedIn);
+  set("CallbackFlag.ErrorText", kHasErrorText);
+  set("CallbackFlag.Smp", kHasSmp);
+  set("BatchFlag.Done", kBatchDone);
+  set("BatchFlag.Ok", kBatchOk);
+  return numbers;
+}
+
 // setThreads(n): the process-wide pool's size (every OTR instance shares it).
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   const int64_t threads = NumberArg(info, 0);
@@ -478,6 +506,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   ExportFileLock(env, exports);
   exports.Set("libotrVersion", Napi::String::New(env, otrl_version()));
   exports.Set("headersVersion", Napi::String::New(env, OTRL_VERSION));
+  exports.Set("sharedNumbers", SharedNumbers(env));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
   exports.Set("threads", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), static_cast<double>(Pool::Get().Threads()));

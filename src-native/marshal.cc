@@ -193,7 +193,7 @@ void Encode(Napi::Env env, const Delivery& delivery, double* nums, std::vector<n
   size_t at = 0;
   for (const auto& batch : delivery.batches) {
     nums[at++] = batch->job;
-    nums[at++] = (batch->done ? 1 : 0) | (batch->ok ? 2 : 0);
+    nums[at++] = (batch->done ? kBatchDone : 0) | (batch->ok ? kBatchOk : 0);
     nums[at++] = list.Add(ResultToJs(env, *batch));
     nums[at++] = batch->query ? list.Add(QueryToJs(env, *batch->query)) : kNone;
     nums[at++] = static_cast<double>(batch->effects.size());

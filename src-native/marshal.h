@@ -14,6 +14,9 @@ namespace otr {
 // Slots a batch header and an effect take in the number array.
 constexpr size_t kBatchSlots = 5;   // job, flags, result value, query value, effect count
 constexpr size_t kEffectSlots = 6;  // kind, channel, a, b, text value, extra value
+// The batch flags (lib/native.ts BatchFlag).
+constexpr int kBatchDone = 1;
+constexpr int kBatchOk = 2;
 
 size_t SlotsFor(const Delivery& delivery);
 

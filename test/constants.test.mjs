@@ -58,3 +58,14 @@ test('OtrError is exported and is an Error subclass with a code', () => {
   assert.equal(typeof otr.OtrError, 'function');
   assert.ok(otr.OtrError.prototype instanceof Error);
 });
+
+test('the numbers lib/native.ts shares with the addon (enums, slot counts) are checked at load, and a mismatch is named', async () => {
+  const { createRequire } = await import('node:module');
+  const require = createRequire(import.meta.url);
+  const native = require('../dist/native.js');
+  // Loading succeeded (libotr.constants works), so the build agrees with lib/native.ts.
+  assert.ok(libotr.version);
+  const addonNumbers = { BATCH_SLOTS: native.BATCH_SLOTS, EFFECT_SLOTS: native.EFFECT_SLOTS };
+  assert.match(native.sharedNumbersMismatch(addonNumbers), /disagree on \d+ shared number\(s\).*rebuild \(npm run compile\)/);
+  assert.equal(native.sharedNumbersMismatch(undefined)?.includes('EffectKind.Write (addon undefined, lib 1)'), true);
+});
