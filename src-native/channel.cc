@@ -16,17 +16,16 @@ void Fail(Batch& result, const char* code, const std::string& message, gcry_erro
   result.failure = MakeFailure(code, message, err);
 }
 
-void EmitEvent(CallScope& scope, ChannelRecord& channel, EffectKind kind, int64_t a = 0,
-               const std::string* text = nullptr, int64_t b = 0) {
-  Effect effect{kind};
-  effect.channel = channel.id;
-  effect.a = a;
-  effect.b = b;
-  if (text != nullptr) {
-    effect.hasText = true;
-    effect.text = *text;
-  }
-  scope.effects.push_back(std::move(effect));
+void EmitEvent(CallScope& scope, ChannelRecord& channel, EffectKind kind, Payload payload = NoPayload{}) {
+  scope.effects.push_back(MakeEffect(kind, channel.id, std::move(payload)));
+}
+
+MessageEventPayload MessageEvent(int event, const std::string& text) {
+  MessageEventPayload payload;
+  payload.event = event;
+  payload.hasText = true;
+  payload.text = text;
+  return payload;
 }
 
 const unsigned char* Bytes(const std::string& text) { return reinterpret_cast<const unsigned char*>(text.data()); }
@@ -117,8 +116,8 @@ void Engine::Receive(CallScope& scope, Batch&, ChannelRecord& channel, const std
   if (internal == 0) {
     const std::string shown = plain != nullptr ? std::string(plain) : text;
     // What libotr did decides `encrypted`: it decrypted a data message in this call.
-    EmitEvent(scope, channel, EffectKind::Read, scope.decrypted ? 1 : 0, &shown,
-              context != nullptr ? context->their_instance : 0);
+    EmitEvent(scope, channel, EffectKind::Read,
+              ReadPayload{shown, scope.decrypted, context != nullptr ? context->their_instance : 0});
   }
   // libotr 4 never calls gone_insecure: the contact ending the session arrives as a TLV.
   if (tlvs != nullptr && otrl_tlv_find(tlvs, OTRL_TLV_DISCONNECTED) != nullptr) {
@@ -149,7 +148,7 @@ void Engine::FinishChannel(CallScope& scope, ChannelRecord& channel) {
   channel.refreshing = false;
   // Writes still waiting for an AKE will not go out: say so for each of them.
   while (!channel.held.empty()) {
-    EmitEvent(scope, channel, EffectKind::MsgEvent, OTRL_MSGEVENT_CONNECTION_ENDED, &channel.held.front());
+    EmitEvent(scope, channel, EffectKind::MsgEvent, MessageEvent(OTRL_MSGEVENT_CONNECTION_ENDED, channel.held.front()));
     channel.held.pop_front();
   }
 }
@@ -253,7 +252,7 @@ void Engine::RunChannelOp(CallScope& scope, Batch& result, uint32_t channelId, C
         // Our own queue, not libotr's single resend slot: every held write goes out, in order.
         const bool startAke = channel.held.empty() && !channel.refreshing;
         channel.held.push_back(text);
-        EmitEvent(scope, channel, EffectKind::MsgEvent, OTRL_MSGEVENT_ENCRYPTION_REQUIRED, &channel.held.back());
+        EmitEvent(scope, channel, EffectKind::MsgEvent, MessageEvent(OTRL_MSGEVENT_ENCRYPTION_REQUIRED, channel.held.back()));
         if (startAke) SendQuery(scope, result, channel);
         break;
       }
@@ -265,7 +264,7 @@ void Engine::RunChannelOp(CallScope& scope, Batch& result, uint32_t channelId, C
       case ChannelOp::Dropped:
         // A message JS refused before it came here (too large, NUL): reported in order.
         if (number == OTRL_MSGEVENT_RCVDMSG_MALFORMED || number == OTRL_MSGEVENT_RCVDMSG_GENERAL_ERR) {
-          EmitEvent(scope, channel, EffectKind::MsgEvent, number, &text);
+          EmitEvent(scope, channel, EffectKind::MsgEvent, MessageEvent(static_cast<int>(number), text));
         }
         break;
       case ChannelOp::SmpVerify: {

@@ -184,12 +184,7 @@ void Engine::Load(CallScope& scope, Batch& result, FilePaths paths) {
         return fail(FileFailure("ERR_OTR_FINGERPRINTS_FILE", paths_.fingerprints + " has lines libotr cannot read, and " + why));
       }
       for (const SkippedLine& line : skipped) {
-        Effect effect{EffectKind::LoadSkipped};
-        effect.a = static_cast<int64_t>(line.line);
-        effect.hasText = true;
-        effect.text = line.reason;
-        effect.bytes = copy;
-        scope.effects.push_back(std::move(effect));
+        scope.effects.push_back(MakeEffect(EffectKind::LoadSkipped, 0, SkippedLinePayload{line.line, line.reason, copy}));
       }
       trust_->MarkDirty();  // written back without them once the worker is idle
     }
@@ -388,10 +383,8 @@ void Engine::EmitContactState(CallScope& scope, ConnContext* master, ChannelReco
     channel->liveSessions = live;
   }
 
-  Effect effect{EffectKind::ContactState};
-  effect.channel = channel != nullptr ? channel->id : 0;
-  effect.contact = std::move(state);
-  scope.effects.push_back(std::move(effect));
+  scope.effects.push_back(
+      MakeEffect(EffectKind::ContactState, channel != nullptr ? channel->id : 0, ContactStatePayload{std::move(state)}));
 }
 
 }  // namespace otr

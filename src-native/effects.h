@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "errors.h"
@@ -57,17 +58,103 @@ struct AccountState {
   uint32_t instag = 0;
 };
 
+// What each kind of effect carries, one struct per meaning (marshal.cc lays them out for the
+// JS dispatcher; see lib/native.ts).
+struct NoPayload {};                        // GoneSecure, GoneInsecure
+struct WirePayload {                        // Write: a wire message for the transport
+  std::string text;
+};
+struct ReadPayload {                        // Read: what the user is shown
+  std::string text;
+  bool encrypted = false;                   // libotr decrypted it in this call
+  uint32_t instag = 0;                      // the sender's instance tag (0: none)
+};
+struct StillSecurePayload {
+  bool isReply = false;
+};
+struct NewFingerprintPayload {
+  std::string human;                        // libotr's human-readable form
+  bool seenBefore = false;                  // the contact had other fingerprints
+};
+struct SymkeyPayload {
+  unsigned use = 0;
+  std::string useData;
+  std::string key;                          // OTRL_EXTRAKEY_BYTES
+};
+struct TimerPayload {
+  unsigned interval = 0;                    // seconds; 0 stops the timer
+};
+struct SmpPayload {
+  int event = 0;                            // OtrlSMPEvent
+  unsigned progress = 0;
+  bool hasQuestion = false;
+  std::string question;
+};
+struct MessageEventPayload {
+  int event = 0;                            // OtrlMessageEvent
+  bool hasText = false;
+  std::string text;
+};
+struct ContactStatePayload {
+  std::shared_ptr<ContactState> state;
+};
+struct AccountPayload {
+  std::shared_ptr<AccountState> account;
+};
+struct ErrorPayload {                       // a failure no call waits for
+  std::string code, message;
+};
+struct SkippedLinePayload {                 // a fingerprints-file line skipped at load
+  size_t line = 0;
+  std::string reason, copy;
+};
+
+using Payload = std::variant<NoPayload, WirePayload, ReadPayload, StillSecurePayload, NewFingerprintPayload,
+                             SymkeyPayload, TimerPayload, SmpPayload, MessageEventPayload, ContactStatePayload,
+                             AccountPayload, ErrorPayload, SkippedLinePayload>;
+
 struct Effect {
   EffectKind kind;
   uint32_t channel = 0;
-  int64_t a = 0;
-  int64_t b = 0;
-  bool hasText = false;
-  std::string text;
-  std::string bytes;
-  std::shared_ptr<ContactState> contact;
-  std::shared_ptr<AccountState> account;
+  Payload payload;
+
+  // Bytes of text it carries (what a delivery is capped by).
+  size_t TextBytes() const {
+    return std::visit(
+        [](const auto& p) -> size_t {
+          using P = std::decay_t<decltype(p)>;
+          if constexpr (std::is_same_v<P, WirePayload> || std::is_same_v<P, ReadPayload> ||
+                        std::is_same_v<P, MessageEventPayload>) {
+            return p.text.size();
+          } else {
+            return 0;
+          }
+        },
+        payload);
+  }
+  // Message text, SMP questions and symmetric keys are wiped before their memory is freed.
+  void WipeSecrets() {
+    std::visit(
+        [](auto& p) {
+          using P = std::decay_t<decltype(p)>;
+          if constexpr (std::is_same_v<P, WirePayload> || std::is_same_v<P, ReadPayload> ||
+                        std::is_same_v<P, MessageEventPayload>) {
+            Wipe(p.text);
+          } else if constexpr (std::is_same_v<P, SymkeyPayload>) {
+            Wipe(p.key);
+            Wipe(p.useData);
+          } else if constexpr (std::is_same_v<P, SmpPayload>) {
+            Wipe(p.question);
+          }
+        },
+        payload);
+  }
 };
+
+inline Effect MakeEffect(EffectKind kind, uint32_t channel, Payload payload = NoPayload{}) {
+  Effect effect{kind, channel, std::move(payload)};
+  return effect;
+}
 
 // The ops whose value libotr needs before it can go on: the worker waits for JS's answer.
 enum class QueryKind : int { BeforeEncrypt = 1, AfterDecrypt = 2, IsLoggedIn = 3, ErrorText = 4, SmpSecret = 5 };
@@ -98,10 +185,7 @@ struct ResultValue {
 struct Batch {
   // Effects carry message text and symmetric keys; once they reached JS they are wiped.
   ~Batch() {
-    for (Effect& effect : effects) {
-      Wipe(effect.text);
-      Wipe(effect.bytes);
-    }
+    for (Effect& effect : effects) effect.WipeSecrets();
     Wipe(value.bytes);
   }
   uint32_t job = 0;  // 0: effects no call is waiting for

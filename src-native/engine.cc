@@ -8,12 +8,8 @@
 namespace otr {
 
 void Engine::ReportError(CallScope& scope, const Failure& failure) {
-  Effect effect{EffectKind::Error};
-  effect.channel = scope.channel != nullptr ? scope.channel->id : 0;
-  effect.hasText = true;
-  effect.text = failure.code;
-  effect.bytes = failure.message;
-  scope.effects.push_back(std::move(effect));
+  scope.effects.push_back(MakeEffect(EffectKind::Error, scope.channel != nullptr ? scope.channel->id : 0,
+                                     ErrorPayload{failure.code, failure.message}));
 }
 
 void Engine::FlushFingerprintsWhenIdle() {

@@ -21,12 +21,8 @@ void Engine::ForgetContact(CallScope& scope, Batch& result, std::string account,
   if (ChannelRecord* channel = ChannelFor(account.c_str(), protocol.c_str(), username.c_str())) {
     // Writes still waiting for an AKE will not go out: say so for each, as finish() does.
     for (std::string& text : channel->held) {
-      Effect effect{EffectKind::MsgEvent};
-      effect.channel = channel->id;
-      effect.a = OTRL_MSGEVENT_CONNECTION_ENDED;
-      effect.hasText = true;
-      effect.text = std::move(text);
-      scope.effects.push_back(std::move(effect));
+      scope.effects.push_back(MakeEffect(EffectKind::MsgEvent, channel->id,
+                                         MessageEventPayload{OTRL_MSGEVENT_CONNECTION_ENDED, true, std::move(text)}));
     }
     sessions_.fetch_sub(channel->liveSessions, std::memory_order_relaxed);
     std::unique_lock<std::shared_mutex> lock(indexMutex_);

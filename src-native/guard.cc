@@ -72,12 +72,8 @@ void DropFragment(ConnContext* context) {
 }
 
 void Report(CallScope& scope, ChannelRecord& channel, std::string text) {
-  Effect effect{EffectKind::MsgEvent};
-  effect.channel = channel.id;
-  effect.a = OTRL_MSGEVENT_RCVDMSG_GENERAL_ERR;
-  effect.hasText = true;
-  effect.text = std::move(text);
-  scope.effects.push_back(std::move(effect));
+  scope.effects.push_back(MakeEffect(EffectKind::MsgEvent, channel.id,
+                                     MessageEventPayload{OTRL_MSGEVENT_RCVDMSG_GENERAL_ERR, true, std::move(text)}));
 }
 
 template <typename Visit>

@@ -26,9 +26,8 @@ std::shared_ptr<AccountState> DescribeAccount(OtrlUserState us, const char* name
 }  // namespace
 
 void Engine::EmitAccount(CallScope& scope, OtrlPrivKey* key) {
-  Effect effect{EffectKind::AccountReady};
-  effect.account = DescribeAccount(us_, key->accountname, key->protocol);
-  scope.effects.push_back(std::move(effect));
+  scope.effects.push_back(
+      MakeEffect(EffectKind::AccountReady, 0, AccountPayload{DescribeAccount(us_, key->accountname, key->protocol)}));
 }
 
 void Engine::EnsureAccount(CallScope& scope, Batch& result, std::string name, std::string protocol) {

@@ -64,24 +64,62 @@ Napi::Object AccountToJs(Napi::Env env, const AccountState& account) {
   return object;
 }
 
-Napi::Value Extra(Napi::Env env, const Effect& effect) {
-  switch (effect.kind) {
-    case EffectKind::Symkey: {
-      Napi::Array pair = Napi::Array::New(env, 2);
-      pair.Set(0u, Napi::Buffer<char>::Copy(env, effect.bytes.data(), effect.bytes.size()));
-      pair.Set(1u, Napi::Buffer<char>::Copy(env, effect.text.data(), effect.text.size()));
-      return pair;
-    }
-    case EffectKind::Error:
-    case EffectKind::LoadSkipped:
-      return Napi::String::New(env, effect.bytes);
-    case EffectKind::ContactState:
-      return ContactToJs(env, *effect.contact);
-    case EffectKind::AccountReady:
-      return AccountToJs(env, *effect.account);
-    default:
-      return Napi::Value();
-  }
+// An effect in the dispatcher's layout (lib/native.ts): two numbers, a text and an extra
+// value, whose meaning depends on the kind.
+struct EffectSlots {
+  double a = 0;
+  double b = 0;
+  const std::string* text = nullptr;
+  Napi::Value extra;
+};
+
+EffectSlots SlotsOf(Napi::Env env, const Effect& effect) {
+  EffectSlots slots;
+  std::visit(
+      [&](const auto& p) {
+        using P = std::decay_t<decltype(p)>;
+        if constexpr (std::is_same_v<P, WirePayload>) {
+          slots.text = &p.text;
+        } else if constexpr (std::is_same_v<P, ReadPayload>) {
+          slots.a = p.encrypted ? 1 : 0;
+          slots.b = p.instag;
+          slots.text = &p.text;
+        } else if constexpr (std::is_same_v<P, StillSecurePayload>) {
+          slots.a = p.isReply ? 1 : 0;
+        } else if constexpr (std::is_same_v<P, NewFingerprintPayload>) {
+          slots.a = p.seenBefore ? 1 : 0;
+          slots.text = &p.human;
+        } else if constexpr (std::is_same_v<P, SymkeyPayload>) {
+          slots.a = p.use;
+          slots.text = &p.useData;
+          Napi::Array pair = Napi::Array::New(env, 2);
+          pair.Set(0u, Napi::Buffer<char>::Copy(env, p.key.data(), p.key.size()));
+          pair.Set(1u, Napi::Buffer<char>::Copy(env, p.useData.data(), p.useData.size()));
+          slots.extra = pair;
+        } else if constexpr (std::is_same_v<P, TimerPayload>) {
+          slots.a = p.interval;
+        } else if constexpr (std::is_same_v<P, SmpPayload>) {
+          slots.a = p.event;
+          slots.b = p.progress;
+          if (p.hasQuestion) slots.text = &p.question;
+        } else if constexpr (std::is_same_v<P, MessageEventPayload>) {
+          slots.a = p.event;
+          if (p.hasText) slots.text = &p.text;
+        } else if constexpr (std::is_same_v<P, ContactStatePayload>) {
+          slots.extra = ContactToJs(env, *p.state);
+        } else if constexpr (std::is_same_v<P, AccountPayload>) {
+          slots.extra = AccountToJs(env, *p.account);
+        } else if constexpr (std::is_same_v<P, ErrorPayload>) {
+          slots.text = &p.code;
+          slots.extra = Napi::String::New(env, p.message);
+        } else if constexpr (std::is_same_v<P, SkippedLinePayload>) {
+          slots.a = static_cast<double>(p.line);
+          slots.text = &p.reason;
+          slots.extra = Napi::String::New(env, p.copy);
+        }
+      },
+      effect.payload);
+  return slots;
 }
 
 Napi::Value ResultToJs(Napi::Env env, const Batch& batch) {
@@ -198,12 +236,13 @@ void Encode(Napi::Env env, const Delivery& delivery, double* nums, std::vector<n
     nums[at++] = batch->query ? list.Add(QueryToJs(env, *batch->query)) : kNone;
     nums[at++] = static_cast<double>(batch->effects.size());
     for (const Effect& effect : batch->effects) {
+      const EffectSlots slots = SlotsOf(env, effect);
       nums[at++] = static_cast<int>(effect.kind);
       nums[at++] = effect.channel;
-      nums[at++] = static_cast<double>(effect.a);
-      nums[at++] = static_cast<double>(effect.b);
-      nums[at++] = effect.hasText ? list.Add(MakeString(env, effect.text)) : kNone;
-      nums[at++] = list.Add(Extra(env, effect));
+      nums[at++] = slots.a;
+      nums[at++] = slots.b;
+      nums[at++] = slots.text != nullptr ? list.Add(MakeString(env, *slots.text)) : kNone;
+      nums[at++] = list.Add(slots.extra);
     }
   }
 }

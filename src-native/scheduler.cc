@@ -299,7 +299,7 @@ void Engine::Post(Batch* batch) {
       outboxSince_ = now;
       arm = true;
     }
-    for (const Effect& effect : batch->effects) outboxBytes_ += effect.text.size();
+    for (const Effect& effect : batch->effects) outboxBytes_ += effect.TextBytes();
     outboxEffects_ += batch->effects.size() + 1;  // the settling of the call counts too
     outbox_.emplace_back(batch);
     if (outboxEffects_ >= kEffectsPerDelivery || outboxBytes_ >= kTextBytesPerDelivery ||

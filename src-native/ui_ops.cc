@@ -29,17 +29,8 @@ uint32_t ChannelIdWithState(CallScope* scope, ConnContext* context) {
   return channel->id;
 }
 
-void Emit(CallScope* scope, EffectKind kind, uint32_t channel, int64_t a = 0, int64_t b = 0,
-          const char* text = nullptr) {
-  Effect effect{kind};
-  effect.channel = channel;
-  effect.a = a;
-  effect.b = b;
-  if (text != nullptr) {
-    effect.hasText = true;
-    effect.text = text;
-  }
-  scope->effects.push_back(std::move(effect));
+void Emit(CallScope* scope, EffectKind kind, uint32_t channel, Payload payload = NoPayload{}) {
+  scope->effects.push_back(MakeEffect(kind, channel, std::move(payload)));
 }
 
 char* CopyString(const std::string& text) {
@@ -108,7 +99,7 @@ void NewFingerprint(void* opdata, OtrlUserState, const char* account, const char
     ChannelRecord* channel = scope->engine->ChannelFor(account, protocol, username);
     scope->stateMayHaveChanged = true;
     if (channel != nullptr) scope->engine->EmitStateIfChanged(*scope, *channel);
-    Emit(scope, EffectKind::NewFingerprint, channel != nullptr ? channel->id : 0, known > 0 ? 1 : 0, 0, human);
+    Emit(scope, EffectKind::NewFingerprint, channel != nullptr ? channel->id : 0, NewFingerprintPayload{human, known > 0});
     scope->fingerprintsChanged = true;
   } catch (...) {
   }
@@ -156,7 +147,7 @@ void StillSecure(void* opdata, ConnContext* context, int isReply) noexcept {
         return;
       }
     }
-    Emit(scope, EffectKind::StillSecure, ChannelIdWithState(scope, context), isReply);
+    Emit(scope, EffectKind::StillSecure, ChannelIdWithState(scope, context), StillSecurePayload{isReply != 0});
   } catch (...) {
   }
 }
@@ -180,13 +171,11 @@ void ReceivedSymkey(void* opdata, ConnContext* context, unsigned int use, const 
                     size_t usedatalen, const unsigned char* symkey) noexcept {
   try {
     CallScope* scope = ScopeOf(opdata);
-    Effect effect{EffectKind::Symkey};
-    effect.channel = ChannelIdFor(scope, context);
-    effect.a = use;
-    effect.hasText = true;
-    effect.text.assign(reinterpret_cast<const char*>(usedata), usedatalen);
-    effect.bytes.assign(reinterpret_cast<const char*>(symkey), OTRL_EXTRAKEY_BYTES);
-    scope->effects.push_back(std::move(effect));
+    SymkeyPayload payload;
+    payload.use = use;
+    payload.useData.assign(reinterpret_cast<const char*>(usedata), usedatalen);
+    payload.key.assign(reinterpret_cast<const char*>(symkey), OTRL_EXTRAKEY_BYTES);
+    Emit(scope, EffectKind::Symkey, ChannelIdFor(scope, context), std::move(payload));
   } catch (...) {
   }
 }
@@ -242,7 +231,8 @@ void HandleSmpEvent(void* opdata, OtrlSMPEvent event, ConnContext* context, unsi
                     char* question) noexcept {
   try {
     CallScope* scope = ScopeOf(opdata);
-    Emit(scope, EffectKind::SmpEvent, ChannelIdWithState(scope, context), event, progress, question);
+    Emit(scope, EffectKind::SmpEvent, ChannelIdWithState(scope, context),
+         SmpPayload{event, progress, question != nullptr, question != nullptr ? question : ""});
     if (event == OTRL_SMPEVENT_CHEATED || event == OTRL_SMPEVENT_ERROR) scope->smpToAbort.push_back(context);
     ChannelRecord* channel = scope->engine->ChannelFor(context);
     const bool asked = event == OTRL_SMPEVENT_ASK_FOR_SECRET || event == OTRL_SMPEVENT_ASK_FOR_ANSWER;
@@ -271,8 +261,8 @@ void HandleMsgEvent(void* opdata, OtrlMessageEvent event, ConnContext* context, 
     std::string text;
     if (message != nullptr) text = message;
     if (err != 0 && text.empty()) text = DescribeGcryError(err);
-    Emit(scope, EffectKind::MsgEvent, ChannelIdFor(scope, context), event, 0,
-         message != nullptr || err != 0 ? text.c_str() : nullptr);
+    Emit(scope, EffectKind::MsgEvent, ChannelIdFor(scope, context),
+         MessageEventPayload{event, message != nullptr || err != 0, std::move(text)});
   } catch (...) {
   }
 }
@@ -312,7 +302,7 @@ void FreeConverted(void*, ConnContext*, char* dest) noexcept { std::free(dest); 
 void TimerControl(void* opdata, unsigned int interval) noexcept {
   try {
     CallScope* scope = ScopeOf(opdata);
-    Emit(scope, EffectKind::Timer, scope->channel != nullptr ? scope->channel->id : 0, interval);
+    Emit(scope, EffectKind::Timer, scope->channel != nullptr ? scope->channel->id : 0, TimerPayload{interval});
   } catch (...) {
   }
 }

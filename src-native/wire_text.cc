@@ -49,11 +49,7 @@ std::string OneLine(const std::string& text) {
 }
 
 void Send(CallScope& scope, uint32_t channelId, std::string text) {
-  Effect effect{EffectKind::Write};
-  effect.channel = channelId;
-  effect.hasText = true;
-  effect.text = std::move(text);
-  scope.effects.push_back(std::move(effect));
+  scope.effects.push_back(MakeEffect(EffectKind::Write, channelId, WirePayload{std::move(text)}));
 }
 
 }  // namespace
