@@ -331,3 +331,61 @@ test('files the process may not read (EACCES, run as an unprivileged user) give 
     assert.deepEqual(snapshot(dir), before, `${kind}: nothing changed on disk`);
   }
 });
+
+test('SIGKILL while an OTR running contacts on several threads (several user states) writes its fingerprints: the file loads whole, with every confirmed trust', T, async () => {
+  const dir = tmpdir('otr-rel-multi-');
+  const peerDir = tmpdir('otr-rel-multi-peer-');
+  await writeKeyFile(dir, ['owner@example.org']);
+  await writeKeyFile(peerDir, ['peer@example.org']);
+  const runs = LONG ? 60 : 12;
+  const confirmed = new Map(); // `${contact} ${hex}` → true, confirmed on disk
+  const stats = { runs: 0, pendingAtKill: 0, learnt: 0 };
+  for (let run = 0; run < runs; run++) {
+    const delay = 50 + Math.random() * 500;
+    let buffered = '';
+    let armed = false;
+    const result = await runNode(path.join(CHILDREN, 'multi-state-writer.mjs'), ['run', dir, peerDir, String(run)], {
+      timeoutMs: 60_000,
+      onStdout: (chunk, child) => {
+        buffered += chunk;
+        if (!armed && buffered.includes('ready\n')) {
+          armed = true;
+          setTimeout(() => child.kill('SIGKILL'), delay);
+        }
+      },
+    });
+    assert.equal(result.signal, 'SIGKILL', `run ${run}: the writer must only end by our SIGKILL (code ${result.code}, stderr ${result.stderr})`);
+    stats.runs++;
+    const wanted = new Map();
+    for (const line of result.stdout.split('\n')) {
+      const [word, id, contact, hex] = line.split(' ');
+      if (word === 'want') wanted.set(id, `${contact} ${hex}`);
+      if (word === 'done') {
+        confirmed.set(wanted.get(id), true);
+        wanted.delete(id);
+      }
+    }
+    stats.pendingAtKill += wanted.size;
+
+    // The file is whole: every line well formed, no line twice, nothing skipped at load.
+    const lines = fs.readFileSync(filesIn(dir).contactsFile, 'utf8').split('\n').filter(Boolean);
+    for (const line of lines) assert.match(line, /^[^\t]+\towner@example\.org\tprpl-jabber\t[0-9a-f]{40}\t(verified)?$/, `run ${run}: line ${line}`);
+    assert.equal(new Set(lines.map((l) => l.split('\t').slice(0, 4).join('\t'))).size, lines.length, `run ${run}: no fingerprint twice`);
+    const otr = new OTR(filesIn(dir));
+    try {
+      assert.deepEqual(otr.loadReport.skipped, [], `run ${run}: nothing skipped at load`);
+      const loaded = new Map();
+      for (const contact of otr.findAccount('owner@example.org', PROTO)?.contacts() ?? []) {
+        for (const fp of contact.fingerprints()) loaded.set(`${contact.name} ${hexOf(fp.hash)}`, fp.isVerified);
+      }
+      for (const key of confirmed.keys()) assert.equal(loaded.get(key), true, `run ${run}: confirmed trust of ${key}`);
+      for (const key of wanted.values()) assert.ok(loaded.get(key) !== false || !confirmed.has(key), `run ${run}: ${key} is old or new`);
+      stats.learnt = loaded.size;
+    } finally {
+      await otr.close();
+    }
+    assert.deepEqual(fs.readdirSync(dir).filter((n) => n.includes('.tmp-')), [], `run ${run}: no temp file left after a load`);
+  }
+  console.log(`# kill -9 of a multi-state OTR: ${stats.runs} runs, ${confirmed.size} trust writes confirmed, ${stats.pendingAtKill} in flight at a kill, ${stats.learnt} fingerprints on disk at the end`);
+  assert.ok(confirmed.size > 0, 'some trust writes completed');
+});
