@@ -2,12 +2,12 @@
 // bridges talking through it over raw sockets. Once with flood penalties off (1,000
 // messages each way), once with ngircd's default flood penalties and a Pacer in front of
 // each connection.
-import { before, test } from 'node:test';
+import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Pacer } from 'protocol-otr';
 import { makeKeys, runConversation } from './helpers/e2e-scenario.mjs';
-import { connectIrc } from './helpers/irc-client.mjs';
-import { serverMissing, startNgircd } from './helpers/servers.mjs';
+import { closeAllIrc, connectIrc } from './helpers/irc-client.mjs';
+import { serverMissing, startNgircd, stopAllServers } from './helpers/servers.mjs';
 
 const missing = serverMissing('ngircd');
 const T = { timeout: 240_000, skip: missing };
@@ -91,6 +91,11 @@ async function conversation({ floodPenalties, messages, pacing }) {
     keys.remove();
   }
 }
+
+after(async () => {
+  closeAllIrc();
+  await stopAllServers();
+});
 
 before(() => {
   if (missing) console.log(`# skipped: ${missing}`);

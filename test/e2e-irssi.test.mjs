@@ -3,15 +3,15 @@
 // when our first query arrives and answers the next with a stale AKE message, so OTR only
 // starts on a later query — which init()'s retries send by themselves. Then messages both
 // ways, checked in irssi's own log and in our onRead.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { OTR } from 'protocol-otr';
-import { connectIrc } from './helpers/irc-client.mjs';
-import { foreignEnv, serverMissing, startNgircd } from './helpers/servers.mjs';
+import { closeAllIrc, connectIrc } from './helpers/irc-client.mjs';
+import { foreignEnv, serverMissing, startNgircd, stopAllServers } from './helpers/servers.mjs';
 
 const IRSSI_OTR_MODULE = '/usr/lib/x86_64-linux-gnu/irssi/modules/libotr_core.so';
 function missing() {
@@ -23,6 +23,14 @@ function missing() {
   return reason;
 }
 const skip = missing();
+const TMUX_SOCKET = `otr-test-${process.pid}`;
+
+// Also when a test timed out before its own cleanup: nothing may keep the process alive.
+after(async () => {
+  spawnSync('tmux', ['-L', TMUX_SOCKET, 'kill-server'], { env: foreignEnv() });
+  closeAllIrc();
+  await stopAllServers();
+});
 
 // Resolves when `file` contains `text` (watching the file, no sleeping).
 function fileContains(file, text) {
@@ -60,7 +68,7 @@ settings = {
 `,
   );
   fs.writeFileSync(path.join(home, 'startup'), 'load otr\n');
-  const tmux = (...args) => spawnSync('tmux', ['-L', `otr-test-${process.pid}`, ...args], { encoding: 'utf8', env: foreignEnv() });
+  const tmux = (...args) => spawnSync('tmux', ['-L', TMUX_SOCKET, ...args], { encoding: 'utf8', env: foreignEnv() });
   const otr = new OTR({
     privkeysFile: path.join(dir, 'otr.private_key'),
     contactsFile: path.join(dir, 'otr.fingerprints'),

@@ -1,10 +1,10 @@
 // End to end over a real XMPP server: prosody on loopback, started and stopped here, two
 // bridges talking through it with @xmpp/client (a development dependency only).
-import { before, test } from 'node:test';
+import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { client as xmppClient, xml } from '@xmpp/client';
 import { makeKeys, runConversation } from './helpers/e2e-scenario.mjs';
-import { serverMissing, startProsody } from './helpers/servers.mjs';
+import { serverMissing, startProsody, stopAllServers } from './helpers/servers.mjs';
 
 const missing = serverMissing('prosody');
 const T = { timeout: 240_000, skip: missing };
@@ -30,6 +30,7 @@ async function connect(server, user, password) {
     stats.messagesIn++;
     handler(stanza.attrs.from.split('/')[0], body);
   });
+  clients.add(x);
   await x.start();
   await x.send(xml('presence'));
   // One stanza after the other, in the order the library produced them.
@@ -49,6 +50,14 @@ async function connect(server, user, password) {
     flushed: () => last,
   };
 }
+
+// Clients still connected when the file ends (a test that timed out): stopped, or their
+// reconnection attempts would keep the process alive.
+const clients = new Set();
+after(async () => {
+  await Promise.all([...clients].map((x) => x.stop().catch(() => {})));
+  await stopAllServers();
+});
 
 before(() => {
   if (missing) console.log(`# skipped: ${missing}`);

@@ -2,22 +2,31 @@
 // two instances of each talk through the server — OTR started with a retried query,
 // messages both ways, SMP as a promise, a nick change (IRC), and /quit telling the other
 // side the session ended.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { serverMissing, startNgircd, startProsody } from './helpers/servers.mjs';
+import { serverMissing, startNgircd, startProsody, stopAllServers } from './helpers/servers.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ircMissing = serverMissing('ngircd');
 const xmppMissing = serverMissing('prosody');
 
+// Examples still running when the file ends (a test that timed out) are stopped, so the
+// test process can exit.
+const children = new Set();
+after(async () => {
+  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+  await stopAllServers();
+});
+
 // A running example: its output lines, a way to wait for one, and its standard input.
 function run(script, args) {
   const child = spawn(process.execPath, [path.join(ROOT, 'examples', script), ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+  children.add(child);
   const lines = [];
   const waiting = new Set();
   let partial = '';

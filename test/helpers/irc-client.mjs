@@ -3,10 +3,19 @@
 import net from 'node:net';
 import { EventEmitter } from 'node:events';
 
+const open = new Set();
+
+/** Closes every client still connected (a file's after() hook, for tests that timed out). */
+export function closeAllIrc() {
+  for (const socket of open) socket.destroy();
+  open.clear();
+}
+
 export function connectIrc(nick, port, host = '127.0.0.1') {
   return new Promise((resolve, reject) => {
     const client = new EventEmitter();
     const socket = net.connect(port, host);
+    open.add(socket);
     let buffer = Buffer.alloc(0);
     client.nick = nick;
     client.socket = socket;
@@ -62,6 +71,7 @@ export function connectIrc(nick, port, host = '127.0.0.1') {
       reject(error);
     });
     socket.on('close', () => {
+      open.delete(socket);
       client.closed = true;
       client.emit('close');
     });

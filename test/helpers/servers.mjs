@@ -71,6 +71,23 @@ function tempDir(prefix) {
   return dir;
 }
 
+// Every server still running, so a file's after() hook can stop them even when a test timed
+// out before its own cleanup (a child left running would keep the test process alive).
+const running = new Set();
+
+export async function stopAllServers() {
+  await Promise.all([...running].map((stop) => stop()));
+}
+
+function track(child, dir) {
+  const stop = async () => {
+    running.delete(stop);
+    await stopChild(child, dir);
+  };
+  running.add(stop);
+  return stop;
+}
+
 async function stopChild(child, dir) {
   if (child.exitCode === null && child.signalCode === null) {
     const exited = new Promise((resolve) => child.once('exit', resolve));
@@ -113,8 +130,9 @@ export async function startNgircd({ floodPenalties = false } = {}) {
     ].join('\n'),
   );
   const child = spawn('ngircd', ['-n', '-f', conf], { stdio: ['ignore', 'pipe', 'pipe'], env: foreignEnv() });
+  const stop = track(child, dir);
   await whenListening(port, child, 'ngircd');
-  return { port, host: '127.0.0.1', stop: () => stopChild(child, dir) };
+  return { port, host: '127.0.0.1', stop };
 }
 
 /** prosody with a config of its own (never without --config), users registered by file. */
@@ -155,6 +173,7 @@ export async function startProsody(users) {
     ].join('\n'),
   );
   const child = spawn('prosody', ['-F', '--config', conf], { stdio: ['ignore', 'pipe', 'pipe'], env: foreignEnv() });
+  const stop = track(child, dir);
   await whenListening(port, child, 'prosody');
-  return { port, host: '127.0.0.1', domain: 'localhost', stop: () => stopChild(child, dir) };
+  return { port, host: '127.0.0.1', domain: 'localhost', stop };
 }
