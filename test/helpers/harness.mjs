@@ -527,8 +527,14 @@ export class Net {
 export async function makeSecure(net, a, b) {
   await a.channel.init();
   await net.settle();
-  assert.equal(a.channel.status, 'Unverified', `${a.name} private`);
-  assert.equal(b.channel.status, 'Unverified', `${b.name} private`);
+  // What happened, should it fail: rejected reads, events, and the wire message types.
+  const story = () => JSON.stringify({
+    errors: net.errors.map((e) => `${e.party}: ${e.error?.code} ${e.error?.message}`),
+    events: [a, b].map((p) => `${p.name}: ${JSON.stringify(p.args('onEvent'))}`),
+    wire: [a, b].map((p) => `${p.name}: ${p.wire.map((m) => m.slice(0, 12)).join(' ')}`),
+  });
+  assert.equal(a.channel.status, 'Unverified', `${a.name} private; ${story()}`);
+  assert.equal(b.channel.status, 'Unverified', `${b.name} private; ${story()}`);
 }
 
 // createPair({ alice: {policy, maxMessageSize, handlers, omit, dir}, bob: {...} })
