@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run bench [-- --quick] [-- --only a,b] [-- --skip-otrjs]`: builds the C baseline,
+// `npm run bench [-- --quick] [-- --only a,b] [-- --skip-otrjs] [-- --store]`: builds the C baseline,
 // runs every scenario for the three implementations one after the other on this machine,
 // prints the table with the ratios protocol-otr / C and protocol-otr / npm otr, checks the
 // targets of the performance issue, and writes bench/results.json.
@@ -19,6 +19,11 @@ const IMPLS = ['c', 'protocol-otr', 'otrjs'];
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
+// `--store`: the file store against the PostgreSQL store instead (bench/store.mjs).
+if (args.includes('--store')) {
+  const run = spawnSync(process.execPath, [path.join(HERE, 'store.mjs'), ...(quick ? ['--quick'] : [])], { stdio: 'inherit' });
+  process.exit(run.status ?? 1);
+}
 const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : SCENARIOS;
 const skipOtrjs = args.includes('--skip-otrjs');
 const keysDir = path.join(HERE, 'c', 'build', 'keys');

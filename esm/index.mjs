@@ -3,6 +3,7 @@ import cjs from '../dist/index.js';
 
 export const {
   OTR, setThreads, Account, Contact, Fingerprint, Channel, Router, Pacer, OtrError, ErrorCodes, libotr,
+  Store, FileStore, PostgresStore,
   Policy, ErrorCode, SmpEvent, MessageEvent, Instag,
   POLICY_NEVER, POLICY_ALLOW_V1, POLICY_ALLOW_V2, POLICY_ALLOW_V3, POLICY_REQUIRE_ENCRYPTION,
   POLICY_SEND_WHITESPACE_TAG, POLICY_WHITESPACE_START_AKE, POLICY_ERROR_START_AKE,

@@ -60,6 +60,7 @@ export class Account {
     const hex = fingerprint === undefined ? '' : fingerprintToHex(fingerprint);
     requireBoolean('verified', verified);
     await this.ctx._call((job, handle) => handle.addContact(job, this.name, this.protocol, name, hex, verified));
+    await this.ctx._storeSettled();
     return this._contactFromNative(name);
   }
 
@@ -126,9 +127,11 @@ export class Account {
     this.#contacts.set(to, contact);
     this.#renaming.set(from, contact);
     contact._setName(to);
+    this.ctx.store?._renamed(this.name, this.protocol, from, to);
     return done.then(
       () => {
         if (this.#renaming.get(from) === contact) this.#renaming.delete(from);
+        return this.ctx._storeSettled();
       },
       (error: unknown) => {
         // The worker refused: put everything back as it was.

@@ -91,9 +91,9 @@ export class Contact {
     const channel = this.#channel;
     if (channel && !channel._closed) return channel._close(`${this.name} was forgotten`, dropUnverified);
     const account = this.account;
-    return account.ctx._call((job, handle) =>
-      handle.forgetContact(job, account.name, account.protocol, this.name, dropUnverified),
-    ) as Promise<void>;
+    return account.ctx
+      ._call((job, handle) => handle.forgetContact(job, account.name, account.protocol, this.name, dropUnverified))
+      .then(() => account.ctx._storeSettled());
   }
 
   /** @internal */
@@ -106,6 +106,7 @@ export class Contact {
     if (this.#forgotten) {
       throw new OtrError(ErrorCodes.CLOSED, `${this.name} was forgotten: account.contact() gives a new contact`);
     }
+    this.account.ctx.store?._requireOwner(this.account.name, this.account.protocol, this.#name);
     if (this.#channel) {
       throw new OtrError(ErrorCodes.CHANNEL_EXISTS, `a channel to ${this.name} from ${this.account.name} is already open`);
     }

@@ -44,6 +44,12 @@ export const ErrorCodes = {
   LOCK: 'ERR_OTR_LOCK',
   /** A failure with no better code: a bug, please report it. */
   INTERNAL: 'ERR_OTR_INTERNAL',
+  /** A shared store (PostgresStore) cannot be used: the database, its connection, `pg` missing, an account not in it. */
+  STORE: 'ERR_OTR_STORE',
+  /** Another node holds the contact's lease; `error.owner` names it. */
+  CONTACT_OWNED: 'ERR_OTR_CONTACT_OWNED',
+  /** A channel opened to a contact whose lease this node does not hold. */
+  NOT_OWNER: 'ERR_OTR_NOT_OWNER',
 } as const;
 
 /** One of the {@link ErrorCodes} values: `'ERR_OTR_…'`. */

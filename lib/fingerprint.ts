@@ -38,7 +38,10 @@ export class Fingerprint {
     return this.#trust;
   }
 
-  /** Sets or really removes trust, written to the contacts file before the promise resolves. */
+  /**
+   * Sets or really removes trust, written to the contacts file (with a shared store: to the
+   * database, and announced to the other nodes) before the promise resolves.
+   */
   async setVerified(verified: boolean): Promise<boolean> {
     requireBoolean('verified', verified);
     this.#ensureKnown();
@@ -46,6 +49,7 @@ export class Fingerprint {
     const result = await account.ctx._call((job, handle) =>
       handle.setTrust(job, account.name, account.protocol, this.contact.name, this._hex, verified),
     );
+    await account.ctx._storeSettled();
     return result as boolean;
   }
 
@@ -56,6 +60,7 @@ export class Fingerprint {
     await account.ctx._call((job, handle) =>
       handle.forgetFingerprint(job, account.name, account.protocol, this.contact.name, this._hex),
     );
+    await account.ctx._storeSettled();
   }
 
   #ensureKnown(): void {

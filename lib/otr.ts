@@ -21,6 +21,8 @@ import {
   type NativeContact,
   type NativeHandle,
 } from './native';
+import type { Lease } from './postgres-store';
+import type { Store, TrustChange } from './store';
 import { requireBoolean, requireInteger, requireName, requireText } from './validate';
 
 /** Where an {@link OTR} instance keeps its files (libotr's formats, as Pidgin writes them). */
@@ -97,6 +99,18 @@ export interface Limits {
   maxIncomingSize: number;
 }
 
+/** OTR.open(): the options of the constructor, and where the identity and trust are kept. */
+export interface OpenOptions extends Omit<OTROptions, 'privkeysFile' | 'contactsFile' | 'instanceTagsFile'> {
+  /** Default: a FileStore over the files named in the options (as the constructor). */
+  store?: Store;
+  /** Without a store: as the constructor's. With one: not allowed (the store names the files). */
+  privkeysFile?: string;
+  /** Without a store: as the constructor's. With one: not allowed. */
+  contactsFile?: string;
+  /** Without a store: as the constructor's. With one: not allowed. */
+  instanceTagsFile?: string;
+}
+
 /** Options of {@link OTR.close}. */
 export interface CloseOptions {
   /** Tell every contact in an encrypted session that we are leaving (through onWrite) first. */
@@ -152,6 +166,14 @@ export interface OTREvents {
   error: [error: OtrError];
   /** A contact was forgotten to stay within `maxContacts` (see {@link OTROptions.maxContacts}). */
   contactEvicted: [contact: Contact];
+  /**
+   * With a shared store (PostgresStore): a contact's fingerprint was added, its trust changed
+   * or it was forgotten, here (`origin: 'local'`, once stored) or on another node
+   * (`origin: 'remote'`, once applied to this instance's live state).
+   */
+  trustChanged: [change: TrustChange];
+  /** With a PostgresStore: its lease connection is gone, and with it these contacts' leases (their channels are closed). */
+  leasesLost: [leases: Lease[]];
 }
 
 /**
@@ -191,6 +213,37 @@ export class OTR extends EventEmitter<OTREvents> {
   #pollChannel: Channel | undefined;
   #queryText: string | undefined;
   #lock: FileSetLock;
+  #store: Store | undefined;
+
+  /**
+   * Opens an OTR instance over a store: `store` prepares the files the engine loads (a
+   * PostgresStore makes them from the database) and is told of every change of fingerprints
+   * and trust. Without a store it is `new OTR(options)`.
+   */
+  static async open(options: OpenOptions = {}): Promise<OTR> {
+    if (options === null || typeof options !== 'object') throw new OtrError(ErrorCodes.INVALID_ARGUMENT, 'options must be an object');
+    const { store, ...rest } = options;
+    if (store === undefined) return new OTR(rest);
+    if (rest.privkeysFile !== undefined || rest.contactsFile !== undefined || rest.instanceTagsFile !== undefined) {
+      throw new OtrError(ErrorCodes.INVALID_ARGUMENT, 'with a store, the store names the files: leave out privkeysFile, contactsFile and instanceTagsFile');
+    }
+    const files = await store._open();
+    let otr: OTR;
+    try {
+      otr = new OTR({ ...rest, ...files });
+    } catch (error) {
+      await store._close().catch(() => {});
+      throw error;
+    }
+    otr.#store = store;
+    store._attach(otr);
+    return otr;
+  }
+
+  /** Where identity and trust are kept (undefined: the files named by the constructor's options). */
+  get store(): Store | undefined {
+    return this.#store;
+  }
 
   /**
    * Reads the three files (missing ones are empty) and takes their lock. Throws an
@@ -259,6 +312,7 @@ export class OTR extends EventEmitter<OTREvents> {
     }
     let request = this.#accountRequests.get(key);
     if (!request) {
+      this.#store?._allowsNewAccount(name, protocol);
       request = this._call((job, handle) => handle.ensureAccount(job, name, protocol)).then(
         (value) => this._accountFromNative(value as NativeAccount),
       );
@@ -307,7 +361,8 @@ export class OTR extends EventEmitter<OTREvents> {
       }
       for (const channel of this.#channels.values()) channel._stopRetries();
       const handle = this.#handle;
-      this.#closing = handle
+      const store = this.#store;
+      const closed = handle
         ? this._call((job, h) => h.close(job, endSessions), true).then(
             () => this.#dispose(),
             (error: unknown) => {
@@ -316,6 +371,7 @@ export class OTR extends EventEmitter<OTREvents> {
             },
           )
         : Promise.resolve();
+      this.#closing = store ? closed.finally(() => store._close()) : closed;
     }
     return this.#closing;
   }
@@ -385,6 +441,11 @@ export class OTR extends EventEmitter<OTREvents> {
         reject(fromNative(error));
       }
     });
+  }
+
+  /** @internal Settles when the store holds every change reported so far. */
+  _storeSettled(): Promise<void> {
+    return this.#store ? this.#store._settled() : Promise.resolve();
   }
 
   /** @internal */
@@ -561,6 +622,7 @@ export class OTR extends EventEmitter<OTREvents> {
         waiting.set(state.username, state);
         this.#contactsWithoutAccount.set(key, waiting);
       }
+      this.#store?._contactState(state);
       return;
     }
     const channel = this.#channels.get(channelId);

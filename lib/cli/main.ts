@@ -5,6 +5,7 @@ import { OtrError } from '../errors';
 import { keysFingerprint, keysGenerate, keysList, trustChange, trustList, type TrustChange } from './commands';
 import { CliError, Exit, type ExitCode } from './errors';
 import { fileSetFrom } from './fileset';
+import { databaseTransfer } from './database';
 import { CLIENTS, clientFiles, importFiles, type Client } from './import';
 
 const USAGE = `usage: protocol-otr <command> [options]
@@ -17,6 +18,8 @@ const USAGE = `usage: protocol-otr <command> [options]
   trust distrust <account> <protocol> <contact> <fingerprint>  remove the trust
   trust forget <account> <protocol> <contact> <fingerprint>    drop the fingerprint
   import --from pidgin|irssi|bitlbee <dir> [--user <nick>]    take over a client's files
+  db import --db <url> [--prefix otr_]        copy the file set into a PostgreSQL store
+  db export --db <url> [--prefix otr_]        write a PostgreSQL store out as the file set
 
 options:
   --dir <dir>            the file set's directory (default: .), with libotr's names
@@ -36,6 +39,8 @@ const OPTIONS = {
   protocol: { type: 'string' },
   from: { type: 'string' },
   user: { type: 'string' },
+  db: { type: 'string' },
+  prefix: { type: 'string' },
   json: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
@@ -101,6 +106,13 @@ async function run(argv: string[]): Promise<Output | undefined> {
       const lines = result.accounts.map((a) => `imported ${a.account}\t${a.protocol}\t${a.fingerprint}`);
       lines.push(`${result.fingerprints} contact fingerprint(s) into ${files.contactsFile}`);
       return { json: result, text: lines.join('\n') };
+    }
+    case 'db import':
+    case 'db export': {
+      positionals(args, 0, 'no arguments (the database is --db, the file set --dir or the file options)');
+      if (!values.db) throw new CliError(Exit.USAGE, '--db <connection string> is required');
+      const result = await databaseTransfer(action as 'import' | 'export', values.db, values.prefix, files);
+      return { json: result, text: Object.entries(result).map(([k, v]) => `${k}: ${v}`).join('\n') };
     }
     default:
       throw new CliError(Exit.USAGE, `unknown command '${command}'\n\n${USAGE}`);

@@ -1,0 +1,706 @@
+// A Store in PostgreSQL, shared by several nodes (processes, machines) behind the same
+// accounts: one identity (private keys and instance tags), one set of fingerprints and trust
+// (rows, written as changes and announced with NOTIFY), and one owner per contact (a session
+// advisory lock held on a dedicated connection). See docs/MULTI-NODE.md.
+//
+// The engine still works on the three Pidgin-format files: at open, this store makes them in
+// a private working directory of the node (mode 0700) from the database, and removes them at
+// close. Every change the engine reports for a contact's fingerprints becomes one row-level
+// statement; what another node changed arrives by NOTIFY and is applied to this node's live
+// state through the public API.
+import { createHash, randomInt } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ErrorCodes, OtrError } from './errors';
+import type { NativeContact } from './native';
+import { OTR } from './otr';
+import { Store, type StoreFiles, type TrustChange } from './store';
+import {
+  parseFingerprints,
+  parseInstanceTags,
+  parsePrivateKeys,
+  serialiseFingerprints,
+  serialiseInstanceTags,
+  serialisePrivateKeys,
+  wipeFile,
+  writeFileAtomically,
+  type FingerprintFileRow,
+  type KeyRow,
+} from './store-files';
+import { hexToHuman, requireInteger, requireName, requireText } from './validate';
+
+// The part of `pg` (node-postgres) this store uses.
+interface PgResult {
+  rows: Record<string, unknown>[];
+  rowCount: number | null;
+}
+interface PgClient {
+  connect(): Promise<void>;
+  query(text: string, values?: unknown[]): Promise<PgResult>;
+  end(): Promise<void>;
+  on(event: 'notification', listener: (message: { channel: string; payload?: string }) => void): unknown;
+  on(event: 'error' | 'end', listener: (error?: Error) => void): unknown;
+}
+interface PgModule {
+  Client: new (config: Record<string, unknown>) => PgClient;
+}
+
+/** Options of {@link PostgresStore}. */
+export interface PostgresStoreOptions {
+  /** A connection string, or a `pg` Client configuration (host, port, user, database, ssl, …). */
+  connection: string | Record<string, unknown>;
+  /** Prefix of this store's tables and NOTIFY channel: lower-case letters, digits, '_' (default 'otr_'). */
+  prefix?: string;
+  /** This node's name, shown to other nodes as the owner of its contacts (default host:pid; at most 63 bytes). */
+  node?: string;
+  /** The accounts this node serves: a missing key is generated at open and stored once for every node. */
+  accounts?: {
+    /** The account's name. */
+    name: string;
+    /** Its protocol. */
+    protocol: string;
+  }[];
+  /** Where the node's working copy of the files is made (default the OS temp dir; a tmpfs is best). */
+  workDir?: string;
+  /**
+   * How long a node that vanished without closing its connection (host down, network cut)
+   * keeps its leases, in seconds: TCP keepalive on the lease connection (default 10). A
+   * process that dies on a live host loses them at once (the kernel closes its socket).
+   */
+  leaseTimeoutSeconds?: number;
+}
+
+/** A contact this node owns. */
+export interface Lease {
+  /** Our account's name. */
+  account: string;
+  /** Our account's protocol. */
+  protocol: string;
+  /** The contact owned. */
+  contact: string;
+  /** The node owning it (this one). */
+  node: string;
+}
+
+interface Notice {
+  n: string; // node
+  a: string;
+  p: string;
+  c: string;
+  f: string; // 40 hex digits
+  t: string; // trust
+  d?: boolean; // forgotten
+}
+
+const SCHEMA_VERSION = 1;
+
+function loadPg(): PgModule {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require('pg') as PgModule;
+  } catch (error) {
+    throw new OtrError(ErrorCodes.STORE, "PostgresStore needs the 'pg' package (node-postgres): npm install pg", { cause: error });
+  }
+}
+
+const contactKey = (account: string, protocol: string, contact: string) => `${account}\0${protocol}\0${contact}`;
+
+function storeError(what: string, error: unknown): OtrError {
+  if (error instanceof OtrError) return error;
+  return new OtrError(ErrorCodes.STORE, `${what}: ${(error as Error)?.message ?? String(error)}`, { cause: error });
+}
+
+/**
+ * A store in PostgreSQL shared by several nodes behind the same accounts: one identity, trust
+ * shared live, one owner per contact (docs/MULTI-NODE.md). Serves one OTR instance
+ * (`OTR.open({ store })`), or import/export on its own.
+ */
+export class PostgresStore extends Store {
+  readonly kind = 'postgres';
+  /** Prefix of the tables and the NOTIFY channel. */
+  readonly prefix: string;
+  /** This node's name, as other nodes see it. */
+  readonly node: string;
+  /** How long a vanished host keeps its leases (TCP keepalive of the lease connection). */
+  readonly leaseTimeoutSeconds: number;
+  /** Keys this node generated at open; `stored: false` means another node stored its key first, and that one is used. */
+  readonly keysGenerated: {
+    /** The account's name. */
+    account: string;
+    /** Its protocol. */
+    protocol: string;
+    /** Whether this node's key is the one stored. */
+    stored: boolean;
+  }[] = [];
+
+  readonly #pg: PgModule;
+  readonly #connection: Record<string, unknown>;
+  readonly #accounts: { name: string; protocol: string }[];
+  readonly #workParent: string;
+  #writer: PgClient | undefined;
+  #session: PgClient | undefined;
+  #dir: string | undefined;
+  #otr: OTR | undefined;
+  #closed = false;
+  #broken: string | undefined;
+  // What the engine has for each contact (hex → trust): its changes are diffed against it.
+  #mirror = new Map<string, Map<string, string>>();
+  // What a remote change being applied will make the engine show (null: forgotten): not a local change.
+  #expect = new Map<string, string | null>();
+  #pending = new Set<Promise<void>>();
+  #applying: Promise<void> = Promise.resolve();
+  #early: Notice[] = [];
+  #leases = new Map<string, Lease>();
+  #acquiring = new Map<string, Promise<Lease>>();
+  #statements = 0;
+
+  /** Checks the options and loads `pg`; connects only when opened (or on import/export). */
+  constructor(options: PostgresStoreOptions) {
+    super();
+    if (options === null || typeof options !== 'object') throw new OtrError(ErrorCodes.INVALID_ARGUMENT, 'PostgresStore options must be an object');
+    const { connection } = options;
+    if (typeof connection === 'string') this.#connection = { connectionString: requireText('connection', connection) };
+    else if (connection !== null && typeof connection === 'object') this.#connection = { ...connection };
+    else throw new OtrError(ErrorCodes.INVALID_ARGUMENT, 'connection must be a connection string or a pg Client configuration');
+    this.prefix = options.prefix ?? 'otr_';
+    if (typeof this.prefix !== 'string' || !/^[a-z_][a-z0-9_]{0,40}$/.test(this.prefix)) {
+      throw new OtrError(ErrorCodes.INVALID_ARGUMENT, `prefix must be 1-41 lower-case letters, digits or '_' starting with a letter or '_', got ${JSON.stringify(this.prefix)}`);
+    }
+    this.node = requireName('node', options.node ?? `${os.hostname()}:${process.pid}`);
+    if (Buffer.byteLength(this.node) > 63) throw new OtrError(ErrorCodes.INVALID_ARGUMENT, 'node must be at most 63 bytes (PostgreSQL shows it as application_name)');
+    this.#accounts = (options.accounts ?? []).map((a, i) => ({
+      name: requireName(`accounts[${i}].name`, a?.name),
+      protocol: requireName(`accounts[${i}].protocol`, a?.protocol),
+    }));
+    this.#workParent = requireText('workDir', options.workDir ?? os.tmpdir());
+    this.leaseTimeoutSeconds = requireInteger('leaseTimeoutSeconds', options.leaseTimeoutSeconds ?? 10, 3, 3600);
+    this.#pg = loadPg();
+  }
+
+  #table(name: 'accounts' | 'fingerprints' | 'schema'): string {
+    return `"${this.prefix}${name}"`;
+  }
+
+  get #channel(): string {
+    return `${this.prefix}trust`;
+  }
+
+  // A 64-bit advisory lock key of this store (PostgreSQL's bigint form): [signed, high, low].
+  #lockKey(what: string): [string, number, number] {
+    const digest = createHash('sha256').update(`protocol-otr\0${this.prefix}\0${what}`).digest();
+    const unsigned = digest.readBigUInt64BE(0);
+    return [BigInt.asIntN(64, unsigned).toString(), Number(unsigned >> 32n), Number(unsigned & 0xffffffffn)];
+  }
+
+  // A connection whose queries run one after the other (pg wants no query issued while one runs).
+  async #client(): Promise<PgClient> {
+    const client = new this.#pg.Client({ ...this.#connection, application_name: this.node });
+    await client.connect();
+    let tail: Promise<unknown> = Promise.resolve();
+    return {
+      connect: () => client.connect(),
+      end: () => client.end(),
+      on: client.on.bind(client),
+      query: (text: string, values?: unknown[]) => {
+        this.#statements++;
+        const run = tail.then(() => client.query(text, values));
+        tail = run.catch(() => {});
+        return run;
+      },
+    };
+  }
+
+  async #ensureWriter(): Promise<PgClient> {
+    if (this.#broken) throw new OtrError(ErrorCodes.STORE, `the store's database connection is gone (${this.#broken}): open the OTR again`);
+    if (!this.#writer) {
+      const writer = await this.#client();
+      writer.on('error', (error) => this.#lost(`writer: ${error?.message}`));
+      this.#writer = writer;
+      await this.#migrate(writer);
+    }
+    return this.#writer;
+  }
+
+  /** Creates or upgrades this store's tables (done by every open; safe while other nodes run). */
+  async #migrate(db: PgClient): Promise<void> {
+    await db.query('BEGIN');
+    try {
+      await db.query('SELECT pg_advisory_xact_lock($1::bigint)', [this.#lockKey('schema')[0]]);
+      await db.query(`CREATE TABLE IF NOT EXISTS ${this.#table('schema')} (version integer NOT NULL)`);
+      const { rows } = await db.query(`SELECT version FROM ${this.#table('schema')}`);
+      let version = rows.length > 0 ? Number(rows[0].version) : 0;
+      if (rows.length === 0) await db.query(`INSERT INTO ${this.#table('schema')} (version) VALUES (0)`);
+      if (version > SCHEMA_VERSION) {
+        throw new OtrError(ErrorCodes.STORE, `the tables with prefix ${this.prefix} have schema version ${version}, newer than this protocol-otr knows (${SCHEMA_VERSION}): upgrade protocol-otr on this node`);
+      }
+      if (version < 1) {
+        await db.query(`CREATE TABLE ${this.#table('accounts')} (
+          account text NOT NULL, protocol text NOT NULL,
+          private_key text NOT NULL, instance_tag bigint NOT NULL,
+          created_by text NOT NULL, created_at timestamptz NOT NULL DEFAULT now(),
+          PRIMARY KEY (account, protocol))`);
+        await db.query(`CREATE TABLE ${this.#table('fingerprints')} (
+          account text NOT NULL, protocol text NOT NULL, contact text NOT NULL,
+          fingerprint text NOT NULL CHECK (fingerprint ~ '^[0-9a-f]{40}$'), trust text NOT NULL DEFAULT '',
+          changed_by text NOT NULL, changed_at timestamptz NOT NULL DEFAULT now(),
+          PRIMARY KEY (account, protocol, contact, fingerprint))`);
+        version = 1;
+      }
+      await db.query(`UPDATE ${this.#table('schema')} SET version = $1`, [version]);
+      await db.query('COMMIT');
+    } catch (error) {
+      await db.query('ROLLBACK').catch(() => {});
+      throw storeError('cannot create the store tables', error);
+    }
+  }
+
+  /** @internal */
+  async _open(): Promise<StoreFiles> {
+    if (this.#session || this.#closed) throw new OtrError(ErrorCodes.STORE, 'a PostgresStore serves one OTR instance: make a new one');
+    try {
+      const db = await this.#ensureWriter();
+      const session = await this.#client();
+      this.#session = session;
+      session.on('error', (error) => this.#lost(`lease connection: ${error?.message}`));
+      session.on('end', () => this.#lost('lease connection ended'));
+      session.on('notification', (message) => this.#notified(message.payload));
+      // A node that vanishes without a word loses its leases when the server gives up on it.
+      const t = this.leaseTimeoutSeconds;
+      await session.query(`SET tcp_keepalives_idle = ${Math.max(1, Math.floor(t / 2))}`);
+      await session.query(`SET tcp_keepalives_interval = ${Math.max(1, Math.floor(t / 6))}`);
+      await session.query('SET tcp_keepalives_count = 3');
+      await session.query(`SET tcp_user_timeout = ${t * 1000}`);
+      // Listening before reading the rows: no change made meanwhile is missed.
+      await session.query(`LISTEN "${this.#channel}"`);
+
+      const { rows: have } = await db.query(`SELECT account, protocol FROM ${this.#table('accounts')}`);
+      const missing = this.#accounts.filter((a) => !have.some((r) => r.account === a.name && r.protocol === a.protocol));
+      await Promise.all(missing.map((a) => this.#generateAndStore(db, a.name, a.protocol)));
+
+      const { rows: accounts } = await db.query(`SELECT account, protocol, private_key, instance_tag FROM ${this.#table('accounts')} ORDER BY account, protocol`);
+      const { rows: fingerprints } = await db.query(`SELECT account, protocol, contact, fingerprint, trust FROM ${this.#table('fingerprints')} ORDER BY account, protocol, contact, changed_at`);
+      const fpRows = fingerprints as unknown as FingerprintFileRow[];
+      for (const row of fpRows) {
+        const key = contactKey(row.account, row.protocol, row.contact);
+        const known = this.#mirror.get(key) ?? new Map<string, string>();
+        known.set(row.fingerprint, row.trust);
+        this.#mirror.set(key, known);
+      }
+      this.#dir = fs.mkdtempSync(path.join(this.#workParent, 'protocol-otr-node-'));
+      const files: StoreFiles = {
+        privkeysFile: path.join(this.#dir, 'otr.private_key'),
+        contactsFile: path.join(this.#dir, 'otr.fingerprints'),
+        instanceTagsFile: path.join(this.#dir, 'otr.instance_tags'),
+      };
+      writeFileAtomically(files.privkeysFile, serialisePrivateKeys(accounts.map((r) => ({ account: String(r.account), protocol: String(r.protocol), privateKey: String(r.private_key) }))));
+      writeFileAtomically(files.instanceTagsFile, serialiseInstanceTags(accounts.map((r) => ({ account: String(r.account), protocol: String(r.protocol), instag: Number(r.instance_tag) }))));
+      writeFileAtomically(files.contactsFile, serialiseFingerprints(fpRows));
+      return files;
+    } catch (error) {
+      await this._close();
+      throw storeError('cannot open the PostgreSQL store', error);
+    }
+  }
+
+  // Generates a key and instance tag in a scratch OTR instance, then stores them unless
+  // another node stored its own first (then that one is what every node uses).
+  async #generateAndStore(db: PgClient, account: string, protocol: string): Promise<void> {
+    const scratch = fs.mkdtempSync(path.join(this.#workParent, 'protocol-otr-keygen-'));
+    const files = {
+      privkeysFile: path.join(scratch, 'otr.private_key'),
+      contactsFile: path.join(scratch, 'otr.fingerprints'),
+      instanceTagsFile: path.join(scratch, 'otr.instance_tags'),
+    };
+    let key: KeyRow | undefined;
+    let instag: number | undefined;
+    try {
+      const otr = new OTR(files);
+      try {
+        await otr.account(account, protocol);
+      } finally {
+        await otr.close();
+      }
+      key = parsePrivateKeys(fs.readFileSync(files.privkeysFile, 'utf8'))[0];
+      instag = parseInstanceTags(fs.readFileSync(files.instanceTagsFile, 'utf8'))[0]?.instag;
+    } finally {
+      wipeFile(files.privkeysFile);
+      fs.rmSync(scratch, { recursive: true, force: true });
+    }
+    if (!key || instag === undefined) throw new OtrError(ErrorCodes.KEYGEN, `no key was generated for ${account} (${protocol})`);
+    const { rowCount } = await db.query(
+      `INSERT INTO ${this.#table('accounts')} (account, protocol, private_key, instance_tag, created_by)
+       VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
+      [account, protocol, key.privateKey, instag, this.node],
+    );
+    this.keysGenerated.push({ account, protocol, stored: rowCount === 1 });
+  }
+
+  /** @internal */
+  override _attach(otr: OTR): void {
+    this.#otr = otr;
+    for (const notice of this.#early.splice(0)) this.#queueApply(notice);
+  }
+
+  /** @internal */
+  override _allowsNewAccount(name: string, protocol: string): void {
+    throw new OtrError(
+      ErrorCodes.STORE,
+      `${name} (${protocol}) is not an account of this store: list it in PostgresStore's accounts, so that its key is made once for every node at open`,
+    );
+  }
+
+  /** @internal */
+  override _requireOwner(account: string, protocol: string, contact: string): void {
+    if (this.#leases.has(contactKey(account, protocol, contact))) return;
+    throw new OtrError(
+      ErrorCodes.NOT_OWNER,
+      `this node (${this.node}) does not hold the lease of ${contact} (${account}, ${protocol}): await store.lease(account, protocol, contact) before opening its channel`,
+    );
+  }
+
+  // ---- fingerprints and trust: local changes out ----
+
+  /** @internal */
+  override _contactState(state: NativeContact): void {
+    const key = contactKey(state.account, state.protocol, state.username);
+    const before = this.#mirror.get(key) ?? new Map<string, string>();
+    const now = new Map(state.fingerprints.map((f) => [f.hex, f.trust] as [string, string]));
+    if (now.size > 0) this.#mirror.set(key, now);
+    else this.#mirror.delete(key);
+    for (const [hex, trust] of now) {
+      const was = before.get(hex);
+      if (was !== undefined && (was !== '') === (trust !== '')) continue;
+      if (this.#consume(key, hex, trust)) continue;
+      this.#write(state, hex, was === undefined && trust === '' ? 'seen' : 'trust', trust);
+    }
+    for (const hex of before.keys()) {
+      if (now.has(hex) || this.#consume(key, hex, null)) continue;
+      this.#write(state, hex, 'forget', '');
+    }
+  }
+
+  // True when the engine now shows what a remote change being applied was to make it show.
+  #consume(key: string, hex: string, value: string | null): boolean {
+    const id = `${key}\0${hex}`;
+    if (!this.#expect.has(id)) return false;
+    const expected = this.#expect.get(id)!;
+    this.#expect.delete(id);
+    return expected === null ? value === null : value !== null && (expected !== '') === (value !== '');
+  }
+
+  #write(state: NativeContact, hex: string, kind: 'seen' | 'trust' | 'forget', trust: string): void {
+    const fp = this.#table('fingerprints');
+    const notify = `SELECT pg_notify($6, json_build_object('n', $5::text, 'a', account, 'p', protocol, 'c', contact, 'f', fingerprint, 't', trust, 'd', $7::boolean)::text) FROM row`;
+    const sql =
+      kind === 'seen'
+        ? `WITH row AS (INSERT INTO ${fp} AS f (account, protocol, contact, fingerprint, trust, changed_by)
+             VALUES ($1, $2, $3, $4, '', $5) ON CONFLICT DO NOTHING RETURNING *, $8::text AS unused) ${notify}`
+        : kind === 'trust'
+          ? `WITH row AS (INSERT INTO ${fp} AS f (account, protocol, contact, fingerprint, trust, changed_by)
+               VALUES ($1, $2, $3, $4, $8, $5)
+               ON CONFLICT (account, protocol, contact, fingerprint)
+               DO UPDATE SET trust = EXCLUDED.trust, changed_by = EXCLUDED.changed_by, changed_at = now()
+               WHERE f.trust IS DISTINCT FROM EXCLUDED.trust RETURNING *) ${notify}`
+          : `WITH row AS (DELETE FROM ${fp} WHERE account = $1 AND protocol = $2 AND contact = $3 AND fingerprint = $4
+               RETURNING *, $8::text AS unused) ${notify}`;
+    const values = [state.account, state.protocol, state.username, hex, this.node, this.#channel, kind === 'forget', trust];
+    const done = this.#ensureWriter()
+      .then((db) => db.query(sql, values))
+      .then(({ rowCount }) => {
+        if (rowCount === 1 && kind !== 'seen') {
+          this.#emit({ account: state.account, protocol: state.protocol, contact: state.username, fingerprint: hexToHuman(hex), trust, verified: trust !== '', forgotten: kind === 'forget', origin: 'local', node: this.node });
+        }
+      })
+      .catch((error: unknown) => {
+        const failure = storeError(`cannot store the ${kind === 'forget' ? 'removal' : 'trust'} of ${state.username}'s fingerprint ${hexToHuman(hex)}`, error);
+        this.#otr?._report(failure);
+        throw failure;
+      });
+    this.#track(done);
+  }
+
+  #track(done: Promise<void>): void {
+    this.#pending.add(done);
+    const drop = () => this.#pending.delete(done);
+    done.then(drop, drop);
+  }
+
+  /** @internal */
+  override _renamed(account: string, protocol: string, from: string, to: string): void {
+    const fromKey = contactKey(account, protocol, from);
+    const rows = this.#mirror.get(fromKey);
+    this.#mirror.delete(fromKey);
+    if (rows) this.#mirror.set(contactKey(account, protocol, to), rows);
+    const fp = this.#table('fingerprints');
+    const done = this.#ensureWriter()
+      .then((db) =>
+        db.query(
+          `WITH moved AS (DELETE FROM ${fp} WHERE account = $1 AND protocol = $2 AND contact = $3 RETURNING *)
+           INSERT INTO ${fp} (account, protocol, contact, fingerprint, trust, changed_by)
+           SELECT account, protocol, $4, fingerprint, trust, $5 FROM moved ON CONFLICT DO NOTHING`,
+          [account, protocol, from, to, this.node],
+        ),
+      )
+      .then(() => undefined)
+      .catch((error: unknown) => {
+        const failure = storeError(`cannot move ${from}'s fingerprints to ${to}`, error);
+        this.#otr?._report(failure);
+        throw failure;
+      });
+    this.#track(done);
+  }
+
+  /** @internal */
+  override async _settled(): Promise<void> {
+    const results = await Promise.allSettled([...this.#pending]);
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+  }
+
+  // ---- fingerprints and trust: other nodes' changes in ----
+
+  #notified(payload: string | undefined): void {
+    let notice: Notice;
+    try {
+      notice = JSON.parse(payload ?? '') as Notice;
+    } catch {
+      return;
+    }
+    if (notice.n === this.node) return;
+    if (!this.#otr) this.#early.push(notice);
+    else this.#queueApply(notice);
+  }
+
+  #queueApply(notice: Notice): void {
+    this.#applying = this.#applying.then(() => this.#apply(notice)).catch((error: unknown) => this.#otr?._report(storeError('cannot apply a trust change from another node', error)));
+  }
+
+  async #apply(notice: Notice): Promise<void> {
+    const otr = this.#otr;
+    if (!otr || otr.closed) return;
+    const account = otr.findAccount(notice.a, notice.p);
+    if (!account) return;
+    const key = contactKey(notice.a, notice.p, notice.c);
+    const id = `${key}\0${notice.f}`;
+    const current = this.#mirror.get(key)?.get(notice.f);
+    // Straight to the engine: the public calls would also wait for this node's own writes.
+    const { a, p, c, f } = notice;
+    try {
+      if (notice.d) {
+        if (current !== undefined) {
+          this.#expect.set(id, null);
+          await otr._call((job, handle) => handle.forgetFingerprint(job, a, p, c, f));
+        }
+      } else if (current === undefined || (current !== '') !== (notice.t !== '')) {
+        this.#expect.set(id, notice.t);
+        if (current === undefined || notice.t !== '') await otr._call((job, handle) => handle.addContact(job, a, p, c, f, notice.t !== ''));
+        else await otr._call((job, handle) => handle.setTrust(job, a, p, c, f, false));
+      }
+      account._contactFromNative(c);
+    } catch (error) {
+      this.#expect.delete(id);
+      throw error;
+    }
+    this.#emit({ account: notice.a, protocol: notice.p, contact: notice.c, fingerprint: hexToHuman(notice.f), trust: notice.t, verified: notice.t !== '', forgotten: notice.d === true, origin: 'remote', node: notice.n });
+  }
+
+  #emit(change: TrustChange): void {
+    const otr = this.#otr;
+    if (otr && !otr.closed) otr.emit('trustChanged', change);
+  }
+
+  // ---- one owner per contact ----
+
+  /**
+   * Takes the contact's lease for this node (a session advisory lock on the lease
+   * connection). Rejects with ERR_OTR_CONTACT_OWNED (error.owner: the owning node) when
+   * another node holds it and it did not come free within `waitMs` (default 0: no waiting).
+   */
+  lease(account: string, protocol: string, contact: string, { waitMs = 0 }: { waitMs?: number } = {}): Promise<Lease> {
+    try {
+      requireName('account', account);
+      requireName('protocol', protocol);
+      requireName('contact', contact);
+      requireInteger('waitMs', waitMs, 0, 0x7fffffff);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const key = contactKey(account, protocol, contact);
+    const held = this.#leases.get(key);
+    if (held) return Promise.resolve(held);
+    let acquiring = this.#acquiring.get(key);
+    if (!acquiring) {
+      acquiring = this.#acquire(key, { account, protocol, contact, node: this.node }, waitMs);
+      this.#acquiring.set(key, acquiring);
+      const done = () => this.#acquiring.delete(key);
+      acquiring.then(done, done);
+    }
+    return acquiring;
+  }
+
+  async #acquire(key: string, lease: Lease, waitMs: number): Promise<Lease> {
+    const deadline = Date.now() + waitMs;
+    const [lock] = this.#lockKey(`contact\0${key}`);
+    for (;;) {
+      const session = this.#requireSession();
+      const { rows } = await session.query('SELECT pg_try_advisory_lock($1::bigint) AS ok', [lock]).catch((error: unknown) => {
+        throw storeError('cannot take a lease', error);
+      });
+      if (rows[0].ok === true) {
+        this.#leases.set(key, lease);
+        return lease;
+      }
+      const owner = await this.owner(lease.account, lease.protocol, lease.contact);
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        const error = new OtrError(
+          ErrorCodes.CONTACT_OWNED,
+          `${lease.contact} (${lease.account}, ${lease.protocol}) is owned by node ${owner ?? '(just released)'}: route its messages to that node, or retry once it releases the contact or dies`,
+        );
+        throw Object.assign(error, { owner });
+      }
+      // Released locks are not announced (a dead node cannot announce): ask again shortly.
+      await new Promise((resolve) => setTimeout(resolve, Math.min(100, left)));
+    }
+  }
+
+  /** The node holding the contact's lease now, if any. */
+  async owner(account: string, protocol: string, contact: string): Promise<string | undefined> {
+    const [, high, low] = this.#lockKey(`contact\0${contactKey(account, protocol, contact)}`);
+    const db = await this.#ensureWriter();
+    const { rows } = await db.query(
+      `SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+       WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.classid = $1::oid AND l.objid = $2::oid
+         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+      [high, low],
+    );
+    return rows.length > 0 ? String(rows[0].application_name) : undefined;
+  }
+
+  /** Closes the contact's channel (its sessions end here) and gives its lease up. */
+  async release(account: string, protocol: string, contact: string): Promise<void> {
+    const key = contactKey(account, protocol, contact);
+    if (!this.#leases.has(key)) return;
+    const channel = this.#otr?.findAccount(account, protocol)?.findContact(contact)?.existingChannel;
+    if (channel) await channel.close().catch(() => {});
+    this.#leases.delete(key);
+    const [lock] = this.#lockKey(`contact\0${key}`);
+    await this.#requireSession().query('SELECT pg_advisory_unlock($1::bigint)', [lock]);
+  }
+
+  /** SQL statements this store has sent so far (all connections): what a workload costs the database. */
+  get statements(): number {
+    return this.#statements;
+  }
+
+  /** The contacts this node owns. */
+  leases(): Lease[] {
+    return [...this.#leases.values()];
+  }
+
+  #requireSession(): PgClient {
+    if (this.#broken || !this.#session) {
+      throw new OtrError(ErrorCodes.STORE, `the store's lease connection is gone${this.#broken ? ` (${this.#broken})` : ''}: open the OTR again`);
+    }
+    return this.#session;
+  }
+
+  // The lease connection (or the writer) is gone: the leases went with it, so the channels go too.
+  #lost(why: string): void {
+    if (this.#closed || this.#broken) return;
+    this.#broken = why;
+    const lost = this.leases();
+    this.#leases.clear();
+    const otr = this.#otr;
+    if (!otr) return;
+    for (const lease of lost) otr.findAccount(lease.account, lease.protocol)?.findContact(lease.contact)?.existingChannel?.close().catch(() => {});
+    otr._report(new OtrError(ErrorCodes.STORE, `the store's database connection is gone (${why}): this node's ${lost.length} leases are lost and their channels closed; open the OTR again`));
+    otr.emit('leasesLost', lost);
+  }
+
+  /** @internal */
+  override async _close(): Promise<void> {
+    if (this.#closed) return;
+    await this._settled().catch(() => {});
+    await this.#applying;
+    this.#closed = true;
+    this.#leases.clear();
+    const clients = [this.#session, this.#writer];
+    this.#session = undefined;
+    this.#writer = undefined;
+    await Promise.all(clients.map((c) => c?.end().catch(() => {})));
+    if (this.#dir) {
+      wipeFile(path.join(this.#dir, 'otr.private_key'));
+      fs.rmSync(this.#dir, { recursive: true, force: true });
+      this.#dir = undefined;
+    }
+  }
+
+  // ---- import and export ----
+
+  /**
+   * Copies a Pidgin-format file set into the database: accounts whose key is not stored yet
+   * (an account without a line in the instance tags file gets a new tag), and every
+   * fingerprint (a non-empty trust in the file replaces the stored one; other nodes hear of
+   * it). Returns what was added.
+   */
+  async importFiles(files: Partial<StoreFiles>): Promise<{
+    /** Accounts added. */
+    accounts: number;
+    /** Accounts of the files already in the database (their stored key kept). */
+    accountsKept: number;
+    /** Fingerprint rows added. */
+    fingerprints: number;
+  }> {
+    const db = await this.#ensureWriter();
+    const read = (file: string | undefined) => (file && fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '');
+    const keys = parsePrivateKeys(read(files.privkeysFile));
+    const instags = parseInstanceTags(read(files.instanceTagsFile));
+    const fingerprints = parseFingerprints(read(files.contactsFile));
+    let accounts = 0;
+    for (const key of keys) {
+      const instag = instags.find((t) => t.account === key.account && t.protocol === key.protocol)?.instag ?? randomInt(0x100, 0xffffffff);
+      const { rowCount } = await db.query(
+        `INSERT INTO ${this.#table('accounts')} (account, protocol, private_key, instance_tag, created_by) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
+        [key.account, key.protocol, key.privateKey, instag, this.node],
+      );
+      accounts += rowCount ?? 0;
+    }
+    let added = 0;
+    const fp = this.#table('fingerprints');
+    for (const row of fingerprints) {
+      const { rows } = await db.query(
+        `WITH row AS (INSERT INTO ${fp} AS f (account, protocol, contact, fingerprint, trust, changed_by) VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT (account, protocol, contact, fingerprint) DO UPDATE SET trust = EXCLUDED.trust, changed_by = EXCLUDED.changed_by, changed_at = now()
+           WHERE EXCLUDED.trust <> '' AND f.trust IS DISTINCT FROM EXCLUDED.trust RETURNING *, (xmax = 0) AS inserted)
+         SELECT inserted, pg_notify($7, json_build_object('n', $6::text, 'a', account, 'p', protocol, 'c', contact, 'f', fingerprint, 't', trust, 'd', false)::text) FROM row`,
+        [row.account, row.protocol, row.contact, row.fingerprint, row.trust, this.node, this.#channel],
+      );
+      if (rows[0]?.inserted === true) added++;
+    }
+    return { accounts, accountsKept: keys.length - accounts, fingerprints: added };
+  }
+
+  /** Writes the database's accounts, instance tags and fingerprints as a Pidgin-format file set (mode 0600). */
+  async exportFiles(files: StoreFiles): Promise<{
+    /** Accounts written. */
+    accounts: number;
+    /** Fingerprint lines written. */
+    fingerprints: number;
+  }> {
+    const db = await this.#ensureWriter();
+    const { rows: accounts } = await db.query(`SELECT account, protocol, private_key, instance_tag FROM ${this.#table('accounts')} ORDER BY account, protocol`);
+    const { rows: fingerprints } = await db.query(`SELECT account, protocol, contact, fingerprint, trust FROM ${this.#table('fingerprints')} ORDER BY account, protocol, contact, changed_at`);
+    writeFileAtomically(path.resolve(files.privkeysFile), serialisePrivateKeys(accounts.map((r) => ({ account: String(r.account), protocol: String(r.protocol), privateKey: String(r.private_key) }))));
+    writeFileAtomically(path.resolve(files.instanceTagsFile), serialiseInstanceTags(accounts.map((r) => ({ account: String(r.account), protocol: String(r.protocol), instag: Number(r.instance_tag) }))));
+    writeFileAtomically(path.resolve(files.contactsFile), serialiseFingerprints(fingerprints as unknown as FingerprintFileRow[]));
+    return { accounts: accounts.length, fingerprints: fingerprints.length };
+  }
+
+  /** Ends the connections of a store used only for importFiles/exportFiles. */
+  async end(): Promise<void> {
+    if (this.#otr) throw new OtrError(ErrorCodes.STORE, 'this store belongs to an OTR instance: close the OTR instead');
+    await this._close();
+  }
+}

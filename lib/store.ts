@@ -1,0 +1,92 @@
+// Where an OTR instance keeps its identity (private keys, instance tags) and what it knows of
+// its contacts' keys (fingerprints and trust). The engine always works on the three
+// Pidgin-format files; a Store decides where they come from and where changes go.
+//
+//   - FileStore (the default, what `new OTR(options)` does): the files are the store.
+//   - PostgresStore (postgres-store.ts): the database is the store, shared by several nodes;
+//     the files are a private working copy of one node, made at open.
+import type { NativeContact } from './native';
+import type { OTR } from './otr';
+import { requireText } from './validate';
+
+/** The three files the engine loads. */
+export interface StoreFiles {
+  /** Our DSA keys, one per account. */
+  privkeysFile: string;
+  /** Contacts' fingerprints and our trust in them. */
+  contactsFile: string;
+  /** Our instance tags, one per account. */
+  instanceTagsFile: string;
+}
+
+/** What the 'trustChanged' event of an OTR with a shared store carries. */
+export interface TrustChange {
+  /** Our account's name. */
+  account: string;
+  /** Our account's protocol. */
+  protocol: string;
+  /** The contact whose fingerprint it is. */
+  contact: string;
+  /** Human form: `12345678 90ABCDEF 12345678 90ABCDEF 12345678`. */
+  fingerprint: string;
+  /** libotr's trust word ('' = not verified). */
+  trust: string;
+  /** `trust !== ''`. */
+  verified: boolean;
+  /** True when the fingerprint was forgotten. */
+  forgotten: boolean;
+  /** 'local': made here and now stored; 'remote': made by `node` and now applied here. */
+  origin: 'local' | 'remote';
+  /** The node that made the change. */
+  node: string;
+}
+
+/**
+ * Where an OTR instance's identity and trust are kept; given to {@link OTR.open}. The
+ * implementations are {@link FileStore} and {@link PostgresStore}.
+ */
+export abstract class Store {
+  /** 'files' or 'postgres'. */
+  abstract readonly kind: string;
+
+  /** @internal Makes the files the engine loads; called once, by OTR.open(). */
+  abstract _open(): Promise<StoreFiles>;
+  /** @internal The OTR made over those files. */
+  _attach(_otr: OTR): void {}
+  /** @internal A contact's state as the engine now has it (fingerprints and trust). */
+  _contactState(_state: NativeContact): void {}
+  /** @internal A contact renamed (its rows move with it). */
+  _renamed(_account: string, _protocol: string, _from: string, _to: string): void {}
+  /** @internal Settles when every change reported so far is stored (rejects if one failed). */
+  _settled(): Promise<void> {
+    return Promise.resolve();
+  }
+  /** @internal Throws unless this node may open a channel to the contact. */
+  _requireOwner(_account: string, _protocol: string, _contact: string): void {}
+  /** @internal Throws unless this store can make a key for an account on demand. */
+  _allowsNewAccount(_name: string, _protocol: string): void {}
+  /** @internal After the OTR closed. */
+  async _close(): Promise<void> {}
+}
+
+/** The default: the three Pidgin-format files are the store (one process writes them). */
+export class FileStore extends Store {
+  readonly kind = 'files';
+  /** The three files (defaults: libotr's names in the current directory). */
+  readonly files: StoreFiles;
+
+  /** Names the files as the OTR constructor's options do. */
+  constructor(files: Partial<StoreFiles> = {}) {
+    super();
+    this.files = {
+      privkeysFile: requireText('privkeysFile', files.privkeysFile ?? 'otr.private_key'),
+      contactsFile: requireText('contactsFile', files.contactsFile ?? 'otr.fingerprints'),
+      instanceTagsFile: requireText('instanceTagsFile', files.instanceTagsFile ?? 'otr.instance_tags'),
+    };
+  }
+
+  /** @internal */
+  async _open(): Promise<StoreFiles> {
+    return this.files;
+  }
+}

@@ -1,0 +1,373 @@
+// Several nodes over one PostgreSQL (a throwaway server these tests start and stop): one
+// identity, trust shared live, one owner per contact, a takeover after kill -9, and rows
+// under concurrent changes. Each node is a child process (test/helpers/pg-node.mjs); the
+// remote user is an OTR instance over files in this process. Figures are printed, not
+// asserted.
+
+import test, { after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { fork } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { OTR, PostgresStore } from 'protocol-otr';
+import { T, REPO, tmpdir, filesIn, cannotRun, closeAll, rejectsCode } from './helpers/harness.mjs';
+import { findPostgres, startPostgres } from '../scripts/throwaway-postgres.mjs';
+
+const require = createRequire(import.meta.url);
+const ACCOUNT = { name: 'bridge@example.org', protocol: 'prpl-jabber' };
+const CHILD = path.join(REPO, 'test', 'helpers', 'pg-node.mjs');
+
+let server;
+const children = new Set();
+
+before(async () => {
+  if (findPostgres().bin) server = await startPostgres();
+});
+
+after(async () => {
+  for (const child of children) child.kill('SIGKILL');
+  await closeAll();
+  await server?.stop();
+});
+
+function needsPostgres(t) {
+  if (server) return true;
+  cannotRun(t, findPostgres().why);
+  return false;
+}
+
+async function query(sql, values) {
+  const { Client } = require('pg');
+  const db = new Client(server.connection);
+  await db.connect();
+  try {
+    return (await db.query(sql, values)).rows;
+  } finally {
+    await db.end();
+  }
+}
+
+// A node: a forked pg-node.mjs with call(cmd, args) and the events it sends.
+function startNode(name) {
+  const child = fork(CHILD, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  children.add(child);
+  const pending = new Map();
+  const listeners = new Set();
+  let nextId = 1;
+  const ready = new Promise((resolve) => listeners.add((m) => m.event === 'ready' && resolve()));
+  const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+  exited.then(() => {
+    children.delete(child);
+    for (const { reject } of pending.values()) reject(new Error(`${name} exited`));
+  });
+  child.on('message', (m) => {
+    if (m.id !== undefined) {
+      const p = pending.get(m.id);
+      pending.delete(m.id);
+      if (m.error) p?.reject(Object.assign(new Error(m.error.message), m.error));
+      else p?.resolve(m.result);
+    } else for (const l of listeners) l(m);
+  });
+  return {
+    name,
+    child,
+    exited,
+    ready,
+    call(cmd, args = {}) {
+      const id = nextId++;
+      return new Promise((resolve, reject) => {
+        pending.set(id, { resolve, reject });
+        child.send({ id, cmd, ...args });
+      });
+    },
+    on(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    // The next event matching `test`.
+    next(test) {
+      return new Promise((resolve) => {
+        const off = this.on((m) => {
+          if (test(m)) {
+            off();
+            resolve(m);
+          }
+        });
+      });
+    },
+  };
+}
+
+async function openNodes(prefix, names = ['node-a', 'node-b'], extra = {}) {
+  const nodes = names.map(startNode);
+  await Promise.all(nodes.map((n) => n.ready));
+  const opened = await Promise.all(nodes.map((n) => n.call('open', { connection: server.connection, prefix, node: n.name, accounts: [ACCOUNT], ...extra })));
+  return { nodes, opened };
+}
+
+const closeNodes = (nodes) => Promise.all(nodes.map((n) => n.call('close').catch(() => {}).then(() => n.exited)));
+const hex = (i) => i.toString(16).padStart(40, '0');
+
+test('two processes racing to generate the account key end with one key: same fingerprint, same instance tag', T, async (t) => {
+  if (!needsPostgres(t)) return;
+  const prefix = 'race_';
+  // Tables first, then hold inserts into the accounts table until both nodes are waiting to
+  // insert the key each generated: a real race, decided by the database.
+  const setup = new PostgresStore({ connection: server.connection, prefix });
+  await setup.importFiles({});
+  await setup.end();
+  const { Client } = require('pg');
+  const gate = new Client(server.connection);
+  await gate.connect();
+  await gate.query('BEGIN');
+  await gate.query(`LOCK TABLE "${prefix}accounts" IN SHARE ROW EXCLUSIVE MODE`);
+  const nodes = ['node-a', 'node-b'].map(startNode);
+  await Promise.all(nodes.map((n) => n.ready));
+  const opening = nodes.map((n) => n.call('open', { connection: server.connection, prefix, node: n.name, accounts: [ACCOUNT] }));
+  // (Another connection: inside the gate's transaction, pg_stat_activity is a frozen snapshot.)
+  const watch = new Client(server.connection);
+  await watch.connect();
+  for (;;) {
+    const { rows } = await watch.query(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO "${prefix}accounts"%'`,
+    );
+    if (rows[0].n === 2) break;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  await watch.end();
+  await gate.query('COMMIT');
+  await gate.end();
+  const [a, b] = await Promise.all(opening);
+  try {
+    assert.equal(a.keysGenerated.length, 1, 'node A generated a key');
+    assert.equal(b.keysGenerated.length, 1, 'node B generated a key');
+    assert.deepEqual([a.keysGenerated[0].stored, b.keysGenerated[0].stored].sort(), [false, true], 'exactly one key was stored');
+    assert.equal(a.fingerprint, b.fingerprint);
+    assert.equal(a.instag, b.instag);
+    const rows = await query(`SELECT account, instance_tag FROM "${prefix}accounts"`);
+    assert.equal(rows.length, 1);
+    assert.equal(Number(rows[0].instance_tag), a.instag);
+    console.log(`# both nodes generated a key; one stored, both use ${a.fingerprint}, instance tag ${a.instag.toString(16)}`);
+  } finally {
+    await closeNodes(nodes);
+  }
+});
+
+test('a trust change on one node reaches the other node live (figure printed), and forgetting too', T, async (t) => {
+  if (!needsPostgres(t)) return;
+  const { nodes: [a, b], opened } = await openNodes('trust_');
+  try {
+    assert.equal(opened[0].fingerprint, opened[1].fingerprint);
+    const fp = hex(0xc0ffee);
+    const figures = [];
+    for (const verified of [true, false, true]) {
+      const seen = b.next((m) => m.event === 'trust' && m.change.contact === 'carol' && m.change.verified === verified);
+      const t0 = Date.now();
+      const stored = await a.call('trust', { contact: 'carol', hex: fp, verified });
+      const event = await seen;
+      figures.push(`${stored - t0} ms stored by A, ${event.at - t0} ms until B's live state changed`);
+      assert.equal(event.change.node, 'node-a');
+      const onB = await b.call('fingerprints', { contact: 'carol' });
+      assert.deepEqual(onB.map((f) => f.trust !== ''), [verified]);
+    }
+    console.log(`# trust change A -> B: ${figures.join('; ')}`);
+    const rows = await query(`SELECT contact, fingerprint, trust, changed_by FROM "trust_fingerprints"`);
+    assert.deepEqual(rows, [{ contact: 'carol', fingerprint: fp, trust: 'verified', changed_by: 'node-a' }]);
+    // B changes it back: A hears of it.
+    const back = a.next((m) => m.event === 'trust' && m.change.contact === 'carol' && !m.change.verified);
+    await b.call('trust', { contact: 'carol', hex: fp, verified: false });
+    assert.equal((await back).change.node, 'node-b');
+    assert.deepEqual((await a.call('fingerprints', { contact: 'carol' })).map((f) => f.trust), ['']);
+  } finally {
+    await closeNodes([a, b]);
+  }
+});
+
+test('a contact cannot be owned by two processes at once; the refusal names the owner', T, async (t) => {
+  if (!needsPostgres(t)) return;
+  const { nodes: [a, b] } = await openNodes('lease_');
+  try {
+    await a.call('lease', { contact: 'carol' });
+    await assert.rejects(b.call('lease', { contact: 'carol' }), (e) => e.code === 'ERR_OTR_CONTACT_OWNED' && e.owner === 'node-a' && /owned by node node-a/.test(e.message));
+    await assert.rejects(b.call('channel', { contact: 'carol' }), (e) => e.code === 'ERR_OTR_NOT_OWNER');
+    await a.call('channel', { contact: 'carol' });
+    // Both ask for a free contact at once: one gets it.
+    const both = await Promise.allSettled([a.call('lease', { contact: 'dave' }), b.call('lease', { contact: 'dave' })]);
+    assert.equal(both.filter((r) => r.status === 'fulfilled').length, 1);
+    assert.equal(both.find((r) => r.status === 'rejected').reason.code, 'ERR_OTR_CONTACT_OWNED');
+    // A hands carol over.
+    await a.call('release', { contact: 'carol' });
+    await b.call('lease', { contact: 'carol' });
+    await assert.rejects(a.call('lease', { contact: 'carol' }), (e) => e.code === 'ERR_OTR_CONTACT_OWNED' && e.owner === 'node-b');
+  } finally {
+    await closeNodes([a, b]);
+  }
+});
+
+test('kill -9 of the owner: the other node takes the contact over, and the conversation resumes after a new AKE', T, async (t) => {
+  if (!needsPostgres(t)) return;
+  const { nodes: [a, b], opened } = await openNodes('takeover_', ['node-a', 'node-b'], { leaseTimeoutSeconds: 10 });
+  // The remote user: an OTR instance over files here, her messages go to whichever node owns her.
+  const carolOtr = new OTR(filesIn(tmpdir('otr-carol-')));
+  const carolAccount = await carolOtr.account('carol@example.org', 'prpl-jabber');
+  let owner = a;
+  const carol = { received: [], secure: 0, events: [] };
+  const waits = new Set();
+  const changed = () => waits.forEach((w) => w());
+  // Resolves once carol's side satisfies `cond` (checked after each of her callbacks).
+  const carolSees = (cond) =>
+    new Promise((resolve) => {
+      const check = () => cond() && (waits.delete(check), resolve());
+      waits.add(check);
+      check();
+    });
+  const channel = (await carolAccount.contact(ACCOUNT.name)).channel({
+    onWrite: (_c, text) => owner.call('read', { contact: 'carol@example.org', text }).catch(() => {}),
+    onRead: (_c, text) => (carol.received.push(text), changed()),
+    onGoneSecure: () => (carol.secure++, changed()),
+    onEvent: (_c, code) => (carol.events.push(code), changed()),
+  });
+  const relay = (node) => node.on((m) => m.event === 'write' && channel.read(m.text));
+  relay(a);
+  relay(b);
+  try {
+    await a.call('lease', { contact: 'carol@example.org' });
+    const aSecure = a.next((m) => m.event === 'secure');
+    await a.call('channel', { contact: 'carol@example.org', start: true });
+    await aSecure;
+    await carolSees(() => carol.secure === 1);
+    const aRead = a.next((m) => m.event === 'read');
+    await channel.write('hello A');
+    assert.equal((await aRead).text, 'hello A');
+    assert.equal(carol.secure, 1);
+    await a.call('write', { contact: 'carol@example.org', text: 'hi carol' });
+    await carolSees(() => carol.received.length === 1);
+    assert.deepEqual(carol.received, ['hi carol']);
+
+    a.child.kill('SIGKILL');
+    const killed = Date.now();
+    assert.equal((await a.exited).signal, 'SIGKILL');
+    const lease = await b.call('lease', { contact: 'carol@example.org', waitMs: 10_000 });
+    console.log(`# takeover: node-b holds the lease ${Date.now() - killed} ms after kill -9 of node-a (lease time 10 s)`);
+    assert.equal(lease.node, 'node-b');
+    owner = b;
+    const bReads = [];
+    b.on((m) => m.event === 'read' && bReads.push(m.text));
+    const bEvents = [];
+    b.on((m) => m.event === 'otrEvent' && bEvents.push(m.code));
+    await b.call('channel', { contact: 'carol@example.org' });
+    // Carol's client still has the old session: what she sends now is encrypted with keys
+    // that died with node-a, so node-b cannot read it.
+    await channel.write('lost in the takeover');
+    // The new owner starts a new AKE (a query), which carol's client answers at once.
+    const bSecure = b.next((m) => m.event === 'secure');
+    await b.call('channel', { contact: 'carol@example.org', start: true, existing: true });
+    await bSecure;
+    await carolSees(() => carol.secure === 2);
+    assert.deepEqual(bReads, [], 'the message sent into the old session is lost');
+    const bRead = b.next((m) => m.event === 'read');
+    await channel.write('hello B');
+    assert.equal((await bRead).text, 'hello B');
+    await b.call('write', { contact: 'carol@example.org', text: 'welcome back' });
+    await carolSees(() => carol.received.length === 2);
+    assert.deepEqual(carol.received, ['hi carol', 'welcome back']);
+    // Same identity on both nodes: carol knows one fingerprint of the bridge.
+    assert.deepEqual(channel.contact.fingerprints().map((f) => f.hash), [opened[0].fingerprint]);
+    console.log(`# takeover: carol's client saw message events ${JSON.stringify(carol.events)}, node-b ${JSON.stringify(bEvents)}`);
+  } finally {
+    await carolOtr.close();
+    await closeNodes([b]);
+  }
+});
+
+test('1,000 concurrent trust changes from two processes: no row lost or duplicated, both live states complete', T, async (t) => {
+  if (!needsPostgres(t)) return;
+  const { nodes: [a, b] } = await openNodes('bulk_');
+  try {
+    // 100 contacts with 10 fingerprints each; the two nodes verify alternate ones, at once.
+    const items = Array.from({ length: 1000 }, (_, i) => ({ contact: `user${i % 100}`, hex: hex(i + 1) }));
+    const t0 = Date.now();
+    await Promise.all([
+      a.call('trustMany', { items: items.filter((_, i) => i % 2 === 0) }),
+      b.call('trustMany', { items: items.filter((_, i) => i % 2 === 1) }),
+    ]);
+    const stored = Date.now() - t0;
+    await Promise.all([a.call('waitRemoteChanges', { n: 500 }), b.call('waitRemoteChanges', { n: 500 })]);
+    console.log(`# 1,000 trust changes from two nodes: stored in ${stored} ms, both nodes live after ${Date.now() - t0} ms`);
+    const rows = await query(`SELECT count(*)::int AS n, count(DISTINCT (account, protocol, contact, fingerprint))::int AS distinct, count(*) FILTER (WHERE trust = 'verified')::int AS verified FROM "bulk_fingerprints"`);
+    assert.deepEqual(rows[0], { n: 1000, distinct: 1000, verified: 1000 });
+    assert.equal(await a.call('verifiedCount'), 1000);
+    assert.equal(await b.call('verifiedCount'), 1000);
+  } finally {
+    await closeNodes([a, b]);
+  }
+});
+
+test('import and export between a Pidgin-format file set and the database', T, async (t) => {
+  if (!needsPostgres(t)) return;
+  const dir = tmpdir('otr-import-');
+  const files = filesIn(dir);
+  const local = new OTR(files);
+  const acc = await local.account(ACCOUNT.name, ACCOUNT.protocol);
+  await acc.contact('carol', hex(7), true);
+  await acc.contact('dave', hex(8));
+  await local.close();
+  const store = new PostgresStore({ connection: server.connection, prefix: 'import_' });
+  assert.deepEqual(await store.importFiles(files), { accounts: 1, accountsKept: 0, fingerprints: 2 });
+  assert.deepEqual(await store.importFiles(files), { accounts: 0, accountsKept: 1, fingerprints: 0 });
+  const out = tmpdir('otr-export-');
+  assert.deepEqual(await store.exportFiles(filesIn(out)), { accounts: 1, fingerprints: 2 });
+  await store.end();
+  for (const f of ['otr.fingerprints', 'otr.instance_tags']) {
+    assert.equal(fs.readFileSync(path.join(out, f), 'utf8').split('\n').sort().join('\n'), fs.readFileSync(path.join(dir, f), 'utf8').split('\n').filter((l) => !l.startsWith('#')).sort().join('\n'), f);
+  }
+  assert.equal(fs.statSync(path.join(out, 'otr.private_key')).mode & 0o777, 0o600);
+  // The exported set opens as the same identity with the same trust.
+  const again = new OTR(filesIn(out));
+  const account = again.findAccount(ACCOUNT.name, ACCOUNT.protocol);
+  assert.equal(account.fingerprint, acc.fingerprint);
+  assert.equal(account.instanceTag, acc.instanceTag);
+  assert.deepEqual(account.findContact('carol').fingerprints().map((f) => f.trust), ['verified']);
+  await again.close();
+  // A node over the imported database has that identity too.
+  const node = new PostgresStore({ connection: server.connection, prefix: 'import_', accounts: [ACCOUNT] });
+  const shared = await OTR.open({ store: node });
+  assert.equal(shared.findAccount(ACCOUNT.name, ACCOUNT.protocol).fingerprint, acc.fingerprint);
+  assert.deepEqual(node.keysGenerated, []);
+  await rejectsCode(shared.account('other@example.org', 'prpl-jabber'), 'ERR_OTR_STORE');
+  await shared.close();
+});
+
+test('the CLI copies a file set into the database (db import) and writes it out again (db export)', T, async (t) => {
+  if (!needsPostgres(t)) return;
+  const { execFileSync } = await import('node:child_process');
+  const dir = tmpdir('otr-cli-db-');
+  const local = new OTR(filesIn(dir));
+  const acc = await local.account(ACCOUNT.name, ACCOUNT.protocol);
+  await acc.contact('erin', hex(9), true);
+  await local.close();
+  const cli = (...args) => JSON.parse(execFileSync(process.execPath, [path.join(REPO, 'dist', 'cli', 'main.js'), ...args, '--db', server.url, '--prefix', 'cli_', '--json'], { encoding: 'utf8' }));
+  assert.deepEqual(cli('db', 'import', '--dir', dir), { accounts: 1, accountsKept: 0, fingerprints: 1 });
+  const out = tmpdir('otr-cli-export-');
+  assert.deepEqual(cli('db', 'export', '--dir', out), { accounts: 1, fingerprints: 1 });
+  const again = new OTR(filesIn(out));
+  assert.equal(again.findAccount(ACCOUNT.name, ACCOUNT.protocol).fingerprint, acc.fingerprint);
+  assert.deepEqual(again.findAccount(ACCOUNT.name, ACCOUNT.protocol).findContact('erin').fingerprints().map((f) => f.trust), ['verified']);
+  await again.close();
+});
+
+test('the multi-node example runs: two bridges, one killed, the other takes its contacts over', T, async (t) => {
+  if (!needsPostgres(t)) return;
+  const { execFile } = await import('node:child_process');
+  const output = await new Promise((resolve, reject) =>
+    execFile(process.execPath, [path.join(REPO, 'examples', 'multi-node', 'run.mjs')], { env: { ...process.env, DATABASE_URL: server.url }, timeout: 150_000 }, (error, stdout, stderr) =>
+      error ? reject(new Error(`${error.message}\n${stdout}\n${stderr}`)) : resolve(stdout),
+    ),
+  );
+  const killed = /kill -9 (node-[ab]) \(owner of ([^)]*)\)/.exec(output);
+  assert.ok(killed, output);
+  const survivor = killed[1] === 'node-a' ? 'node-b' : 'node-a';
+  assert.match(output, new RegExp(`${survivor} renegotiated with \\d+ contacts`));
+  for (const user of killed[2].split(', ')) assert.match(output, new RegExp(`${user.replace(/[.@]/g, '\\$&')} got "echo from ${survivor}: back again"`));
+});
