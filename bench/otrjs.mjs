@@ -9,7 +9,7 @@
 // Both parties live in this process. npm `otr` has one OTR object per
 // conversation side; alice's objects use alice's DSA key and instance tag, bob's
 // objects bob's. The long-lived keys are libotr key files (DIR/alice.key,
-// DIR/bob.key), imported with DSA.parsePrivate(text, true); when missing they are
+// DIR/bob.key), read by loadLibotrKey below; when missing they are
 // written by `bench/c/build/baseline genkeys DIR` (built on demand).
 //
 // npm `otr` emits every outgoing message ('io') from a setTimeout callback, so
@@ -66,12 +66,47 @@ const DEFAULTS = {
 // ------------------------------------------------------------------
 // keys and measurement
 
-// parsePrivate(text, true) reads libotr's s-expression and returns the bare {p, q, g, y, x}
-// of the first key; the DSA constructor adopts such an object.
+// libotr writes its key file with gcrypt's "advanced" s-expression printer, which prints
+// each MPI in whichever form suits its bytes: #hex# usually, but as a "quoted string" (or a
+// bare token) when every byte is printable. That happens to x (20 bytes, no leading 00 when
+// below 2^159) for about 1 key in 285 (gcrypt's rule applied to 2 million random x), so to
+// about 1 bench run in 140. npm otr's DSA.parsePrivate(text, true) decodes only #hex# and
+// keeps any other form as the raw text: x becomes a string, every signature is garbage, and
+// the AKE ends in "An OTR error has occurred". So the key is read here: the five MPIs of the
+// first (dsa ...), in any of gcrypt's atom forms, given to the DSA constructor as bigInts.
+const otrBigInt = require('otr/vendor/bigint.js');
+const ATOM = String.raw`#[0-9A-Fa-f\s]*#|"(?:[^"\\]|\\[\s\S])*"|\|[A-Za-z0-9+/=\s]*\||[^\s()"#|]+`;
+const ESCAPES = { b: '\b', t: '\t', v: '\v', n: '\n', f: '\f', r: '\r', '"': '"', "'": "'", '\\': '\\', '\n': '' };
+
+function atomBytes(atom) {
+  if (atom[0] === '#') return Buffer.from(atom.slice(1, -1).replace(/\s/g, ''), 'hex');
+  if (atom[0] === '|') return Buffer.from(atom.slice(1, -1).replace(/\s/g, ''), 'base64');
+  if (atom[0] !== '"') return Buffer.from(atom, 'latin1');
+  const text = atom.slice(1, -1).replace(/\\(x[0-9A-Fa-f]{2}|[0-7]{3}|[\s\S])/g, (_, e) => {
+    if (e[0] === 'x') return String.fromCharCode(parseInt(e.slice(1), 16));
+    if (/^[0-7]{3}$/.test(e)) return String.fromCharCode(parseInt(e, 8));
+    if (!(e in ESCAPES)) throw new Error(`unknown escape \\${e}`);
+    return ESCAPES[e];
+  });
+  return Buffer.from(text, 'latin1');
+}
+
+function loadLibotrKey(file) {
+  const text = fs.readFileSync(file, 'latin1'); // gcrypt writes bytes, not UTF-8
+  const dsa = text.slice(text.indexOf('(dsa'));
+  const key = {};
+  for (const name of ['p', 'q', 'g', 'y', 'x']) {
+    const m = dsa.match(new RegExp(String.raw`\(${name}\s+(${ATOM})\s*\)`));
+    if (!m) fail(`${file}: no (${name} ...) in the first (dsa ...) of this libotr key file`);
+    const hex = atomBytes(m[1]).toString('hex');
+    key[name] = otrBigInt.str2bigInt(hex || '0', 16);
+  }
+  return new DSA(key);
+}
+
 function loadKeys(dir) {
   const files = benchKeyFiles(dir);
-  const load = (f) => new DSA(DSA.parsePrivate(fs.readFileSync(f, 'utf8'), true));
-  return { alice: load(files.alice), bob: load(files.bob) };
+  return { alice: loadLibotrKey(files.alice), bob: loadLibotrKey(files.bob) };
 }
 
 const timed = blocking.timed;
