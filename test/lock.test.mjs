@@ -37,13 +37,20 @@ function holder(dir, mode = 'close') {
       for (const w of waiters.splice(0)) w();
     }
   });
-  const exited = new Promise((resolve) => child.on('exit', resolve));
+  // 'close', not 'exit': the child's last lines may still be in its stdout pipe when it exits.
+  let closed = false;
+  const exited = new Promise((resolve) =>
+    child.on('close', (code) => {
+      closed = true;
+      resolve(code);
+    }),
+  );
   const until = (prefix) =>
     new Promise((resolve, reject) => {
       const check = () => {
         const line = lines.find((l) => l.startsWith(prefix));
         if (line) return resolve(line);
-        if (child.exitCode !== null) return reject(new Error(`child exited (${child.exitCode}) before '${prefix}'`));
+        if (closed) return reject(new Error(`child exited (${child.exitCode}) before '${prefix}'`));
         waiters.push(check);
       };
       exited.then(() => waiters.push(() => {}) && check());
