@@ -3,7 +3,7 @@
 // asks JS and waits). OTR_TEST_CALLBACKS selects the mode; see test/helpers/harness.mjs.
 //   node scripts/run-tests.mjs              both passes
 //   node scripts/run-tests.mjs FILES...     those files, in both modes
-// Prints the test counts of each pass; exits non-zero if either pass failed.
+// Prints the test counts of each pass and their total; exits non-zero if either pass failed.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -51,4 +51,8 @@ for (const r of results) {
   const c = r.counts;
   console.log(`== mode '${r.mode}': ${c.tests ?? '?'} tests, ${c.pass ?? '?'} passed, ${c.fail ?? '?'} failed, ${c.cancelled ?? 0} cancelled, ${c.skipped ?? 0} skipped${r.code ? ` (exit ${r.code}${r.signal ? `, ${r.signal}` : ''})` : ''}`);
 }
+// Both passes together, in the plain form any CI reads: 'N passed, N failed, N skipped'.
+const total = (key) => results.reduce((sum, r) => sum + (r.counts[key] ?? 0), 0);
+const failedPasses = results.filter((r) => r.code !== 0 && !r.counts.fail).length;
+console.log(`tests: ${total('pass')} passed, ${total('fail') + total('cancelled') + failedPasses} failed, ${total('skipped')} skipped`);
 process.exit(results.some((r) => r.code !== 0) ? 1 : 0);
