@@ -25,6 +25,7 @@ const commands = {
     store = new PostgresStore({ connection, prefix, node, accounts, leaseTimeoutSeconds });
     otr = await OTR.open({ store });
     otr.on('error', (error) => send({ event: 'error', code: error.code, message: error.message }));
+    otr.on('leasesLost', (leases) => send({ event: 'leasesLost', contacts: leases.map((l) => l.contact) }));
     otr.on('trustChanged', (change) => {
       if (change.origin !== 'remote') return;
       remoteChanges++;
@@ -63,6 +64,9 @@ const commands = {
   waitRemoteChanges({ n }) {
     if (remoteChanges >= n) return remoteChanges;
     return new Promise((resolve) => waiters.push({ n, resolve }));
+  },
+  hasChannel({ contact }) {
+    return Boolean(account.findContact(contact)?.existingChannel);
   },
   fingerprints({ contact }) {
     return (account.findContact(contact)?.fingerprints() ?? []).map((f) => ({ hash: f.hash, trust: f.trust }));
