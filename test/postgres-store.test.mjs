@@ -102,10 +102,13 @@ function startNode(name) {
 async function openNodes(prefix, names = ['node-a', 'node-b'], extra = {}) {
   const nodes = names.map(startNode);
   await Promise.all(nodes.map((n) => n.ready));
-  const opened = await Promise.all(nodes.map((n) => n.call('open', { connection: server.connection, prefix, node: n.name, accounts: [ACCOUNT], ...extra })));
+  const opened = await Promise.all(nodes.map((n) => n.call('open', { connection: server.connection, prefix, node: n.name, accounts: [ACCOUNT], workDir: workDir(), ...extra })));
   return { nodes, opened };
 }
 
+// Where a node's working copy goes: a temp dir closeAll() removes, so a node killed with -9
+// leaves no key behind.
+const workDir = () => tmpdir('otr-pg-work-');
 const closeNodes = (nodes) => Promise.all(nodes.map((n) => n.call('close').catch(() => {}).then(() => n.exited)));
 const hex = (i) => i.toString(16).padStart(40, '0');
 
@@ -124,7 +127,7 @@ test('two processes racing to generate the account key end with one key: same fi
   await gate.query(`LOCK TABLE "${prefix}accounts" IN SHARE ROW EXCLUSIVE MODE`);
   const nodes = ['node-a', 'node-b'].map(startNode);
   await Promise.all(nodes.map((n) => n.ready));
-  const opening = nodes.map((n) => n.call('open', { connection: server.connection, prefix, node: n.name, accounts: [ACCOUNT] }));
+  const opening = nodes.map((n) => n.call('open', { connection: server.connection, prefix, node: n.name, accounts: [ACCOUNT], workDir: workDir() }));
   // (Another connection: inside the gate's transaction, pg_stat_activity is a frozen snapshot.)
   const watch = new Client(server.connection);
   await watch.connect();
@@ -356,7 +359,7 @@ test('import and export between a Pidgin-format file set and the database', T, a
   assert.deepEqual(account.findContact('carol').fingerprints().map((f) => f.trust), ['verified']);
   await again.close();
   // A node over the imported database has that identity too.
-  const node = new PostgresStore({ connection: server.connection, prefix: 'import_', accounts: [ACCOUNT] });
+  const node = new PostgresStore({ connection: server.connection, prefix: 'import_', accounts: [ACCOUNT], workDir: workDir() });
   const shared = await OTR.open({ store: node });
   assert.equal(shared.findAccount(ACCOUNT.name, ACCOUNT.protocol).fingerprint, acc.fingerprint);
   assert.deepEqual(node.keysGenerated, []);

@@ -3,14 +3,15 @@
 // process (run.mjs): { type: 'incoming', contact, text } in, { type: 'outgoing', contact, text }
 // out. It echoes what each contact says, encrypted.
 //
-//   node bridge-node.mjs <node name> <connection string>
+//   node bridge-node.mjs <node name> <connection string> [<work dir>]
 import { OTR, PostgresStore, MessageEvent } from 'protocol-otr';
 
-const [node, connection] = process.argv.slice(2);
+const [node, connection, workDir] = process.argv.slice(2);
 const ACCOUNT = { name: 'bridge@example.org', protocol: 'prpl-jabber' };
 const say = (text) => process.send({ type: 'log', node, text });
 
-const store = new PostgresStore({ connection, node, accounts: [ACCOUNT], prefix: 'demo_' });
+// workDir: where this node's working copy of the files (its key included) lives while it runs.
+const store = new PostgresStore({ connection, node, accounts: [ACCOUNT], prefix: 'demo_', workDir });
 const otr = await OTR.open({ store });
 const account = otr.findAccount(ACCOUNT.name, ACCOUNT.protocol);
 otr.on('error', (error) => say(`error ${error.code}: ${error.message}`));

@@ -47,7 +47,9 @@ const until = (cond) => new Promise((resolve) => {
 // The bridge nodes.
 const nodes = {};
 function startNode(name) {
-  const child = fork(path.join(HERE, 'bridge-node.mjs'), [name, connection], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  // The nodes' working copies go in this run's temp dir, removed at the end (a node killed
+  // with -9 cannot remove its own).
+  const child = fork(path.join(HERE, 'bridge-node.mjs'), [name, connection, dir], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const node = { name, child, ready: undefined };
   node.ready = new Promise((resolve) => child.on('message', (m) => {
     if (m.type === 'ready') resolve(m);

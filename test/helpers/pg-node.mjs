@@ -21,8 +21,8 @@ function callbacks(contact) {
 }
 
 const commands = {
-  async open({ connection, prefix, node, accounts, leaseTimeoutSeconds }) {
-    store = new PostgresStore({ connection, prefix, node, accounts, leaseTimeoutSeconds });
+  async open({ connection, prefix, node, accounts, leaseTimeoutSeconds, workDir }) {
+    store = new PostgresStore({ connection, prefix, node, accounts, leaseTimeoutSeconds, workDir });
     otr = await OTR.open({ store });
     otr.on('error', (error) => send({ event: 'error', code: error.code, message: error.message }));
     otr.on('leasesLost', (leases) => send({ event: 'leasesLost', contacts: leases.map((l) => l.contact) }));
