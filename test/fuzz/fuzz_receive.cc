@@ -122,6 +122,7 @@ struct Party {
   void Begin(otr::CallScope& scope) {
     scope = otr::CallScope();
     scope.engine = engine.get();
+    scope.us = engine->home();
     scope.job = nextJob++;
   }
 
@@ -141,7 +142,7 @@ struct Party {
 std::vector<std::string> Writes(const std::vector<otr::Effect>& effects) {
   std::vector<std::string> out;
   for (const otr::Effect& effect : effects) {
-    if (effect.kind == otr::EffectKind::Write) out.push_back(effect.text);
+    if (effect.kind == otr::EffectKind::Write) out.push_back(std::get<otr::WirePayload>(effect.payload).text);
   }
   return out;
 }
@@ -189,7 +190,7 @@ struct World {
     for (const std::string& m : wire) {
       encrypted = encrypted && m.rfind("?OTR:AAMD", 0) == 0;
       for (const otr::Effect& effect : to.Op(otr::ChannelOp::Read, m)) {
-        if (effect.kind == otr::EffectKind::Read && effect.text == text) seen = true;
+        if (effect.kind == otr::EffectKind::Read && std::get<otr::ReadPayload>(effect.payload).text == text) seen = true;
       }
     }
     if (!encrypted) Die("the session is no longer encrypted: " + from.name + " sent " + (wire.empty() ? "nothing" : wire[0]));
@@ -198,7 +199,7 @@ struct World {
 
   size_t BobContexts() const {
     size_t n = 0;
-    for (ConnContext* c = bob->engine->userstate()->context_root; c != nullptr; c = c->next) ++n;
+    for (ConnContext* c = bob->engine->home()->context_root; c != nullptr; c = c->next) ++n;
     return n;
   }
 };
@@ -209,7 +210,7 @@ void DescribeContexts() {
   if (world == nullptr) return;
   for (Party* party : {world->alice.get(), world->bob.get()}) {
     if (party == nullptr) continue;
-    for (ConnContext* c = party->engine->userstate()->context_root; c != nullptr; c = c->next) {
+    for (ConnContext* c = party->engine->home()->context_root; c != nullptr; c = c->next) {
       std::fprintf(stderr, "  %s: context %s their_instance=%u %s msgstate=%d authstate=%d v%d\n", party->name.c_str(),
                    c->username, c->their_instance, c->m_context == c ? "master" : "child", c->msgstate,
                    c->auth.authstate, c->protocol_version);
