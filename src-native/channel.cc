@@ -39,11 +39,7 @@ void Engine::OpenChannel(CallScope& scope, Batch&, ChannelRecord settings) {
       otrl_instag_find(us_, raw->account.c_str(), raw->protocol.c_str()) == nullptr) {
     GenerateInstag(scope, raw->account.c_str(), raw->protocol.c_str());
   }
-  {
-    std::unique_lock<std::shared_mutex> lock(indexMutex_);
-    channelsByName_[ChannelKey(raw->account, raw->protocol, raw->username)] = raw;
-    channels_[raw->id] = std::move(channel);
-  }
+  index_.AddChannel(std::move(channel));
   ConnContext* master = MasterFor(*raw);
   if (master != nullptr) EmitContactState(scope, master, raw);
 }

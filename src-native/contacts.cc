@@ -204,7 +204,7 @@ void Engine::Load(CallScope& scope, Batch& result, FilePaths paths) {
   for (OtrlPrivKey* key = us_->privkey_root; key != nullptr; key = key->next) EmitAccount(scope, key);
   for (ConnContext* c = us_->context_root; c != nullptr; c = c->next) {
     if (c->m_context != c) continue;
-    masters_.emplace(ChannelKey(c->accountname, c->protocol, c->username), c);
+    index_.AddMaster(ChannelKey(c->accountname, c->protocol, c->username), c);
     EmitContactState(scope, c, nullptr);
   }
 }
@@ -284,16 +284,11 @@ ConnContext* Engine::MasterFor(ChannelRecord& channel) {
 
 ConnContext* Engine::FindMaster(const std::string& account, const std::string& protocol, const std::string& username) {
   const std::string key = ChannelKey(account, protocol, username);
-  {
-    std::shared_lock<std::shared_mutex> lock(indexMutex_);
-    const auto found = masters_.find(key);
-    if (found != masters_.end()) return found->second;
-  }
+  if (ConnContext* master = index_.Master(key)) return master;
   // Created by libotr in the call running now, under a view of this contact (on this thread).
   ConnContext* head = tViewing != nullptr ? tViewing->context_root : nullptr;
   if (head != nullptr && username == head->username && account == head->accountname && protocol == head->protocol) {
-    std::unique_lock<std::shared_mutex> lock(indexMutex_);
-    masters_.emplace(key, head);
+    index_.AddMaster(key, head);
     return head;
   }
   return nullptr;
@@ -426,21 +421,9 @@ void Engine::RenameContact(CallScope& scope, Batch& result, std::string account,
       std::free(contexts[i]->username);
       contexts[i]->username = names[i];
     }
-    std::unique_lock<std::shared_mutex> lock(indexMutex_);
-    masters_.erase(ChannelKey(account, protocol, from));
-    masters_[ChannelKey(account, protocol, to)] = master;
+    index_.RenameMaster(ChannelKey(account, protocol, from), ChannelKey(account, protocol, to), master);
   }
-  ChannelRecord* channel = nullptr;
-  {
-    std::unique_lock<std::shared_mutex> lock(indexMutex_);
-    auto found = channelsByName_.find(ChannelKey(account, protocol, from));
-    if (found != channelsByName_.end()) {
-      channel = found->second;
-      channelsByName_.erase(found);
-      channel->username = to;
-      channelsByName_[ChannelKey(account, protocol, to)] = channel;
-    }
-  }
+  ChannelRecord* channel = index_.RenameChannel(ChannelKey(account, protocol, from), ChannelKey(account, protocol, to), to);
   if (master == nullptr) return;
   trust_->Rename(ContactName{account, protocol, from}, ContactName{account, protocol, to});
   if (master->fingerprint_root.next != nullptr) PersistFingerprints(result);

@@ -29,12 +29,7 @@ void Engine::Close(CallScope& scope, Batch& result, bool endSessions) {
   // close({ endSessions: true }): every contact in an encrypted session is told we are
   // leaving (libotr's disconnect message, through onWrite) before anything is freed.
   if (endSessions) {
-    std::vector<ChannelRecord*> open;
-    {
-      std::shared_lock<std::shared_mutex> lock(indexMutex_);
-      for (auto& entry : channels_) open.push_back(entry.second.get());
-    }
-    for (ChannelRecord* record : open) {
+    for (ChannelRecord* record : index_.Channels()) {
       ChannelRecord& channel = *record;
       ConnContext* master = MasterFor(channel);
       bool encrypted = false;
@@ -53,9 +48,9 @@ void Engine::Close(CallScope& scope, Batch& result, bool endSessions) {
   std::vector<std::string> generating;
   for (const auto& entry : keygens_) generating.push_back(entry.first);
   for (const auto& key : generating) FinishKeygen(scope, key);
-  for (auto& entry : channels_) {
-    for (std::string& text : entry.second->held) Wipe(text);  // plaintext that never went out
-    entry.second->held.clear();
+  for (ChannelRecord* channel : index_.Channels()) {
+    for (std::string& text : channel->held) Wipe(text);  // plaintext that never went out
+    channel->held.clear();
   }
   std::string why;
   if (!WriteFingerprints(&why)) {
@@ -89,17 +84,10 @@ std::string ChannelKey(const std::string& account, const std::string& protocol, 
 
 ChannelRecord* Engine::ChannelFor(const char* account, const char* protocol, const char* username) {
   if (account == nullptr || protocol == nullptr || username == nullptr) return nullptr;
-  const std::string key = ChannelKey(account, protocol, username);
-  std::shared_lock<std::shared_mutex> lock(indexMutex_);
-  const auto found = channelsByName_.find(key);
-  return found == channelsByName_.end() ? nullptr : found->second;
+  return index_.ChannelByName(ChannelKey(account, protocol, username));
 }
 
-ChannelRecord* Engine::ChannelById(uint32_t id) {
-  std::shared_lock<std::shared_mutex> lock(indexMutex_);
-  const auto found = channels_.find(id);
-  return found == channels_.end() ? nullptr : found->second.get();
-}
+ChannelRecord* Engine::ChannelById(uint32_t id) { return index_.Channel(id); }
 
 ChannelRecord* Engine::ChannelFor(ConnContext* context) {
   if (context == nullptr) return nullptr;

@@ -25,6 +25,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "contact_index.h"
 #include "contact_view.h"
 #include "effects.h"
 #include "libotr.h"
@@ -35,27 +36,6 @@ namespace otr {
 
 class Engine;
 
-// Per channel settings that libotr's policy/max_message_size ops read on the worker.
-struct ChannelRecord {
-  uint32_t id = 0;
-  std::string account, protocol, username;
-  OtrlPolicy policy = OTRL_POLICY_DEFAULT;
-  int maxMessageSize = 0;
-  uint32_t callbacks = 0;  // ChannelCallback bits: which value-returning callbacks JS has
-  otrl_instag_t selected = OTRL_INSTAG_BEST;
-  ConnContext* master = nullptr;  // libotr's; forget.cc frees it only after this record
-  std::deque<std::string> held;   // writes waiting for the channel to be private
-  bool refreshing = false;
-  // Sessions kept encrypted through a re-AKE the contact started (see Receive in channel.cc).
-  std::vector<ConnContext*> rekeyedByContact;
-  std::string lastSignature;      // what JS last saw of this contact (contents, no addresses)
-  uint32_t liveSessions = 0;      // encrypted sessions in what JS last saw
-  // The human-readable part of our OTR queries (see wire_text.cc); libotr's own when unset.
-  bool customQuery = false;
-  std::string queryText;
-  // Line-based transports (IRC): no wire text may contain a line break.
-  bool lineBased = false;
-};
 
 // Numbers shared with lib/native.ts.
 enum ChannelCallback : uint32_t {
@@ -281,11 +261,7 @@ class Engine : public TaskOwner {
   std::unique_ptr<FileTrustStore> trust_;
   bool closed_ = false;
 
-  // The contact index: read by every job, changed by the jobs that add or forget contacts.
-  std::shared_mutex indexMutex_;
-  std::unordered_map<std::string, ConnContext*> masters_;  // ChannelKey → master context
-  std::unordered_map<uint32_t, std::unique_ptr<ChannelRecord>> channels_;
-  std::unordered_map<std::string, ChannelRecord*> channelsByName_;
+  ContactIndex index_;
   std::map<std::string, std::unique_ptr<PendingKeygen>> keygens_;
 
   std::mutex outboxMutex_;
@@ -321,7 +297,6 @@ class Engine : public TaskOwner {
   std::atomic<uint64_t> effects_{0};
 };
 
-std::string ChannelKey(const std::string& account, const std::string& protocol, const std::string& username);
 
 // The user state whose context list is one contact's while a ContactView is open on this
 // thread (null otherwise): a master libotr creates during the call is found there.
@@ -336,10 +311,7 @@ void Engine::WithContact(CallScope& scope, const std::string& account, const std
   } viewing;
   tViewing = scope.us;
   calls();
-  if (view.master() != nullptr) {
-    std::unique_lock<std::shared_mutex> lock(indexMutex_);
-    masters_.emplace(ChannelKey(account, protocol, username), view.master());
-  }
+  if (view.master() != nullptr) index_.AddMaster(ChannelKey(account, protocol, username), view.master());
   if (scope.fingerprintsChanged && view.master() != nullptr) SyncTrustRows(view.master());
   scope.fingerprintsChanged = false;
 }

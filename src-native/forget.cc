@@ -25,9 +25,7 @@ void Engine::ForgetContact(CallScope& scope, Batch& result, std::string account,
                                          MessageEventPayload{OTRL_MSGEVENT_CONNECTION_ENDED, true, std::move(text)}));
     }
     sessions_.fetch_sub(channel->liveSessions, std::memory_order_relaxed);
-    std::unique_lock<std::shared_mutex> lock(indexMutex_);
-    channelsByName_.erase(key);
-    channels_.erase(channel->id);  // frees the record: nothing may point at it below
+    index_.EraseChannel(channel);  // frees the record: nothing may point at it below
   }
   ConnContext* master = FindMaster(account, protocol, username);
   if (master == nullptr) return;
@@ -59,10 +57,7 @@ void Engine::ForgetContact(CallScope& scope, Batch& result, std::string account,
   if (dropped) SyncTrustRows(master);
   if (master->fingerprint_root.next == nullptr) {
     trust_->ForgetContact(ContactName{account, protocol, username});
-    {
-      std::unique_lock<std::shared_mutex> lock(indexMutex_);
-      masters_.erase(key);
-    }
+    index_.EraseMaster(key);
     if (otrl_context_forget(master) == 0) std::free(leftover);
   }
   if (dropped) PersistFingerprints(result);

@@ -386,11 +386,8 @@ EngineStats Engine::Stats() {
     stats.running = running_;
     stats.strands = strands_.size();
   }
-  {
-    std::shared_lock<std::shared_mutex> lock(indexMutex_);
-    stats.contacts = masters_.size();
-    stats.channels = channels_.size();
-  }
+  stats.contacts = index_.ContactCount();
+  stats.channels = index_.ChannelCount();
   {
     std::lock_guard<std::mutex> lock(statesMutex_);
     stats.userStates = (us_ != nullptr ? 1 : 0) + lenders_.size();
