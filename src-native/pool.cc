@@ -102,6 +102,11 @@ size_t Pool::Cancel(TaskOwner* owner) {
   return removed;
 }
 
+bool Pool::NothingQueued() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return light_.empty() && heavy_.empty();
+}
+
 size_t Pool::Queued() {
   std::lock_guard<std::mutex> lock(mutex_);
   return light_.size() + heavy_.size();

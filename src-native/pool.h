@@ -49,6 +49,8 @@ class Pool {
   size_t Cancel(TaskOwner* owner);
   // Queued tasks of every owner, and per-thread figures.
   size_t Queued();
+  // No task of any owner waits for a thread.
+  bool NothingQueued();
   std::vector<ThreadStats> Stats();
 
   // The courier calls owner->FlushDue() at `when` (the earliest time asked for wins).

@@ -30,6 +30,8 @@ constexpr size_t kTextBytesPerDelivery = 256 * 1024;
 constexpr std::chrono::microseconds kLongestHold{200};
 // A strand whose last job took this long is "heavy": the pool runs light strands first.
 constexpr std::chrono::microseconds kHeavyJob{1000};
+// At most this many jobs of one strand in a row on one thread (see RunTask).
+constexpr unsigned kBurstJobs = 32;
 
 // libotr's key reader fstat()s its FILE (fmemopen has no descriptor): an anonymous
 // in-memory file, never on disk, freed when closed.
@@ -133,22 +135,30 @@ void Engine::RunTask(uint32_t tag) {
     --notStarted_;
     ++running_;
   }
-  OtrlUserState us = global ? us_ : BorrowState();
-  const auto started = std::chrono::steady_clock::now();
-  Execute(job, us);
-  const auto spent = std::chrono::steady_clock::now() - started;
-  job.run = nullptr;  // frees what the job captured (message text: wiped by the job itself)
-  if (!global) ReturnState(us);
-  jobsDone_.fetch_add(1, std::memory_order_relaxed);
-  bool idle;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    idle = notStarted_ == 0;
-  }
-  // Still counted as running: no instance-wide job (close()) can start, and Shutdown waits.
-  if (idle) FlushFingerprintsWhenIdle();
-  if (idle || spent >= kLongestHold) Flush();
-  {
+  OtrlUserState us = global ? us_ : nullptr;
+  // A strand's next cheap job runs on this thread right away while no other task waits for a
+  // thread: no hand-over to another thread per message. Bounded, so a busy strand still
+  // takes turns with others.
+  for (unsigned burst = 1;; ++burst) {
+    if (us == nullptr) us = BorrowState();
+    const auto started = std::chrono::steady_clock::now();
+    Execute(job, us);
+    const auto spent = std::chrono::steady_clock::now() - started;
+    job.run = nullptr;  // frees what the job captured (message text: wiped by the job itself)
+    jobsDone_.fetch_add(1, std::memory_order_relaxed);
+    bool idle;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      idle = notStarted_ == 0;
+    }
+    // Still counted as running: no instance-wide job (close()) can start, and Shutdown waits.
+    if (idle) FlushFingerprintsWhenIdle();
+    if (idle || spent >= kLongestHold) Flush();
+    // Returned while still counted as running: Shutdown frees the states once nothing runs.
+    if (!global) {
+      ReturnState(us);
+      us = nullptr;
+    }
     std::lock_guard<std::mutex> lock(mutex_);
     --running_;
     if (global) {
@@ -160,16 +170,24 @@ void Engine::RunTask(uint32_t tag) {
         strand.running = false;
         strand.heavy = spent >= kHeavyJob;
         --admitted_;
-        if (!strand.jobs.empty()) {
+        if (strand.jobs.empty()) {
+          strands_.erase(found);
+        } else if (!stopping_ && !strand.heavy && burst < kBurstJobs && Pool::Get().NothingQueued()) {
+          job = std::move(strand.jobs.front());
+          strand.jobs.pop_front();
+          strand.running = true;  // still counted in admitted_ since it was queued
+          --notStarted_;
+          ++running_;
+          continue;
+        } else {
           ++inPool_;
           Pool::Get().Submit(this, tag, strand.heavy);
-        } else {
-          strands_.erase(found);
         }
       }
     }
     if (!stopping_ && admitted_ == 0) Drain();
     if (stopping_) wake_.notify_all();
+    break;
   }
 }
 
