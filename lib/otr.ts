@@ -66,26 +66,39 @@ export function setThreads(threads: number): void {
   setPoolThreads(requireInteger('threads', threads, 1, 1024));
 }
 
+/** One thread of the process-wide pool, in {@link OTRStats}. */
+export interface PoolThreadStats {
+  /** Milliseconds spent running libotr work since the thread started. */
+  busyMs: number;
+  /** Tasks it has run. */
+  tasks: number;
+}
+
 /** What otr.stats() returns: cheap to read (no libotr call), meant to be polled and graphed. */
 export interface OTRStats {
-  /** The process-wide pool (shared by every instance): per thread, time spent running work. */
-  threads: { busyMs: number; tasks: number }[];
+  /** The process-wide pool (shared by every instance), one entry per thread. */
+  threads: PoolThreadStats[];
   /** Work queued in the pool for every instance, not yet started. */
   poolQueued: number;
-  /** This instance's calls waiting to start, and running now. */
+  /** This instance's calls waiting to start. */
   queued: number;
+  /** This instance's calls running on a pool thread now. */
   running: number;
   /** Calls whose promise has not settled yet (queued, running, or results on their way). */
   pending: number;
-  /** Contacts libotr keeps state for, open channels, and encrypted sessions among them. */
+  /** Contacts libotr keeps state for. */
   contacts: number;
+  /** Open channels. */
   channels: number;
+  /** Encrypted sessions among the contacts' instances. */
   sessions: number;
   /** libotr user states: one that holds every contact, plus one per thread that ran this instance's work at once. */
   userStates: number;
-  /** Calls finished, hand-overs of results to JavaScript, and the callbacks they carried. */
+  /** Calls finished. */
   jobs: number;
+  /** Hand-overs of finished results to JavaScript. */
   deliveries: number;
+  /** Callbacks those hand-overs carried. */
   callbacks: number;
 }
 
