@@ -27,12 +27,17 @@ const TMUX_SOCKET = `otr-test-${process.pid}`;
 
 // Also when a test timed out before its own cleanup: nothing may keep the process alive.
 after(async () => {
+  for (const file of watching) fs.unwatchFile(file);
+  watching.clear();
   spawnSync('tmux', ['-L', TMUX_SOCKET, 'kill-server'], { env: foreignEnv() });
   closeAllIrc();
   await stopAllServers();
 });
 
-// Resolves when `file` contains `text` (watching the file, no sleeping).
+// Resolves when `file` contains `text` (watching the file, no sleeping). A watch still running
+// when the test ends (it failed or timed out) is stopped by after(): it would keep the process
+// alive forever, and the test runner with it.
+const watching = new Set();
 function fileContains(file, text) {
   return new Promise((resolve) => {
     const check = () => {
@@ -44,8 +49,10 @@ function fileContains(file, text) {
       }
       if (!content.includes(text)) return;
       fs.unwatchFile(file, check);
+      watching.delete(file);
       resolve(content);
     };
+    watching.add(file);
     fs.watchFile(file, { interval: 50 }, check);
     check();
   });
