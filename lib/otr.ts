@@ -82,7 +82,10 @@ export interface OTRStats {
   poolQueued: number;
   /** This instance's calls waiting to start. */
   queued: number;
-  /** This instance's calls running on a pool thread now. */
+  /**
+   * This instance's calls running on a pool thread now. A call leaves `running` (and is counted
+   * in `jobs`) before its result is handed over: once its promise has settled, it is not here.
+   */
   running: number;
   /** Calls whose promise has not settled yet (queued, running, or results on their way). */
   pending: number;

@@ -280,7 +280,8 @@ class Engine : public TaskOwner {
   std::unordered_map<uint32_t, Strand> strands_;
   size_t admitted_ = 0;       // contact jobs in strands, queued or running
   size_t notStarted_ = 0;     // jobs queued anywhere that have not started
-  size_t running_ = 0;        // tasks running on pool threads
+  size_t running_ = 0;        // tasks running on pool threads (until their bookkeeping ends)
+  size_t working_ = 0;        // jobs started whose result is not yet posted: stats().running
   size_t inPool_ = 0;         // tasks submitted to the pool and not yet started
   bool globalRunning_ = false;
   Job global_;                // the instance-wide job started last

@@ -134,6 +134,7 @@ void Engine::RunTask(uint32_t tag) {
     }
     --notStarted_;
     ++running_;
+    ++working_;
   }
   OtrlUserState us = global ? us_ : nullptr;
   // A strand's next cheap job runs on this thread right away while no other task waits for a
@@ -145,7 +146,6 @@ void Engine::RunTask(uint32_t tag) {
     Execute(job, us);
     const auto spent = std::chrono::steady_clock::now() - started;
     job.run = nullptr;  // frees what the job captured (message text: wiped by the job itself)
-    jobsDone_.fetch_add(1, std::memory_order_relaxed);
     bool idle;
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -178,6 +178,7 @@ void Engine::RunTask(uint32_t tag) {
           strand.running = true;  // still counted in admitted_ since it was queued
           --notStarted_;
           ++running_;
+          ++working_;
           continue;
         } else {
           ++inPool_;
@@ -299,6 +300,13 @@ void Engine::Execute(Job& job, OtrlUserState us) {
   }
   batch->effects = std::move(scope.effects);
   batch->done = !scope.deferred;
+  // Counted as finished before its result can reach JS: stats() read once a promise settled
+  // never shows that call as running.
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    --working_;
+  }
+  jobsDone_.fetch_add(1, std::memory_order_relaxed);
   if (!batch->done && batch->effects.empty()) {
     delete batch;
     return;
@@ -401,7 +409,7 @@ EngineStats Engine::Stats() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stats.queued = notStarted_;
-    stats.running = running_;
+    stats.running = working_;
     stats.strands = strands_.size();
   }
   stats.contacts = index_.ContactCount();

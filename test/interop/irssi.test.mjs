@@ -10,8 +10,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { OTR } from 'protocol-otr';
-import { closeAllIrc, connectIrc } from './helpers/irc-client.mjs';
-import { foreignEnv, serverMissing, startNgircd, stopAllServers } from './helpers/servers.mjs';
+import { closeAllIrc, connectIrc } from '../helpers/irc-client.mjs';
+import { foreignEnv, serverMissing, startNgircd, stopAllServers } from '../helpers/servers.mjs';
 
 const IRSSI_OTR_MODULE = '/usr/lib/x86_64-linux-gnu/irssi/modules/libotr_core.so';
 function missing() {
