@@ -149,11 +149,12 @@ export function serialiseFingerprints(rows: FingerprintFileRow[]): string {
 }
 
 /** temp file (mode 0600), fsync, rename, fsync of the directory. */
-export function writeFileAtomically(file: string, content: string): void {
+export function writeFileAtomically(file: string, content: string | Buffer): void {
   const temp = `${file}.tmp-${randomBytes(6).toString('hex')}`;
   const fd = fs.openSync(temp, 'wx', 0o600);
   try {
-    fs.writeSync(fd, content);
+    if (typeof content === 'string') fs.writeSync(fd, content);
+    else fs.writeSync(fd, content);
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ErrorCodes } from '../errors';
 import { FileSetLock } from '../lock';
+import { writeFileAtomically } from '../store-files';
 import { CliError, Exit } from './errors';
 import { type FileSet, withSnapshot } from './fileset';
 
@@ -71,29 +72,13 @@ export async function importFiles(client: Client, from: FileSet, to: FileSet): P
       }
     }
     for (const key of ['privkeysFile', 'contactsFile', 'instanceTagsFile'] as const) {
-      if (fs.existsSync(from[key])) writeAtomically(to[key], fs.readFileSync(from[key]));
+      if (!fs.existsSync(from[key])) continue;
+      const bytes = fs.readFileSync(from[key]);
+      writeFileAtomically(to[key], bytes);
+      bytes.fill(0); // the private key's bytes
     }
   } finally {
     lock.release();
   }
   return { from, to, ...found };
-}
-
-function writeAtomically(file: string, bytes: Buffer): void {
-  const temp = `${file}.import-${process.pid}`;
-  const fd = fs.openSync(temp, 'wx', 0o600);
-  try {
-    fs.writeSync(fd, bytes);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  bytes.fill(0);
-  fs.renameSync(temp, file);
-  const dir = fs.openSync(path.dirname(file), 'r');
-  try {
-    fs.fsyncSync(dir);
-  } finally {
-    fs.closeSync(dir);
-  }
 }
