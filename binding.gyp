@@ -18,6 +18,7 @@
         "src-native/forget.cc",
         "src-native/guard.cc",
         "src-native/init.cc",
+        "src-native/job_cost.cc",
         "src-native/keygen.cc",
         "src-native/marshal.cc",
         "src-native/persistence.cc",

@@ -182,10 +182,11 @@ class Handle : public Napi::ObjectWrap<Handle> {
   // `strand`: the channel the job is a call of (its calls run one at a time, in order), or
   // 0 for a job that concerns the whole instance (it runs alone, between the calls made
   // before and after it).
-  void Submit(Napi::Env env, uint32_t jobId, uint32_t strand, std::function<void(Engine&, CallScope&, Batch&)> run) {
+  void Submit(Napi::Env env, uint32_t jobId, uint32_t strand, std::function<void(Engine&, CallScope&, Batch&)> run,
+              JobCost cost = JobCost::kCheap) {
     Engine& engine = Live(env);
     if (jobId != 0 && pendingJobs_++ == 0) deliver_.SetKeepsLoopAlive(env, true);
-    engine.Enqueue(Job{jobId, strand, std::move(run)});
+    engine.Enqueue(Job{jobId, strand, cost, std::move(run)});
   }
 
   static uint32_t JobArg(const Napi::CallbackInfo& info) { return static_cast<uint32_t>(NumberArg(info, 0)); }
@@ -301,11 +302,13 @@ class Handle : public Napi::ObjectWrap<Handle> {
     const int64_t number = NumberArg(info, 5);
     // libotr's poll looks at every contact: an instance-wide job.
     const uint32_t strand = op == ChannelOp::Ping ? kInstanceWide : channelId;
+    const JobCost cost = op == ChannelOp::Read ? ReadCost(text) : OpCost(op);
     Submit(info.Env(), JobArg(info), strand,
            [channelId, op, text = std::move(text), data = std::move(data), number](Engine& e, CallScope& s,
                                                                                   Batch& b) mutable {
              e.RunChannelOp(s, b, channelId, op, std::move(text), std::move(data), number);
-           });
+           },
+           cost);
     return info.Env().Undefined();
   }
 

@@ -28,6 +28,7 @@
 #include "contact_index.h"
 #include "contact_view.h"
 #include "effects.h"
+#include "job_cost.h"
 #include "libotr.h"
 #include "pool.h"
 #include "trust_store.h"
@@ -90,6 +91,7 @@ constexpr uint32_t kInstanceWide = 0;
 struct Job {
   uint32_t id = 0;
   uint32_t strand = 0;  // the channel whose calls this job is one of; 0: instance-wide
+  JobCost cost = JobCost::kCheap;
   std::function<void(Engine&, CallScope&, Batch&)> run;
 };
 
@@ -133,6 +135,8 @@ class Engine : public TaskOwner {
   void SetLimits(const Limits& limits) { limits_ = limits; }
   void Start();
   void Enqueue(Job job);
+  // The channel is gone: what its jobs cost is no longer needed.
+  void ForgetLastCosts(uint32_t channelId);
   // Stops the worker (a blocking query is answered with its default), joins every thread
   // and frees libotr's state. Idempotent; safe from finalizers and environment cleanup.
   void Shutdown();
@@ -273,11 +277,16 @@ class Engine : public TaskOwner {
   struct Strand {
     std::deque<Job> jobs;
     bool running = false;
-    bool heavy = false;  // its last job took a millisecond or more
   };
+  // Whether the job will do public-key work (a millisecond or more); under mutex_.
+  bool Expensive(const Job& job) const;
+  static constexpr uint8_t kLastReadExpensive = 1, kLastWriteExpensive = 2;
   std::mutex mutex_;  // the scheduler's state below, and every Query's answer fields
   std::condition_variable wake_;
   std::unordered_map<uint32_t, Strand> strands_;
+  // Per channel, bit 1: its last data-message read took a millisecond or more; bit 2: its
+  // last write did. Absent: reads expensive (a first data message rotates keys), writes cheap.
+  std::unordered_map<uint32_t, uint8_t> lastCosts_;
   size_t admitted_ = 0;       // contact jobs in strands, queued or running
   size_t notStarted_ = 0;     // jobs queued anywhere that have not started
   size_t running_ = 0;        // tasks running on pool threads (until their bookkeeping ends)

@@ -25,6 +25,7 @@ void Engine::ForgetContact(CallScope& scope, Batch& result, std::string account,
                                          MessageEventPayload{OTRL_MSGEVENT_CONNECTION_ENDED, true, std::move(text)}));
     }
     sessions_.fetch_sub(channel->liveSessions, std::memory_order_relaxed);
+    ForgetLastCosts(channel->id);
     index_.EraseChannel(channel);  // frees the record: nothing may point at it below
   }
   ConnContext* master = FindMaster(account, protocol, username);

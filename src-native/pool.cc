@@ -57,8 +57,9 @@ void Pool::SetThreads(size_t threads) {
   if (express_ == nullptr) {
     express_ = new Worker();
     express_->thread = std::thread([this] {
+      // Normal priority, unlike the others: it runs only cheap tasks, and a cheap message
+      // should preempt public-key work on a busy machine rather than wait for its time slice.
       pthread_setname_np(pthread_self(), "protocol-otr");
-      YieldToTheEventLoop();
       Express();
     });
     express_->thread.detach();

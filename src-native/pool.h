@@ -2,9 +2,9 @@
 // that sends finished results to JS on a real timer.
 //
 // A task is one step of one contact's strand (or one instance-wide job): the pool runs it on
-// whichever thread is free. Tasks whose strand's last job was cheap go first ("light"), so a
-// cheap message is not queued behind other contacts' key rotations and SMP steps; a heavy task
-// is still taken at least every few picks, so nothing starves. One more thread, the express
+// whichever thread is free. Tasks expected to do no public-key work go first ("light", see
+// job_cost.h), so a cheap message is not queued behind other contacts' key rotations and SMP
+// steps; a heavy task is still taken at least every few picks, so nothing starves. One more thread, the express
 // thread, runs light tasks only: when every other thread is inside a long step (an SMP step
 // takes tens of milliseconds), a cheap message still finds a thread, and the kernel shares
 // the cores between them. Many OTR instances share these threads: their number follows the

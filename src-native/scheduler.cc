@@ -3,6 +3,7 @@
 // them has finished, and jobs queued after them wait), user states for the jobs that run at
 // once, and the outbox of finished results.
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -28,7 +29,8 @@ constexpr size_t kTextBytesPerDelivery = 256 * 1024;
 // outbox when its oldest batch is this old, whatever the threads are running. A job that ran
 // this long (a key rotation, an AKE or SMP step) has its result sent at once.
 constexpr std::chrono::microseconds kLongestHold{200};
-// A strand whose last job took this long is "heavy": the pool runs light strands first.
+// A job that ran this long did public-key work: the strand's next job of the same kind is
+// expected to (JobCost::kLikeLast*), and the pool runs it after cheap ones, never on express.
 constexpr std::chrono::microseconds kHeavyJob{1000};
 // At most this many jobs of one strand in a row on one thread (see RunTask).
 constexpr unsigned kBurstJobs = 32;
@@ -50,6 +52,12 @@ FILE* ReadFrom(const std::string& bytes) {
   FILE* file = ::lseek(fd, 0, SEEK_SET) == 0 ? ::fdopen(fd, "rb") : nullptr;
   if (file == nullptr) ::close(fd);
   return file;
+}
+
+std::chrono::nanoseconds ThreadCpuTime() {
+  timespec now{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+  return std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec);
 }
 
 }  // namespace
@@ -88,8 +96,30 @@ void Engine::Admit(Job job) {
   // One pool task per strand at a time: the next is submitted when this one's job ends.
   if (!strand.running && strand.jobs.size() == 1) {
     ++inPool_;
-    Pool::Get().Submit(this, key, strand.heavy);
+    Pool::Get().Submit(this, key, Expensive(strand.jobs.front()));
   }
+}
+
+bool Engine::Expensive(const Job& job) const {
+  switch (job.cost) {
+    case JobCost::kCheap:
+      return false;
+    case JobCost::kExpensive:
+      return true;
+    case JobCost::kLikeLastRead:
+    case JobCost::kLikeLastWrite: {
+      const uint8_t bit = job.cost == JobCost::kLikeLastRead ? kLastReadExpensive : kLastWriteExpensive;
+      auto found = lastCosts_.find(job.strand);
+      if (found == lastCosts_.end()) return job.cost == JobCost::kLikeLastRead;
+      return (found->second & bit) != 0;
+    }
+  }
+  return true;
+}
+
+void Engine::ForgetLastCosts(uint32_t channelId) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  lastCosts_.erase(channelId);
 }
 
 void Engine::StartGlobal(Job job) {
@@ -142,9 +172,14 @@ void Engine::RunTask(uint32_t tag) {
   // takes turns with others.
   for (unsigned burst = 1;; ++burst) {
     if (us == nullptr) us = BorrowState();
+    const bool learn = job.cost == JobCost::kLikeLastRead || job.cost == JobCost::kLikeLastWrite;
     const auto started = std::chrono::steady_clock::now();
+    // CPU time, not wall time, says whether the job did public-key work: a cheap job the
+    // kernel preempted on a busy machine is still cheap.
+    const auto cpuStarted = learn ? ThreadCpuTime() : std::chrono::nanoseconds{0};
     Execute(job, us);
     const auto spent = std::chrono::steady_clock::now() - started;
+    const bool wasExpensive = learn && ThreadCpuTime() - cpuStarted >= kHeavyJob;
     job.run = nullptr;  // frees what the job captured (message text: wiped by the job itself)
     bool idle;
     {
@@ -168,11 +203,15 @@ void Engine::RunTask(uint32_t tag) {
       if (found != strands_.end()) {
         Strand& strand = found->second;
         strand.running = false;
-        strand.heavy = spent >= kHeavyJob;
+        if (learn) {
+          const uint8_t bit = job.cost == JobCost::kLikeLastRead ? kLastReadExpensive : kLastWriteExpensive;
+          uint8_t& last = lastCosts_.try_emplace(tag, kLastReadExpensive).first->second;
+          last = static_cast<uint8_t>(wasExpensive ? (last | bit) : (last & ~bit));
+        }
         --admitted_;
         if (strand.jobs.empty()) {
           strands_.erase(found);
-        } else if (!stopping_ && !strand.heavy && burst < kBurstJobs && Pool::Get().NothingQueued()) {
+        } else if (!stopping_ && !Expensive(strand.jobs.front()) && burst < kBurstJobs && Pool::Get().NothingQueued()) {
           job = std::move(strand.jobs.front());
           strand.jobs.pop_front();
           strand.running = true;  // still counted in admitted_ since it was queued
@@ -182,7 +221,7 @@ void Engine::RunTask(uint32_t tag) {
           continue;
         } else {
           ++inPool_;
-          Pool::Get().Submit(this, tag, strand.heavy);
+          Pool::Get().Submit(this, tag, Expensive(strand.jobs.front()));
         }
       }
     }

@@ -6,8 +6,9 @@
 import test, { after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { Policy, setThreads } from 'protocol-otr';
-import { ALICE, BOB, PROTO, T, Net, cloneDir, closeAll, filesIn, keys, openOTR, openCopies, tmpdir, writeKeyFile } from './helpers/harness.mjs';
+import os from 'node:os';
+import { Policy, SmpEvent, setThreads } from 'protocol-otr';
+import { ALICE, BOB, PROTO, T, Net, cloneDir, closeAll, filesIn, keys, makeSecure, openOTR, openCopies, tmpdir, writeKeyFile } from './helpers/harness.mjs';
 
 after(closeAll);
 
@@ -72,6 +73,54 @@ test('thousands of interleaved calls over many contacts: each contact receives i
     const replies = i % 4 === 0 ? [] : rounds.filter((r) => r % 7 === i % 7).map((r) => `reply ${i}:${r}`);
     assert.deepEqual(b.received, replies, `contact ${i}: the bridge read the replies in order`);
     assert.equal(b.channel.status, 'Unverified', `contact ${i} still private`);
+  }
+});
+
+test("a contact's cheap call runs while another contact's public-key step holds the only pool thread", T, async () => {
+  setThreads(1); // one pool thread, plus the express thread
+  try {
+    const k = await keys();
+    const net = new Net();
+    const bridgeOtr = openOTR(cloneDir(k.aliceDir));
+    const peersOtr = openOTR(cloneDir(k.bobDir));
+    // Only the SMP answer asks JS: every other value-returning callback is left out, since JS
+    // is busy answering while the cheap call runs.
+    const omit = ['onBeforeEncrypt', 'onAfterDecrypt', 'onIsContactLoggedIn', 'onError', 'onSmp'];
+    let ranWhileHeld = false;
+    let polls = 0;
+    const held = {
+      onSmp() {
+        // A's SMP step (the first data message A's channel reads: expected to do public-key
+        // work, so it runs on the pool thread) waits for this answer. B's write must run now.
+        const before = bridgeOtr.stats().jobs;
+        cheap.channel.write('while A waits').catch(() => {});
+        // Bounded so that a regression fails instead of hanging the event loop for good.
+        while (!ranWhileHeld && polls < 1e6) {
+          polls++;
+          ranWhileHeld = bridgeOtr.stats().jobs > before;
+        }
+        return 'the answer';
+      },
+    };
+    const link = async (i, handlers) => {
+      const b = await net.addParty(`bridge>${i}`, { otr: bridgeOtr, account: ALICE, contact: `peer${i}@example.org`, handlers, omit: handlers ? omit.filter((n) => !(n in handlers)) : omit });
+      const p = await net.addParty(`peer${i}>bridge`, { otr: peersOtr, account: BOB, contact: `bridge${i}@example.org`, omit });
+      b.peers = [p];
+      p.peers = [b];
+      return { b, p };
+    };
+    const slow = await link(0, held);
+    const cheap = (await link(1)).b;
+    await makeSecure(net, slow.b, slow.p);
+    await makeSecure(net, cheap, cheap.peers[0]);
+    await slow.p.channel.smpVerify('the answer', 'what is it?');
+    await net.settle();
+    assert.ok(ranWhileHeld, `B's write ran while A's SMP step held the pool thread (stats() polled ${polls} times)`);
+    assert.deepEqual(cheap.peers[0].received, ['while A waits']);
+    assert.deepEqual(slow.b.smpEvents().at(-1), [SmpEvent.SUCCESS, 100]);
+    net.assertNoErrors();
+  } finally {
+    setThreads(os.availableParallelism());
   }
 });
 
