@@ -163,6 +163,21 @@ const instances = new Map<number, WeakRef<OTR>>();
 const busy = new Set<OTR>();
 let nextInstance = 1;
 
+// How long results are applied in one turn of the event loop before the rest waits for the
+// next (see OTR._deliver).
+const DELIVERY_SLICE_MS = 0.5;
+
+// Whether a delivery ends with a question a libotr call waits on (only its last batch can).
+function asksForValue(numbers: Float64Array, count: number): boolean {
+  let at = 0;
+  let queryAt = -1;
+  while (at < count) {
+    queryAt = numbers[at + 3];
+    at += BATCH_SLOTS + numbers[at + 4] * EFFECT_SLOTS;
+  }
+  return queryAt >= 0;
+}
+
 function dispatch(instance: number, numbers: Float64Array, count: number, ...values: unknown[]): unknown {
   return instances.get(instance)?.deref()?._deliver(numbers, count, values);
 }
@@ -304,7 +319,9 @@ export class OTR extends EventEmitter<OTREvents> {
     }
     instances.set(this.#instance, new WeakRef(this));
     finalizer.register(this, { instance: this.#instance, lock: this.#lock });
-    this._deliver(...this.#handle.takeLoadedState());
+    // All of it now, however long: the accounts and contacts are known when the constructor returns.
+    const [numbers, count, values] = this.#handle.takeLoadedState();
+    this.#applyBatches(numbers, 0, count, values, Infinity);
     if (this.loadReport.skipped.length > 0) {
       const copy = this.loadReport.copies[0];
       const problems = this.loadReport.skipped.map(
@@ -546,11 +563,57 @@ export class OTR extends EventEmitter<OTREvents> {
     return account;
   }
 
-  /** @internal Runs on the JS thread for everything the addon delivers, in order. */
+  /**
+   * @internal Runs on the JS thread for everything the addon delivers, in order. Node hands
+   * over every delivery waiting for the thread in one go, so under load results would be
+   * applied for tens of milliseconds without a break: past DELIVERY_SLICE_MS the rest waits
+   * in #backlog for the next turn of the event loop (timers and I/O run in between). A
+   * delivery that asks for a callback's value is applied at once, after the backlog, since a
+   * libotr call waits for the answer.
+   */
   _deliver(numbers: Float64Array, count: number, values: unknown[]): unknown {
+    if (asksForValue(numbers, count)) {
+      this.#applyBacklog(Infinity);
+      return this.#applyBatches(numbers, 0, count, values, Infinity).answer;
+    }
+    if (this.#backlog.length > 0) {
+      this.#backlog.push({ numbers: numbers.slice(0, count), values });
+      return undefined;
+    }
+    const { at } = this.#applyBatches(numbers, 0, count, values, performance.now() + DELIVERY_SLICE_MS);
+    if (at < count) {
+      // The handle reuses its array for the next delivery: keep a copy of what is left.
+      this.#backlog.push({ numbers: numbers.slice(at, count), values });
+      setImmediate(this.#continueBacklog);
+    }
+    return undefined;
+  }
+
+  #backlog: { numbers: Float64Array; values: unknown[] }[] = [];
+
+  #continueBacklog = (): void => {
+    if (!this.#applyBacklog(performance.now() + DELIVERY_SLICE_MS)) setImmediate(this.#continueBacklog);
+  };
+
+  // Applies waiting deliveries until `deadline`; true when none is left.
+  #applyBacklog(deadline: number): boolean {
+    while (this.#backlog.length > 0) {
+      const first = this.#backlog[0];
+      const { at } = this.#applyBatches(first.numbers, 0, first.numbers.length, first.values, deadline);
+      if (at < first.numbers.length) {
+        first.numbers = first.numbers.subarray(at);
+        return false;
+      }
+      this.#backlog.shift();
+    }
+    return true;
+  }
+
+  // Applies whole batches from `at` until `count`, or until `deadline` has passed.
+  #applyBatches(numbers: Float64Array, at: number, count: number, values: unknown[], deadline: number): { at: number; answer: unknown } {
     let answer: unknown;
-    let at = 0;
     while (at < count) {
+      if (deadline !== Infinity && performance.now() > deadline) break;
       const job = numbers[at];
       const flags = numbers[at + 1];
       const resultAt = numbers[at + 2];
@@ -584,7 +647,7 @@ export class OTR extends EventEmitter<OTREvents> {
       }
       if (flags & BatchFlag.Done && call) this.#settle(job, call, flags, resultAt < 0 ? undefined : values[resultAt]);
     }
-    return answer;
+    return { at, answer };
   }
 
   #settle(job: number, call: PendingCall, flags: number, result: unknown): void {

@@ -280,12 +280,16 @@ class Engine : public TaskOwner {
   };
   // Whether the job will do public-key work (a millisecond or more); under mutex_.
   bool Expensive(const Job& job) const;
+  bool MeasureCpu(const Job& job) const;
+  void Learn(const Job& job, std::chrono::nanoseconds wall, std::chrono::nanoseconds cpu);
   static constexpr uint8_t kLastReadExpensive = 1, kLastWriteExpensive = 2;
+  static constexpr uint8_t kLastReadUnsure = 4, kLastWriteUnsure = 8;  // see MeasureCpu
   std::mutex mutex_;  // the scheduler's state below, and every Query's answer fields
   std::condition_variable wake_;
   std::unordered_map<uint32_t, Strand> strands_;
-  // Per channel, bit 1: its last data-message read took a millisecond or more; bit 2: its
-  // last write did. Absent: reads expensive (a first data message rotates keys), writes cheap.
+  // Per channel: whether its last data-message read / write took a millisecond of CPU or more,
+  // and whether that is unsure (see Learn). Absent: reads expensive (a first data message
+  // rotates keys), writes cheap.
   std::unordered_map<uint32_t, uint8_t> lastCosts_;
   size_t admitted_ = 0;       // contact jobs in strands, queued or running
   size_t notStarted_ = 0;     // jobs queued anywhere that have not started

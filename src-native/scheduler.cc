@@ -117,6 +117,36 @@ bool Engine::Expensive(const Job& job) const {
   return true;
 }
 
+// A thread's CPU clock is a system call (about a microsecond, more than many cheap jobs take
+// on a virtual machine), so it is read only around jobs expected to take a millisecond, or
+// whose last like job took one by the wall clock without being measured.
+bool Engine::MeasureCpu(const Job& job) const {
+  if (job.cost != JobCost::kLikeLastRead && job.cost != JobCost::kLikeLastWrite) return false;
+  if (Expensive(job)) return true;
+  auto found = lastCosts_.find(job.strand);
+  const uint8_t unsure = job.cost == JobCost::kLikeLastRead ? kLastReadUnsure : kLastWriteUnsure;
+  return found != lastCosts_.end() && (found->second & unsure) != 0;
+}
+
+// CPU time, not wall time, says whether a job did public-key work: a cheap job the kernel
+// preempted on a busy machine is still cheap. Under a millisecond of wall time it was cheap
+// in any case; at a millisecond or more unmeasured (`cpu` negative), it is measured next time.
+void Engine::Learn(const Job& job, std::chrono::nanoseconds wall, std::chrono::nanoseconds cpu) {
+  if (job.cost != JobCost::kLikeLastRead && job.cost != JobCost::kLikeLastWrite) return;
+  const bool read = job.cost == JobCost::kLikeLastRead;
+  const uint8_t expensive = read ? kLastReadExpensive : kLastWriteExpensive;
+  const uint8_t unsure = read ? kLastReadUnsure : kLastWriteUnsure;
+  uint8_t& last = lastCosts_.try_emplace(job.strand, kLastReadExpensive).first->second;
+  if (cpu.count() >= 0) {
+    last = static_cast<uint8_t>(cpu >= kHeavyJob ? (last | expensive) : (last & ~expensive));
+    last = static_cast<uint8_t>(last & ~unsure);
+  } else if (wall < kHeavyJob) {
+    last = static_cast<uint8_t>(last & ~(expensive | unsure));
+  } else {
+    last = static_cast<uint8_t>(last | unsure);
+  }
+}
+
 void Engine::ForgetLastCosts(uint32_t channelId) {
   std::lock_guard<std::mutex> lock(mutex_);
   lastCosts_.erase(channelId);
@@ -147,6 +177,7 @@ void Engine::Drain() {
 void Engine::RunTask(uint32_t tag) {
   const bool global = tag == kInstanceWide;
   Job job;
+  bool measureCpu = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     --inPool_;
@@ -165,6 +196,7 @@ void Engine::RunTask(uint32_t tag) {
     --notStarted_;
     ++running_;
     ++working_;
+    measureCpu = MeasureCpu(job);
   }
   OtrlUserState us = global ? us_ : nullptr;
   // A strand's next cheap job runs on this thread right away while no other task waits for a
@@ -172,14 +204,11 @@ void Engine::RunTask(uint32_t tag) {
   // takes turns with others.
   for (unsigned burst = 1;; ++burst) {
     if (us == nullptr) us = BorrowState();
-    const bool learn = job.cost == JobCost::kLikeLastRead || job.cost == JobCost::kLikeLastWrite;
     const auto started = std::chrono::steady_clock::now();
-    // CPU time, not wall time, says whether the job did public-key work: a cheap job the
-    // kernel preempted on a busy machine is still cheap.
-    const auto cpuStarted = learn ? ThreadCpuTime() : std::chrono::nanoseconds{0};
+    const auto cpuStarted = measureCpu ? ThreadCpuTime() : std::chrono::nanoseconds{0};
     Execute(job, us);
     const auto spent = std::chrono::steady_clock::now() - started;
-    const bool wasExpensive = learn && ThreadCpuTime() - cpuStarted >= kHeavyJob;
+    const auto cpu = measureCpu ? ThreadCpuTime() - cpuStarted : std::chrono::nanoseconds{-1};
     job.run = nullptr;  // frees what the job captured (message text: wiped by the job itself)
     bool idle;
     {
@@ -203,11 +232,7 @@ void Engine::RunTask(uint32_t tag) {
       if (found != strands_.end()) {
         Strand& strand = found->second;
         strand.running = false;
-        if (learn) {
-          const uint8_t bit = job.cost == JobCost::kLikeLastRead ? kLastReadExpensive : kLastWriteExpensive;
-          uint8_t& last = lastCosts_.try_emplace(tag, kLastReadExpensive).first->second;
-          last = static_cast<uint8_t>(wasExpensive ? (last | bit) : (last & ~bit));
-        }
+        Learn(job, spent, cpu);
         --admitted_;
         if (strand.jobs.empty()) {
           strands_.erase(found);
@@ -218,6 +243,7 @@ void Engine::RunTask(uint32_t tag) {
           --notStarted_;
           ++running_;
           ++working_;
+          measureCpu = MeasureCpu(job);
           continue;
         } else {
           ++inPool_;
