@@ -22,7 +22,7 @@ void Engine::FlushFingerprintsWhenIdle() {
   auto* batch = new Batch();
   batch->done = false;
   batch->effects = std::move(scope.effects);
-  Post(batch);
+  outbox_.Add(batch);
 }
 
 void Engine::Close(CallScope& scope, Batch& result, bool endSessions) {
@@ -62,12 +62,7 @@ void Engine::Close(CallScope& scope, Batch& result, bool endSessions) {
 }
 
 void Engine::FreeUserstate() {
-  std::lock_guard<std::mutex> lock(statesMutex_);
-  for (OtrlUserState lender : lenders_) otrl_userstate_free(lender);  // their context lists are empty
-  lenders_.clear();
-  idleLenders_.clear();
-  Wipe(keyBytes_);
-  Wipe(instagBytes_);
+  lenders_.FreeAll();
   if (us_ == nullptr) return;
   otrl_userstate_free(us_);
   us_ = nullptr;

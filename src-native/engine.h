@@ -29,6 +29,8 @@
 #include "contact_view.h"
 #include "effects.h"
 #include "job_cost.h"
+#include "lender_states.h"
+#include "outbox.h"
 #include "libotr.h"
 #include "pool.h"
 #include "trust_store.h"
@@ -123,7 +125,7 @@ struct EngineStats {
 
 class Engine : public TaskOwner {
  public:
-  using Poster = std::function<bool(Delivery*)>;
+  using Poster = Outbox::Poster;
 
   explicit Engine(Poster post);
   ~Engine();
@@ -208,18 +210,9 @@ class Engine : public TaskOwner {
   void Admit(Job job);        // under mutex_
   void Drain();               // under mutex_: admits what waited behind a finished barrier
   void StartGlobal(Job job);  // under mutex_
-  OtrlUserState BorrowState();
-  void ReturnState(OtrlUserState us);
   // Gives every lender state the keys and instance tags the home state has (files' bytes).
-  void RefreshKeyMaterial();
-  void LoadKeyMaterial(OtrlUserState us);
+  void RefreshKeyMaterial() { lenders_.Reload(paths_.privkeys, paths_.instags); }
   void Execute(Job& job, OtrlUserState us);
-  // Batches wait in the outbox and go to JS together when nothing is left to start (or the
-  // outbox is full, or a job is about to wait for an answer, or the oldest batch has waited
-  // 200 µs: the courier's real timer): one JS call for many jobs.
-  void Post(Batch* batch);
-  void Flush();
-  void FlushLocked();  // under outboxMutex_
   // The trust store (trust_store.h) is told of every row-level change; these make it durable.
   bool WriteFingerprints(std::string* why);  // persistence.cc
   void PersistFingerprints(Batch& result);   // now, for calls that promise it; failure is theirs
@@ -252,13 +245,8 @@ class Engine : public TaskOwner {
   void ReloadPrivkeys();
   void FreeUserstate();
 
-  Poster post_;
   OtrlUserState us_ = nullptr;  // the home state
-  // Lender states: as many as jobs of this instance ever ran at once (at most the pool's threads).
-  std::mutex statesMutex_;
-  std::vector<OtrlUserState> lenders_;
-  std::vector<OtrlUserState> idleLenders_;
-  std::string keyBytes_, instagBytes_;  // what lenders load; wiped when freed
+  LenderStates lenders_;
   std::mutex homeMutex_;  // the home state's context list, while lenders borrow and return blocks
   FilePaths paths_;
   Limits limits_;
@@ -268,11 +256,7 @@ class Engine : public TaskOwner {
   ContactIndex index_;
   std::map<std::string, std::unique_ptr<PendingKeygen>> keygens_;
 
-  std::mutex outboxMutex_;
-  std::vector<std::unique_ptr<Batch>> outbox_;
-  size_t outboxBytes_ = 0;
-  size_t outboxEffects_ = 0;
-  std::chrono::steady_clock::time_point outboxSince_;
+  Outbox outbox_;  // finished results on their way to JS
 
   struct Strand {
     std::deque<Job> jobs;
@@ -306,9 +290,6 @@ class Engine : public TaskOwner {
   std::atomic<bool> missingInstags_{false};
   std::atomic<uint64_t> sessions_{0};
   std::atomic<uint64_t> jobsDone_{0};
-  std::atomic<uint64_t> deliveries_{0};
-  std::atomic<uint64_t> batches_{0};
-  std::atomic<uint64_t> effects_{0};
 };
 
 

@@ -130,7 +130,7 @@ void Engine::FinishKeygen(CallScope& scope, std::string key) {
     auto* batch = new Batch(outcome);
     batch->job = waiter;
     batch->done = true;
-    Post(batch);
+    outbox_.Add(batch);
   }
 }
 

@@ -1,8 +1,8 @@
 // An instance's jobs on the process-wide pool: a strand per channel (its jobs one at a time,
 // in call order), instance-wide jobs as barriers (they start when every job queued before
-// them has finished, and jobs queued after them wait), user states for the jobs that run at
-// once, and the outbox of finished results.
-#include <sys/mman.h>
+// them has finished, and jobs queued after them wait), what each kind of job is expected to
+// cost, and the questions jobs wait on. The states jobs run on: lender_states.h; where their
+// results go: outbox.h.
 #include <time.h>
 #include <unistd.h>
 
@@ -20,39 +20,11 @@ thread_local OtrlUserState tViewing = nullptr;
 
 namespace {
 
-// Enough to amortise the hop to the JS thread, small enough that handling one delivery
-// (its callbacks, and the strings they carry) stays around a millisecond. Counted in
-// effects (callbacks), not jobs: one fragmented write alone makes dozens of onWrite calls.
-constexpr size_t kEffectsPerDelivery = 128;
-constexpr size_t kTextBytesPerDelivery = 256 * 1024;
-// No finished result waits longer than this for the batches after it: the courier sends the
-// outbox when its oldest batch is this old, whatever the threads are running. A job that ran
-// this long (a key rotation, an AKE or SMP step) has its result sent at once.
-constexpr std::chrono::microseconds kLongestHold{200};
 // A job that ran this long did public-key work: the strand's next job of the same kind is
 // expected to (JobCost::kLikeLast*), and the pool runs it after cheap ones, never on express.
 constexpr std::chrono::microseconds kHeavyJob{1000};
 // At most this many jobs of one strand in a row on one thread (see RunTask).
 constexpr unsigned kBurstJobs = 32;
-
-// libotr's key reader fstat()s its FILE (fmemopen has no descriptor): an anonymous
-// in-memory file, never on disk, freed when closed.
-FILE* ReadFrom(const std::string& bytes) {
-  const int fd = memfd_create("protocol-otr-keys", MFD_CLOEXEC);
-  if (fd < 0) return nullptr;
-  size_t written = 0;
-  while (written < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
-    if (n <= 0) {
-      ::close(fd);
-      return nullptr;
-    }
-    written += static_cast<size_t>(n);
-  }
-  FILE* file = ::lseek(fd, 0, SEEK_SET) == 0 ? ::fdopen(fd, "rb") : nullptr;
-  if (file == nullptr) ::close(fd);
-  return file;
-}
 
 std::chrono::nanoseconds ThreadCpuTime() {
   timespec now{};
@@ -62,7 +34,7 @@ std::chrono::nanoseconds ThreadCpuTime() {
 
 }  // namespace
 
-Engine::Engine(Poster post) : post_(std::move(post)) { us_ = otrl_userstate_create(); }
+Engine::Engine(Poster post) : outbox_(std::move(post), this) { us_ = otrl_userstate_create(); }
 
 Engine::~Engine() { Shutdown(); }
 
@@ -203,7 +175,7 @@ void Engine::RunTask(uint32_t tag) {
   // thread: no hand-over to another thread per message. Bounded, so a busy strand still
   // takes turns with others.
   for (unsigned burst = 1;; ++burst) {
-    if (us == nullptr) us = BorrowState();
+    if (us == nullptr) us = lenders_.Borrow();
     const auto started = std::chrono::steady_clock::now();
     const auto cpuStarted = measureCpu ? ThreadCpuTime() : std::chrono::nanoseconds{0};
     Execute(job, us);
@@ -217,10 +189,11 @@ void Engine::RunTask(uint32_t tag) {
     }
     // Still counted as running: no instance-wide job (close()) can start, and Shutdown waits.
     if (idle) FlushFingerprintsWhenIdle();
-    if (idle || spent >= kLongestHold) Flush();
+    // A job that ran this long (a key rotation, an AKE or SMP step) has its result sent at once.
+    if (idle || spent >= Outbox::kLongestHold) outbox_.Send();
     // Returned while still counted as running: Shutdown frees the states once nothing runs.
     if (!global) {
-      ReturnState(us);
+      lenders_.Return(us);
       us = nullptr;
     }
     std::lock_guard<std::mutex> lock(mutex_);
@@ -276,59 +249,9 @@ void Engine::Shutdown() {
   }
   // No job runs or will run: nothing can post to the outbox or ask the courier any more.
   Pool::Get().ForgetFlushes(this);
-  {
-    std::lock_guard<std::mutex> lock(outboxMutex_);
-    outbox_.clear();
-  }
+  outbox_.Clear();
   StopKeygens();
   FreeUserstate();
-}
-
-OtrlUserState Engine::BorrowState() {
-  std::lock_guard<std::mutex> lock(statesMutex_);
-  if (!idleLenders_.empty()) {
-    OtrlUserState us = idleLenders_.back();
-    idleLenders_.pop_back();
-    return us;
-  }
-  OtrlUserState us = otrl_userstate_create();
-  LoadKeyMaterial(us);
-
-  lenders_.push_back(us);
-  return us;
-}
-
-void Engine::ReturnState(OtrlUserState us) {
-  std::lock_guard<std::mutex> lock(statesMutex_);
-  idleLenders_.push_back(us);
-}
-
-// Under statesMutex_. Lenders hold exactly the home state's keys and instance tags, read from
-// the same bytes the home state was loaded from (or wrote): key generation happens once.
-void Engine::LoadKeyMaterial(OtrlUserState us) {
-  otrl_privkey_forget_all(us);
-  otrl_instag_forget_all(us);
-  if (!keyBytes_.empty()) {
-    if (FILE* file = ReadFrom(keyBytes_)) {
-      otrl_privkey_read_FILEp(us, file);
-      std::fclose(file);
-    }
-  }
-  if (!instagBytes_.empty()) {
-    if (FILE* file = ReadFrom(instagBytes_)) {
-      otrl_instag_read_FILEp(us, file);
-      std::fclose(file);
-    }
-  }
-}
-
-// Instance-wide jobs only (no lender is in use): after a key or instance tag was written.
-void Engine::RefreshKeyMaterial() {
-  std::lock_guard<std::mutex> lock(statesMutex_);
-  Wipe(keyBytes_);
-  keyBytes_ = ReadWholeFile(paths_.privkeys).bytes;
-  instagBytes_ = ReadWholeFile(paths_.instags).bytes;
-  for (OtrlUserState lender : lenders_) LoadKeyMaterial(lender);
 }
 
 void Engine::Answer(const std::shared_ptr<Query>& query, bool hasString, std::string text, int64_t number) {
@@ -377,64 +300,10 @@ void Engine::Execute(Job& job, OtrlUserState us) {
     return;
   }
   if (!batch->done) batch->job = 0;  // effects of a deferred job belong to no waiting call yet
-  Post(batch);
+  outbox_.Add(batch);
 }
 
-void Engine::Post(Batch* batch) {
-  std::chrono::steady_clock::time_point due;
-  bool arm = false;
-  {
-    std::lock_guard<std::mutex> lock(outboxMutex_);
-    const auto now = std::chrono::steady_clock::now();
-    if (outbox_.empty()) {
-      outboxSince_ = now;
-      arm = true;
-    }
-    for (const Effect& effect : batch->effects) outboxBytes_ += effect.TextBytes();
-    outboxEffects_ += batch->effects.size() + 1;  // the settling of the call counts too
-    outbox_.emplace_back(batch);
-    if (outboxEffects_ >= kEffectsPerDelivery || outboxBytes_ >= kTextBytesPerDelivery ||
-        now - outboxSince_ >= kLongestHold) {
-      FlushLocked();
-      arm = false;
-    }
-    due = outboxSince_ + kLongestHold;
-  }
-  if (arm) Pool::Get().FlushAt(this, due);
-}
-
-void Engine::FlushDue(std::chrono::steady_clock::time_point now) {
-  std::chrono::steady_clock::time_point due;
-  {
-    std::lock_guard<std::mutex> lock(outboxMutex_);
-    if (outbox_.empty()) return;
-    due = outboxSince_ + kLongestHold;
-    if (now >= due) {
-      FlushLocked();
-      return;
-    }
-  }
-  Pool::Get().FlushAt(this, due);
-}
-
-void Engine::Flush() {
-  std::lock_guard<std::mutex> lock(outboxMutex_);
-  FlushLocked();
-}
-
-void Engine::FlushLocked() {
-  outboxBytes_ = 0;
-  outboxEffects_ = 0;
-  if (outbox_.empty()) return;
-  auto* delivery = new Delivery();
-  delivery->batches.swap(outbox_);
-  uint64_t effects = 0;
-  for (const auto& batch : delivery->batches) effects += batch->effects.size();
-  deliveries_.fetch_add(1, std::memory_order_relaxed);
-  batches_.fetch_add(delivery->batches.size(), std::memory_order_relaxed);
-  effects_.fetch_add(effects, std::memory_order_relaxed);
-  if (!post_(delivery)) delete delivery;
-}
+void Engine::FlushDue(std::chrono::steady_clock::time_point now) { outbox_.SendIfDue(now); }
 
 bool Engine::Ask(CallScope& scope, const std::shared_ptr<Query>& query) {
   auto* batch = new Batch();
@@ -450,20 +319,7 @@ bool Engine::Ask(CallScope& scope, const std::shared_ptr<Query>& query) {
       return false;
     }
   }
-  {
-    // The outbox goes with the question, in order.
-    std::lock_guard<std::mutex> lock(outboxMutex_);
-    outbox_.emplace_back(batch);
-    outboxBytes_ = 0;
-    outboxEffects_ = 0;
-    auto* delivery = new Delivery();
-    delivery->batches.swap(outbox_);
-    deliveries_.fetch_add(1, std::memory_order_relaxed);
-    if (!post_(delivery)) {
-      delete delivery;
-      return false;
-    }
-  }
+  if (!outbox_.SendWith(batch)) return false;  // the outbox goes with the question, in order
   std::unique_lock<std::mutex> lock(mutex_);
   wake_.wait(lock, [&] { return stopping_ || query->answered; });
   return query->answered;
@@ -479,25 +335,19 @@ EngineStats Engine::Stats() {
   }
   stats.contacts = index_.ContactCount();
   stats.channels = index_.ChannelCount();
-  {
-    std::lock_guard<std::mutex> lock(statesMutex_);
-    stats.userStates = (us_ != nullptr ? 1 : 0) + lenders_.size();
-  }
+  stats.userStates = (us_ != nullptr ? 1 : 0) + lenders_.Count();
   stats.sessions = sessions_.load(std::memory_order_relaxed);
   stats.jobs = jobsDone_.load(std::memory_order_relaxed);
-  stats.deliveries = deliveries_.load(std::memory_order_relaxed);
-  stats.batches = batches_.load(std::memory_order_relaxed);
-  stats.effects = effects_.load(std::memory_order_relaxed);
+  stats.deliveries = outbox_.Deliveries();
+  stats.batches = outbox_.Batches();
+  stats.effects = outbox_.Effects();
   return stats;
 }
 
 // libotr's poll looks at every contact: the home state holds them all while an instance-wide
-// job runs. Each state has its own "timer running" flag; the poll decides for all of them.
+// job runs.
 void Engine::Poll(CallScope& scope) {
-  std::lock_guard<std::mutex> lock(statesMutex_);
-  for (OtrlUserState lender : lenders_) us_->timer_running = us_->timer_running || lender->timer_running;
-  otrl_message_poll(us_, ops(), &scope);
-  for (OtrlUserState lender : lenders_) lender->timer_running = us_->timer_running;
+  lenders_.PollWith(us_, [&] { otrl_message_poll(us_, ops(), &scope); });
 }
 
 }  // namespace otr
