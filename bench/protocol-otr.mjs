@@ -18,7 +18,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { PerformanceObserver, monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { OTR, SmpEvent, libotr, setThreads } from 'protocol-otr';
@@ -65,15 +65,35 @@ const counter = (target) => countTo(target, fail);
 const loopDelay = monitorEventLoopDelay({ resolution: 1 });
 let cpuStart;
 let cpuMicros = 0;
+// V8's garbage-collection pauses, which stop the event loop too: what explains a loop delay
+// the library's own work does not.
+const gcPauses = []; // [start, duration] in ms
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) gcPauses.push([entry.startTime, entry.duration]);
+}).observe({ entryTypes: ['gc'] });
+const windows = []; // measured [start, end] in ms
 function measuring(on) {
   if (on) {
     loopDelay.enable();
     cpuStart = process.cpuUsage();
+    windows.push([performance.now(), Infinity]);
   } else {
     loopDelay.disable();
     const used = process.cpuUsage(cpuStart);
     cpuMicros += used.user + used.system;
+    windows.at(-1)[1] = performance.now();
   }
+}
+
+function gcFigures() {
+  const inside = gcPauses.filter(([start]) => windows.some(([from, to]) => start >= from && start <= to));
+  const measured = windows.reduce((sum, [from, to]) => sum + (Math.min(to, performance.now()) - from), 0);
+  const total = inside.reduce((sum, [, d]) => sum + d, 0);
+  return {
+    gc_pauses: inside.length,
+    gc_max_ms: r3(Math.max(0, ...inside.map(([, d]) => d))),
+    gc_share: measured > 0 ? r3(total / measured) : 0,
+  };
 }
 
 function emit(o, unit, n, values, extra = {}) {
@@ -84,6 +104,7 @@ function emit(o, unit, n, values, extra = {}) {
     eld_p99_ms: ms(loopDelay.percentile(99)),
     eld_max_ms: ms(loopDelay.max),
     max_block_ms: r3(blocking.max),
+    ...gcFigures(),
     threads: threadCount,
     cpu_us_per_op: r3(cpuMicros / (n * values.length)),
     ...extra,
@@ -503,5 +524,6 @@ if (o.warmup) {
   blocking.max = 0;
   cpuMicros = 0;
   loopDelay.reset();
+  windows.length = 0;
 }
 await run(o);

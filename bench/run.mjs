@@ -176,6 +176,13 @@ const checked = targets.map(([name, check]) => {
   }
   const met = Boolean(check());
   console.log(`  ${met ? 'met    ' : 'MISSED '} ${name}`);
+  if (!met && name.startsWith('event-loop')) {
+    // What stopped the loop: V8's garbage collection (pauses inside the measured time) or not.
+    for (const r of results.filter((x) => x.impl === 'protocol-otr' && !((x.eld_p99_ms ?? Infinity) <= 2))) {
+      const gc = r.gc_pauses === undefined ? '' : `; V8 GC ${r.gc_pauses} pauses, longest ${r.gc_max_ms} ms, ${(r.gc_share * 100).toFixed(1)} % of the time`;
+      console.log(`          ${r.scenario}: loop p99 ${r.eld_p99_ms} ms, longest library call ${r.max_block_ms} ms${gc}`);
+    }
+  }
   return { target: name, met };
 });
 if (quick) console.log('  (--quick: a liveness check, not a measurement)');

@@ -219,31 +219,32 @@ class Handle : public Napi::ObjectWrap<Handle> {
     return info.Env().Undefined();
   }
 
+  // (job, account, protocol, username, fingerprint hex[, verified]): the trust calls.
+  struct FingerprintCall {
+    std::string account, protocol, username, fingerprint;
+    bool verified;
+  };
+  static FingerprintCall FingerprintArgs(const Napi::CallbackInfo& info) {
+    return {NameArg(info, 1), NameArg(info, 2), NameArg(info, 3), StringArg(info, 4), info[5].ToBoolean()};
+  }
+
   Napi::Value AddContact(const Napi::CallbackInfo& info) {
-    std::string account = NameArg(info, 1), protocol = NameArg(info, 2), username = NameArg(info, 3),
-                fingerprint = StringArg(info, 4);
-    const bool verified = info[5].ToBoolean();
-    Submit(info.Env(), JobArg(info), kInstanceWide, [=](Engine& e, CallScope& s, Batch& b) {
-      e.AddContact(s, b, account, protocol, username, fingerprint, verified);
+    Submit(info.Env(), JobArg(info), kInstanceWide, [c = FingerprintArgs(info)](Engine& e, CallScope& s, Batch& b) {
+      e.AddContact(s, b, c.account, c.protocol, c.username, c.fingerprint, c.verified);
     });
     return info.Env().Undefined();
   }
 
   Napi::Value SetTrust(const Napi::CallbackInfo& info) {
-    std::string account = NameArg(info, 1), protocol = NameArg(info, 2), username = NameArg(info, 3),
-                fingerprint = StringArg(info, 4);
-    const bool verified = info[5].ToBoolean();
-    Submit(info.Env(), JobArg(info), kInstanceWide, [=](Engine& e, CallScope& s, Batch& b) {
-      e.SetTrust(s, b, account, protocol, username, fingerprint, verified);
+    Submit(info.Env(), JobArg(info), kInstanceWide, [c = FingerprintArgs(info)](Engine& e, CallScope& s, Batch& b) {
+      e.SetTrust(s, b, c.account, c.protocol, c.username, c.fingerprint, c.verified);
     });
     return info.Env().Undefined();
   }
 
   Napi::Value ForgetFingerprint(const Napi::CallbackInfo& info) {
-    std::string account = NameArg(info, 1), protocol = NameArg(info, 2), username = NameArg(info, 3),
-                fingerprint = StringArg(info, 4);
-    Submit(info.Env(), JobArg(info), kInstanceWide, [=](Engine& e, CallScope& s, Batch& b) {
-      e.ForgetFingerprint(s, b, account, protocol, username, fingerprint);
+    Submit(info.Env(), JobArg(info), kInstanceWide, [c = FingerprintArgs(info)](Engine& e, CallScope& s, Batch& b) {
+      e.ForgetFingerprint(s, b, c.account, c.protocol, c.username, c.fingerprint);
     });
     return info.Env().Undefined();
   }

@@ -2,6 +2,7 @@
 import type { Account } from '../account';
 import type { Fingerprint } from '../fingerprint';
 import type { OTR } from '../otr';
+import type { TrustChange as StoreTrustChange } from '../store';
 import { fingerprintToHex, hexToHuman } from '../validate';
 import { CliError, Exit } from './errors';
 import { type FileSet, withFiles, withSnapshot } from './fileset';
@@ -13,14 +14,8 @@ export interface KeyRow {
   instanceTag: number;
 }
 
-export interface TrustRow {
-  account: string;
-  protocol: string;
-  contact: string;
-  fingerprint: string;
-  trust: string;
-  verified: boolean;
-}
+// One fingerprint as the CLI prints it: the same fields as a store's trust change.
+export type TrustRow = Pick<StoreTrustChange, 'account' | 'protocol' | 'contact' | 'fingerprint' | 'trust' | 'verified'>;
 
 const keyRow = (a: Account): KeyRow => ({ account: a.name, protocol: a.protocol, fingerprint: a.fingerprint, instanceTag: a.instanceTag });
 
