@@ -296,7 +296,7 @@ export interface FilePaths {
   instags: string;
 }
 
-/** Loads the files (throws { code, message } when one cannot be used) and starts the worker. */
+/** Loads the files (throws { code, message } when one cannot be used); jobs then run on the shared pool. */
 export function createHandle(instance: number, dispatch: Dispatch, files: FilePaths, limits: NativeLimits): NativeHandle {
   const { Handle } = loadAddon();
   return new Handle(instance, dispatch, files.privkeys, files.fingerprints, files.instags, limits);

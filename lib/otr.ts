@@ -208,8 +208,8 @@ export interface OTREvents {
 }
 
 /**
- * An OTR context: one libotr user state, its files, accounts and channels, with its own
- * worker thread. Emits `'error'` ({@link OTREvents}).
+ * An OTR context: its files, accounts and channels, over libotr user states whose work runs
+ * on the process's shared threads (see {@link setThreads}). Emits `'error'` ({@link OTREvents}).
  */
 export class OTR extends EventEmitter<OTREvents> {
   /** The private key file, as given (or the default). */
