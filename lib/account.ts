@@ -59,7 +59,11 @@ export class Account {
     requireName('name', name);
     const hex = fingerprint === undefined ? '' : fingerprintToHex(fingerprint);
     requireBoolean('verified', verified);
-    await this.ctx._call((job, handle) => handle.addContact(job, this.name, this.protocol, name, hex, verified));
+    await this.ctx._call(
+      (job, handle) => handle.addContact(job, this.name, this.protocol, name, hex, verified),
+      false,
+      this.findContact(name)?.existingChannel, // a call in flight on it: eviction passes it by
+    );
     await this.ctx._storeSettled();
     return this._contactFromNative(name);
   }

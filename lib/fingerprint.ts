@@ -46,8 +46,11 @@ export class Fingerprint {
     requireBoolean('verified', verified);
     this.#ensureKnown();
     const account = this.contact.account;
-    const result = await account.ctx._call((job, handle) =>
-      handle.setTrust(job, account.name, account.protocol, this.contact.name, this._hex, verified),
+    // Counted as a call in flight on the contact's channel: eviction (maxContacts) passes it by.
+    const result = await account.ctx._call(
+      (job, handle) => handle.setTrust(job, account.name, account.protocol, this.contact.name, this._hex, verified),
+      false,
+      this.contact.existingChannel,
     );
     await account.ctx._storeSettled();
     return result as boolean;
@@ -57,8 +60,10 @@ export class Fingerprint {
   async forget(): Promise<void> {
     this.#ensureKnown();
     const account = this.contact.account;
-    await account.ctx._call((job, handle) =>
-      handle.forgetFingerprint(job, account.name, account.protocol, this.contact.name, this._hex),
+    await account.ctx._call(
+      (job, handle) => handle.forgetFingerprint(job, account.name, account.protocol, this.contact.name, this._hex),
+      false,
+      this.contact.existingChannel,
     );
     await account.ctx._storeSettled();
   }

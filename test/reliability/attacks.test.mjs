@@ -304,6 +304,29 @@ test('20,000 names churned through a bridge with maxContacts: contacts and RSS s
   assert.ok(fingerprints.split('\n').filter(Boolean).length <= cap);
 });
 
+test('maxContacts: a contact whose trust is being set is not evicted before the change lands', T, async () => {
+  const otr = await openWith(['alice@example.org'], { maxContacts: 1, evictUnverifiedFingerprints: true });
+  const alice = await otr.account('alice@example.org', PROTO);
+  const fingerprint = 'AAAAAAAA BBBBBBBB CCCCCCCC DDDDDDDD EEEEEEEE';
+  const carol = await alice.contact('carol@example.org', fingerprint);
+  carol.channel({ onWrite: () => {}, onRead: () => {} });
+  const dave = await alice.contact('dave@example.org');
+  const evicted = [];
+  otr.on('contactEvicted', (c) => evicted.push(c.name));
+  // Not awaited: JS still sees carol unverified when the next channel opens, right after.
+  const verifying = carol.fingerprints()[0].setVerified(true);
+  dave.channel({ onWrite: () => {}, onRead: () => {} });
+  assert.deepEqual(evicted, [], 'carol has a trust call in flight: not evicted');
+  assert.equal(await verifying, true);
+  assert.equal(carol.fingerprints()[0].isVerified, true);
+  // Once the call has settled, an unverified contact is evicted again.
+  const erin = await alice.contact('erin@example.org');
+  erin.channel({ onWrite: () => {}, onRead: () => {} });
+  assert.deepEqual(evicted, ['dave@example.org']);
+  await otr.close();
+  assert.match(fs.readFileSync(otr.contactsFile, 'utf8'), /carol@example\.org\talice@example\.org\t\S+\taaaaaaaabbbbbbbbccccccccddddddddeeeeeeee\tverified/);
+});
+
 test('contact.forget() frees the contact: its channel closes, later calls reject ERR_OTR_CLOSED, a new contact talks again; encrypted and verified contacts are never evicted', T, async () => {
   // An encrypted conversation survives a flood of passing names under maxContacts.
   const X = await openWith(['alice@example.org'], { maxContacts: 5 });
