@@ -23,12 +23,15 @@ import {
   serialiseFingerprints,
   serialiseInstanceTags,
   serialisePrivateKeys,
-  wipeFile,
   writeFileAtomically,
   type FingerprintFileRow,
   type KeyRow,
 } from './store-files';
 import { hexToHuman, requireInteger, requireName, requireText } from './validate';
+import { type WorkDir, makeWorkDir, sweepDeadWorkDirs } from './work-dir';
+
+const NODE_DIR_PREFIX = 'protocol-otr-node-';
+const KEYGEN_DIR_PREFIX = 'protocol-otr-keygen-';
 
 // The part of `pg` (node-postgres) this store uses.
 interface PgResult {
@@ -140,7 +143,7 @@ export class PostgresStore extends Store {
   readonly #workParent: string;
   #writer: PgClient | undefined;
   #session: PgClient | undefined;
-  #dir: string | undefined;
+  #workDir: WorkDir | undefined;
   #otr: OTR | undefined;
   #closed = false;
   #broken: string | undefined;
@@ -287,11 +290,15 @@ export class PostgresStore extends Store {
         known.set(row.fingerprint, row.trust);
         this.#mirror.set(key, known);
       }
-      this.#dir = fs.mkdtempSync(path.join(this.#workParent, 'protocol-otr-node-'));
+      // Working copies of nodes that died here without removing them (kill -9, OOM) go first:
+      // each holds a copy of the private key.
+      for (const prefix of [NODE_DIR_PREFIX, KEYGEN_DIR_PREFIX]) sweepDeadWorkDirs(this.#workParent, prefix);
+      this.#workDir = makeWorkDir(this.#workParent, NODE_DIR_PREFIX);
+      const dir = this.#workDir.path;
       const files: StoreFiles = {
-        privkeysFile: path.join(this.#dir, 'otr.private_key'),
-        contactsFile: path.join(this.#dir, 'otr.fingerprints'),
-        instanceTagsFile: path.join(this.#dir, 'otr.instance_tags'),
+        privkeysFile: path.join(dir, 'otr.private_key'),
+        contactsFile: path.join(dir, 'otr.fingerprints'),
+        instanceTagsFile: path.join(dir, 'otr.instance_tags'),
       };
       writeFileAtomically(files.privkeysFile, serialisePrivateKeys(accounts.map((r) => ({ account: String(r.account), protocol: String(r.protocol), privateKey: String(r.private_key) }))));
       writeFileAtomically(files.instanceTagsFile, serialiseInstanceTags(accounts.map((r) => ({ account: String(r.account), protocol: String(r.protocol), instag: Number(r.instance_tag) }))));
@@ -306,11 +313,11 @@ export class PostgresStore extends Store {
   // Generates a key and instance tag in a scratch OTR instance, then stores them unless
   // another node stored its own first (then that one is what every node uses).
   async #generateAndStore(db: PgClient, account: string, protocol: string): Promise<void> {
-    const scratch = fs.mkdtempSync(path.join(this.#workParent, 'protocol-otr-keygen-'));
+    const scratch = makeWorkDir(this.#workParent, KEYGEN_DIR_PREFIX);
     const files = {
-      privkeysFile: path.join(scratch, 'otr.private_key'),
-      contactsFile: path.join(scratch, 'otr.fingerprints'),
-      instanceTagsFile: path.join(scratch, 'otr.instance_tags'),
+      privkeysFile: path.join(scratch.path, 'otr.private_key'),
+      contactsFile: path.join(scratch.path, 'otr.fingerprints'),
+      instanceTagsFile: path.join(scratch.path, 'otr.instance_tags'),
     };
     let key: KeyRow | undefined;
     let instag: number | undefined;
@@ -324,8 +331,7 @@ export class PostgresStore extends Store {
       key = parsePrivateKeys(fs.readFileSync(files.privkeysFile, 'utf8'))[0];
       instag = parseInstanceTags(fs.readFileSync(files.instanceTagsFile, 'utf8'))[0]?.instag;
     } finally {
-      wipeFile(files.privkeysFile);
-      fs.rmSync(scratch, { recursive: true, force: true });
+      scratch.remove();
     }
     if (!key || instag === undefined) throw new OtrError(ErrorCodes.KEYGEN, `no key was generated for ${account} (${protocol})`);
     const { rowCount } = await db.query(
@@ -630,11 +636,8 @@ export class PostgresStore extends Store {
     this.#session = undefined;
     this.#writer = undefined;
     await Promise.all(clients.map((c) => c?.end().catch(() => {})));
-    if (this.#dir) {
-      wipeFile(path.join(this.#dir, 'otr.private_key'));
-      fs.rmSync(this.#dir, { recursive: true, force: true });
-      this.#dir = undefined;
-    }
+    this.#workDir?.remove();
+    this.#workDir = undefined;
   }
 
   // ---- import and export ----

@@ -309,6 +309,36 @@ test('kill -9 of the owner: the other node takes the contact over, and the conve
   }
 });
 
+test('a node killed with -9 leaves its working copy (key included); the next store opened under the same workDir removes it, and a live node\'s stays', T, async (t) => {
+  if (!needsPostgres(t)) return;
+  const shared = workDir();
+  const nodeDirs = () => fs.readdirSync(shared).filter((n) => n.startsWith('protocol-otr-node-')).sort();
+  const { nodes: [a] } = await openNodes('sweep_', ['node-a'], { workDir: shared });
+  const [aDir] = nodeDirs();
+  const { nodes: [b] } = await openNodes('sweep_', ['node-b'], { workDir: shared });
+  const bDir = nodeDirs().find((n) => n !== aDir);
+  assert.deepEqual(nodeDirs(), [aDir, bDir].sort(), 'opening node-b left live node-a\'s copy alone');
+  try {
+    a.child.kill('SIGKILL');
+    assert.equal((await a.exited).signal, 'SIGKILL');
+    assert.ok(fs.existsSync(path.join(shared, aDir, 'otr.private_key')), 'the killed node left its key behind');
+    const third = await OTR.open({ store: new PostgresStore({ connection: server.connection, prefix: 'sweep_', accounts: [ACCOUNT], workDir: shared, node: 'node-c' }) });
+    try {
+      const left = nodeDirs();
+      assert.ok(!left.includes(aDir), `the dead node's copy is gone: ${left}`);
+      assert.ok(left.includes(bDir), 'the live node\'s copy stays');
+      assert.ok(fs.existsSync(path.join(shared, bDir, 'otr.private_key')));
+      assert.equal(left.length, 2, 'node-b\'s and the new node\'s');
+    } finally {
+      await third.close();
+    }
+    assert.deepEqual(nodeDirs(), [bDir], 'close() removed its own copy');
+  } finally {
+    await closeNodes([b]);
+  }
+  assert.deepEqual(nodeDirs(), []);
+});
+
 test('1,000 concurrent trust changes from two processes: no row lost or duplicated, both live states complete', T, async (t) => {
   if (!needsPostgres(t)) return;
   const { nodes: [a, b] } = await openNodes('bulk_');
