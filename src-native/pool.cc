@@ -177,21 +177,21 @@ void Pool::FlushAt(TaskOwner* owner, std::chrono::steady_clock::time_point when)
     }
     earliest = std::all_of(flushes_.begin(), flushes_.end(), [&](const auto& f) { return f.second >= when; });
   }
-  if (earliest) courierWake_.notify_all();  // ForgetFlushes waits on the same variable
+  if (earliest) courierWake_.NotifyAll();  // ForgetFlushes waits on the same variable
 }
 
 void Pool::ForgetFlushes(TaskOwner* owner) {
   std::unique_lock<std::mutex> lock(courierMutex_);
   flushes_.erase(std::remove_if(flushes_.begin(), flushes_.end(), [&](const auto& f) { return f.first == owner; }),
                  flushes_.end());
-  courierWake_.wait(lock, [&] { return flushing_ != owner; });
+  courierWake_.Wait(lock, [&] { return flushing_ != owner; });
 }
 
 void Pool::Courier() {
   std::unique_lock<std::mutex> lock(courierMutex_);
   for (;;) {
     if (flushes_.empty()) {
-      courierWake_.wait(lock);
+      courierWake_.Wait(lock);
       continue;
     }
     auto next = std::min_element(flushes_.begin(), flushes_.end(),
@@ -199,7 +199,7 @@ void Pool::Courier() {
     const auto when = next->second;
     const auto now = std::chrono::steady_clock::now();
     if (when > now) {
-      courierWake_.wait_until(lock, when);
+      courierWake_.WaitUntil(lock, when);
       continue;
     }
     TaskOwner* owner = next->first;
@@ -209,7 +209,7 @@ void Pool::Courier() {
     owner->FlushDue(now);
     lock.lock();
     flushing_ = nullptr;
-    courierWake_.notify_all();
+    courierWake_.NotifyAll();
   }
 }
 

@@ -19,6 +19,8 @@
 #include <thread>
 #include <vector>
 
+#include "monotonic_condition.h"
+
 namespace otr {
 
 class TaskOwner {
@@ -83,7 +85,7 @@ class Pool {
   Worker* express_ = nullptr;
 
   std::mutex courierMutex_;
-  std::condition_variable courierWake_;
+  MonotonicCondition courierWake_;
   std::vector<std::pair<TaskOwner*, std::chrono::steady_clock::time_point>> flushes_;
   TaskOwner* flushing_ = nullptr;
   std::thread courier_;

@@ -6,8 +6,8 @@
 #
 # x64 is a native build with bullseye's g++ 10; arm64 a cross build with
 # g++-aarch64-linux-gnu against libotr5-dev:arm64, loaded under qemu-aarch64 with Debian's
-# nodejs:arm64. Both link the system libotr.so.5 dynamically and need glibc >= 2.31 (checked
-# below from the symbol versions the binary asks for).
+# nodejs:arm64. Both link the system libotr.so.5 dynamically and may ask for no glibc symbol
+# newer than 2.28, where Node 20 runs (checked below from the symbol versions).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 roots=${1:?usage: build.sh <roots dir> x64|arm64}
@@ -43,11 +43,17 @@ binary=/build/protocol-otr/build/Release/protocol_otr.node
 in_root "$strip" --strip-unneeded "$binary"
 
 # What the binary needs from the system: libotr.so.5 (dynamic, never vendored) and glibc
-# symbol versions no newer than bullseye's 2.31.
+# symbol versions no newer than 2.28.
 needed=$(in_root sh -c "$objdump -p $binary" | awk '/NEEDED/ {print $2}' | tr '\n' ' ')
 case " $needed " in *" libotr.so.5 "*) ;; *) echo "build.sh: $arch binary does not link libotr.so.5 (needs: $needed)" >&2; exit 1 ;; esac
 glibc=$(in_root sh -c "$objdump -T $binary" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)
 glibcxx=$(in_root sh -c "$objdump -T $binary" | grep -o 'GLIBCXX_[0-9.]*' | sort -uV | tail -1)
+# Node 20 itself runs on glibc 2.28 (RHEL 8 and its rebuilds): so must the binary.
+glibc_minor=${glibc#GLIBC_2.}
+if [ "${glibc_minor%%.*}" -gt 28 ]; then
+  echo "build.sh: the $arch binary needs $glibc, newer than glibc 2.28 (RHEL 8), where Node 20 runs: $(in_root sh -c "$objdump -T $binary" | grep "$glibc" | awk '{print $NF}' | tr '\n' ' ')" >&2
+  exit 1
+fi
 
 # Loads it in the root: the addon initialises libotr, starts a worker on empty files, takes
 # and releases a file lock, and reports libotr's version.
