@@ -45,31 +45,30 @@ void Pool::SetThreads(size_t threads) {
     auto* worker = new Worker();
     const size_t index = workers_.size();
     workers_.push_back(worker);
-    worker->thread = std::thread([this, index] {
-      // Named for operators (top -H, /proc/PID/task/*/comm) and for the tests that check
-      // libotr's work runs on these threads.
-      pthread_setname_np(pthread_self(), "protocol-otr");
+    worker->thread = std::thread([this, worker, index] {
       YieldToTheEventLoop();
-      Work(index);
+      Serve(worker, index, false);
     });
+    // Named for operators (top -H, /proc/PID/task/*/comm) and for the tests that check
+    // libotr's work runs on these threads; named here, so the name is there on return.
+    pthread_setname_np(worker->thread.native_handle(), "protocol-otr");
     worker->thread.detach();
   }
   if (express_ == nullptr) {
     express_ = new Worker();
-    express_->thread = std::thread([this] {
-      // Normal priority, unlike the others: it runs only cheap tasks, and a cheap message
-      // should preempt public-key work on a busy machine rather than wait for its time slice.
-      pthread_setname_np(pthread_self(), "protocol-otr");
-      Express();
-    });
+    // Normal priority, unlike the others: it runs only cheap tasks, and a cheap message
+    // should preempt public-key work on a busy machine rather than wait for its time slice.
+    express_->thread = std::thread([this, express = express_] { Serve(express, 0, true); });
+    pthread_setname_np(express_->thread.native_handle(), "protocol-otr");
     express_->thread.detach();
   }
-  if (!courier_.joinable()) {
-    courier_ = std::thread([this] {
-      pthread_setname_np(pthread_self(), "protocol-otr-dl");
-      Courier();
-    });
-    courier_.detach();
+  // One courier for the process: a second would race the first over `flushing_`, which
+  // ForgetFlushes relies on to know the courier is done with an engine.
+  if (!courierStarted_) {
+    courierStarted_ = true;
+    std::thread courier([this] { Courier(); });
+    pthread_setname_np(courier.native_handle(), "protocol-otr-dl");
+    courier.detach();
   }
   wake_.notify_all();
 }
@@ -131,13 +130,21 @@ bool Pool::NextTask(Task& task) {
   return true;
 }
 
-void Pool::Work(size_t index) {
+// A pool thread (`index`; it parks while beyond the size set last) or, with `express`, the
+// express thread, which takes light tasks only. Never returns.
+void Pool::Serve(Worker* self, size_t index, bool express) {
   std::unique_lock<std::mutex> lock(mutex_);
-  Worker* self = workers_[index];
   for (;;) {
     Task task{};
-    wake_.wait(lock, [&] { return index < active_ && (!light_.empty() || !heavy_.empty()); });
-    if (!NextTask(task)) continue;
+    wake_.wait(lock, [&] {
+      return express ? !light_.empty() : index < active_ && (!light_.empty() || !heavy_.empty());
+    });
+    if (express) {
+      task = light_.front();
+      light_.pop_front();
+    } else if (!NextTask(task)) {
+      continue;
+    }
     lock.unlock();
     const auto started = std::chrono::steady_clock::now();
     task.owner->RunTask(task.tag);
@@ -145,22 +152,6 @@ void Pool::Work(size_t index) {
     lock.lock();
     self->stats.busyNs += spent;
     self->stats.tasks += 1;
-  }
-}
-
-void Pool::Express() {
-  std::unique_lock<std::mutex> lock(mutex_);
-  for (;;) {
-    wake_.wait(lock, [&] { return !light_.empty(); });
-    Task task = light_.front();
-    light_.pop_front();
-    lock.unlock();
-    const auto started = std::chrono::steady_clock::now();
-    task.owner->RunTask(task.tag);
-    const uint64_t spent = Nanos(std::chrono::steady_clock::now() - started);
-    lock.lock();
-    express_->stats.busyNs += spent;
-    express_->stats.tasks += 1;
   }
 }
 

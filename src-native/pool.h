@@ -71,8 +71,7 @@ class Pool {
     bool retire = false;
     ThreadStats stats;
   };
-  void Work(size_t index);
-  void Express();
+  void Serve(Worker* self, size_t index, bool express);
   void Courier();
   bool NextTask(Task& task);  // under mutex_
 
@@ -88,7 +87,7 @@ class Pool {
   MonotonicCondition courierWake_;
   std::vector<std::pair<TaskOwner*, std::chrono::steady_clock::time_point>> flushes_;
   TaskOwner* flushing_ = nullptr;
-  std::thread courier_;
+  bool courierStarted_ = false;  // under mutex_
 };
 
 }  // namespace otr
