@@ -36,6 +36,23 @@ async function load(dir) {
   }
 }
 
+// Runs a child writer and kills it with SIGKILL `delay` ms after it printed "ready" (the kill
+// lands anywhere in its writes: every assertion holds wherever it lands).
+function killAfterReady(script, args, delay) {
+  let buffered = '';
+  let armed = false;
+  return runNode(path.join(CHILDREN, script), args, {
+    timeoutMs: 60_000,
+    onStdout: (chunk, child) => {
+      buffered += chunk;
+      if (!armed && buffered.includes('ready\n')) {
+        armed = true;
+        setTimeout(() => child.kill('SIGKILL'), delay);
+      }
+    },
+  });
+}
+
 test('SIGKILL at random points while keys, fingerprints and instance tags are written: every file is the old or the new version', T, async () => {
   const dir = tmpdir('otr-rel-kill-');
   const runs = LONG ? 200 : 30;
@@ -44,18 +61,7 @@ test('SIGKILL at random points while keys, fingerprints and instance tags are wr
   const stats = { runs: 0, killedMidStep: 0, newVersion: 0, oldVersion: 0, steps: 0, tempFilesLeft: 0 };
   for (let run = 0; run < runs; run++) {
     const delay = Math.random() * 400;
-    let buffered = '';
-    let armed = false;
-    const result = await runNode(path.join(CHILDREN, 'file-writer.mjs'), ['run', dir, String(run)], {
-      timeoutMs: 60_000,
-      onStdout: (chunk, child) => {
-        buffered += chunk;
-        if (!armed && buffered.includes('ready\n')) {
-          armed = true;
-          setTimeout(() => child.kill('SIGKILL'), delay);
-        }
-      },
-    });
+    const result = await killAfterReady('file-writer.mjs', ['run', dir, String(run)], delay);
     assert.equal(result.signal, 'SIGKILL', `run ${run}: the writer must only end by our SIGKILL (code ${result.code}, stderr ${result.stderr})`);
     assert.equal(result.stderr, '', `run ${run}: the writer reported nothing on stderr`);
     stats.runs++;
@@ -342,18 +348,7 @@ test('SIGKILL while an OTR running contacts on several threads (several user sta
   const stats = { runs: 0, pendingAtKill: 0, learnt: 0 };
   for (let run = 0; run < runs; run++) {
     const delay = 50 + Math.random() * 500;
-    let buffered = '';
-    let armed = false;
-    const result = await runNode(path.join(CHILDREN, 'multi-state-writer.mjs'), ['run', dir, peerDir, String(run)], {
-      timeoutMs: 60_000,
-      onStdout: (chunk, child) => {
-        buffered += chunk;
-        if (!armed && buffered.includes('ready\n')) {
-          armed = true;
-          setTimeout(() => child.kill('SIGKILL'), delay);
-        }
-      },
-    });
+    const result = await killAfterReady('multi-state-writer.mjs', ['run', dir, peerDir, String(run)], delay);
     assert.equal(result.signal, 'SIGKILL', `run ${run}: the writer must only end by our SIGKILL (code ${result.code}, stderr ${result.stderr})`);
     stats.runs++;
     const wanted = new Map();
