@@ -272,8 +272,8 @@ export function explainLoadFailure(reason: string): string {
   if (tooOld) {
     return (
       `protocol-otr's prebuilt binary for ${platform} needs a newer C${tooOld[1] === 'GLIBC' ? '' : '++'} library than this ` +
-      `system has (it needs ${tooOld[0]}; the binaries need glibc 2.31 and libstdc++ from GCC 10: Debian 11, Ubuntu 20.04, ` +
-      `RHEL 8 or newer). Build it from source instead: install ${BUILD_NEEDS}, then run ` +
+      `system has (it needs ${tooOld[0]}; the binaries need glibc 2.28 and libstdc++ from GCC 10: RHEL 8, Debian 11, ` +
+      `Ubuntu 20.04 or newer). Build it from source instead: install ${BUILD_NEEDS}, then run ` +
       `npm rebuild protocol-otr --build-from-source — ${reason}`
     );
   }
