@@ -321,7 +321,7 @@ export class OTR extends EventEmitter<OTREvents> {
     finalizer.register(this, { instance: this.#instance, lock: this.#lock });
     // All of it now, however long: the accounts and contacts are known when the constructor returns.
     const [numbers, count, values] = this.#handle.takeLoadedState();
-    this.#applyBatches(numbers, 0, count, values, Infinity);
+    this.#applyBatches(numbers, count, values, Infinity);
     if (this.loadReport.skipped.length > 0) {
       const copy = this.loadReport.copies[0];
       const problems = this.loadReport.skipped.map(
@@ -574,13 +574,13 @@ export class OTR extends EventEmitter<OTREvents> {
   _deliver(numbers: Float64Array, count: number, values: unknown[]): unknown {
     if (asksForValue(numbers, count)) {
       this.#applyBacklog(Infinity);
-      return this.#applyBatches(numbers, 0, count, values, Infinity).answer;
+      return this.#applyBatches(numbers, count, values, Infinity).answer;
     }
     if (this.#backlog.length > 0) {
       this.#backlog.push({ numbers: numbers.slice(0, count), values });
       return undefined;
     }
-    const { at } = this.#applyBatches(numbers, 0, count, values, performance.now() + DELIVERY_SLICE_MS);
+    const { at } = this.#applyBatches(numbers, count, values, performance.now() + DELIVERY_SLICE_MS);
     if (at < count) {
       // The handle reuses its array for the next delivery: keep a copy of what is left.
       this.#backlog.push({ numbers: numbers.slice(at, count), values });
@@ -599,7 +599,7 @@ export class OTR extends EventEmitter<OTREvents> {
   #applyBacklog(deadline: number): boolean {
     while (this.#backlog.length > 0) {
       const first = this.#backlog[0];
-      const { at } = this.#applyBatches(first.numbers, 0, first.numbers.length, first.values, deadline);
+      const { at } = this.#applyBatches(first.numbers, first.numbers.length, first.values, deadline);
       if (at < first.numbers.length) {
         first.numbers = first.numbers.subarray(at);
         return false;
@@ -609,9 +609,10 @@ export class OTR extends EventEmitter<OTREvents> {
     return true;
   }
 
-  // Applies whole batches from `at` until `count`, or until `deadline` has passed.
-  #applyBatches(numbers: Float64Array, at: number, count: number, values: unknown[], deadline: number): { at: number; answer: unknown } {
+  // Applies whole batches until `count`, or until `deadline` has passed; `at`: where it stopped.
+  #applyBatches(numbers: Float64Array, count: number, values: unknown[], deadline: number): { at: number; answer: unknown } {
     let answer: unknown;
+    let at = 0;
     while (at < count) {
       if (deadline !== Infinity && performance.now() > deadline) break;
       const job = numbers[at];
