@@ -8,6 +8,7 @@
       "target_name": "protocol_otr",
       "sources": [
         "src-native/addon.cc",
+        "src-native/budget.cc",
         "src-native/channel.cc",
         "src-native/contact_view.cc",
         "src-native/contacts.cc",
@@ -25,6 +26,7 @@
         "src-native/outbox.cc",
         "src-native/persistence.cc",
         "src-native/pool.cc",
+        "src-native/rename.cc",
         "src-native/scheduler.cc",
         "src-native/trust_store.cc",
         "src-native/ui_ops.cc",

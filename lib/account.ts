@@ -1,9 +1,16 @@
-import type { ChannelOptions } from './channel';
+import type { Channel, ChannelOptions } from './channel';
 import { Contact } from './contact';
 import { ErrorCodes, OtrError } from './errors';
 import type { OTR } from './otr';
 import { Router } from './router';
 import { fingerprintToHex, requireBoolean, requireName, requireText } from './validate';
+
+// An operation on names that waits until no rename involving them is on its way, and until
+// every operation on them queued before it has run.
+interface Deferred {
+  names: string[];
+  run(): void;
+}
 
 /** One of our own identities: a name on a protocol, with its DSA key. */
 export class Account {
@@ -15,10 +22,14 @@ export class Account {
   readonly protocol: string;
   #fingerprint: string;
   #instag: number;
+  // One contact per name, always as the addon last confirmed it: a rename moves a contact here
+  // only once the addon has made it (see _rename).
   #contacts = new Map<string, Contact>();
-  // Old name → contact, while a rename is on its way to the worker: state the worker sent
-  // under the old name before the rename still belongs to the renamed contact.
-  #renaming = new Map<string, Contact>();
+  // Names a rename on its way involves (how many), and what waits for them, in call order.
+  #holds = new Map<string, number>();
+  #deferred: Deferred[] = [];
+  #waiting = new Map<string, number>();
+  #flushing = false;
   #queryText: string | undefined;
 
   /** @internal */
@@ -53,19 +64,30 @@ export class Account {
   /**
    * Finds or creates a contact. A given fingerprint (40 hex digits or the human form) is
    * added to the contact, marked verified when `verified` is true, and written to the
-   * contacts file before the promise resolves.
+   * contacts file before the promise resolves. While a rename to or from `name` is on its
+   * way, waits for it.
    */
   async contact(name: string, fingerprint?: string, verified = false): Promise<Contact> {
     requireName('name', name);
     const hex = fingerprint === undefined ? '' : fingerprintToHex(fingerprint);
     requireBoolean('verified', verified);
-    await this.ctx._call(
-      (job, handle) => handle.addContact(job, this.name, this.protocol, name, hex, verified),
-      false,
-      this.findContact(name)?.existingChannel, // a call in flight on it: eviction passes it by
-    );
+    this.ctx._ensureOpen();
+    if (this._nameBusy(name)) await this._whenFree([name], () => Promise.resolve());
+    const existing = this.#contacts.get(name);
+    const contact = existing ?? this.#add(name);
+    try {
+      await this.ctx._call(
+        (job, handle) => handle.addContact(job, contact._id, this.name, this.protocol, name, hex, verified),
+        false,
+        contact.existingChannel, // a call in flight on it: eviction passes it by
+      );
+    } catch (error) {
+      // Nothing kept on failure: a contact made by this call and still empty goes again.
+      if (!existing && !contact.existingChannel && contact._state === undefined) this._removeContact(contact);
+      throw error;
+    }
     await this.ctx._storeSettled();
-    return this._contactFromNative(name);
+    return contact;
   }
 
   /** The contact if it is known; never creates one. */
@@ -89,65 +111,154 @@ export class Account {
     return new Router(this, options);
   }
 
+  #add(name: string): Contact {
+    const contact = new Contact(this, name, this.ctx._newContactId());
+    this.#contacts.set(name, contact);
+    this.ctx._contactAdded(contact);
+    return contact;
+  }
+
   /** @internal */
   _removeContact(contact: Contact): void {
     if (this.#contacts.get(contact.name) === contact) this.#contacts.delete(contact.name);
+    this.ctx._contactRemoved(contact);
   }
 
-  /** @internal The contact, created on this side at once (libotr creates its own lazily). */
-  _contactNow(name: string): Contact {
+  /**
+   * @internal The contact of `name` with an open channel, for a router: made now (and its
+   * channel with `options`) if there is none. Nothing is left behind when opening fails.
+   */
+  _routedChannel(name: string, options: ChannelOptions, waited: boolean): Channel {
     requireName('name', name);
     this.ctx._ensureOpen();
-    let contact = this.#contacts.get(name);
-    if (!contact) {
-      contact = new Contact(this, name);
-      this.#contacts.set(name, contact);
+    if (!waited && this._nameBusy(name)) {
+      throw new OtrError(ErrorCodes.RENAMING, `a rename to or from ${name} is on its way: router.read() and router.write() wait for it; await the rename before asking for the channel`);
     }
-    return contact;
-  }
-
-  /** @internal */
-  _contactFromNative(name: string): Contact {
-    let contact = this.#contacts.get(name) ?? this.#renaming.get(name);
-    if (!contact) {
-      contact = new Contact(this, name);
-      this.#contacts.set(name, contact);
-    }
-    return contact;
-  }
-
-  /** @internal Moves the contact to its new name now; the worker follows in queue order. */
-  _rename(contact: Contact, from: string, to: string): Promise<void> {
-    if (this.#contacts.has(to)) {
-      return Promise.reject(new OtrError(ErrorCodes.CONTACT_EXISTS, `${to} is already a contact of ${this.name}: forget it first, or rename it away`));
-    }
-    let done: Promise<unknown>;
+    const known = this.#contacts.get(name);
+    if (known?.existingChannel) return known.existingChannel;
+    // Checked before anything is made: a refused channel leaves no contact behind.
+    this.ctx.store?._requireOwner(this.name, this.protocol, name);
+    const contact = known ?? this.#add(name);
     try {
-      done = this.ctx._call((job, handle) => handle.renameContact(job, this.name, this.protocol, from, to));
+      return contact.channel(options);
     } catch (error) {
-      return Promise.reject(error);
+      if (!known) this._removeContact(contact);
+      throw error;
     }
-    this.#contacts.delete(from);
+  }
+
+  /** @internal A contact the addon reported under `name` (loaded, or what a forget kept). */
+  _contactFromNative(name: string): Contact {
+    return this.#contacts.get(name) ?? this.#add(name);
+  }
+
+  /** @internal Whether a rename on its way involves `name` (or operations wait for it). */
+  _nameBusy(name: string): boolean {
+    return (this.#holds.get(name) ?? 0) > 0 || (this.#waiting.get(name) ?? 0) > 0;
+  }
+
+  /**
+   * @internal Runs `operation` once no rename on its way involves `names` and everything
+   * queued before it on any of them has run. Only renames hold names (until they settle), and
+   * what waits holds nothing, so waiting always ends.
+   */
+  _whenFree<T>(names: string[], operation: () => Promise<T>): Promise<T> {
+    if (!names.some((name) => this._nameBusy(name))) return operation();
+    return new Promise<T>((resolve, reject) => {
+      for (const name of names) this.#waiting.set(name, (this.#waiting.get(name) ?? 0) + 1);
+      this.#deferred.push({
+        names,
+        run: () => {
+          try {
+            operation().then(resolve, reject);
+          } catch (error) {
+            reject(error);
+          }
+        },
+      });
+    });
+  }
+
+  /** @internal Marks names busy until the returned function is called (a rename on its way). */
+  _hold(names: string[]): () => void {
+    for (const name of names) this.#holds.set(name, (this.#holds.get(name) ?? 0) + 1);
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      for (const name of names) {
+        const left = (this.#holds.get(name) ?? 1) - 1;
+        if (left > 0) this.#holds.set(name, left);
+        else this.#holds.delete(name);
+      }
+      this.#flush();
+    };
+  }
+
+  // Runs, in call order, what waited for names no rename holds any more. An operation still
+  // waiting keeps later ones on any of its names waiting too (per-name order).
+  #flush(): void {
+    if (this.#flushing) return;
+    this.#flushing = true;
+    try {
+      const blocked = new Set<string>();
+      for (let i = 0; i < this.#deferred.length; ) {
+        const next = this.#deferred[i];
+        if (next.names.some((name) => (this.#holds.get(name) ?? 0) > 0 || blocked.has(name))) {
+          for (const name of next.names) blocked.add(name);
+          i++;
+          continue;
+        }
+        this.#deferred.splice(i, 1);
+        for (const name of next.names) {
+          const left = (this.#waiting.get(name) ?? 1) - 1;
+          if (left > 0) this.#waiting.set(name, left);
+          else this.#waiting.delete(name);
+        }
+        next.run();
+      }
+    } finally {
+      this.#flushing = false;
+    }
+  }
+
+  /**
+   * @internal A nick change. Both names are busy until it settles (routers wait); the contact
+   * moves to `to` only once the addon has renamed it (see _renamed), so JS never shows a name
+   * the addon refused. Renames of one contact run one after the other.
+   */
+  _rename(contact: Contact, to: string): Promise<void> {
+    const release = this._hold([contact.name, to]);
+    const run = async (): Promise<void> => {
+      if (contact._isForgotten) throw new OtrError(ErrorCodes.CLOSED, `${contact.name} was forgotten`);
+      const from = contact.name;
+      if (from === to) return;
+      await this.ctx._call(
+        (job, handle) => handle.renameContact(job, contact._id, this.name, this.protocol, from, to),
+        false,
+        contact.existingChannel,
+      );
+      this._renamed(contact, to);
+      await this.ctx._storeSettled();
+    };
+    const done = contact._queueRename(run);
+    done.then(release, release);
+    return done;
+  }
+
+  /**
+   * @internal The addon renamed `contact` to `to` (seen in its state, or when the rename
+   * resolved): a contact JS still has under `to` was a squatter the addon forgot.
+   */
+  _renamed(contact: Contact, to: string): void {
+    if (contact.name === to || contact._isForgotten) return;
+    const squatter = this.#contacts.get(to);
+    if (squatter && squatter !== contact) squatter._displaced(contact);
+    const from = contact.name;
+    if (this.#contacts.get(from) === contact) this.#contacts.delete(from);
     this.#contacts.set(to, contact);
-    this.#renaming.set(from, contact);
     contact._setName(to);
     this.ctx.store?._renamed(this.name, this.protocol, from, to);
-    return done.then(
-      () => {
-        if (this.#renaming.get(from) === contact) this.#renaming.delete(from);
-        return this.ctx._storeSettled();
-      },
-      (error: unknown) => {
-        // The worker refused: put everything back as it was.
-        if (this.#renaming.get(from) === contact) this.#renaming.delete(from);
-        if (this.#contacts.get(to) === contact && !this.#contacts.has(from)) {
-          this.#contacts.delete(to);
-          this.#contacts.set(from, contact);
-          contact._setName(from);
-        }
-        throw error;
-      },
-    );
   }
 
   /** @internal */

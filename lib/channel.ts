@@ -4,7 +4,7 @@ import type { Contact } from './contact';
 import { ErrorCodes, OtrError } from './errors';
 import { CallbackFlag, ChannelOp, EffectKind } from './native';
 import { statusWord, type Status } from './status';
-import { invalid, requireBoolean, requireInteger, requireText } from './validate';
+import { hexToHuman, invalid, requireBoolean, requireInteger, requireText } from './validate';
 
 /** What onRead's third argument says about a message. */
 export interface ReadInfo {
@@ -12,6 +12,21 @@ export interface ReadInfo {
   encrypted: boolean;
   /** The sender's instance tag (0 when the message carried none). */
   instag: number;
+  /**
+   * The fingerprint (human form) of the session that decrypted it; undefined for plaintext.
+   * It may differ from `channel.contact.activeFingerprint`, which is the session writes go to.
+   */
+  fingerprint?: string;
+  /** That fingerprint is verified (false for plaintext): who sent this message is who you verified. */
+  verified: boolean;
+}
+
+/** What onUnverifiedInstance says about the new session. */
+export interface UnverifiedInstanceInfo {
+  /** Its instance tag (the contact's client, or whoever claims to be it). */
+  instag: number;
+  /** Its fingerprint, human form: not verified, unlike one the contact already has. */
+  fingerprint: string;
 }
 
 /** The outcome of init() and its retries, given to onQueryResult once. */
@@ -50,6 +65,12 @@ export interface ChannelOptions {
   onStillSecure?: (channel: Channel) => void;
   /** The contact's fingerprint in this AKE is not trusted; `seenBefore` says whether it is known. */
   onUnverifiedFingerprint?: (channel: Channel, fingerprintHash: string, seenBefore: boolean) => void;
+  /**
+   * A session whose fingerprint is not verified went secure on a contact that has a verified
+   * fingerprint: an impostor, or the contact on a new device. Its messages reach onRead with
+   * `verified: false`; writes keep going to the verified session (see ReadInfo).
+   */
+  onUnverifiedInstance?: (channel: Channel, info: UnverifiedInstanceInfo) => void;
   /** The contact derived the extra symmetric key: the key (32 bytes), its use number and use data. */
   onSymkey?: (channel: Channel, symkey: Buffer, use: number, useFor: string) => void;
   /** Call `ping()` every `interval` seconds (0: stop); without it, the library runs the timer itself. */
@@ -71,7 +92,7 @@ export interface ChannelOptions {
 }
 
 const CALLBACKS = [
-  'onWrite', 'onRead', 'onGoneSecure', 'onGoneInsecure', 'onStillSecure', 'onUnverifiedFingerprint',
+  'onWrite', 'onRead', 'onGoneSecure', 'onGoneInsecure', 'onStillSecure', 'onUnverifiedFingerprint', 'onUnverifiedInstance',
   'onSymkey', 'onTimer', 'onSmp', 'onError', 'onEvent', 'onSmpEvent', 'onBeforeEncrypt',
   'onAfterDecrypt', 'onIsContactLoggedIn', 'onQueryResult',
 ] as const;
@@ -161,7 +182,7 @@ export class Channel {
     const queryText = this.#resolvedQueryText();
     this.#queryTextSent = queryText;
     this._id = account.ctx._registerChannel(this, (job, handle, id) =>
-      handle.openChannel(job, id, account.name, account.protocol, contact.name, this.policy, size, flags, this.lineBased, queryText),
+      handle.openChannel(job, id, contact._id, account.name, account.protocol, contact.name, this.policy, size, flags, this.lineBased, queryText),
     );
   }
 
@@ -206,20 +227,26 @@ export class Channel {
    */
   close(): Promise<void> {
     if (this._closed) return Promise.resolve();
-    return this._close(`the channel to ${this.contact.name} is closed`, false);
+    return this._close(`the channel to ${this.contact.name} is closed`, false, false);
   }
 
   /** @internal */
-  _close(reason: string, dropUnverified: boolean): Promise<void> {
+  _close(reason: string, dropUnverified: boolean, endSessions: boolean): Promise<void> {
     this._closed = reason;
     this._stopRetries();
-    const ctx = this.account.ctx;
-    const account = this.account;
-    const name = this.contact.name;
-    const forgotten = ctx._call((job, handle) => handle.forgetContact(job, account.name, account.protocol, name, dropUnverified));
+    const forgotten = this.contact._forgetNative(dropUnverified, endSessions);
     this.contact._channelClosed(this);
-    ctx._channelClosed(this, forgotten);
-    return forgotten as Promise<void>;
+    this.account.ctx._channelClosed(this, forgotten);
+    return forgotten;
+  }
+
+  /** @internal The addon has no record of this channel (its open was refused, or a rename took its name). */
+  _closedByAddon(reason: string): void {
+    if (this._closed) return;
+    this._closed = reason;
+    this._stopRetries();
+    this.contact._channelClosed(this);
+    this.account.ctx._channelClosed(this, Promise.resolve());
   }
 
   /** Status of the selected session. */
@@ -403,8 +430,13 @@ export class Channel {
       case EffectKind.Write:
         o.onWrite(this, text ?? '');
         return;
-      case EffectKind.Read:
-        o.onRead(this, text ?? '', { encrypted: a === 1, instag: b });
+      case EffectKind.Read: {
+        const fingerprint = typeof extra === 'string' ? hexToHuman(extra) : undefined;
+        o.onRead(this, text ?? '', { encrypted: (a & 1) === 1, instag: b, fingerprint, verified: (a & 2) === 2 });
+        return;
+      }
+      case EffectKind.UnverifiedInstance:
+        o.onUnverifiedInstance?.(this, { instag: a, fingerprint: text ?? '' });
         return;
       case EffectKind.GoneSecure:
         try {

@@ -5,20 +5,35 @@ import { Fingerprint } from './fingerprint';
 import type { NativeContact } from './native';
 import { requireBoolean, requireName } from './validate';
 
+/** How {@link Contact.forget} and eviction free a contact. */
+interface ForgetHow {
+  dropUnverified: boolean;
+  endSessions: boolean;
+  reason: string;
+}
+
 /** Someone an account talks to, with the fingerprints libotr has seen or was given. */
 export class Contact {
   /** The account this contact talks to. */
   readonly account: Account;
+  /**
+   * @internal Who this object is to the addon: it binds the id to the contact of the name on
+   * first use, and resolves it by id from then on (a call made before a rename reaches the
+   * same contact after it). Never reused.
+   */
+  readonly _id: number;
   #name: string;
   #fingerprints = new Map<string, Fingerprint>();
   #state: NativeContact | undefined;
   #channel: Channel | undefined;
   #forgotten = false;
+  #renames: Promise<void> = Promise.resolve();
 
   /** @internal */
-  constructor(account: Account, name: string) {
+  constructor(account: Account, name: string, id: number) {
     this.account = account;
     this.#name = name;
+    this._id = id;
   }
 
   /** The contact's name on the network (a nick, a JID); see rename(). */
@@ -27,21 +42,31 @@ export class Contact {
   }
 
   /**
-   * Follows a nick change: the contact, its channel, sessions and trust move to `newName` at
-   * once (messages handed in afterwards under the new name reach this channel), and the
-   * fingerprints file is rewritten under it before the promise resolves. The old name is
-   * free: a message from it later is a new contact. Rejects with ERR_OTR_CONTACT_EXISTS if
-   * `newName` is already a contact of the account.
+   * Follows a nick change: the contact, its channel, sessions and trust move to `newName`,
+   * and the fingerprints file is rewritten under it before the promise resolves. The name
+   * changes here when the addon has made the change (calls made meanwhile reach this contact
+   * whatever its name; routers wait for the rename before routing either name). The old name
+   * is free afterwards: a message from it later is a new contact. A `newName` held by a
+   * contact that has nothing to lose (no verified fingerprint, no encrypted session in this
+   * process, no writes waiting) is taken from it: that contact is forgotten and reported as
+   * `'contactEvicted'`. Any other holder makes it reject with ERR_OTR_CONTACT_EXISTS.
    */
   rename(newName: string): Promise<void> {
     try {
       requireName('newName', newName);
       this.account.ctx._ensureOpen();
+      if (this.#forgotten) throw new OtrError(ErrorCodes.CLOSED, `${this.#name} was forgotten`);
     } catch (error) {
       return Promise.reject(error);
     }
-    if (newName === this.#name) return Promise.resolve();
-    return this.account._rename(this, this.#name, newName);
+    return this.account._rename(this, newName);
+  }
+
+  /** @internal Runs renames of this contact one after the other. */
+  _queueRename(run: () => Promise<void>): Promise<void> {
+    const done = this.#renames.then(run, run);
+    this.#renames = done.catch(() => {});
+    return done;
   }
 
   /** The channel opened to this contact, if any. */
@@ -52,6 +77,11 @@ export class Contact {
   /** @internal */
   _setName(name: string): void {
     this.#name = name;
+  }
+
+  /** @internal */
+  get _isForgotten(): boolean {
+    return this.#forgotten;
   }
 
   /** The contact's fingerprints: seen in an AKE, or given to {@link Account.contact}. */
@@ -69,10 +99,11 @@ export class Contact {
 
   /**
    * Forgets the contact: closes its channel (see Channel.close()), frees everything libotr
-   * keeps for it, and removes it from the account. Its fingerprints stay in the contacts
-   * file — unless `unverifiedFingerprints` is true: then those not verified go (the file is
-   * rewritten before the promise resolves), so a bridge's file does not grow with every
-   * passing nickname. account.contact(name) later makes a new contact.
+   * keeps for it, and removes this object from the account. Its fingerprints stay in the
+   * contacts file — unless `unverifiedFingerprints` is true: then those not verified go (the
+   * file is rewritten before the promise resolves), so a bridge's file does not grow with
+   * every passing nickname. Fingerprints that stay are shown under the name by a new Contact
+   * object (as a restart would show them); account.contact(name) gives it.
    */
   forget({ unverifiedFingerprints = false }: { unverifiedFingerprints?: boolean } = {}): Promise<void> {
     try {
@@ -81,19 +112,37 @@ export class Contact {
     } catch (error) {
       return Promise.reject(error);
     }
-    return this._forget(unverifiedFingerprints);
+    return this._forget({ dropUnverified: unverifiedFingerprints, endSessions: false, reason: `${this.name} was forgotten` });
   }
 
   /** @internal */
-  _forget(dropUnverified: boolean): Promise<void> {
+  _forget(how: ForgetHow): Promise<void> {
+    if (this.#forgotten) return Promise.resolve();
     this.#forgotten = true;
     this.account._removeContact(this);
     const channel = this.#channel;
-    if (channel && !channel._closed) return channel._close(`${this.name} was forgotten`, dropUnverified);
+    if (channel && !channel._closed) return channel._close(how.reason, how.dropUnverified, how.endSessions);
+    return this._forgetNative(how.dropUnverified, how.endSessions);
+  }
+
+  /** @internal Frees what the addon keeps for this contact (and its channel). */
+  _forgetNative(dropUnverified: boolean, endSessions: boolean): Promise<void> {
     const account = this.account;
     return account.ctx
-      ._call((job, handle) => handle.forgetContact(job, account.name, account.protocol, this.name, dropUnverified))
+      ._call((job, handle) => handle.forgetContact(job, this._id, account.name, account.protocol, this.#name, dropUnverified, endSessions))
       .then(() => account.ctx._storeSettled());
+  }
+
+  /**
+   * @internal A rename of `by` took this contact's name: the addon forgot this contact (it had
+   * nothing to lose) and its channel.
+   */
+  _displaced(by: Contact): void {
+    if (this.#forgotten) return;
+    this.#forgotten = true;
+    this.account._removeContact(this);
+    this.#channel?._closedByAddon(`${this.#name} was taken by ${by.name}'s rename`);
+    this.account.ctx.emit('contactEvicted', this);
   }
 
   /** @internal */

@@ -12,6 +12,8 @@ export const ErrorCodes = {
   CHANNEL_EXISTS: 'ERR_OTR_CHANNEL_EXISTS',
   /** A contact of that name already exists (renaming onto it is refused). */
   CONTACT_EXISTS: 'ERR_OTR_CONTACT_EXISTS',
+  /** A rename to or from that name is on its way: `router.read`/`write` wait for it, `router.channel` cannot. */
+  RENAMING: 'ERR_OTR_RENAMING',
   /** The fingerprint was forgotten. */
   UNKNOWN_FINGERPRINT: 'ERR_OTR_UNKNOWN_FINGERPRINT',
   /** The fingerprint is used by a session and cannot be forgotten now. */

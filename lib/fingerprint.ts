@@ -48,7 +48,7 @@ export class Fingerprint {
     const account = this.contact.account;
     // Counted as a call in flight on the contact's channel: eviction (maxContacts) passes it by.
     const result = await account.ctx._call(
-      (job, handle) => handle.setTrust(job, account.name, account.protocol, this.contact.name, this._hex, verified),
+      (job, handle) => handle.setTrust(job, this.contact._id, account.name, account.protocol, this.contact.name, this._hex, verified),
       false,
       this.contact.existingChannel,
     );
@@ -61,7 +61,7 @@ export class Fingerprint {
     this.#ensureKnown();
     const account = this.contact.account;
     await account.ctx._call(
-      (job, handle) => handle.forgetFingerprint(job, account.name, account.protocol, this.contact.name, this._hex),
+      (job, handle) => handle.forgetFingerprint(job, this.contact._id, account.name, account.protocol, this.contact.name, this._hex),
       false,
       this.contact.existingChannel,
     );
@@ -70,6 +70,9 @@ export class Fingerprint {
 
   #ensureKnown(): void {
     if (this.#forgotten) throw new OtrError(ErrorCodes.UNKNOWN_FINGERPRINT, `fingerprint ${this.hash} was forgotten`);
+    if (this.contact._isForgotten) {
+      throw new OtrError(ErrorCodes.CLOSED, `${this.contact.name} was forgotten: account.contact() gives its contact now`);
+    }
   }
 
   /** @internal */

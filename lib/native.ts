@@ -24,6 +24,10 @@ export interface NativeFingerprint {
 }
 
 export interface NativeContact {
+  /** The JS Contact this state is for (its `_id`); 0: whichever contact JS has under the name. */
+  contact: number;
+  /** What the contact would lose if freed now (ContactFlag bits). */
+  flags: number;
   account: string;
   protocol: string;
   username: string;
@@ -58,12 +62,15 @@ export interface NativeHandle {
   /** The accounts and contacts the constructor read, in the dispatcher's layout. */
   takeLoadedState(): [Float64Array, number, unknown[]];
   ensureAccount(job: number, name: string, protocol: string): void;
-  addContact(job: number, account: string, protocol: string, username: string, fingerprintHex: string, verified: boolean): void;
-  setTrust(job: number, account: string, protocol: string, username: string, fingerprintHex: string, verified: boolean): void;
-  forgetFingerprint(job: number, account: string, protocol: string, username: string, fingerprintHex: string): void;
-  forgetContact(job: number, account: string, protocol: string, username: string, dropUnverifiedFingerprints: boolean): void;
-  renameContact(job: number, account: string, protocol: string, from: string, to: string): void;
-  openChannel(job: number, channel: number, account: string, protocol: string, username: string, policy: number, maxMessageSize: number, callbacks: number, lineBased: boolean, queryText: string | undefined): void;
+  // `contact`: the JS Contact's id, bound by the addon to the contact of `username` on first
+  // use and resolved by id from then on (0: by name alone).
+  addContact(job: number, contact: number, account: string, protocol: string, username: string, fingerprintHex: string, verified: boolean): void;
+  setTrust(job: number, contact: number, account: string, protocol: string, username: string, fingerprintHex: string, verified: boolean): void;
+  forgetFingerprint(job: number, contact: number, account: string, protocol: string, username: string, fingerprintHex: string): void;
+  forgetContact(job: number, contact: number, account: string, protocol: string, username: string, dropUnverifiedFingerprints: boolean, endSessions: boolean): void;
+  /** Resolves with whether a squatter was displaced from `to`. */
+  renameContact(job: number, contact: number, account: string, protocol: string, from: string, to: string): void;
+  openChannel(job: number, channel: number, contact: number, account: string, protocol: string, username: string, policy: number, maxMessageSize: number, callbacks: number, lineBased: boolean, queryText: string | undefined): void;
   channelOp(job: number, channel: number, op: ChannelOp, text: string, data: Buffer | string | undefined, number: number): void;
   close(job: number, endSessions: boolean): void;
   dispose(): void;
@@ -76,6 +83,8 @@ export interface NativeStats {
   running: number;
   strands: number;
   contacts: number;
+  tombstones: number;
+  boundIds: number;
   channels: number;
   sessions: number;
   userStates: number;
@@ -125,6 +134,14 @@ export const enum EffectKind {
   AccountReady = 12,
   Error = 13,
   LoadSkipped = 14,
+  UnverifiedInstance = 15,
+}
+
+/** NativeContact.flags (src-native/effects.h, ContactFlag). */
+export const enum ContactFlag {
+  WasPrivate = 1,
+  WritesHeld = 2,
+  Refreshing = 4,
 }
 
 export const enum QueryKind {
@@ -157,6 +174,8 @@ export interface NativeLimits {
   maxInstancesPerContact: number;
   maxFragmentedSize: number;
   maxIncomingSize: number;
+  keyWorkPerWindow: number;
+  keyWorkWindowMs: number;
 }
 
 export const enum CallbackFlag {
@@ -191,6 +210,7 @@ const SHARED_NUMBERS: Record<string, number> = {
   'EffectKind.AccountReady': EffectKind.AccountReady,
   'EffectKind.Error': EffectKind.Error,
   'EffectKind.LoadSkipped': EffectKind.LoadSkipped,
+  'EffectKind.UnverifiedInstance': EffectKind.UnverifiedInstance,
   'QueryKind.BeforeEncrypt': QueryKind.BeforeEncrypt,
   'QueryKind.AfterDecrypt': QueryKind.AfterDecrypt,
   'QueryKind.IsLoggedIn': QueryKind.IsLoggedIn,

@@ -10,6 +10,7 @@ import {
   BatchFlag,
   ChannelOp,
   BATCH_SLOTS,
+  ContactFlag,
   EFFECT_SLOTS,
   EffectKind,
   QueryKind,
@@ -42,11 +43,28 @@ export interface OTROptions {
   /** The largest message read() hands to libotr, in UTF-8 bytes (default 1 MiB). */
   maxIncomingSize?: number;
   /**
+   * Public-key work one contact may make us do per `keyWorkWindow` (default 30): each AKE
+   * message or query it sends that starts or continues an AKE, each SMP step, each message of
+   * its that makes us reply. Past it, until the window ends, its AKE messages are dropped, SMP
+   * it starts is refused and nothing it sends is answered, with one onEvent
+   * (RCVDMSG_GENERAL_ERR) per window. Data messages are still decrypted.
+   */
+  maxKeyWorkPerContact?: number;
+  /** The window of maxKeyWorkPerContact, in milliseconds (default 10,000). */
+  keyWorkWindow?: number;
+  /**
    * At most this many contacts with an open channel (default: no limit). Opening one more
-   * forgets the least recently used contact that has no encrypted session, no verified
-   * fingerprint and no call in flight, and emits 'contactEvicted' with it.
+   * frees the least recently used contact with no call in flight, preferring one with nothing
+   * to lose (see docs/INTERPRETATION.md): an encrypted one is sent the OTR disconnect message
+   * first, and its name keeps a tombstone so the next channel to it never sends in clear.
+   * Emits 'contactEvicted' with it.
    */
   maxContacts?: number;
+  /**
+   * A contact with an open channel and no call for this many milliseconds is freed as
+   * maxContacts frees one (its encrypted sessions ended; default 0: never).
+   */
+  idleSessionTimeout?: number;
   /** An evicted contact's unverified fingerprints are forgotten too (default false). */
   evictUnverifiedFingerprints?: boolean;
   /**
@@ -91,6 +109,8 @@ export interface OTRStats {
   pending: number;
   /** Contacts libotr keeps state for. */
   contacts: number;
+  /** Names of private contacts that were freed, remembered so their next channel starts Finished (at most 65,536). */
+  tombstones: number;
   /** Open channels. */
   channels: number;
   /** Encrypted sessions among the contacts' instances. */
@@ -113,6 +133,10 @@ export interface Limits {
   maxFragmentedSize: number;
   /** The largest message read() hands to libotr, in UTF-8 bytes. */
   maxIncomingSize: number;
+  /** Public-key work (AKE messages, SMP steps, replies) one contact may cause per keyWorkWindow. */
+  maxKeyWorkPerContact: number;
+  /** Its window, in milliseconds. */
+  keyWorkWindow: number;
 }
 
 /** OTR.open(): the options of the constructor, and where the identity and trust are kept. */
@@ -222,6 +246,8 @@ export class OTR extends EventEmitter<OTREvents> {
   readonly limits: Readonly<Limits>;
   /** At most this many contacts with an open channel (0: no limit); see OTROptions. */
   readonly maxContacts: number;
+  /** Milliseconds without a call after which a contact is freed (0: never); see OTROptions. */
+  readonly idleSessionTimeout: number;
   /** Whether an evicted contact's unverified fingerprints are forgotten too. */
   readonly evictUnverifiedFingerprints: boolean;
   /** Lines the constructor skipped (each is also emitted as an 'error' right after it returns). */
@@ -236,9 +262,14 @@ export class OTR extends EventEmitter<OTREvents> {
   // Contacts in the fingerprints file of an account that has no key yet: shown once it does.
   #contactsWithoutAccount = new Map<string, Map<string, NativeContact>>();
   #channels = new Map<number, Channel>();
-  // Open channels, least recently used first (kept only with maxContacts).
-  #recent = new Set<Channel>();
+  // Open channels, least recently used first, with when each was last used (kept only with
+  // maxContacts or idleSessionTimeout).
+  #recent = new Map<Channel, number>();
+  #idleTimer: NodeJS.Timeout | undefined;
   #nextChannel = 1;
+  // Every live Contact by its id (see Contact._id): the addon's states name them so.
+  #contactIds = new Map<number, Contact>();
+  #nextContactId = 1;
   #closing: Promise<void> | undefined;
   #pollTimer: NodeJS.Timeout | undefined;
   #pollChannel: Channel | undefined;
@@ -292,8 +323,11 @@ export class OTR extends EventEmitter<OTREvents> {
       maxInstancesPerContact: requireInteger('maxInstancesPerContact', options.maxInstancesPerContact ?? 32, 1, 0xffff),
       maxFragmentedSize: requireInteger('maxFragmentedSize', options.maxFragmentedSize ?? MiB, 1, 0xffffffff),
       maxIncomingSize: requireInteger('maxIncomingSize', options.maxIncomingSize ?? MiB, 1, 0xffffffff),
+      maxKeyWorkPerContact: requireInteger('maxKeyWorkPerContact', options.maxKeyWorkPerContact ?? 30, 1, 0xffffffff),
+      keyWorkWindow: requireInteger('keyWorkWindow', options.keyWorkWindow ?? 10_000, 1, 0xffffffff),
     });
     this.maxContacts = requireInteger('maxContacts', options.maxContacts ?? 0, 0, 0xffffffff);
+    this.idleSessionTimeout = requireInteger('idleSessionTimeout', options.idleSessionTimeout ?? 0, 0, 0x7fffffff);
     this.evictUnverifiedFingerprints = requireBoolean('evictUnverifiedFingerprints', options.evictUnverifiedFingerprints ?? false);
     if (options.threads !== undefined) setThreads(options.threads);
     this.#instance = nextInstance++;
@@ -308,11 +342,12 @@ export class OTR extends EventEmitter<OTREvents> {
     // could replace it), so accounts and contacts are visible as soon as this returns.
     try {
       if (poolThreads() === 0) setPoolThreads(os.availableParallelism());
+      const { maxKeyWorkPerContact, keyWorkWindow, ...bounds } = this.limits;
       this.#handle = createHandle(this.#instance, dispatch, {
         privkeys: path.resolve(this.privkeysFile),
         fingerprints: path.resolve(this.contactsFile),
         instags: path.resolve(this.instanceTagsFile),
-      }, this.limits);
+      }, { ...bounds, keyWorkPerWindow: maxKeyWorkPerContact, keyWorkWindowMs: keyWorkWindow });
     } catch (error) {
       this.#lock.release();
       throw fromNative(error);
@@ -430,6 +465,7 @@ export class OTR extends EventEmitter<OTREvents> {
       running: own.running,
       pending: this.#calls.size,
       contacts: own.contacts,
+      tombstones: own.tombstones,
       channels: own.channels,
       sessions: own.sessions,
       userStates: own.userStates,
@@ -446,6 +482,8 @@ export class OTR extends EventEmitter<OTREvents> {
 
   #dispose(): void {
     this.#setPollTimer(0, undefined);
+    if (this.#idleTimer) clearInterval(this.#idleTimer);
+    this.#idleTimer = undefined;
     const handle = this.#handle;
     this.#handle = undefined;
     handle?.dispose();
@@ -489,7 +527,7 @@ export class OTR extends EventEmitter<OTREvents> {
   /** @internal */
   _channelOp(channel: Channel, op: ChannelOp, text = '', data?: Buffer | string, number = 0): Promise<unknown> {
     if (channel._closed) return Promise.reject(new OtrError(ErrorCodes.CLOSED, channel._closed));
-    if (this.maxContacts > 0 && this.#recent.delete(channel)) this.#recent.add(channel);
+    if (this.#recent.delete(channel)) this.#recent.set(channel, performance.now());
     return this._call((job, handle) => handle.channelOp(job, channel._id, op, text, data, number), false, channel);
   }
 
@@ -498,12 +536,32 @@ export class OTR extends EventEmitter<OTREvents> {
     this._ensureOpen();
     const id = this.#nextChannel++;
     this.#channels.set(id, channel);
-    this._call((job, handle) => open(job, handle, id)).catch((error: unknown) => this._report(error));
-    if (this.maxContacts > 0) {
-      this.#recent.add(channel);
-      if (this.#recent.size > this.maxContacts) this.#evictOne(channel);
+    this._call((job, handle) => open(job, handle, id)).catch((error: unknown) => {
+      // The addon keeps no record of it (one channel per contact): calls on it reject.
+      channel._closedByAddon(`the channel to ${channel.contact.name} could not be opened: ${(error as Error)?.message ?? error}`);
+      this._report(error);
+    });
+    if (this.maxContacts > 0 || this.idleSessionTimeout > 0) {
+      this.#recent.set(channel, performance.now());
+      this.#evictOverCap(channel);
+      this.#armIdleTimer();
     }
     return id;
+  }
+
+  /** @internal A new Contact's id (never reused). */
+  _newContactId(): number {
+    return this.#nextContactId++;
+  }
+
+  /** @internal */
+  _contactAdded(contact: Contact): void {
+    this.#contactIds.set(contact._id, contact);
+  }
+
+  /** @internal */
+  _contactRemoved(contact: Contact): void {
+    if (this.#contactIds.get(contact._id) === contact) this.#contactIds.delete(contact._id);
   }
 
   /** @internal The channel is closed: its id is forgotten once its effects have arrived. */
@@ -520,19 +578,56 @@ export class OTR extends EventEmitter<OTREvents> {
     forgotten.then(drop, drop);
   }
 
-  // The least recently used contact that can go without loss: no encrypted session (those
-  // would have to start over), no verified fingerprint, no call in flight (its results are
-  // still coming). None such: the limit is exceeded until one is.
-  #evictOne(opened: Channel): void {
-    for (const channel of this.#recent) {
-      if (channel === opened || channel._inFlight > 0) continue;
-      const status = channel.status;
-      if (status === 'Unverified' || status === 'Private') continue;
-      const contact = channel.contact;
-      if (contact.fingerprints().some((fp) => fp.isVerified)) continue;
-      contact._forget(this.evictUnverifiedFingerprints).catch((error: unknown) => this._report(error));
-      this.emit('contactEvicted', contact);
-      return;
+  // Frees contacts while more than maxContacts have an open channel: the least recently used
+  // one with no call in flight (its results are still coming) and no rename on its way,
+  // preferring one with nothing to lose, then one whose loss leaves a tombstone (an encrypted
+  // or finished session, a verified fingerprint), then one with writes held (each reported).
+  // None free: the cap is exceeded until a call settles (see #settle).
+  #evictOverCap(opened?: Channel): void {
+    while (this.maxContacts > 0 && this.#recent.size > this.maxContacts) {
+      let victim: Channel | undefined;
+      let victimTier = Infinity;
+      for (const channel of this.#recent.keys()) {
+        if (channel === opened || !this.#evictable(channel)) continue;
+        const tier = evictionTier(channel);
+        if (tier < victimTier) {
+          victim = channel;
+          victimTier = tier;
+          if (tier === 0) break;
+        }
+      }
+      if (!victim) return;
+      this.#evict(victim, 'maxContacts');
+    }
+  }
+
+  #evictable(channel: Channel): boolean {
+    return channel._inFlight === 0 && !channel._closed && !channel.account._nameBusy(channel.contact.name);
+  }
+
+  #evict(channel: Channel, why: string): void {
+    const contact = channel.contact;
+    this.#recent.delete(channel);
+    contact
+      ._forget({ dropUnverified: this.evictUnverifiedFingerprints, endSessions: true, reason: `${contact.name} was evicted (${why})` })
+      .catch((error: unknown) => this._report(error));
+    this.emit('contactEvicted', contact);
+  }
+
+  #armIdleTimer(): void {
+    if (this.idleSessionTimeout <= 0 || this.#idleTimer) return;
+    const self = new WeakRef(this);
+    this.#idleTimer = setInterval(() => self.deref()?._expireIdle(), Math.max(10, Math.min(this.idleSessionTimeout / 4, 60_000)));
+    this.#idleTimer.unref();
+  }
+
+  /** @internal Frees the contacts idle for idleSessionTimeout (oldest first). */
+  _expireIdle(): void {
+    if (this.#closing || !this.#handle) return;
+    const before = performance.now() - this.idleSessionTimeout;
+    for (const [channel, used] of [...this.#recent]) {
+      if (used > before) break;
+      if (this.#evictable(channel)) this.#evict(channel, 'idleSessionTimeout');
     }
   }
 
@@ -556,6 +651,7 @@ export class OTR extends EventEmitter<OTREvents> {
       for (const contact of this.#contactsWithoutAccount.get(key)?.values() ?? []) {
         account._contactFromNative(contact.username)._update(contact);
       }
+
       this.#contactsWithoutAccount.delete(key);
     } else {
       account._update(state.fingerprint, state.instag);
@@ -653,7 +749,9 @@ export class OTR extends EventEmitter<OTREvents> {
 
   #settle(job: number, call: PendingCall, flags: number, result: unknown): void {
     this.#calls.delete(job);
-    if (call.channel) call.channel._inFlight--;
+    if (call.channel && --call.channel._inFlight === 0 && this.maxContacts > 0 && this.#recent.size > this.maxContacts) {
+      queueMicrotask(() => this.#evictOverCap());
+    }
     if (this.#calls.size === 0) busy.delete(this);
     if (!(flags & BatchFlag.Ok)) {
       call.reject(fromNative(result));
@@ -692,9 +790,14 @@ export class OTR extends EventEmitter<OTREvents> {
       const key = `${state.account}\0${state.protocol}`;
       const account = this.#accounts.get(key);
       const channel = channelId !== 0 ? this.#channels.get(channelId) : undefined;
-      if (channel) {
-        // By channel, not by name: a contact renamed since keeps getting its own state.
-        channel.contact._update(state);
+      // By the contact's id (or channel), not by name: a name may have changed since.
+      const contact = state.contact !== 0 ? this.#contactIds.get(state.contact) : channel?.contact;
+      if (contact) {
+        // The addon renamed it: JS follows (the rename's promise settles after this).
+        if (contact.name !== state.username) contact.account._renamed(contact, state.username);
+        contact._update(state);
+      } else if (state.contact !== 0 || channel) {
+        // A contact object forgotten since: its state concerns nobody in JS.
       } else if (account) {
         account._contactFromNative(state.username)._update(state);
       } else {
@@ -766,6 +869,19 @@ export class OTR extends EventEmitter<OTREvents> {
     if (!channel || this.#closing || !this.#handle) return;
     this._channelOp(channel, ChannelOp.Ping).catch((error: unknown) => this._report(error));
   }
+}
+
+// What freeing the channel's contact would lose (lower is less): 0 nothing, 1 a session or
+// trust (it leaves a tombstone), 2 writes waiting for an encrypted session.
+function evictionTier(channel: Channel): number {
+  const state = channel.contact._state;
+  const flags = state?.flags ?? 0;
+  if (flags & ContactFlag.WritesHeld) return 2;
+  if (flags & (ContactFlag.WasPrivate | ContactFlag.Refreshing)) return 1;
+  if (state && (state.status !== 0 && state.status !== 1)) return 1; // encrypted or finished
+  if (state?.sessions.some((s) => s.status >= 2)) return 1;
+  if (channel.contact.fingerprints().some((fp) => fp.isVerified)) return 1;
+  return 0;
 }
 
 // libotr needs the value of these callbacks before it can go on, so they are synchronous: a

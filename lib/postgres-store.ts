@@ -496,12 +496,12 @@ export class PostgresStore extends Store {
       if (notice.d) {
         if (current !== undefined) {
           this.#expect.set(id, null);
-          await otr._call((job, handle) => handle.forgetFingerprint(job, a, p, c, f));
+          await otr._call((job, handle) => handle.forgetFingerprint(job, 0, a, p, c, f));
         }
       } else if (current === undefined || (current !== '') !== (notice.t !== '')) {
         this.#expect.set(id, notice.t);
-        if (current === undefined || notice.t !== '') await otr._call((job, handle) => handle.addContact(job, a, p, c, f, notice.t !== ''));
-        else await otr._call((job, handle) => handle.setTrust(job, a, p, c, f, false));
+        if (current === undefined || notice.t !== '') await otr._call((job, handle) => handle.addContact(job, 0, a, p, c, f, notice.t !== ''));
+        else await otr._call((job, handle) => handle.setTrust(job, 0, a, p, c, f, false));
       }
       account._contactFromNative(c);
     } catch (error) {

@@ -1,6 +1,7 @@
 import type { Account } from './account';
 import type { Channel, ChannelOptions } from './channel';
 import type { Contact } from './contact';
+import { requireName } from './validate';
 
 /**
  * Routes a bridge's traffic by contact name. Everything is synchronous up to the library's
@@ -18,43 +19,65 @@ export class Router {
     this.#options = { ...options };
   }
 
-  /** The contact's channel, opened with the router's options if it has none yet. */
+  /**
+   * The contact's channel, opened with the router's options if it has none yet. Throws
+   * ERR_OTR_RENAMING while a rename to or from `name` is on its way (which contact the name
+   * means is known once it settles).
+   */
   channel(name: string): Channel {
-    const contact: Contact = this.account._contactNow(name);
-    return contact.existingChannel ?? contact.channel(this.#options);
+    return this.account._routedChannel(name, this.#options, false);
   }
 
-  /** Hands in what `name` sent; messages for the user go to onRead. */
+  /**
+   * Hands in what `name` sent; messages for the user go to onRead. While a rename to or from
+   * `name` is on its way, waits for it (in order with the name's other calls).
+   */
   read(name: string, text: string): Promise<void> {
-    let channel: Channel;
-    try {
-      channel = this.channel(name);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return channel.read(text);
+    return this.#route(name, (channel) => channel.read(text));
   }
 
-  /** Sends `text` to `name` (encrypted when the channel is, per its policy otherwise). */
+  /** Sends `text` to `name` (encrypted when the channel is, per its policy otherwise); waits as read() does. */
   write(name: string, text: string): Promise<void> {
-    let channel: Channel;
-    try {
-      channel = this.channel(name);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return channel.write(text);
+    return this.#route(name, (channel) => channel.write(text));
   }
 
-  /** A nick change: `from`'s contact, channel, sessions and trust continue as `to`. */
-  rename(from: string, to: string): Promise<void> {
-    let contact: Contact | undefined;
+  #route(name: string, call: (channel: Channel) => Promise<void>): Promise<void> {
+    const now = (): Promise<void> => {
+      let channel: Channel;
+      try {
+        channel = this.account._routedChannel(name, this.#options, true);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      return call(channel);
+    };
     try {
-      contact = this.account.findContact(from);
+      return this.account._nameBusy(name) ? this.account._whenFree([name], now) : now();
     } catch (error) {
       return Promise.reject(error);
     }
-    return contact ? contact.rename(to) : Promise.resolve();
+  }
+
+  /**
+   * A nick change: `from`'s contact, channel, sessions and trust continue as `to` (see
+   * Contact.rename: it rejects with ERR_OTR_CONTACT_EXISTS when `to` belongs to a contact with
+   * something to lose). Resolves at once when nobody spoke under `from`. A rename of a name a
+   * rename on its way is about to give (`NICK a b` then `NICK b c`) waits for that one.
+   */
+  rename(from: string, to: string): Promise<void> {
+    try {
+      requireName('from', from);
+      requireName('to', to);
+      this.account.ctx._ensureOpen();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const renameNow = (): Promise<void> => {
+      const contact: Contact | undefined = this.account.findContact(from);
+      return contact ? contact.rename(to) : Promise.resolve();
+    };
+    if (from === to || !(this.account._nameBusy(from) || this.account._nameBusy(to))) return renameNow();
+    return this.account._whenFree([from, to], renameNow);
   }
 
   /** The channels opened so far, by any means, for this account. */

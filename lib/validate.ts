@@ -22,9 +22,19 @@ export const MAX_NAME_BYTES = 255;
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
+// With the u flag a surrogate pair is one code point: only a lone surrogate matches.
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
 export function requireName(name: string, value: unknown): string {
   requireText(name, value);
   const text = value as string;
+  // UTF-8 has no form for a lone surrogate: it would reach libotr as U+FFFD, the same bytes as
+  // another name (whose trust it would share).
+  const lone = LONE_SURROGATE.exec(text);
+  if (lone) {
+    const code = lone[0].charCodeAt(0).toString(16).toUpperCase();
+    throw invalid(`${name} must be well-formed Unicode (a lone surrogate U+${code} at ${lone.index}): ${describe(text)}`);
+  }
   const control = CONTROL.exec(text);
   if (control) {
     const code = control[0].charCodeAt(0).toString(16).padStart(2, '0');

@@ -37,8 +37,33 @@ std::string StringArg(const Napi::CallbackInfo& info, size_t index) {
 // because a tab or newline in a name would be written unescaped into libotr's files.
 constexpr size_t kMaxNameBytes = 255;
 
+// A string with a lone surrogate: UTF-8 has no form for it, and N-API would write U+FFFD, the
+// same bytes as another name.
+bool WellFormedUtf16(napi_env env, napi_value value) {
+  size_t units = 0;
+  if (napi_get_value_string_utf16(env, value, nullptr, 0, &units) != napi_ok) return false;
+  std::vector<char16_t> text(units + 1);
+  if (napi_get_value_string_utf16(env, value, text.data(), text.size(), &units) != napi_ok) return false;
+  for (size_t i = 0; i < units; ++i) {
+    const char16_t unit = text[i];
+    if (unit >= 0xD800 && unit <= 0xDBFF) {
+      if (i + 1 >= units || text[i + 1] < 0xDC00 || text[i + 1] > 0xDFFF) return false;
+      ++i;
+    } else if (unit >= 0xDC00 && unit <= 0xDFFF) {
+      return false;
+    }
+  }
+  return true;
+}
+
 std::string NameArg(const Napi::CallbackInfo& info, size_t index) {
   std::string name = StringArg(info, index);
+  if (!WellFormedUtf16(info.Env(), info[index])) {
+    Napi::Error error = Napi::TypeError::New(info.Env(), "argument " + std::to_string(index) +
+                                                             " must be a name of well-formed Unicode (no lone surrogate)");
+    error.Set("code", "ERR_OTR_INVALID_ARGUMENT");
+    throw error;
+  }
   bool control = false;
   for (unsigned char c : name) control = control || c < 0x20 || c == 0x7f;
   if (name.empty() || control || name.size() > kMaxNameBytes) {
@@ -55,6 +80,13 @@ int64_t NumberArg(const Napi::CallbackInfo& info, size_t index) {
     throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(index) + " must be a number");
   }
   return info[index].As<Napi::Number>().Int64Value();
+}
+
+// A JS Contact's id (lib/contact.ts): a whole number from 0 (none) to 2^53.
+uint64_t ContactIdArg(const Napi::CallbackInfo& info, size_t index) {
+  const int64_t id = NumberArg(info, index);
+  if (id < 0 || id > (int64_t{1} << 53)) throw Napi::RangeError::New(info.Env(), "a contact id is a whole number from 0 to 2^53");
+  return static_cast<uint64_t>(id);
 }
 
 // { maxInstancesPerContact, maxFragmentedSize, maxIncomingSize }: validated in lib/otr.ts;
@@ -77,6 +109,12 @@ Limits LimitsArg(const Napi::CallbackInfo& info, size_t index) {
   read("maxInstancesPerContact", limits.maxInstancesPerContact);
   read("maxFragmentedSize", limits.maxReassembledBytes);
   read("maxIncomingSize", limits.maxIncomingBytes);
+  size_t keyWork = limits.keyWorkPerWindow;
+  size_t windowMs = static_cast<size_t>(limits.keyWorkWindow.count());
+  read("keyWorkPerWindow", keyWork);
+  read("keyWorkWindowMs", windowMs);
+  limits.keyWorkPerWindow = static_cast<uint32_t>(keyWork);
+  limits.keyWorkWindow = std::chrono::milliseconds(windowMs);
   return limits;
 }
 
@@ -219,69 +257,75 @@ class Handle : public Napi::ObjectWrap<Handle> {
     return info.Env().Undefined();
   }
 
-  // (job, account, protocol, username, fingerprint hex[, verified]): the trust calls.
+  // (job, contactId, account, protocol, username, fingerprint hex[, verified]): the trust calls.
   struct FingerprintCall {
+    uint64_t contactId;
     std::string account, protocol, username, fingerprint;
     bool verified;
   };
   static FingerprintCall FingerprintArgs(const Napi::CallbackInfo& info) {
-    return {NameArg(info, 1), NameArg(info, 2), NameArg(info, 3), StringArg(info, 4), info[5].ToBoolean()};
+    return {ContactIdArg(info, 1), NameArg(info, 2), NameArg(info, 3), NameArg(info, 4), StringArg(info, 5),
+            info[6].ToBoolean()};
   }
 
   Napi::Value AddContact(const Napi::CallbackInfo& info) {
     Submit(info.Env(), JobArg(info), kInstanceWide, [c = FingerprintArgs(info)](Engine& e, CallScope& s, Batch& b) {
-      e.AddContact(s, b, c.account, c.protocol, c.username, c.fingerprint, c.verified);
+      e.AddContact(s, b, c.contactId, c.account, c.protocol, c.username, c.fingerprint, c.verified);
     });
     return info.Env().Undefined();
   }
 
   Napi::Value SetTrust(const Napi::CallbackInfo& info) {
     Submit(info.Env(), JobArg(info), kInstanceWide, [c = FingerprintArgs(info)](Engine& e, CallScope& s, Batch& b) {
-      e.SetTrust(s, b, c.account, c.protocol, c.username, c.fingerprint, c.verified);
+      e.SetTrust(s, b, c.contactId, c.account, c.protocol, c.username, c.fingerprint, c.verified);
     });
     return info.Env().Undefined();
   }
 
   Napi::Value ForgetFingerprint(const Napi::CallbackInfo& info) {
     Submit(info.Env(), JobArg(info), kInstanceWide, [c = FingerprintArgs(info)](Engine& e, CallScope& s, Batch& b) {
-      e.ForgetFingerprint(s, b, c.account, c.protocol, c.username, c.fingerprint);
+      e.ForgetFingerprint(s, b, c.contactId, c.account, c.protocol, c.username, c.fingerprint);
     });
     return info.Env().Undefined();
   }
 
-  // forgetContact(job, account, protocol, username, dropUnverifiedFingerprints)
+  // forgetContact(job, contactId, account, protocol, username, dropUnverifiedFingerprints, endSessions)
   Napi::Value ForgetContact(const Napi::CallbackInfo& info) {
-    std::string account = NameArg(info, 1), protocol = NameArg(info, 2), username = NameArg(info, 3);
-    const bool dropUnverified = info[4].ToBoolean();
+    const uint64_t contactId = ContactIdArg(info, 1);
+    std::string account = NameArg(info, 2), protocol = NameArg(info, 3), username = NameArg(info, 4);
+    const ForgetHow how{info[5].ToBoolean(), info[6].ToBoolean()};
     Submit(info.Env(), JobArg(info), kInstanceWide, [=](Engine& e, CallScope& s, Batch& b) {
-      e.ForgetContact(s, b, account, protocol, username, dropUnverified);
+      e.ForgetContact(s, b, contactId, account, protocol, username, how);
     });
     return info.Env().Undefined();
   }
 
-  // openChannel(job, channelId, account, protocol, username, policy, maxMessageSize, callbacks,
-  //             lineBased, queryText: string | undefined)
+  // renameContact(job, contactId, account, protocol, from, to)
   Napi::Value RenameContact(const Napi::CallbackInfo& info) {
-    std::string account = NameArg(info, 1), protocol = NameArg(info, 2), from = NameArg(info, 3),
-                to = NameArg(info, 4);
+    const uint64_t contactId = ContactIdArg(info, 1);
+    std::string account = NameArg(info, 2), protocol = NameArg(info, 3), from = NameArg(info, 4),
+                to = NameArg(info, 5);
     Submit(info.Env(), JobArg(info), kInstanceWide, [=](Engine& e, CallScope& s, Batch& b) {
-      e.RenameContact(s, b, account, protocol, from, to);
+      e.RenameContact(s, b, contactId, account, protocol, from, to);
     });
     return info.Env().Undefined();
   }
 
+  // openChannel(job, channelId, contactId, account, protocol, username, policy, maxMessageSize,
+  //             callbacks, lineBased, queryText: string | undefined)
   Napi::Value OpenChannel(const Napi::CallbackInfo& info) {
     ChannelRecord settings;
     settings.id = static_cast<uint32_t>(NumberArg(info, 1));
-    settings.account = NameArg(info, 2);
-    settings.protocol = NameArg(info, 3);
-    settings.username = NameArg(info, 4);
-    settings.policy = static_cast<OtrlPolicy>(NumberArg(info, 5));
-    settings.maxMessageSize = static_cast<int>(NumberArg(info, 6));
-    settings.callbacks = static_cast<uint32_t>(NumberArg(info, 7));
-    settings.lineBased = info[8].ToBoolean();
-    settings.customQuery = info[9].IsString();
-    if (settings.customQuery) settings.queryText = StringArg(info, 9);
+    settings.contactId = ContactIdArg(info, 2);
+    settings.account = NameArg(info, 3);
+    settings.protocol = NameArg(info, 4);
+    settings.username = NameArg(info, 5);
+    settings.policy = static_cast<OtrlPolicy>(NumberArg(info, 6));
+    settings.maxMessageSize = static_cast<int>(NumberArg(info, 7));
+    settings.callbacks = static_cast<uint32_t>(NumberArg(info, 8));
+    settings.lineBased = info[9].ToBoolean();
+    settings.customQuery = info[10].IsString();
+    if (settings.customQuery) settings.queryText = StringArg(info, 10);
     Engine& engine = Live(info.Env());
     Submit(info.Env(), JobArg(info), engine.MissingInstags() ? kInstanceWide : settings.id,
            [settings](Engine& e, CallScope& s, Batch& b) { e.OpenChannel(s, b, settings); });
@@ -332,6 +376,8 @@ class Handle : public Napi::ObjectWrap<Handle> {
     set("running", stats.running);
     set("strands", stats.strands);
     set("contacts", stats.contacts);
+    set("tombstones", stats.tombstones);
+    set("boundIds", stats.boundIds);
     set("channels", stats.channels);
     set("sessions", stats.sessions);
     set("userStates", stats.userStates);
@@ -425,6 +471,7 @@ Napi::Object SharedNumbers(Napi::Env env) {
 #define E(name) set("EffectKind." #name, static_cast<int>(EffectKind::name))
   E(Write); E(Read); E(GoneSecure); E(GoneInsecure); E(StillSecure); E(NewFingerprint); E(Symkey);
   E(Timer); E(SmpEvent); E(MsgEvent); E(ContactState); E(AccountReady); E(Error); E(LoadSkipped);
+  E(UnverifiedInstance);
 #undef E
 #define Q(name) set("QueryKind." #name, static_cast<int>(QueryKind::name))
   Q(BeforeEncrypt); Q(AfterDecrypt); Q(IsLoggedIn); Q(ErrorText); Q(SmpSecret);

@@ -32,23 +32,47 @@ const unsigned char* Bytes(const std::string& text) { return reinterpret_cast<co
 
 }  // namespace
 
-void Engine::OpenChannel(CallScope& scope, Batch&, ChannelRecord settings) {
+void Engine::OpenChannel(CallScope& scope, Batch& result, ChannelRecord settings) {
+  ContactRef ref;
+  if (!ResolveOrFail(settings.contactId, settings.account, settings.protocol, settings.username, ref, result)) return;
   auto channel = std::make_unique<ChannelRecord>(std::move(settings));
+  channel->account = ref.account;
+  channel->protocol = ref.protocol;
+  channel->username = ref.username;
   ChannelRecord* raw = channel.get();
   if (scope.us == us_ && otrl_privkey_find(us_, raw->account.c_str(), raw->protocol.c_str()) != nullptr &&
       otrl_instag_find(us_, raw->account.c_str(), raw->protocol.c_str()) == nullptr) {
     GenerateInstag(scope, raw->account.c_str(), raw->protocol.c_str());
   }
-  index_.AddChannel(std::move(channel));
+  raw = index_.AddChannel(std::move(channel));
+  if (raw == nullptr) {
+    Fail(result, "ERR_OTR_CHANNEL_EXISTS", "a channel to " + ref.username + " is already open");
+    return;
+  }
+  // A private contact was freed under this name: its next channel starts FINISHED, so nothing
+  // goes out in clear until the application calls init() or finish() (see forget.cc).
+  if (index_.TakeTombstone(ref.key)) {
+    raw->wasPrivate = true;
+    WithContact(scope, raw->account, raw->protocol, raw->username, [&] {
+      ConnContext* master = otrl_context_find(scope.us, raw->username.c_str(), raw->account.c_str(),
+                                              raw->protocol.c_str(), OTRL_INSTAG_MASTER, 1, nullptr, nullptr, nullptr);
+      if (master != nullptr && master->msgstate == OTRL_MSGSTATE_PLAINTEXT) otrl_context_force_finished(master);
+    });
+  }
   ConnContext* master = MasterFor(*raw);
-  if (master != nullptr) EmitContactState(scope, master, raw);
+  if (master != nullptr) {
+    if (master->msgstate == OTRL_MSGSTATE_FINISHED) raw->wasPrivate = true;
+    EmitContactState(scope, master, raw);
+  }
 }
 
 void Engine::SendNow(CallScope& scope, Batch& result, ChannelRecord& channel, const std::string& text) {
   char* sent = nullptr;
+  scope.sendingText = &text;
   const gcry_error_t err = otrl_message_sending(scope.us, ops(), &scope, channel.account.c_str(), channel.protocol.c_str(),
                                                 channel.username.c_str(), channel.selected, text.c_str(), nullptr,
                                                 &sent, OTRL_FRAGMENT_SEND_ALL, nullptr, nullptr, nullptr);
+  scope.sendingText = nullptr;
   if (err != 0) {
     Fail(result, "ERR_OTR_ENCRYPTION", "the message was not sent", err);
   } else if (sent == nullptr) {
@@ -79,7 +103,11 @@ void Engine::SendQuery(CallScope& scope, Batch& result, ChannelRecord& channel) 
 // A read never fails its batch (the Batch& is unused): whatever the contact sent is reported
 // through events, and the read resolves.
 void Engine::Receive(CallScope& scope, Batch&, ChannelRecord& channel, const std::string& text) {
-  if (!AdmitIncoming(scope, channel, text)) return;
+  OtrlMessageType type = OTRL_MSGTYPE_NOTOTR;
+  if (!AdmitIncoming(scope, channel, text, &type)) return;
+  const IncomingVerdict verdict = AdmitKeyWork(scope, channel, text, type);
+  if (verdict.drop) return;
+  const std::string& input = verdict.replaced ? verdict.text : text;
   scope.decrypted = false;
   char* plain = nullptr;
   OtrlTLV* tlvs = nullptr;
@@ -93,27 +121,56 @@ void Engine::Receive(CallScope& scope, Batch&, ChannelRecord& channel, const std
   // the session gives FINISHED), so undo exactly that; the new AKE continues in auth state.
   std::vector<ConnContext*> wereEncrypted;
   std::vector<ConnContext*> before;  // the contact's contexts: those added by this message are new
-  if (ConnContext* master = MasterFor(channel)) {
+  ConnContext* master = MasterFor(channel);
+  if (master != nullptr) {
     for (ConnContext* c = master; c != nullptr && c->m_context == master; c = c->next) {
       before.push_back(c);
       if (c->msgstate == OTRL_MSGSTATE_ENCRYPTED) wereEncrypted.push_back(c);
     }
   }
-  const int internal = otrl_message_receiving(scope.us, ops(), &scope, channel.account.c_str(), channel.protocol.c_str(),
-                                              channel.username.c_str(), text.c_str(), &plain, &tlvs, &context,
-                                              nullptr, nullptr);
+  const uint32_t smpBefore = scope.smpSteps;
+  scope.repliesSent = 0;
+  scope.overBudget = verdict.overBudget;
+  int internal;
+  {
+    SmpGate gate(master, verdict.overBudget);
+    scope.withholdReplies = verdict.overBudget;
+    internal = otrl_message_receiving(scope.us, ops(), &scope, channel.account.c_str(), channel.protocol.c_str(),
+                                      channel.username.c_str(), input.c_str(), &plain, &tlvs, &context, nullptr,
+                                      nullptr);
+    scope.withholdReplies = false;
+  }
+  if (scope.repliesWithheld > 0) {
+    ReportOverBudget(scope, channel);
+    scope.repliesWithheld = 0;
+  }
+  ChargeAfterReceive(scope, channel, scope.smpSteps - smpBefore, scope.repliesSent > 0);
+  if (verdict.answersQuery && master == nullptr) master = MasterFor(channel);
+  if (verdict.answersQuery && master != nullptr && master->auth.authstate == OTRL_AUTHSTATE_AWAITING_DHKEY) {
+    ++channel.queriesAnswered;
+  }
   for (ConnContext* c : wereEncrypted) {
     if (c->msgstate != OTRL_MSGSTATE_PLAINTEXT) continue;
     c->msgstate = OTRL_MSGSTATE_ENCRYPTED;
     channel.rekeyedByContact.push_back(c);
     scope.stateMayHaveChanged = true;
   }
+  // An AKE message may have started, advanced or ended an AKE: JS's view of what the contact
+  // has to lose (ContactState flags) may have changed.
+  if (type != OTRL_MSGTYPE_DATA && type != OTRL_MSGTYPE_NOTOTR) scope.stateMayHaveChanged = true;
+  if (context != nullptr && context != context->m_context) channel.lastUse[context] = ++channel.useClock;
   TrimAfterReceive(scope, channel, before);
   if (internal == 0) {
-    const std::string shown = plain != nullptr ? std::string(plain) : text;
-    // What libotr did decides `encrypted`: it decrypted a data message in this call.
-    EmitEvent(scope, channel, EffectKind::Read,
-              ReadPayload{shown, scope.decrypted, context != nullptr ? context->their_instance : 0});
+    const std::string shown = plain != nullptr ? std::string(plain) : input;
+    // What libotr did decides `encrypted`: it decrypted a data message in this call. The
+    // session that decrypted it says who sent it (see ReadPayload).
+    ReadPayload read{shown, scope.decrypted, context != nullptr ? context->their_instance : 0};
+    if (scope.decrypted && context != nullptr && context->active_fingerprint != nullptr &&
+        context->active_fingerprint->fingerprint != nullptr) {
+      read.fingerprint = FingerprintHex(context->active_fingerprint->fingerprint);
+      read.verified = context->active_fingerprint->trust != nullptr && context->active_fingerprint->trust[0] != '\0';
+    }
+    EmitEvent(scope, channel, EffectKind::Read, std::move(read));
   }
   // libotr 4 never calls gone_insecure: the contact ending the session arrives as a TLV.
   if (tlvs != nullptr && otrl_tlv_find(tlvs, OTRL_TLV_DISCONNECTED) != nullptr) {
@@ -174,8 +231,12 @@ static void ReleaseFinishedAke(ConnContext* context) {
 void Engine::AfterLibotrCall(CallScope& scope, ChannelRecord& channel) {
   for (ConnContext* context : scope.wentSecure) ReleaseFinishedAke(context);
   scope.wentSecure.clear();
-  for (ConnContext* context : scope.smpToAbort) otrl_message_abort_smp(scope.us, ops(), &scope, context);
+  // Over its budget, a contact's SMP errors are not answered (an abort is a reply).
+  if (!scope.overBudget) {
+    for (ConnContext* context : scope.smpToAbort) otrl_message_abort_smp(scope.us, ops(), &scope, context);
+  }
   scope.smpToAbort.clear();
+  scope.overBudget = false;
   for (auto& reply : scope.smpAnswers) {
     const auto* secret = reinterpret_cast<const unsigned char*>(reply.second.data());
     otrl_message_respond_smp(scope.us, ops(), &scope, reply.first, secret, reply.second.size());
@@ -188,6 +249,7 @@ void Engine::AfterLibotrCall(CallScope& scope, ChannelRecord& channel) {
       channel.refreshing = false;
       std::deque<std::string> held;
       held.swap(channel.held);
+      scope.stateMayHaveChanged = true;  // JS sees the writes no longer held (flags)
       Batch ignored;
       for (std::string& text : held) {
         SendNow(scope, ignored, channel, text);
@@ -205,7 +267,8 @@ void Engine::AfterLibotrCall(CallScope& scope, ChannelRecord& channel) {
 void Engine::RunChannelOp(CallScope& scope, Batch& result, uint32_t channelId, ChannelOp op, std::string text,
                           std::string data, int64_t number) {
   ChannelRecord* found = ChannelById(channelId);
-  if (found == nullptr) return Fail(result, "ERR_OTR_INTERNAL", "unknown channel");
+  // Its contact was displaced by a rename, or its open was refused (see lib/channel.ts).
+  if (found == nullptr) return Fail(result, "ERR_OTR_CLOSED", "the channel is closed");
   ChannelRecord& channel = *found;
   scope.channel = &channel;
   WipeOnExit wipe(text, data);  // message text, SMP answers, symmetric key purposes
@@ -247,6 +310,7 @@ void Engine::RunChannelOp(CallScope& scope, Batch& result, uint32_t channelId, C
         }
         // Our own queue, not libotr's single resend slot: every held write goes out, in order.
         const bool startAke = channel.held.empty() && !channel.refreshing;
+        if (channel.held.empty()) scope.stateMayHaveChanged = true;  // JS sees "writes held" (flags)
         channel.held.push_back(text);
         EmitEvent(scope, channel, EffectKind::MsgEvent, MessageEvent(OTRL_MSGEVENT_ENCRYPTION_REQUIRED, channel.held.back()));
         if (startAke) SendQuery(scope, result, channel);

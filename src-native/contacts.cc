@@ -209,8 +209,38 @@ void Engine::Load(CallScope& scope, Batch& result, FilePaths paths) {
   }
 }
 
-void Engine::AddContact(CallScope& scope, Batch& result, std::string account, std::string protocol,
+bool Engine::Resolve(uint64_t contactId, const std::string& account, const std::string& protocol,
+                     const std::string& username, ContactRef& ref) {
+  std::string key = ChannelKey(account, protocol, username);
+  if (contactId != 0) {
+    key = index_.Bind(contactId, key);
+    if (key.empty()) return false;
+  }
+  const size_t first = key.find('\0');
+  const size_t second = key.find('\0', first + 1);
+  ref.account = key.substr(0, first);
+  ref.protocol = key.substr(first + 1, second - first - 1);
+  ref.username = key.substr(second + 1);
+  ref.key = std::move(key);
+  return true;
+}
+
+bool Engine::ResolveOrFail(uint64_t contactId, const std::string& account, const std::string& protocol,
+                           const std::string& username, ContactRef& ref, Batch& result) {
+  if (Resolve(contactId, account, protocol, username, ref)) return true;
+  result.ok = false;
+  result.failure = MakeFailure("ERR_OTR_CONTACT_EXISTS", username + " is another contact of " + account +
+                                                             " now (this one was forgotten or renamed away)");
+  return false;
+}
+
+void Engine::AddContact(CallScope& scope, Batch& result, uint64_t contactId, std::string account, std::string protocol,
                         std::string username, std::string fingerprintHex, bool verified) {
+  ContactRef ref;
+  if (!ResolveOrFail(contactId, account, protocol, username, ref, result)) return;
+  account = ref.account;
+  protocol = ref.protocol;
+  username = ref.username;
   ChannelRecord* channel = ChannelFor(account.c_str(), protocol.c_str(), username.c_str());
   if (fingerprintHex.empty()) {
     ConnContext* master = FindMaster(account, protocol, username);
@@ -241,8 +271,13 @@ void Engine::AddContact(CallScope& scope, Batch& result, std::string account, st
   EmitContactState(scope, master, channel);
 }
 
-void Engine::SetTrust(CallScope& scope, Batch& result, std::string account, std::string protocol,
+void Engine::SetTrust(CallScope& scope, Batch& result, uint64_t contactId, std::string account, std::string protocol,
                       std::string username, std::string fingerprintHex, bool verified) {
+  ContactRef ref;
+  if (!ResolveOrFail(contactId, account, protocol, username, ref, result)) return;
+  account = ref.account;
+  protocol = ref.protocol;
+  username = ref.username;
   ConnContext* master = FindMaster(account, protocol, username);
   Fingerprint* fp = FindFingerprint(master, username, fingerprintHex, result);
   if (fp == nullptr) return;
@@ -258,8 +293,13 @@ void Engine::SetTrust(CallScope& scope, Batch& result, std::string account, std:
   EmitContactState(scope, master, ChannelFor(account.c_str(), protocol.c_str(), username.c_str()));
 }
 
-void Engine::ForgetFingerprint(CallScope& scope, Batch& result, std::string account, std::string protocol,
-                               std::string username, std::string fingerprintHex) {
+void Engine::ForgetFingerprint(CallScope& scope, Batch& result, uint64_t contactId, std::string account,
+                               std::string protocol, std::string username, std::string fingerprintHex) {
+  ContactRef ref;
+  if (!ResolveOrFail(contactId, account, protocol, username, ref, result)) return;
+  account = ref.account;
+  protocol = ref.protocol;
+  username = ref.username;
   ConnContext* master = FindMaster(account, protocol, username);
   Fingerprint* fp = FindFingerprint(master, username, fingerprintHex, result);
   if (fp == nullptr) return;
@@ -301,9 +341,10 @@ ConnContext* Engine::SelectedContext(ChannelRecord& channel) {
 // Everything ContactState shows, by content: instance tags, message states, fingerprint bytes
 // and trust. Never addresses: a context or fingerprint freed and another allocated at the
 // same address would otherwise look unchanged.
-std::string Engine::SignatureOf(ConnContext* master, otrl_instag_t selected) {
+std::string Engine::SignatureOf(ConnContext* master, otrl_instag_t selected, uint32_t flags) {
   std::string signature;
   if (master == nullptr) return signature;
+  AppendRaw(signature, &flags, sizeof flags);
   AppendRaw(signature, &selected, sizeof selected);
   const ConnContext* current = ResolveSelection(master, selected);
   const otrl_instag_t currentTag = current != nullptr ? current->their_instance : 0;
@@ -331,15 +372,58 @@ std::string Engine::SignatureOf(ConnContext* master, otrl_instag_t selected) {
   return signature;
 }
 
+uint32_t Engine::FlagsOf(const ChannelRecord* channel) {
+  uint32_t flags = 0;
+  if (channel != nullptr) {
+    if (channel->wasPrivate) flags |= kWasPrivate;
+    if (!channel->held.empty()) flags |= kWritesHeld;
+    if (channel->refreshing) flags |= kRefreshing;
+  }
+  return flags;
+}
+
 void Engine::EmitStateIfChanged(CallScope& scope, ChannelRecord& channel) {
   ConnContext* master = MasterFor(channel);
   if (master == nullptr) return;
-  if (SignatureOf(master, channel.selected) == channel.lastSignature) return;
+  if (SignatureOf(master, channel.selected, FlagsOf(&channel)) == channel.lastSignature) return;
   EmitContactState(scope, master, &channel);
 }
 
-void Engine::EmitContactState(CallScope& scope, ConnContext* master, ChannelRecord* channel) {
+void Engine::EmitContactGone(CallScope& scope, const ContactRef& ref, uint64_t contactId) {
   auto state = std::make_shared<ContactState>();
+  state->contactId = contactId;
+  state->account = ref.account;
+  state->protocol = ref.protocol;
+  state->username = ref.username;
+  scope.effects.push_back(MakeEffect(EffectKind::ContactState, 0, ContactStatePayload{std::move(state)}));
+}
+
+void Engine::CheckUnverifiedInstance(CallScope& scope, ConnContext* context) {
+  if (context == nullptr || context->active_fingerprint == nullptr || context->active_fingerprint->fingerprint == nullptr) {
+    return;
+  }
+  const Fingerprint* active = context->active_fingerprint;
+  if (active->trust != nullptr && active->trust[0] != '\0') return;
+  ConnContext* master = context->m_context;
+  bool verifiedOther = false;
+  for (const Fingerprint* fp = master->fingerprint_root.next; fp != nullptr; fp = fp->next) {
+    verifiedOther = verifiedOther || (fp != active && fp->trust != nullptr && fp->trust[0] != '\0');
+  }
+  if (!verifiedOther) return;
+  ChannelRecord* channel = ChannelFor(context);
+  if (channel == nullptr) channel = scope.channel;
+  char human[OTRL_PRIVKEY_FPRINT_HUMAN_LEN];
+  otrl_privkey_hash_to_human(human, active->fingerprint);
+  scope.effects.push_back(MakeEffect(EffectKind::UnverifiedInstance, channel != nullptr ? channel->id : 0,
+                                     UnverifiedInstancePayload{context->their_instance, human}));
+}
+
+void Engine::EmitContactState(CallScope& scope, ConnContext* master, ChannelRecord* channel, uint64_t contactId) {
+  auto state = std::make_shared<ContactState>();
+  state->contactId = contactId != kBoundContact
+                         ? contactId
+                         : index_.IdOf(ChannelKey(master->accountname, master->protocol, master->username));
+  state->flags = FlagsOf(channel);
   state->account = master->accountname;
   state->protocol = master->protocol;
   state->username = master->username;
@@ -368,7 +452,7 @@ void Engine::EmitContactState(CallScope& scope, ConnContext* master, ChannelReco
   state->current = current != nullptr ? current->their_instance : 0;
   state->status = StatusOf(current);
   if (channel != nullptr) {
-    channel->lastSignature = SignatureOf(master, selected);
+    channel->lastSignature = SignatureOf(master, selected, state->flags);
     uint32_t live = 0;
     for (const SessionState& session : state->sessions) {
       live += session.status == SessionStatus::Private || session.status == SessionStatus::Unverified ? 1 : 0;
@@ -384,50 +468,3 @@ void Engine::EmitContactState(CallScope& scope, ConnContext* master, ChannelReco
 
 }  // namespace otr
 
-namespace otr {
-
-// libotr keys a contact's contexts by username, so a nick change would start over with no
-// session and no trust. Renaming the contexts in place keeps both: the sessions (master and
-// instances), their keys and the fingerprints move to the new name, and the fingerprints
-// file is rewritten (atomically) under it. libotr 4.x allocates `username` with strdup and
-// frees it with free() (context.c), which is what makes replacing it safe.
-static_assert(OTRL_VERSION_MAJOR == 4, "contact renaming replaces ConnContext::username as libotr 4 allocates it");
-
-void Engine::RenameContact(CallScope& scope, Batch& result, std::string account, std::string protocol,
-                           std::string from, std::string to) {
-  if (FindMaster(account, protocol, to) != nullptr || ChannelFor(account.c_str(), protocol.c_str(), to.c_str()) != nullptr) {
-    result.ok = false;
-    result.failure = MakeFailure("ERR_OTR_CONTACT_EXISTS", to + " is already a contact of " + account +
-                                                               ": forget it first, or rename it away");
-    return;
-  }
-  ConnContext* master = FindMaster(account, protocol, from);
-  if (master != nullptr) {
-    // Allocate first, then swap, so a failure leaves every context under one name.
-    std::vector<ConnContext*> contexts{master};
-    ForEachInstance(master, [&](ConnContext* c) { contexts.push_back(c); });
-    std::vector<char*> names;
-    for (size_t i = 0; i < contexts.size(); ++i) {
-      char* name = strdup(to.c_str());
-      if (name == nullptr) {
-        for (char* n : names) std::free(n);
-        result.ok = false;
-        result.failure = MakeFailure("ERR_OTR_INTERNAL", "out of memory renaming " + from);
-        return;
-      }
-      names.push_back(name);
-    }
-    for (size_t i = 0; i < contexts.size(); ++i) {
-      std::free(contexts[i]->username);
-      contexts[i]->username = names[i];
-    }
-    index_.RenameMaster(ChannelKey(account, protocol, from), ChannelKey(account, protocol, to), master);
-  }
-  ChannelRecord* channel = index_.RenameChannel(ChannelKey(account, protocol, from), ChannelKey(account, protocol, to), to);
-  if (master == nullptr) return;
-  trust_->Rename(ContactName{account, protocol, from}, ContactName{account, protocol, to});
-  if (master->fingerprint_root.next != nullptr) PersistFingerprints(result);
-  EmitContactState(scope, master, channel);
-}
-
-}  // namespace otr

@@ -29,6 +29,9 @@ enum class EffectKind : int {
   AccountReady = 12,
   Error = 13,
   LoadSkipped = 14,  // a line of the fingerprints file skipped at load: a = line, text = why, bytes = copy
+  // A session whose fingerprint is not verified went secure on a contact that has a verified
+  // one: a = its instance tag, text = the fingerprint (human form).
+  UnverifiedInstance = 15,
 };
 
 enum class SessionStatus : int { Unused = 0, NotPrivate = 1, Unverified = 2, Private = 3, Finished = 4 };
@@ -45,7 +48,16 @@ struct FingerprintState {
   SessionStatus status = SessionStatus::Unused;
 };
 
+// What the contact would lose if it were freed now (lib/otr.ts chooses whom to evict by them).
+enum ContactFlag : uint32_t {
+  kWasPrivate = 1,    // it had an encrypted session in this process
+  kWritesHeld = 2,    // writes wait for an encrypted session
+  kRefreshing = 4,    // refresh() is re-keying
+};
+
 struct ContactState {
+  uint64_t contactId = 0;  // the JS Contact it is for; 0: whichever JS has under the name
+  uint32_t flags = 0;      // ContactFlag bits
   std::string account, protocol, username;
   std::vector<SessionState> sessions;
   std::vector<FingerprintState> fingerprints;
@@ -68,6 +80,12 @@ struct ReadPayload {                        // Read: what the user is shown
   std::string text;
   bool encrypted = false;                   // libotr decrypted it in this call
   uint32_t instag = 0;                      // the sender's instance tag (0: none)
+  std::string fingerprint;                  // hex of the session that decrypted it ('' if none)
+  bool verified = false;                    // that fingerprint is trusted
+};
+struct UnverifiedInstancePayload {
+  uint32_t instag = 0;
+  std::string human;
 };
 struct StillSecurePayload {
   bool isReply = false;
@@ -111,7 +129,7 @@ struct SkippedLinePayload {                 // a fingerprints-file line skipped 
 
 using Payload = std::variant<NoPayload, WirePayload, ReadPayload, StillSecurePayload, NewFingerprintPayload,
                              SymkeyPayload, TimerPayload, SmpPayload, MessageEventPayload, ContactStatePayload,
-                             AccountPayload, ErrorPayload, SkippedLinePayload>;
+                             AccountPayload, ErrorPayload, SkippedLinePayload, UnverifiedInstancePayload>;
 
 struct Effect {
   EffectKind kind;

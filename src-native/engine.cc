@@ -48,8 +48,12 @@ void Engine::Close(CallScope& scope, Batch& result, bool endSessions) {
   std::vector<std::string> generating;
   for (const auto& entry : keygens_) generating.push_back(entry.first);
   for (const auto& key : generating) FinishKeygen(scope, key);
+  // Writes that never went out are reported, as finish() and forget() report them.
   for (ChannelRecord* channel : index_.Channels()) {
-    for (std::string& text : channel->held) Wipe(text);  // plaintext that never went out
+    for (std::string& text : channel->held) {
+      scope.effects.push_back(MakeEffect(EffectKind::MsgEvent, channel->id,
+                                         MessageEventPayload{OTRL_MSGEVENT_CONNECTION_ENDED, true, std::move(text)}));
+    }
     channel->held.clear();
   }
   std::string why;

@@ -75,16 +75,46 @@ struct CallScope {
   std::vector<ConnContext*> smpToAbort;   // libotr asks apps to abort after CHEATED/ERROR
   std::vector<std::pair<ConnContext*, std::string>> smpAnswers;  // from onSmp, sent after the call
   std::vector<ConnContext*> wentSecure;   // their finished AKE's state is freed after the call
-  const std::string* heldText = nullptr;  // the write that made libotr ask for encryption
+  // The write being sent: libotr reports ENCRYPTION_REQUIRED and CONNECTION_ENDED for it
+  // without its text, which JS is given instead.
+  const std::string* sendingText = nullptr;
   bool deferred = false;                  // the job's result comes later (key generation)
   // libotr decrypted a data message in this call (it asks convert_msg only for those).
   bool decrypted = false;
+  // Inside otrl_message_receiving for a contact over its budget (budget.cc): wire text libotr
+  // sends is withheld (counted in repliesWithheld), SMP errors are not reported or answered.
+  bool withholdReplies = false;
+  bool overBudget = false;
+  uint32_t repliesSent = 0;      // wire messages emitted inside the receiving call
+  uint32_t repliesWithheld = 0;
+  uint32_t smpSteps = 0;         // SMP steps libotr computed (handle_smp_event)
   // Set by the ops that report a change of contexts, fingerprints or trust: only then is
   // the contact's state compared with what JS last saw (a data message changes none).
   bool stateMayHaveChanged = false;
   // libotr added a fingerprint or changed a trust of the contact in view (new_fingerprint,
   // write_fingerprints): its rows go to the trust store when the view closes.
   bool fingerprintsChanged = false;
+};
+
+// What budget.cc decides about a received message before libotr sees it.
+struct IncomingVerdict {
+  bool drop = false;
+  bool replaced = false;  // libotr gets `text` instead (a whitespace tag stripped)
+  bool overBudget = false;
+  bool answersQuery = false;  // a query libotr will answer with a DH-Commit
+  std::string text;
+};
+
+// Closes the contact's idle SMP states for the length of one libotr call (budget.cc).
+class SmpGate {
+ public:
+  SmpGate(ConnContext* master, bool closed);
+  ~SmpGate();
+  SmpGate(const SmpGate&) = delete;
+  SmpGate& operator=(const SmpGate&) = delete;
+
+ private:
+  std::vector<ConnContext*> gated_;
 };
 
 // The strand of an instance-wide job (channel ids start at 1).
@@ -101,11 +131,26 @@ struct FilePaths {
   std::string privkeys, fingerprints, instags;
 };
 
+// A contact as a job resolved it (see ContactIndex, identity): its key and the names in it.
+struct ContactRef {
+  std::string key, account, protocol, username;
+};
+
+// How ForgetContact frees a contact.
+struct ForgetHow {
+  bool dropUnverified = false;  // its unverified fingerprints go too
+  bool endSessions = false;     // an encrypted contact is sent the disconnect message first
+};
+
 // What one contact's messages may make us keep (set from the OTR options; see guard.cc).
 struct Limits {
   size_t maxInstancesPerContact = 32;
   size_t maxReassembledBytes = 1 << 20;  // all of a contact's partial fragmented messages
   size_t maxIncomingBytes = 1 << 20;     // one message handed to read()
+  // Public-key work (AKE messages, SMP steps) and replies one contact may cause per window
+  // (see budget.cc).
+  uint32_t keyWorkPerWindow = 30;
+  std::chrono::milliseconds keyWorkWindow{10000};
 };
 
 // What otr.stats() reports of one instance (the pool's threads are reported separately).
@@ -114,6 +159,8 @@ struct EngineStats {
   uint64_t running = 0;    // jobs running now
   uint64_t strands = 0;    // channels with jobs queued or running
   uint64_t contacts = 0;   // contacts libotr keeps contexts for
+  uint64_t tombstones = 0; // names of freed private contacts (see forget.cc)
+  uint64_t boundIds = 0;   // JS Contact ids bound to a contact
   uint64_t channels = 0;
   uint64_t sessions = 0;   // encrypted sessions, as last reported to JS
   uint64_t userStates = 0; // the home state and the lenders made so far
@@ -156,21 +203,24 @@ class Engine : public TaskOwner {
   void Load(CallScope& scope, Batch& result, FilePaths paths);              // contacts.cc
   void EnsureAccount(CallScope& scope, Batch& result, std::string name, std::string protocol);  // keygen.cc
   void FinishKeygen(CallScope& scope, std::string key);                     // keygen.cc
-  void AddContact(CallScope& scope, Batch& result, std::string account, std::string protocol,
+  // The trust calls: `contactId` is the JS Contact's id (0: by name alone).
+  void AddContact(CallScope& scope, Batch& result, uint64_t contactId, std::string account, std::string protocol,
                   std::string username, std::string fingerprintHex, bool verified);  // contacts.cc
-  void SetTrust(CallScope& scope, Batch& result, std::string account, std::string protocol,
+  void SetTrust(CallScope& scope, Batch& result, uint64_t contactId, std::string account, std::string protocol,
                 std::string username, std::string fingerprintHex, bool verified);
-  void ForgetFingerprint(CallScope& scope, Batch& result, std::string account, std::string protocol,
-                         std::string username, std::string fingerprintHex);
+  void ForgetFingerprint(CallScope& scope, Batch& result, uint64_t contactId, std::string account,
+                         std::string protocol, std::string username, std::string fingerprintHex);
   void OpenChannel(CallScope& scope, Batch& result, ChannelRecord settings);  // channel.cc
   void RunChannelOp(CallScope& scope, Batch& result, uint32_t channelId, ChannelOp op,
                     std::string text, std::string data, int64_t number);      // channel.cc
   // Frees the contact's channel record and libotr contexts; its fingerprints stay (those not
   // verified go too with dropUnverified, and the file is rewritten).
-  void ForgetContact(CallScope& scope, Batch& result, std::string account, std::string protocol,
-                     std::string username, bool dropUnverified);  // forget.cc
-  void RenameContact(CallScope& scope, Batch& result, std::string account, std::string protocol,
-                     std::string from, std::string to);                      // contacts.cc
+  void ForgetContact(CallScope& scope, Batch& result, uint64_t contactId, std::string account,
+                     std::string protocol, std::string username, ForgetHow how);  // forget.cc
+  // Renames the contact `contactId` to `to`. A name held by a contact with nothing to lose (a
+  // squatter: see rename.cc) is taken from it; any other holder makes it ERR_OTR_CONTACT_EXISTS.
+  void RenameContact(CallScope& scope, Batch& result, uint64_t contactId, std::string account,
+                     std::string protocol, std::string from, std::string to);  // rename.cc
   void Close(CallScope& scope, Batch& result, bool endSessions);              // worker.cc
 
   // --- worker thread: used by the ui_ops trampolines ---
@@ -185,13 +235,20 @@ class Engine : public TaskOwner {
   // True while an account's key has no instance tag yet: channels then open on the home state.
   bool MissingInstags() const { return missingInstags_.load(std::memory_order_acquire); }
   void NoteMissingInstags();  // keygen.cc
-  void EmitContactState(CallScope& scope, ConnContext* master, ChannelRecord* channel);  // contacts.cc
+  // `contactId`: the JS Contact it is for (0: whichever JS has under the name); by default the
+  // one bound to the contact.
+  void EmitContactState(CallScope& scope, ConnContext* master, ChannelRecord* channel,
+                        uint64_t contactId = kBoundContact);  // contacts.cc
+  static constexpr uint64_t kBoundContact = ~uint64_t{0};
   void EmitAccount(CallScope& scope, OtrlPrivKey* key);                      // keygen.cc
   // A contact's master context, through our index (libotr's own lookup walks every context).
   ConnContext* FindMaster(const std::string& account, const std::string& protocol, const std::string& username);
   // Callbacks that report a change of state see the new state: emitted right before them.
   void EmitStateIfChanged(CallScope& scope, ChannelRecord& channel);  // contacts.cc
   void ReportError(CallScope& scope, const Failure& failure);
+  // A new session whose fingerprint is not verified went secure on a contact that has a
+  // verified one: JS is told (an impostor, or the contact on a new device).
+  void CheckUnverifiedInstance(CallScope& scope, ConnContext* context);
   // Every wire message leaves through here: queries get the channel's text, and nothing
   // sent on a line-based transport contains a line break (wire_text.cc).
   void EmitWire(CallScope& scope, ChannelRecord* channel, const char* message);
@@ -220,20 +277,40 @@ class Engine : public TaskOwner {
   void SyncTrustRows(ConnContext* master);   // persistence.cc
   void FlushFingerprintsWhenIdle();
   ConnContext* MasterFor(ChannelRecord& channel);
+  // The contact a call is for: by its id once bound (binding it now to `username` if not),
+  // else by name. False when another contact object holds the name (result untouched).
+  bool Resolve(uint64_t contactId, const std::string& account, const std::string& protocol,
+               const std::string& username, ContactRef& ref);
+  // Resolve, and the call's failure when it fails.
+  bool ResolveOrFail(uint64_t contactId, const std::string& account, const std::string& protocol,
+                     const std::string& username, ContactRef& ref, Batch& result);
+  void ForgetRecord(CallScope& scope, Batch& result, const ContactRef& ref, ForgetHow how);  // forget.cc
+  bool LeavesTombstone(ConnContext* master, const ChannelRecord* channel) const;
+  static bool HasVerifiedFingerprint(ConnContext* master);
+  void EmitContactGone(CallScope& scope, const ContactRef& ref, uint64_t contactId);  // contacts.cc
+  // budget.cc: before libotr sees a received message of `type`, and what it cost after.
+  IncomingVerdict AdmitKeyWork(CallScope& scope, ChannelRecord& channel, const std::string& text, OtrlMessageType type);
+  void ChargeAfterReceive(CallScope& scope, ChannelRecord& channel, uint32_t smpSteps, bool replied);
+  void OpenBudgetWindow(ChannelRecord& channel);
+  bool OverBudget(ChannelRecord& channel);
+  void ReportOverBudget(CallScope& scope, ChannelRecord& channel);
   ChannelRecord* ChannelById(uint32_t id);
   void Poll(CallScope& scope);  // libotr's poll over every contact (instance-wide job)
   // Runs `calls` with libotr seeing only this contact's contexts (see contact_view.h).
   template <typename Calls>
   void WithContact(CallScope& scope, const std::string& account, const std::string& protocol,
                    const std::string& username, Calls calls);
-  std::string SignatureOf(ConnContext* master, otrl_instag_t selected);
+  std::string SignatureOf(ConnContext* master, otrl_instag_t selected, uint32_t flags);
+  static uint32_t FlagsOf(const ChannelRecord* channel);
   void AfterLibotrCall(CallScope& scope, ChannelRecord& channel);     // channel.cc
   void SendNow(CallScope& scope, Batch& result, ChannelRecord& channel, const std::string& text);
   void SendQuery(CallScope& scope, Batch& result, ChannelRecord& channel);
   void Receive(CallScope& scope, Batch& result, ChannelRecord& channel, const std::string& text);
   // Bounds on message size and reassembled fragments, before libotr sees the message;
   // false: drop it. After the call, what libotr kept is trimmed back to the limits.
-  bool AdmitIncoming(CallScope& scope, ChannelRecord& channel, const std::string& text);  // guard.cc
+  // `type`: what libotr will handle once this message is in (a fragment that does not complete
+  // a message: OTRL_MSGTYPE_NOTOTR).
+  bool AdmitIncoming(CallScope& scope, ChannelRecord& channel, const std::string& text, OtrlMessageType* type);  // guard.cc
   void TrimAfterReceive(CallScope& scope, ChannelRecord& channel, const std::vector<ConnContext*>& before);
   void ForgetInstance(CallScope* scope, ChannelRecord* channel, ConnContext* instance);  // guard.cc
   void FinishChannel(CallScope& scope, ChannelRecord& channel);

@@ -30,6 +30,7 @@ struct IncomingHeader {
   bool fragment = false;          // a fragment header libotr accepts (k, n, start < end)
   unsigned short k = 0, n = 0;
   size_t bytes = 0;               // what libotr would copy from it
+  size_t pieceAt = 0;             // where that piece starts in the message
 };
 
 // libotr's formats end in "%n%*[^,],%n": the piece (one or more characters other than a comma)
@@ -67,12 +68,16 @@ IncomingHeader ReadHeader(const std::string& text) {
   if (header.k > 0 && header.n > 0 && header.k <= header.n && start > 0 && end > 0 && start < end) {
     header.fragment = true;
     header.bytes = static_cast<size_t>(end - start - 1);
+    header.pieceAt = static_cast<size_t>(tag - message) + static_cast<size_t>(start);
   }
   return header;
 }
 
-time_t LastActive(const ConnContext* context) {
-  return std::max(context->context_priv->lastsent, context->context_priv->lastrecv);
+// When the session was last used, in the channel's own order (libotr's times are in seconds:
+// every session of a busy contact would tie). Sessions never seen here count as oldest.
+uint64_t LastUse(const ChannelRecord& channel, const ConnContext* context) {
+  const auto found = channel.lastUse.find(context);
+  return found == channel.lastUse.end() ? 0 : found->second;
 }
 
 void DropFragment(ConnContext* context) {
@@ -108,6 +113,7 @@ void Engine::ForgetInstance(CallScope* scope, ChannelRecord* channel, ConnContex
   };
   if (channel != nullptr) {
     erase(channel->rekeyedByContact);
+    channel->lastUse.erase(instance);
     if (channel->selected == instance->their_instance) channel->selected = OTRL_INSTAG_BEST;
   }
   if (scope != nullptr) {
@@ -122,14 +128,27 @@ void Engine::ForgetInstance(CallScope* scope, ChannelRecord* channel, ConnContex
   if (otrl_context_forget(instance) == 0) std::free(leftover);
 }
 
-bool Engine::AdmitIncoming(CallScope& scope, ChannelRecord& channel, const std::string& text) {
+// The type of the message a fragment completes, from its first bytes (the first fragment's
+// piece, kept by libotr on the context).
+static OtrlMessageType TypeOfStart(const char* start, size_t length) {
+  std::string head(start, std::min<size_t>(length, 16));
+  return otrl_proto_message_type(head.c_str());
+}
+
+bool Engine::AdmitIncoming(CallScope& scope, ChannelRecord& channel, const std::string& text, OtrlMessageType* type) {
+  *type = OTRL_MSGTYPE_NOTOTR;
   if (text.size() > limits_.maxIncomingBytes) {
     Report(scope, channel, "dropped a message of " + std::to_string(text.size()) + " bytes: larger than maxIncomingSize (" +
                                std::to_string(limits_.maxIncomingBytes) + ")");
     return false;
   }
   const IncomingHeader header = ReadHeader(text);
-  if (!header.fragment) return true;
+  if (!header.fragment) {
+    *type = otrl_proto_message_type(text.c_str());
+    return true;
+  }
+  // A message of one fragment is handled at once; a last fragment completes what the context kept.
+  if (header.k == 1 && header.n == 1) *type = TypeOfStart(text.data() + header.pieceAt, header.bytes);
   ConnContext* master = MasterFor(channel);
   if (master == nullptr) {
     // The contact's first message: nothing is kept yet, only this fragment would be.
@@ -159,6 +178,9 @@ bool Engine::AdmitIncoming(CallScope& scope, ChannelRecord& channel, const std::
   } else if (target != nullptr && header.n == target->context_priv->fragment_n &&
              header.k == target->context_priv->fragment_k + 1) {
     kept = target->context_priv->fragment_len + header.bytes;
+    if (header.k == header.n && target->context_priv->fragment != nullptr) {
+      *type = TypeOfStart(target->context_priv->fragment, target->context_priv->fragment_len);
+    }
   }
   if (others + kept <= limits_.maxReassembledBytes) return true;
   if (target != nullptr) DropFragment(target);
@@ -183,27 +205,48 @@ void Engine::TrimAfterReceive(CallScope& scope, ChannelRecord& channel, const st
   // libotr adds an instance for a fragment without telling update_context_list.
   if (instances + 1 != before.size()) scope.stateMayHaveChanged = true;
 
-  bool droppedNew = false;
-  while (instances > limits_.maxInstancesPerContact) {
-    // The instance idle the longest without an encrypted session makes room; a new instance
-    // goes only when every older one is encrypted (those are never dropped).
+  // At most maxInstancesPerContact instance sessions, and one more while it is not encrypted
+  // (an AKE in progress may replace an encrypted one once it completes). Non-encrypted ones go
+  // first, an older one before the new one; once every one is encrypted, the one with the least
+  // to lose: unverified before verified, idle the longest. The session writes go to when the
+  // channel selected it by its tag stays.
+  auto encrypted = [](ConnContext* c) { return c->msgstate == OTRL_MSGSTATE_ENCRYPTED; };
+  auto verified = [](ConnContext* c) {
+    return c->active_fingerprint != nullptr && c->active_fingerprint->trust != nullptr && c->active_fingerprint->trust[0] != '\0';
+  };
+  auto pick = [&](auto eligible, auto rank) {
     ConnContext* victim = nullptr;
-    for (int pass = 0; pass < 2 && victim == nullptr; ++pass) {
-      for (ConnContext* c = master->next; c != nullptr && c->m_context == master; c = c->next) {
-        if (c->msgstate == OTRL_MSGSTATE_ENCRYPTED || isNew(c) != (pass == 1)) continue;
-        if (victim == nullptr || LastActive(c) < LastActive(victim)) victim = c;
+    for (ConnContext* c = master->next; c != nullptr && c->m_context == master; c = c->next) {
+      if (!eligible(c) || (channel.selected != OTRL_INSTAG_BEST && c->their_instance == channel.selected)) continue;
+      if (victim == nullptr || rank(c) < rank(victim) || (rank(c) == rank(victim) && LastUse(channel, c) < LastUse(channel, victim))) {
+        victim = c;
       }
     }
-    if (victim == nullptr) break;  // every instance is encrypted: none of them is ours to drop
+    return victim;
+  };
+  bool droppedNew = false;
+  auto drop = [&](ConnContext* victim) {
     droppedNew = droppedNew || isNew(victim);
     fragments -= victim->context_priv->fragment_len;
     ForgetInstance(&scope, &channel, victim);
     --instances;
     scope.stateMayHaveChanged = true;
+  };
+  for (;;) {
+    size_t plain = 0;
+    ForEachContext(master, [&](ConnContext* c) { plain += c != master && !encrypted(c) ? 1 : 0; });
+    ConnContext* victim = nullptr;
+    if (instances - plain > limits_.maxInstancesPerContact) {
+      victim = pick(encrypted, [&](ConnContext* c) { return verified(c) ? 1 : 0; });
+    } else if (instances > limits_.maxInstancesPerContact + 1) {
+      victim = pick([&](ConnContext* c) { return !encrypted(c); }, [&](ConnContext* c) { return isNew(c) ? 1 : 0; });
+    }
+    if (victim == nullptr) break;
+    drop(victim);
   }
   if (droppedNew) {
     Report(scope, channel, "dropped a message from a new instance: the contact already has " +
-                               std::to_string(limits_.maxInstancesPerContact) + " encrypted sessions");
+                               std::to_string(limits_.maxInstancesPerContact) + " instance sessions");
   }
 
   if (fragments > limits_.maxReassembledBytes) {

@@ -143,6 +143,8 @@ void Engine::GenerateInstag(CallScope& scope, const char* account, const char* p
   if (!why.empty()) ReportError(scope, MakeFailure("ERR_OTR_FILE_WRITE", why, generateError));
   RefreshKeyMaterial();
   NoteMissingInstags();
+  // JS shows the account's instance tag (an account loaded from a key file without one had 0).
+  if (OtrlPrivKey* key = otrl_privkey_find(us_, account, protocol)) EmitAccount(scope, key);
 }
 
 // Lenders load the instance tags the home state has and must never make one of their own

@@ -29,6 +29,8 @@ bool IsAscii(const std::string& text) {
 
 Napi::Object ContactToJs(Napi::Env env, const ContactState& state) {
   Napi::Object contact = Napi::Object::New(env);
+  contact.Set("contact", Napi::Number::New(env, static_cast<double>(state.contactId)));
+  contact.Set("flags", Napi::Number::New(env, state.flags));
   contact.Set("account", state.account);
   contact.Set("protocol", state.protocol);
   contact.Set("username", state.username);
@@ -81,9 +83,13 @@ EffectSlots SlotsOf(Napi::Env env, const Effect& effect) {
         if constexpr (std::is_same_v<P, WirePayload>) {
           slots.text = &p.text;
         } else if constexpr (std::is_same_v<P, ReadPayload>) {
-          slots.a = p.encrypted ? 1 : 0;
+          slots.a = (p.encrypted ? 1 : 0) | (p.verified ? 2 : 0);
           slots.b = p.instag;
           slots.text = &p.text;
+          if (!p.fingerprint.empty()) slots.extra = Napi::Value(env, MakeString(env, p.fingerprint));
+        } else if constexpr (std::is_same_v<P, UnverifiedInstancePayload>) {
+          slots.a = p.instag;
+          slots.text = &p.human;
         } else if constexpr (std::is_same_v<P, StillSecurePayload>) {
           slots.a = p.isReply ? 1 : 0;
         } else if constexpr (std::is_same_v<P, NewFingerprintPayload>) {

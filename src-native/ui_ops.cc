@@ -113,11 +113,21 @@ void WriteFingerprints(void* opdata) noexcept {
   }
 }
 
+void NoteEncrypted(CallScope* scope, ConnContext* context) {
+  ChannelRecord* channel = scope->engine->ChannelFor(context);
+  if (channel == nullptr) return;
+  if (context != context->m_context) channel->lastUse[context] = ++channel->useClock;
+  channel->wasPrivate = true;
+  channel->queriesAnswered = 0;
+}
+
 void GoneSecure(void* opdata, ConnContext* context) noexcept {
   try {
     CallScope* scope = ScopeOf(opdata);
     scope->wentSecure.push_back(context);
+    NoteEncrypted(scope, context);
     Emit(scope, EffectKind::GoneSecure, ChannelIdWithState(scope, context));
+    scope->engine->CheckUnverifiedInstance(*scope, context);
   } catch (...) {
   }
 }
@@ -134,20 +144,27 @@ void StillSecure(void* opdata, ConnContext* context, int isReply) noexcept {
   try {
     CallScope* scope = ScopeOf(opdata);
     scope->wentSecure.push_back(context);
+    NoteEncrypted(scope, context);
     // A re-AKE the contact started completes here as "still secure" only because we kept the
     // session encrypted through it (stock libotr drops it to plaintext first): the session has
     // new keys, and it is reported as gone secure, which is what stock libotr reports.
+    bool rekeyedByContact = false;
     ChannelRecord* channel = scope->engine->ChannelFor(context);
     if (channel != nullptr) {
       auto& rekeyed = channel->rekeyedByContact;
       for (auto it = rekeyed.begin(); it != rekeyed.end(); ++it) {
         if (*it != context) continue;
         rekeyed.erase(it);
-        Emit(scope, EffectKind::GoneSecure, ChannelIdWithState(scope, context));
-        return;
+        rekeyedByContact = true;
+        break;
       }
     }
-    Emit(scope, EffectKind::StillSecure, ChannelIdWithState(scope, context), StillSecurePayload{isReply != 0});
+    if (rekeyedByContact) {
+      Emit(scope, EffectKind::GoneSecure, ChannelIdWithState(scope, context));
+    } else {
+      Emit(scope, EffectKind::StillSecure, ChannelIdWithState(scope, context), StillSecurePayload{isReply != 0});
+    }
+    scope->engine->CheckUnverifiedInstance(*scope, context);
   } catch (...) {
   }
 }
@@ -231,6 +248,9 @@ void HandleSmpEvent(void* opdata, OtrlSMPEvent event, ConnContext* context, unsi
                     char* question) noexcept {
   try {
     CallScope* scope = ScopeOf(opdata);
+    // A contact over its budget: the SMP it starts is refused (budget.cc) without a word.
+    if (scope->withholdReplies && event == OTRL_SMPEVENT_ERROR) return;
+    if (event != OTRL_SMPEVENT_ERROR && event != OTRL_SMPEVENT_ABORT) ++scope->smpSteps;
     Emit(scope, EffectKind::SmpEvent, ChannelIdWithState(scope, context),
          SmpPayload{event, progress, question != nullptr, question != nullptr ? question : ""});
     if (event == OTRL_SMPEVENT_CHEATED || event == OTRL_SMPEVENT_ERROR) scope->smpToAbort.push_back(context);
@@ -255,9 +275,8 @@ void HandleMsgEvent(void* opdata, OtrlMessageEvent event, ConnContext* context, 
                     gcry_error_t err) noexcept {
   try {
     CallScope* scope = ScopeOf(opdata);
-    if (message == nullptr && event == OTRL_MSGEVENT_ENCRYPTION_REQUIRED && scope->heldText != nullptr) {
-      message = scope->heldText->c_str();
-    }
+    const bool aboutTheWrite = event == OTRL_MSGEVENT_ENCRYPTION_REQUIRED || event == OTRL_MSGEVENT_CONNECTION_ENDED;
+    if (message == nullptr && aboutTheWrite && scope->sendingText != nullptr) message = scope->sendingText->c_str();
     std::string text;
     if (message != nullptr) text = message;
     if (err != 0 && text.empty()) text = DescribeGcryError(err);

@@ -55,6 +55,12 @@ void Send(CallScope& scope, uint32_t channelId, std::string text) {
 }  // namespace
 
 void Engine::EmitWire(CallScope& scope, ChannelRecord* channel, const char* message) {
+  // A reply to a contact over its budget (budget.cc) is withheld.
+  if (scope.withholdReplies) {
+    ++scope.repliesWithheld;
+    return;
+  }
+  ++scope.repliesSent;
   const uint32_t id = channel != nullptr ? channel->id : 0;
   if (channel == nullptr) return Send(scope, id, message);
   if (IsQuery(message)) {

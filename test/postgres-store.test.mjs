@@ -429,3 +429,21 @@ test('the multi-node example runs: two bridges, one killed, the other takes its 
   assert.match(output, new RegExp(`${survivor} renegotiated with \\d+ contacts`));
   for (const user of killed[2].split(', ')) assert.match(output, new RegExp(`${user.replace(/[.@]/g, '\\$&')} got "echo from ${survivor}: back again"`));
 });
+
+test('finding 6 of the hostile-contacts issue: contacts kept on failure — 2,000 router.read() calls for contacts this node does not own reject and leave no contact', T, async (t) => {
+  if (!needsPostgres(t)) return;
+  const store = new PostgresStore({ connection: server.connection, prefix: 'kept_on_failure', node: 'solo', accounts: [ACCOUNT], workDir: workDir() });
+  const otr = await OTR.open({ store });
+  try {
+    const account = await otr.account(ACCOUNT.name, ACCOUNT.protocol);
+    const router = account.router({ onWrite() {}, onRead() {} });
+    await store.lease(ACCOUNT.name, ACCOUNT.protocol, 'owned@example.org');
+    await router.read('owned@example.org', 'hello');
+    const before = account.contacts().length;
+    for (let i = 0; i < 2000; i++) await rejectsCode(router.read(`stranger${i}@example.org`, 'hello'), 'ERR_OTR_NOT_OWNER');
+    assert.equal(account.contacts().length, before, 'no contact made by a refused read');
+    assert.equal(otr.stats().channels, 1);
+  } finally {
+    await otr.close();
+  }
+});

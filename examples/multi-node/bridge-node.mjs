@@ -20,6 +20,20 @@ otr.on('trustChanged', (c) => {
   if (c.origin === 'remote') say(`${c.contact}'s fingerprint ${what} by ${c.node}, now known here too`);
 });
 
+// Every contact's channel comes from one router: opened at once (no await between taking the
+// lease and the query), with the same callbacks for everyone.
+const router = account.router({
+  onWrite: (c, text) => process.send({ type: 'outgoing', contact: c.contact.name, text }),
+  onRead: (c, text) => {
+    say(`${c.contact.name}: ${text}`);
+    c.write(`echo from ${node}: ${text}`).catch((e) => say(`write failed: ${e.message}`));
+  },
+  onGoneSecure: (c) => say(`private with ${c.contact.name}`),
+  onEvent: (c, code) => {
+    if (code === MessageEvent.RCVDMSG_NOT_IN_PRIVATE) say(`a message from ${c.contact.name} was sent into a session this node does not have: lost`);
+  },
+});
+
 // A contact's channel, after taking its lease (waiting up to 15 s for a dead owner's to end).
 const opening = new Map();
 function channelFor(contact) {
@@ -28,17 +42,7 @@ function channelFor(contact) {
       const started = Date.now();
       await store.lease(ACCOUNT.name, ACCOUNT.protocol, contact, { waitMs: 15_000 });
       say(`owns ${contact} (lease taken in ${Date.now() - started} ms)`);
-      const channel = account._contactNow(contact).channel({
-        onWrite: (_c, text) => process.send({ type: 'outgoing', contact, text }),
-        onRead: (c, text) => {
-          say(`${contact}: ${text}`);
-          c.write(`echo from ${node}: ${text}`).catch((e) => say(`write failed: ${e.message}`));
-        },
-        onGoneSecure: () => say(`private with ${contact}`),
-        onEvent: (_c, code) => {
-          if (code === MessageEvent.RCVDMSG_NOT_IN_PRIVATE) say(`a message from ${contact} was sent into a session this node does not have: lost`);
-        },
-      });
+      const channel = router.channel(contact);
       // A query: a contact whose session died with another node renegotiates at once.
       await channel.init();
       return channel;

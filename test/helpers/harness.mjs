@@ -495,11 +495,12 @@ export class Net {
 
   // A party with a channel to `contact`: on `otr` when given, else on its own OTR instance
   // over `dir`. Channel options (policy, maxMessageSize, ...) go in `channel` or directly.
-  async addParty(name, { otr, dir, account, protocol = PROTO, contact, policy, maxMessageSize, handlers, omit, channel = {} }) {
+  // `otrOptions`: options of the party's own OTR instance (limits, budgets).
+  async addParty(name, { otr, dir, account, protocol = PROTO, contact, policy, maxMessageSize, handlers, omit, channel = {}, otrOptions }) {
     const p = new Party(this, name);
     this.parties[name] = p;
     p.dir = dir;
-    p.otr = otr ?? openOTR(dir);
+    p.otr = otr ?? openOTR(otrOptions ? { ...filesIn(dir), ...otrOptions } : dir);
     p.account = await p.otr.account(account, protocol);
     p.contact = await p.account.contact(contact);
     // No query retries unless a test asks for them: a retry is a timer, and an AKE slowed past

@@ -42,7 +42,7 @@ const commands = {
     await store.release(account.name, account.protocol, contact);
   },
   async channel({ contact, start, existing }) {
-    const channel = existing ? account.findContact(contact).existingChannel : account._contactNow(contact).channel(callbacks(contact));
+    const channel = existing ? account.findContact(contact).existingChannel : (await account.contact(contact)).channel(callbacks(contact));
     if (start) await channel.init();
     return true;
   },
