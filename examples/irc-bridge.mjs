@@ -27,8 +27,12 @@ const o = options({
 let socket; // connected once the key is ready (the first start generates it)
 const raw = (line) => socket.write(Buffer.from(`${line}\r\n`, 'utf8'));
 // Every line of the connection goes through one pacer (ngircd lets about 2 lines/s through
-// once a short burst is spent), except PONG, which must not wait behind a backlog.
+// once a short burst is spent), except PONG, which must not wait behind a backlog. Each
+// contact's lines are pushed for that contact, so the contacts take turns and one contact's
+// flood cannot hold the others' lines behind it; JOIN and NICK take turns as one more lane.
+// A full queue drops lines (a contact flooding us), reported here.
 const pacer = new Pacer({ linesPerSecond: Number(o.rate), burst: Number(o.burst), send: raw });
+pacer.on('drop', ({ target, dropped }) => say(`dropped ${dropped} lines to ${target ?? 'the server'}: the queue is full`));
 let nick = o.nick;
 
 const bridge = await openBridge({
@@ -38,7 +42,7 @@ const bridge = await openBridge({
   smpSecret: o['smp-secret'],
   echo: o.echo,
   transport: {
-    send: (to, text) => pacer.push(`PRIVMSG ${to} :${text}`),
+    send: (to, text) => pacer.push(`PRIVMSG ${to} :${text}`, to),
     leave: async () => {
       await pacer.drained();
       await new Promise((resolve) => {

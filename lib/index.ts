@@ -6,7 +6,7 @@ export { Contact } from './contact';
 export { Fingerprint } from './fingerprint';
 export { Channel, type ChannelOptions, type ReadInfo, type QueryResult, type UnverifiedInstanceInfo } from './channel';
 export { Router } from './router';
-export { Pacer, type PacerOptions } from './pacer';
+export { Pacer, type PacerOptions, type PacerDrop, type PacerEvents } from './pacer';
 export { OtrError, ErrorCodes, type OtrErrorCode } from './errors';
 export type { Status } from './status';
 export * from './constants';

@@ -33,7 +33,7 @@ function ircEndpoint(client, { pacer } = {}) {
       assert.ok(!/[\r\n]/.test(text), `a wire message with a line break: ${JSON.stringify(text.slice(0, 80))}`);
       const line = `PRIVMSG ${to} :${text}`;
       stats.linesOut++;
-      if (pacer) pacer.push(line);
+      if (pacer) pacer.push(line, to);
       else client.send(line);
     },
     onMessage(h) {
@@ -68,9 +68,10 @@ async function conversation({ floodPenalties, messages, pacing }) {
     let maxDepth = 0;
     for (const p of pacers) {
       const push = p.push.bind(p);
-      p.push = (line) => {
-        push(line);
+      p.push = (line, target) => {
+        const queued = push(line, target);
         maxDepth = Math.max(maxDepth, p.depth);
+        return queued;
       };
     }
     const alice = ircEndpoint(a, { pacer: pacers[0] });
@@ -84,7 +85,7 @@ async function conversation({ floodPenalties, messages, pacing }) {
       assert.equal(e.stats.closed, false, `${who}: still connected`);
     }
     assert.match(figures.fingerprintsFile, /^alice_\tbob\tprpl-irc\t[0-9a-f]{40}\tsmp$/m, 'trust is stored under the new nick');
-    return { ...figures, lines: alice.stats.linesOut + bob.stats.linesOut, privmsgsIn: alice.stats.privmsgsIn + bob.stats.privmsgsIn, maxDepth };
+    return { ...figures, lines: alice.stats.linesOut + bob.stats.linesOut, privmsgsIn: alice.stats.privmsgsIn + bob.stats.privmsgsIn, maxDepth, pacerDropped: pacers.reduce((n, p) => n + p.dropped, 0) };
   } finally {
     await Promise.all(clients.map((c) => c.quit()));
     await server.stop();
@@ -114,6 +115,7 @@ test('IRC (ngircd, default flood penalties) with a Pacer: nothing dropped, nobod
   const f = await conversation({ floodPenalties: true, messages: 40, pacing: { linesPerSecond: 2, burst: 3 } });
   assert.equal(f.privmsgsIn, f.lines, 'every line sent arrived');
   assert.ok(f.maxDepth > 0, 'the pacers held lines back');
+  assert.equal(f.pacerDropped, 0, 'the pacers dropped nothing');
   console.log(`# IRC e2e with flood penalties: 40 messages each way (2 per side multi-fragment), ${f.lines} PRIVMSG lines paced at 2 lines/s (burst 3) per client, deepest pacer queue ${f.maxDepth}, AKE ${f.akeMs} ms, SMP + messages + nick change ${f.messagesMs} ms, total ${f.totalMs} ms`);
 });
 
