@@ -160,7 +160,11 @@ void Engine::Load(CallScope& scope, Batch& result, FilePaths paths) {
   }
 
   const FileContent instags = ReadWholeFile(paths_.instags);
-  if (!instags.error.empty()) return fail(FileFailure("ERR_OTR_INSTAG_FILE", instags.error));
+  // A line planted in either file would pick our instance tag or mark a key verified.
+  const std::string instagsRefused = !instags.error.empty() ? instags.error
+                                     : instags.exists       ? UnsafeSharedFile(paths_.instags, instags)
+                                                            : std::string();
+  if (!instagsRefused.empty()) return fail(FileFailure("ERR_OTR_INSTAG_FILE", instagsRefused));
   if (!instags.bytes.empty()) {
     const std::string complaint = CheckInstagsFormat(instags.bytes);
     if (!complaint.empty()) return fail(FileFailure("ERR_OTR_INSTAG_FILE", paths_.instags + ", " + complaint));
@@ -172,7 +176,10 @@ void Engine::Load(CallScope& scope, Batch& result, FilePaths paths) {
   }
 
   const FileContent trust = ReadWholeFile(paths_.fingerprints);
-  if (!trust.error.empty()) return fail(FileFailure("ERR_OTR_FINGERPRINTS_FILE", trust.error));
+  const std::string trustRefused = !trust.error.empty() ? trust.error
+                                   : trust.exists       ? UnsafeSharedFile(paths_.fingerprints, trust)
+                                                        : std::string();
+  if (!trustRefused.empty()) return fail(FileFailure("ERR_OTR_FINGERPRINTS_FILE", trustRefused));
   if (!trust.bytes.empty()) {
     std::vector<SkippedLine> skipped;
     const std::string good = WellFormedFingerprints(trust.bytes, skipped);

@@ -150,17 +150,39 @@ FileContent ReadWholeFile(const std::string& path) {
   return content;
 }
 
+namespace {
+
+std::string ModeText(mode_t mode) {
+  char text[16];
+  std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
+  return text;
+}
+
+std::string OtherOwner(const std::string& path, const FileContent& content, const char* what) {
+  if (content.owner == ::geteuid()) return std::string();
+  return path + " belongs to uid " + std::to_string(content.owner) + ", not to the user running protocol-otr (uid " +
+         std::to_string(::geteuid()) + "): refusing " + what + " another user controls; run: chown " +
+         std::to_string(::geteuid()) + " " + path;
+}
+
+}  // namespace
+
 std::string UnsafeKeyFile(const std::string& path, const FileContent& content) {
-  char mode[8];
-  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(content.mode));
-  if (content.owner != ::geteuid()) {
-    return path + " belongs to uid " + std::to_string(content.owner) + ", not to the user running protocol-otr (uid " +
-           std::to_string(::geteuid()) + "): refusing a private key another user controls; run: chown " +
-           std::to_string(::geteuid()) + " " + path;
-  }
+  const std::string owner = OtherOwner(path, content, "a private key");
+  if (!owner.empty()) return owner;
   if ((content.mode & 077) != 0) {
-    return path + " is accessible by group or others (mode " + mode +
+    return path + " is accessible by group or others (mode " + ModeText(content.mode) +
            "): refusing a private key others can read; run: chmod 600 " + path;
+  }
+  return std::string();
+}
+
+std::string UnsafeSharedFile(const std::string& path, const FileContent& content) {
+  const std::string owner = OtherOwner(path, content, "a file");
+  if (!owner.empty()) return owner;
+  if ((content.mode & 022) != 0) {
+    return path + " is writable by group or others (mode " + ModeText(content.mode) +
+           "): refusing a file in which others could plant a line; run: chmod go-w " + path;
   }
   return std::string();
 }

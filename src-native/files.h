@@ -31,6 +31,12 @@ FileContent OpenForReading(const std::string& path);
 // access to it: as ssh refuses such keys), with the command that fixes it; empty if it is fine.
 std::string UnsafeKeyFile(const std::string& path, const FileContent& content);
 
+// Why a fingerprints or instance-tags file must not be used (owned by another user, or
+// group/others may write it: a line planted there marks a key verified or picks an instance
+// tag; as ssh's StrictModes), with the command that fixes it; empty if it is fine. Reading by
+// group and others stays allowed.
+std::string UnsafeSharedFile(const std::string& path, const FileContent& content);
+
 // Writes through `write` (which returns false on failure) into a temp file with `mode`, then
 // renames it over `path`. Returns an empty string on success, else the reason.
 std::string WriteFileAtomically(const std::string& path, mode_t mode,

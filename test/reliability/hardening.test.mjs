@@ -1,7 +1,7 @@
 // What a local setup can get wrong, refused with a message that says the fix: a private key
-// others can read, reached through a symbolic link or owned by another user; a libotr older
-// than 4.1.1 (or not 4.1) at run time; a value-returning callback written as an async
-// function.
+// others can read, reached through a symbolic link or owned by another user; a fingerprints or
+// instance-tags file others can write or another user owns; a libotr older than 4.1.1 (or
+// not 4.1) at run time; a value-returning callback written as an async function.
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -65,6 +65,60 @@ test('a private key owned by another user is refused with the chown to run', T, 
   assert.equal(error?.code, 'ERR_OTR_PRIVKEY_FILE');
   assert.match(error.message, /belongs to uid 65534/);
   assert.ok(error.message.includes(`chown 0 ${file}`), error.message);
+});
+
+// A fingerprints line marks a contact's key verified, an instance-tags line picks the tag
+// peers see: whoever can write either file can plant one. Only write access matters (libotr
+// writes both files world-readable under the usual umask).
+const SHARED = { contactsFile: 'ERR_OTR_FINGERPRINTS_FILE', instanceTagsFile: 'ERR_OTR_INSTAG_FILE' };
+const PLANTED_HEX = '0123456789abcdef0123456789abcdef01234567';
+
+async function dirWithPlantedLines() {
+  const dir = tmpdir();
+  await writeKeyFile(dir, ['alice@example.org']);
+  const files = filesIn(dir);
+  fs.writeFileSync(files.contactsFile, `mallory@example.org\talice@example.org\t${PROTO}\t${PLANTED_HEX}\tverified\n`);
+  fs.writeFileSync(files.instanceTagsFile, `alice@example.org\t${PROTO}\t1a2b3c4d\n`);
+  for (const file of Object.values(files)) fs.chmodSync(file, 0o600);
+  return { dir, files };
+}
+
+test('Files: a fingerprints or instance-tags file that group or others can write is refused with the chmod go-w to run; read access stays allowed', T, async () => {
+  const { dir, files } = await dirWithPlantedLines();
+  for (const [kind, code] of Object.entries(SHARED)) {
+    const file = files[kind];
+    for (const mode of [0o620, 0o602, 0o664, 0o646, 0o666, 0o660]) {
+      fs.chmodSync(file, mode);
+      const error = constructorError(dir);
+      assert.equal(error?.code, code, `${kind} mode ${mode.toString(8)}: ${error?.message}`);
+      assert.ok(error.message.includes(`chmod go-w ${file}`), error.message);
+    }
+    for (const mode of [0o644, 0o640, 0o604, 0o600, 0o444]) {
+      fs.chmodSync(file, mode);
+      const otr = openOTR(dir);
+      const account = otr.findAccount('alice@example.org', PROTO);
+      assert.equal(account.instanceTag, 0x1a2b3c4d, `${kind} mode ${mode.toString(8)} loads`);
+      assert.equal(account.findContact('mallory@example.org').fingerprints()[0].isVerified, true);
+      await otr.close();
+    }
+    fs.chmodSync(file, 0o600);
+  }
+});
+
+test('Files: a fingerprints or instance-tags file owned by another user is refused with the chown to run', T, async (t) => {
+  if (process.getuid() !== 0) return cannotRun(t, 'changing a file\'s owner needs root');
+  const { dir, files } = await dirWithPlantedLines();
+  for (const [kind, code] of Object.entries(SHARED)) {
+    const file = files[kind];
+    fs.chownSync(file, 65534, 65534);
+    const error = constructorError(dir);
+    assert.equal(error?.code, code, `${kind}: ${error?.message}`);
+    assert.match(error.message, /belongs to uid 65534/);
+    assert.ok(error.message.includes(`chown 0 ${file}`), error.message);
+    fs.chownSync(file, 0, 0);
+  }
+  const otr = openOTR(dir); // root's own files, read by root
+  assert.equal(otr.findAccount('alice@example.org', PROTO).instanceTag, 0x1a2b3c4d);
 });
 
 test('a running libotr that is not 4.1.x at 4.1.1 or later: ERR_OTR_INIT naming the version found and what to install', T, async (t) => {
