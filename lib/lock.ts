@@ -87,7 +87,7 @@ export class FileSetLock {
    * cannot read) is skipped: such a process cannot replace files there either, or shares the
    * directory without sharing the lock, which docs/INTERPRETATION.md tells operators to avoid.
    * Any other failure is the file's own error code (its directory is missing or is not a
-   * directory), as reading the file would be.
+   * directory, or the lock file is not a regular file), as reading the file would be.
    */
   static acquire(files: readonly LockedFile[]): FileSetLock {
     const fds: number[] = [];

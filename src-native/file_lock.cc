@@ -2,13 +2,15 @@
 // sidecar "<file>.lock" (the data files themselves are replaced by rename, so a lock on them
 // would not outlive the first write). flock belongs to the open file description, so a second
 // open in the same process conflicts as one in another process does, and the kernel drops
-// the lock when the holder exits, however it exits.
+// the lock when the holder exits, however it exits. Anything but a regular file found there
+// (a FIFO, a socket, a device) is refused, never waited on.
 #include <napi.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <string>
@@ -28,24 +30,47 @@ Napi::Error CodedError(Napi::Env env, const char* code, const std::string& messa
   return error;
 }
 
+const char* KindOf(mode_t mode) {
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "a device";
+}
+
+int OpenLockFile(const std::string& path, int flags) {
+  // O_NONBLOCK: a FIFO left there must not make open() wait for a writer forever.
+  int fd;
+  do {
+    fd = open(path.c_str(), flags | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, 0600);
+  } while (fd < 0 && errno == EINTR);
+  return fd;
+}
+
 // lockFile(path): the descriptor holding an exclusive lock on path (created 0600 if missing).
 Napi::Value LockFile(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "lockFile(path): path must be a string");
   const std::string path = info[0].As<Napi::String>().Utf8Value();
-  int fd;
-  do {
-    fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  } while (fd < 0 && errno == EINTR);
+  int fd = OpenLockFile(path, O_RDWR | O_CREAT);
   // flock needs no write access: a lock file another user made is still usable if readable.
-  if (fd < 0 && errno == EACCES) {
-    do {
-      fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    } while (fd < 0 && errno == EINTR);
-  }
+  if (fd < 0 && errno == EACCES) fd = OpenLockFile(path, O_RDONLY);
   if (fd < 0) {
     const int err = errno;
     throw CodedError(env, "ERR_OTR_LOCK", "cannot open the lock file " + path + ": " + strerror(err), err);
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    const int err = errno;
+    close(fd);
+    throw CodedError(env, "ERR_OTR_LOCK", "cannot stat the lock file " + path + ": " + strerror(err), err);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    close(fd);
+    throw CodedError(env, "ERR_OTR_LOCK",
+                     path + " is " + KindOf(st.st_mode) +
+                         ", not a regular file: protocol-otr locks its files through a regular file there; remove it (rm " +
+                         path + ") and it is made again",
+                     0);
   }
   int rc;
   do {

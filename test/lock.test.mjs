@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { OTR, OtrError } from 'protocol-otr';
-import { REPO, T, closeAll, filesIn, openOTR, tmpdir } from './helpers/harness.mjs';
+import { CHILDREN, REPO, T, cannotRun, closeAll, filesIn, openOTR, readablePackageCopy, runNode, tmpdir } from './helpers/harness.mjs';
 
 after(closeAll);
 
@@ -58,6 +58,45 @@ function holder(dir, mode = 'close') {
     });
   return { child, until, exited };
 }
+
+const mkfifo = (file) => {
+  const made = spawnSync('mkfifo', ['-m', '644', file], { encoding: 'utf8' });
+  assert.equal(made.status, 0, `mkfifo ${file}: ${made.error?.message ?? made.stderr}`);
+};
+const NOBODY = 65534;
+
+test('Files: a FIFO where a lock file goes is refused, naming what to remove, also for a user who cannot write it (it hung new OTR() forever)', T, async (t) => {
+  // Our own FIFO: opening it read-write does not block, and it was taken as the lock.
+  const dir = tmpdir();
+  const files = filesIn(dir);
+  for (const [kind, code] of [['privkeysFile', 'ERR_OTR_PRIVKEY_FILE'], ['contactsFile', 'ERR_OTR_FINGERPRINTS_FILE'], ['instanceTagsFile', 'ERR_OTR_INSTAG_FILE']]) {
+    const lock = `${files[kind]}.lock`;
+    mkfifo(lock);
+    assert.throws(() => new OTR(files), (error) => {
+      assert.equal(error.code, code, error.message);
+      assert.match(error.message, /is a FIFO, not a regular file/);
+      assert.ok(error.message.includes(`rm ${lock}`), error.message);
+      return true;
+    }, kind);
+    fs.rmSync(lock);
+  }
+  await openOTR(dir).close();
+
+  // Another user's FIFO, which this user may only open for reading: that open waited for a
+  // writer that never came.
+  if (process.getuid?.() !== 0) return cannotRun(t, 'needs root to leave a FIFO for an unprivileged user (uid 65534)');
+  const pkg = readablePackageCopy([path.join(CHILDREN, 'load-check.mjs')]);
+  const shared = tmpdir();
+  fs.chmodSync(shared, 0o755);
+  fs.chownSync(shared, NOBODY, NOBODY);
+  const lock = `${filesIn(shared).privkeysFile}.lock`;
+  mkfifo(lock);
+  const result = await runNode(pkg.script('load-check.mjs'), ['run', shared], { uid: NOBODY, gid: NOBODY, cwd: pkg.root, env: pkg.env, timeoutMs: 60_000 });
+  assert.equal(result.code, 0, result.stderr);
+  const outcome = JSON.parse(result.stdout.trim().split('\n').at(-1));
+  assert.equal(outcome.code, 'ERR_OTR_PRIVKEY_FILE', outcome.message);
+  assert.ok(outcome.message.includes(`rm ${lock}`), outcome.message);
+});
 
 test('a second new OTR() on the same files in one process fails with ERR_OTR_LOCKED until the first is closed', T, async () => {
   const dir = tmpdir();
