@@ -28,6 +28,7 @@
         "src-native/pool.cc",
         "src-native/rename.cc",
         "src-native/scheduler.cc",
+        "src-native/sweeps.cc",
         "src-native/trust_store.cc",
         "src-native/ui_ops.cc",
         "src-native/wire_text.cc"

@@ -112,6 +112,8 @@ interface Addon {
   /** An exclusive flock() on path (created 0600); throws { code: 'ERR_OTR_LOCKED' } when held. */
   lockFile(path: string): number;
   unlockFile(fd: number): void;
+  /** Wipes and removes the temp files a killed write of `file` left (src-native/files.h); how many. */
+  sweepTempFiles(file: string): number;
   sharedNumbers: Record<string, number>;
   setThreads(threads: number): void;
   threads(): number;
@@ -329,6 +331,15 @@ export function lockFile(file: string): number {
 
 export function unlockFile(fd: number): void {
   loadAddon().unlockFile(fd);
+}
+
+/**
+ * Wipes and removes the temp files a killed write of `file` left beside it: `<file>.tmp-`
+ * and 12 hex digits, the names both writers use (src-native/files.h). Only the single writer
+ * of `file` may call it: another writer's temp file would vanish under it.
+ */
+export function sweepTempFiles(file: string): number {
+  return loadAddon().sweepTempFiles(file);
 }
 
 /** Sizes the process-wide pool every OTR instance runs its libotr work on. */

@@ -13,6 +13,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ErrorCodes, OtrError } from './errors';
+import { FileSetLock } from './lock';
 import type { NativeContact } from './native';
 import { OTR } from './otr';
 import { Store, type StoreFiles, type TrustChange } from './store';
@@ -685,20 +686,33 @@ export class PostgresStore extends Store {
     return { accounts, accountsKept: keys.length - accounts, fingerprints: added };
   }
 
-  /** Writes the database's accounts, instance tags and fingerprints as a Pidgin-format file set (mode 0600). */
+  /**
+   * Writes the database's accounts, instance tags and fingerprints as a Pidgin-format file set
+   * (mode 0600), holding the set's lock meanwhile: `ERR_OTR_LOCKED` while an `OTR` instance
+   * has those files open.
+   */
   async exportFiles(files: StoreFiles): Promise<{
     /** Accounts written. */
     accounts: number;
     /** Fingerprint lines written. */
     fingerprints: number;
   }> {
-    const db = await this.#ensureWriter();
-    const { rows: accounts } = await db.query(`SELECT account, protocol, private_key, instance_tag FROM ${this.#table('accounts')} ORDER BY account, protocol`);
-    const { rows: fingerprints } = await db.query(`SELECT account, protocol, contact, fingerprint, trust FROM ${this.#table('fingerprints')} ORDER BY account, protocol, contact, changed_at`);
-    writeFileAtomically(path.resolve(files.privkeysFile), serialisePrivateKeys(accounts.map((r) => ({ account: String(r.account), protocol: String(r.protocol), privateKey: String(r.private_key) }))));
-    writeFileAtomically(path.resolve(files.instanceTagsFile), serialiseInstanceTags(accounts.map((r) => ({ account: String(r.account), protocol: String(r.protocol), instag: Number(r.instance_tag) }))));
-    writeFileAtomically(path.resolve(files.contactsFile), serialiseFingerprints(fingerprints as unknown as FingerprintFileRow[]));
-    return { accounts: accounts.length, fingerprints: fingerprints.length };
+    const lock = FileSetLock.acquire([
+      { file: files.privkeysFile, code: ErrorCodes.PRIVKEY_FILE },
+      { file: files.contactsFile, code: ErrorCodes.FINGERPRINTS_FILE },
+      { file: files.instanceTagsFile, code: ErrorCodes.INSTAG_FILE },
+    ]);
+    try {
+      const db = await this.#ensureWriter();
+      const { rows: accounts } = await db.query(`SELECT account, protocol, private_key, instance_tag FROM ${this.#table('accounts')} ORDER BY account, protocol`);
+      const { rows: fingerprints } = await db.query(`SELECT account, protocol, contact, fingerprint, trust FROM ${this.#table('fingerprints')} ORDER BY account, protocol, contact, changed_at`);
+      writeFileAtomically(path.resolve(files.privkeysFile), serialisePrivateKeys(accounts.map((r) => ({ account: String(r.account), protocol: String(r.protocol), privateKey: String(r.private_key) }))));
+      writeFileAtomically(path.resolve(files.instanceTagsFile), serialiseInstanceTags(accounts.map((r) => ({ account: String(r.account), protocol: String(r.protocol), instag: Number(r.instance_tag) }))));
+      writeFileAtomically(path.resolve(files.contactsFile), serialiseFingerprints(fingerprints as unknown as FingerprintFileRow[]));
+      return { accounts: accounts.length, fingerprints: fingerprints.length };
+    } finally {
+      lock.release();
+    }
   }
 
   /** Ends the connections of a store used only for importFiles/exportFiles. */

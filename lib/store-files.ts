@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { sweepTempFiles } from './native';
 
 export interface KeyRow {
   account: string;
@@ -148,8 +149,16 @@ export function serialiseFingerprints(rows: FingerprintFileRow[]): string {
   return rows.map((r) => `${r.contact}\t${r.account}\t${r.protocol}\t${r.fingerprint}\t${r.trust}\n`).join('');
 }
 
-/** temp file (mode 0600), fsync, rename, fsync of the directory. */
+/**
+ * Temp file (mode 0600), fsync, rename, fsync of the directory. The temp file is named as the
+ * native writer names its own (`<file>.tmp-` and 12 hex digits, src-native/files.h), and those
+ * a killed write left beside `file` (a copy of a private key, perhaps) are wiped and removed
+ * first. That sweep is safe because every caller is the only writer of `file`: the CLI's
+ * `import` holds the file set's lock, `PostgresStore.exportFiles` too, and a store's node
+ * writes into its own work directory before its engine opens the files there.
+ */
 export function writeFileAtomically(file: string, content: string | Buffer): void {
+  sweepTempFiles(file);
   const temp = `${file}.tmp-${randomBytes(6).toString('hex')}`;
   const fd = fs.openSync(temp, 'wx', 0o600);
   try {

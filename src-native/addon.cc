@@ -19,6 +19,7 @@
 #include "file_lock.h"
 #include "init.h"
 #include "marshal.h"
+#include "sweeps.h"
 #include "tsfn.h"
 
 namespace otr {
@@ -555,6 +556,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("Handle", Handle::Define(env));
   exports.Set("constants", Constants(env));
   ExportFileLock(env, exports);
+  ExportSweeps(env, exports);
   exports.Set("libotrVersion", Napi::String::New(env, otrl_version()));
   exports.Set("headersVersion", Napi::String::New(env, OTRL_VERSION));
   exports.Set("sharedNumbers", SharedNumbers(env));

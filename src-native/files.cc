@@ -2,14 +2,20 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <ctime>
 #include <cerrno>
 #include <cstring>
 #include <vector>
+
+#include "unique_fd.h"
 
 namespace otr {
 
@@ -187,31 +193,126 @@ std::string UnsafeSharedFile(const std::string& path, const FileContent& content
   return std::string();
 }
 
-int RemoveStaleTempFiles(const std::string& path) {
-  const std::string dir = DirectoryOf(path);
+namespace {
+
+constexpr size_t kTempDigits = 12;
+constexpr size_t kLegacyTempChars = 6;  // mkstemp's, before the rule above
+
+std::string BaseName(const std::string& path) {
   const auto slash = path.rfind('/');
-  const std::string prefix = (slash == std::string::npos ? path : path.substr(slash + 1)) + ".tmp-";
-  DIR* listing = ::opendir(dir.c_str());
-  if (listing == nullptr) return 0;
-  int removed = 0;
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+bool AllOf(const std::string& text, size_t from, int (*test)(int)) {
+  for (size_t i = from; i < text.size(); ++i) {
+    if (!test(static_cast<unsigned char>(text[i]))) return false;
+  }
+  return true;
+}
+
+int IsLowerHex(int c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
+// KeepCopy's "<UTC date and time>[-<n>]".
+int IsCopyStamp(int c) { return (c >= '0' && c <= '9') || c == 'T' || c == 'Z' || c == '-'; }
+int IsAsciiAlnum(int c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+
+// 12 lower-case hex digits from the kernel's random source; from the clock and a counter if
+// that fails (the name only has to be new: the file is created with O_EXCL).
+std::string RandomTempDigits() {
+  unsigned char bytes[kTempDigits / 2];
+  if (::getrandom(bytes, sizeof bytes, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof bytes)) {
+    static std::atomic<unsigned> counter{0};
+    struct timespec now;
+    ::clock_gettime(CLOCK_MONOTONIC, &now);
+    unsigned long long mixed = static_cast<unsigned long long>(now.tv_nsec) ^
+                               (static_cast<unsigned long long>(::getpid()) << 30) ^
+                               (static_cast<unsigned long long>(counter++) << 45);
+    for (unsigned char& byte : bytes) {
+      byte = static_cast<unsigned char>(mixed);
+      mixed >>= 8;
+    }
+  }
+  static const char kDigits[] = "0123456789abcdef";
+  std::string digits;
+  for (unsigned char byte : bytes) {
+    digits.push_back(kDigits[byte >> 4]);
+    digits.push_back(kDigits[byte & 0x0f]);
+  }
+  return digits;
+}
+
+}  // namespace
+
+bool IsTempFileOf(const std::string& fileName, const std::string& name) {
+  const auto infix = name.rfind(".tmp-");
+  if (infix == std::string::npos) return false;
+  const std::string stem = name.substr(0, infix);
+  const std::string copy = fileName + ".orig-";
+  const bool ours = stem == fileName ||
+                    (stem.size() > copy.size() && stem.compare(0, copy.size(), copy) == 0 &&
+                     AllOf(stem, copy.size(), IsCopyStamp));
+  const size_t rest = name.size() - infix - 5;
+  if (!ours) return false;
+  if (rest == kTempDigits) return AllOf(name, infix + 5, IsLowerHex);
+  return rest == kLegacyTempChars && AllOf(name, infix + 5, IsAsciiAlnum);
+}
+
+bool WipeAndRemoveAt(int dirFd, const std::string& name) {
+  const UniqueFd fd(::openat(dirFd, name.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK));
+  struct stat info;
+  // Not a file with another name (a hard link): wiping would reach whatever that name is.
+  if (fd && ::fstat(fd.Get(), &info) == 0 && S_ISREG(info.st_mode) && info.st_uid == ::geteuid() &&
+      info.st_nlink == 1) {
+    static const char kZeros[65536] = {};
+    off_t done = 0;
+    while (done < info.st_size) {
+      const size_t chunk = static_cast<size_t>(std::min<off_t>(info.st_size - done, sizeof kZeros));
+      const ssize_t wrote = ::pwrite(fd.Get(), kZeros, chunk, done);
+      if (wrote < 0 && errno == EINTR) continue;
+      if (wrote <= 0) break;
+      done += wrote;
+    }
+    // Before the unlink: the pages of a removed file are dropped, never written.
+    ::fdatasync(fd.Get());
+  }
+  return ::unlinkat(dirFd, name.c_str(), 0) == 0;
+}
+
+std::vector<std::string> NamesIn(int dirFd, const std::function<bool(const std::string&)>& wanted) {
+  std::vector<std::string> names;
+  UniqueFd listingFd(::fcntl(dirFd, F_DUPFD_CLOEXEC, 0));
+  DIR* listing = listingFd ? ::fdopendir(listingFd.Get()) : nullptr;
+  if (listing == nullptr) return names;
+  listingFd.Release();  // closed by closedir
+  ::rewinddir(listing);
   while (const struct dirent* entry = ::readdir(listing)) {
     const std::string name = entry->d_name;
-    // WriteFileAtomically's names: prefix plus mkstemp's six characters.
-    if (name.size() != prefix.size() + 6 || name.compare(0, prefix.size(), prefix) != 0) continue;
-    if (::unlinkat(::dirfd(listing), name.c_str(), 0) == 0) ++removed;
+    if (name != "." && name != ".." && wanted(name)) names.push_back(name);
   }
   ::closedir(listing);
+  return names;
+}
+
+int RemoveStaleTempFiles(const std::string& path) {
+  const std::string fileName = BaseName(path);
+  const UniqueFd dir(::open(DirectoryOf(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir) return 0;
+  int removed = 0;
+  for (const std::string& name : NamesIn(dir.Get(), [&](const std::string& n) { return IsTempFileOf(fileName, n); })) {
+    removed += WipeAndRemoveAt(dir.Get(), name) ? 1 : 0;
+  }
   return removed;
 }
 
 std::string WriteFileAtomically(const std::string& path, mode_t mode,
                                 const std::function<bool(FILE*)>& write) {
-  std::string temp = path + ".tmp-XXXXXX";
-  std::vector<char> name(temp.begin(), temp.end());
-  name.push_back('\0');
-  const int fd = ::mkstemp(name.data());
+  std::string temp;
+  int fd = -1;
+  for (int attempt = 0; fd < 0 && attempt < 16; ++attempt) {
+    temp = path + ".tmp-" + RandomTempDigits();
+    fd = ::open(temp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0 && errno != EEXIST && errno != EINTR) break;
+  }
   if (fd < 0) return ErrnoText("cannot create a temporary file next to " + path, errno);
-  temp.assign(name.data());
 
   std::string failure;
   if (::fchmod(fd, mode) != 0) failure = ErrnoText("cannot set the mode of " + temp, errno);
@@ -234,7 +335,8 @@ std::string WriteFileAtomically(const std::string& path, mode_t mode,
     failure = ErrnoText("cannot replace " + path, errno);
   }
   if (!failure.empty()) {
-    ::unlink(temp.c_str());
+    const UniqueFd dir(::open(DirectoryOf(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dir || !WipeAndRemoveAt(dir.Get(), BaseName(temp))) ::unlink(temp.c_str());
     return failure;
   }
   const int dir = ::open(DirectoryOf(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

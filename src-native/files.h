@@ -37,14 +37,32 @@ std::string UnsafeKeyFile(const std::string& path, const FileContent& content);
 // group and others stays allowed.
 std::string UnsafeSharedFile(const std::string& path, const FileContent& content);
 
+// Temp files, one rule for every writer in the library (this file's and lib/store-files.ts):
+// a file is written as "<file>.tmp-" followed by 12 random lower-case hex digits, created
+// exclusively with mode 0600, then renamed over <file>. What a killed write leaves may hold
+// key material, so the sweep of <file> wipes (overwrites with zeros) and removes every name of
+// that form next to it, those of the copies "<file>.orig-<UTC date and time>" kept beside it,
+// and the names with six letters or digits that mkstemp gave the native writer's temp files
+// in earlier versions. Nothing else is touched.
+bool IsTempFileOf(const std::string& fileName, const std::string& name);
+
 // Writes through `write` (which returns false on failure) into a temp file with `mode`, then
 // renames it over `path`. Returns an empty string on success, else the reason.
 std::string WriteFileAtomically(const std::string& path, mode_t mode,
                                 const std::function<bool(FILE*)>& write);
 
-// Removes temp files a write killed mid-way left next to `path` (they may hold private key
-// material). Returns how many were removed.
+// Wipes and removes the temp files next to `path` (see IsTempFileOf). Only the single writer
+// of `path` may call it (the holder of the file set's lock, the owner of a private
+// directory): another writer's temp file would vanish under it. Returns how many were removed.
 int RemoveStaleTempFiles(const std::string& path);
+
+// Overwrites `name` (relative to the directory `dirFd`, never through a symbolic link) with
+// zeros if it is a regular file of this user with no other name, then removes it. True when it
+// was removed.
+bool WipeAndRemoveAt(int dirFd, const std::string& name);
+
+// The names in the directory `dirFd` (without "." and "..") for which `wanted` is true.
+std::vector<std::string> NamesIn(int dirFd, const std::function<bool(const std::string&)>& wanted);
 
 // The instance-tag file is read strictly: libotr's reader would skip a line it cannot parse
 // and we would silently get a new instance tag. Empty string: the content is well formed.

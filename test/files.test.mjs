@@ -4,14 +4,16 @@ import test, { after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { OTR, SmpEvent } from 'protocol-otr';
 import {
-  ALICE, BOB, PROTO, T, FIXTURES, keys, cloneDir, openOTR, reopen, filesIn, tmpdir, closeAll, createPair, securePair,
+  ALICE, BOB, PROTO, REPO, T, FIXTURES, keys, cloneDir, openOTR, reopen, filesIn, tmpdir, closeAll, createPair, securePair,
   rejectsCode, humanToHex, hexToHuman, awaitWithLoopAlive,
 } from './helpers/harness.mjs';
 
 after(closeAll);
 
+const CLI = path.join(REPO, JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')).bin['protocol-otr']);
 const FIXTURE_FP = '3643E954 4455417C 60A84B17 0C5F0A40 698A170D';
 // The three files and the lock files beside them (see README, "Operating a bridge").
 const ALLOWED = new Set(['otr.private_key', 'otr.fingerprints', 'otr.instance_tags', 'otr.private_key.lock', 'otr.fingerprints.lock', 'otr.instance_tags.lock']);
@@ -359,6 +361,55 @@ test('temp files left by a killed write (they may hold key material) are removed
   for (const f of stale) assert.equal(fs.existsSync(f), false, `${path.basename(f)} removed`);
   for (const f of unrelated) assert.equal(fs.existsSync(f), true, `${path.basename(f)} kept`);
   assert.ok(otr.findAccount(ALICE, PROTO), 'the real files loaded');
+});
+
+// Leaves `file` as a killed writer would, and keeps it open: through that descriptor the test
+// sees whether the bytes were wiped before the name was removed.
+function leftBehind(file, bytes) {
+  fs.writeFileSync(file, bytes, { mode: 0o600 });
+  return fs.openSync(file, 'r');
+}
+
+function assertWipedAndRemoved(file, fd, size) {
+  assert.equal(fs.existsSync(file), false, `${path.basename(file)} removed`);
+  const left = Buffer.alloc(size + 1);
+  const read = fs.readSync(fd, left, 0, left.length, 0);
+  fs.closeSync(fd);
+  assert.equal(read, size, `${path.basename(file)} kept its size`);
+  assert.ok(left.subarray(0, read).every((b) => b === 0), `${path.basename(file)} was wiped before its removal`);
+}
+
+test('Files: temp files of the JS writer (.tmp- and 12 hex digits: a killed import or db export) are wiped and removed at load and by the writer itself before it writes', T, async () => {
+  const k = await keys();
+  const key = fs.readFileSync(filesIn(k.aliceDir).privkeysFile);
+  // At load: the names the JS writer and the native writer use, and the native writer's
+  // older six-character ones.
+  const dir = cloneDir(k.aliceDir);
+  const files = filesIn(dir);
+  const stale = [
+    `${files.privkeysFile}.tmp-0123456789ab`, `${files.contactsFile}.tmp-fedcba987654`, `${files.instanceTagsFile}.tmp-a1b2c3d4e5f6`,
+    `${files.privkeysFile}.tmp-Zx9Qw1`, `${files.contactsFile}.orig-20250102T030405Z.tmp-00aa11bb22cc`,
+  ];
+  const witnesses = stale.map((f) => leftBehind(f, key));
+  const unrelated = [
+    `${files.privkeysFile}.tmp-0123456789abc`, `${files.privkeysFile}.tmp-0123456789aB`, path.join(dir, 'notes.tmp-0123456789ab'),
+    `${files.contactsFile}.orig-x.tmp-00aa11bb22cc`,
+  ];
+  for (const f of unrelated) fs.writeFileSync(f, 'not ours', { mode: 0o600 });
+  const otr = openOTR(dir);
+  stale.forEach((f, i) => assertWipedAndRemoved(f, witnesses[i], key.length));
+  for (const f of unrelated) assert.equal(fs.readFileSync(f, 'utf8'), 'not ours', `${path.basename(f)} kept`);
+  assert.ok(otr.findAccount(ALICE, PROTO), 'the real files loaded');
+  await otr.close();
+
+  // The writer itself (here the CLI's import): a target nothing ever loads is swept too.
+  const target = tmpdir('otr-import-target-');
+  const left = `${filesIn(target).privkeysFile}.tmp-00112233aabb`;
+  const witness = leftBehind(left, key);
+  const imported = spawnSync(process.execPath, [CLI, 'import', '--from', 'pidgin', k.aliceDir, '--dir', target], { encoding: 'utf8', timeout: 120_000 });
+  assert.equal(imported.status, 0, imported.stderr);
+  assertWipedAndRemoved(left, witness, key.length);
+  assert.deepEqual(fs.readFileSync(filesIn(target).privkeysFile), key, 'the import itself happened');
 });
 
 test('the fingerprints file follows every trust change: seen, verified, unverified, forgotten, renamed, contact forgotten', T, async () => {

@@ -376,6 +376,12 @@ test('import and export between a Pidgin-format file set and the database', T, a
   assert.deepEqual(await store.importFiles(files), { accounts: 0, accountsKept: 1, fingerprints: 0 });
   const out = tmpdir('otr-export-');
   assert.deepEqual(await store.exportFiles(filesIn(out)), { accounts: 1, fingerprints: 2 });
+  // Never over files an OTR instance has open: the export takes their lock.
+  const holding = new OTR(files);
+  const held = fs.readFileSync(files.privkeysFile);
+  await rejectsCode(store.exportFiles(files), 'ERR_OTR_LOCKED');
+  assert.deepEqual(fs.readFileSync(files.privkeysFile), held);
+  await holding.close();
   await store.end();
   for (const f of ['otr.fingerprints', 'otr.instance_tags']) {
     assert.equal(fs.readFileSync(path.join(out, f), 'utf8').split('\n').sort().join('\n'), fs.readFileSync(path.join(dir, f), 'utf8').split('\n').filter((l) => !l.startsWith('#')).sort().join('\n'), f);
