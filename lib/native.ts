@@ -114,6 +114,8 @@ interface Addon {
   unlockFile(fd: number): void;
   /** Wipes and removes the temp files a killed write of `file` left (src-native/files.h); how many. */
   sweepTempFiles(file: string): number;
+  /** The names of the `parent/<prefix>*` work directories whose owner is gone, wiped and removed. */
+  sweepWorkDirs(parent: string, prefix: string, marker: string, keyFile: string): string[];
   sharedNumbers: Record<string, number>;
   setThreads(threads: number): void;
   threads(): number;
@@ -340,6 +342,16 @@ export function unlockFile(fd: number): void {
  */
 export function sweepTempFiles(file: string): number {
   return loadAddon().sweepTempFiles(file);
+}
+
+/**
+ * Removes the `parent/<prefix>*` directories of this user whose `marker` no longer carries
+ * its owner's flock, wiping `keyFile` (and the names starting with it) first; the names
+ * removed. Works on descriptors: `parent` and each directory are opened without following a
+ * link, and nothing is reached again by path once it was checked.
+ */
+export function sweepWorkDirs(parent: string, prefix: string, marker: string, keyFile: string): string[] {
+  return loadAddon().sweepWorkDirs(parent, prefix, marker, keyFile);
 }
 
 /** Sizes the process-wide pool every OTR instance runs its libotr work on. */

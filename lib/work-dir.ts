@@ -5,7 +5,7 @@
 // directory's marker for as long as it lives (the kernel drops it with the process).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { lockFile, unlockFile } from './native';
+import { lockFile, sweepWorkDirs, unlockFile } from './native';
 import { wipeFile } from './store-files';
 
 const MARKER = 'owner.lock';
@@ -19,42 +19,16 @@ export interface WorkDir {
 
 /** Removes `parent/<prefix>*` directories of this user whose owner is gone; returns them. */
 export function sweepDeadWorkDirs(parent: string, prefix: string): string[] {
-  const removed: string[] = [];
-  let names: string[];
+  // The operator's workDir may be reached through a link (a TMPDIR that is one): resolved
+  // once, here; below it the sweep works on descriptors and resolves nothing again, so a
+  // directory swapped for a link between its check and its removal leads nowhere else.
+  let real: string;
   try {
-    names = fs.readdirSync(parent);
+    real = fs.realpathSync(parent);
   } catch {
-    return removed;
+    return [];
   }
-  for (const name of names) {
-    if (!name.startsWith(prefix)) continue;
-    const dir = path.join(parent, name);
-    const marker = path.join(dir, MARKER);
-    try {
-      const st = fs.lstatSync(dir);
-      // Without a marker the directory is not ours to judge: made before markers existed,
-      // or its owner is between making it and holding the marker.
-      if (!st.isDirectory() || st.uid !== process.getuid?.() || !fs.existsSync(marker)) continue;
-    } catch {
-      continue;
-    }
-    let fd: number;
-    try {
-      fd = lockFile(marker);
-    } catch {
-      continue; // held: its owner is alive
-    }
-    try {
-      wipeFile(path.join(dir, KEY_FILE));
-      fs.rmSync(dir, { recursive: true, force: true });
-      removed.push(dir);
-    } catch {
-      // Left for the next sweep.
-    } finally {
-      unlockFile(fd);
-    }
-  }
-  return removed;
+  return sweepWorkDirs(real, prefix, MARKER, KEY_FILE).map((name) => path.join(parent, name));
 }
 
 /** Makes a private directory `parent/<prefix>XXXXXX`, held until remove(). */

@@ -6,12 +6,13 @@
 
 import test, { after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { fork } from 'node:child_process';
+import { fork, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { OTR, PostgresStore } from 'protocol-otr';
-import { T, REPO, tmpdir, filesIn, cannotRun, closeAll, rejectsCode } from './helpers/harness.mjs';
+import { T, REPO, tmpdir, filesIn, cannotRun, closeAll, rejectsCode, snapshot } from './helpers/harness.mjs';
 import { findPostgres, startPostgres } from '../scripts/throwaway-postgres.mjs';
 
 const require = createRequire(import.meta.url);
@@ -48,9 +49,10 @@ async function query(sql, values) {
   }
 }
 
-// A node: a forked pg-node.mjs with call(cmd, args) and the events it sends.
-function startNode(name) {
-  const child = fork(CHILD, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+// A node: a forked pg-node.mjs with call(cmd, args) and the events it sends; `env` is added
+// to this process's environment for it.
+function startNode(name, env) {
+  const child = fork(CHILD, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: env && { ...process.env, ...env } });
   children.add(child);
   const pending = new Map();
   const listeners = new Set();
@@ -337,6 +339,89 @@ test('a node killed with -9 leaves its working copy (key included); the next sto
     await closeNodes([b]);
   }
   assert.deepEqual(nodeDirs(), []);
+});
+
+// Stops a process at its first flock() of a file whose path contains $PAUSE_AT_FLOCK: it
+// sends that path to the Unix socket $PAUSE_SOCKET and goes on once it reads a byte back. A
+// sweep takes the marker's lock after it has looked at a directory and before it removes
+// anything, so the test can change the directory exactly in between, every run.
+const PAUSE_AT_FLOCK_C = `#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+int flock(int fd, int operation) {
+  static int (*real)(int, int);
+  static int paused;
+  if (!real) real = (int (*)(int, int))dlsym(RTLD_NEXT, "flock");
+  const char *match = getenv("PAUSE_AT_FLOCK"), *where = getenv("PAUSE_SOCKET");
+  char link[64], target[4096];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  ssize_t n = match && where && !paused ? readlink(link, target, sizeof target - 1) : -1;
+  if (n > 0) {
+    target[n] = 0;
+    if (strstr(target, match)) {
+      paused = 1;
+      struct sockaddr_un address = { .sun_family = AF_UNIX };
+      strncpy(address.sun_path, where, sizeof address.sun_path - 1);
+      int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      char go;
+      if (s >= 0 && connect(s, (struct sockaddr *)&address, sizeof address) == 0 && write(s, target, (size_t)n) == n) (void)read(s, &go, 1);
+      if (s >= 0) close(s);
+    }
+  }
+  return real(fd, operation);
+}
+`;
+
+test('Files: the work-dir sweep works on descriptors: a dead node\'s directory swapped for a symbolic link after it was checked leads it nowhere else', T, async (t) => {
+  if (!needsPostgres(t)) return;
+  const build = tmpdir('otr-pause-');
+  fs.writeFileSync(path.join(build, 'pause.c'), PAUSE_AT_FLOCK_C);
+  const shim = path.join(build, 'pause.so');
+  const built = spawnSync(process.env.CC || 'cc', ['-shared', '-fPIC', '-o', shim, path.join(build, 'pause.c'), '-ldl'], { encoding: 'utf8' });
+  if (built.error || built.status !== 0) return cannotRun(t, `no C compiler to build the pausing library (${built.error?.message ?? built.stderr})`);
+
+  // A copy a dead node left (its marker not held), and another bridge's directory the sweep
+  // must never touch.
+  const shared = workDir();
+  const name = 'protocol-otr-node-dead01';
+  const dead = path.join(shared, name);
+  fs.mkdirSync(dead, { mode: 0o700 });
+  fs.writeFileSync(path.join(dead, 'otr.private_key'), 'the dead node\'s copy of the key', { mode: 0o600 });
+  fs.writeFileSync(path.join(dead, 'owner.lock'), '', { mode: 0o600 });
+  const victim = tmpdir('otr-victim-');
+  fs.writeFileSync(path.join(victim, 'otr.private_key'), 'another bridge\'s key', { mode: 0o600 });
+  fs.writeFileSync(path.join(victim, 'owner.lock'), '', { mode: 0o600 });
+  const victimBefore = snapshot(victim);
+
+  let paused;
+  const socketPath = path.join(build, 'pause.sock');
+  const pauser = net.createServer((socket) => {
+    socket.once('data', (where) => {
+      paused = String(where);
+      fs.renameSync(dead, `${dead}-moved`);
+      fs.symlinkSync(victim, dead);
+      socket.end('g');
+    });
+  });
+  await new Promise((resolve) => pauser.listen(socketPath, resolve));
+  const preload = [process.env.LD_PRELOAD, shim].filter(Boolean).join(':');
+  const node = startNode('node-sweeper', { LD_PRELOAD: preload, PAUSE_AT_FLOCK: `/${name}/owner.lock`, PAUSE_SOCKET: socketPath });
+  try {
+    await node.ready;
+    await node.call('open', { connection: server.connection, prefix: 'descriptors_', node: node.name, accounts: [ACCOUNT], workDir: shared });
+    assert.equal(paused, path.join(dead, 'owner.lock'), 'the sweep took the dead copy\'s marker, and the directory was swapped then');
+    assert.deepEqual(snapshot(victim), victimBefore, 'the directory the link points to is untouched');
+    assert.equal(fs.readlinkSync(dead), victim, 'the link itself was not followed into a removal either');
+    assert.deepEqual(fs.readdirSync(`${dead}-moved`), [], 'what the sweep checked is what it emptied: the dead node\'s copy');
+  } finally {
+    pauser.close();
+    await closeNodes([node]);
+  }
 });
 
 test('1,000 concurrent trust changes from two processes: no row lost or duplicated, both live states complete', T, async (t) => {
