@@ -195,8 +195,10 @@ std::string UnsafeSharedFile(const std::string& path, const FileContent& content
 
 namespace {
 
+constexpr char kTempInfix[] = ".tmp-";
+constexpr size_t kTempInfixLength = sizeof kTempInfix - 1;
 constexpr size_t kTempDigits = 12;
-constexpr size_t kLegacyTempChars = 6;  // mkstemp's, before the rule above
+constexpr size_t kLegacyTempChars = 6;  // mkstemp's, before the rule in files.h
 
 std::string BaseName(const std::string& path) {
   const auto slash = path.rfind('/');
@@ -243,17 +245,17 @@ std::string RandomTempDigits() {
 }  // namespace
 
 bool IsTempFileOf(const std::string& fileName, const std::string& name) {
-  const auto infix = name.rfind(".tmp-");
+  const auto infix = name.rfind(kTempInfix);
   if (infix == std::string::npos) return false;
   const std::string stem = name.substr(0, infix);
   const std::string copy = fileName + ".orig-";
   const bool ours = stem == fileName ||
                     (stem.size() > copy.size() && stem.compare(0, copy.size(), copy) == 0 &&
                      AllOf(stem, copy.size(), IsCopyStamp));
-  const size_t rest = name.size() - infix - 5;
   if (!ours) return false;
-  if (rest == kTempDigits) return AllOf(name, infix + 5, IsLowerHex);
-  return rest == kLegacyTempChars && AllOf(name, infix + 5, IsAsciiAlnum);
+  const size_t suffix = infix + kTempInfixLength;
+  if (name.size() - suffix == kTempDigits) return AllOf(name, suffix, IsLowerHex);
+  return name.size() - suffix == kLegacyTempChars && AllOf(name, suffix, IsAsciiAlnum);
 }
 
 bool WipeAndRemoveAt(int dirFd, const std::string& name) {
@@ -308,7 +310,7 @@ std::string WriteFileAtomically(const std::string& path, mode_t mode,
   std::string temp;
   int fd = -1;
   for (int attempt = 0; fd < 0 && attempt < 16; ++attempt) {
-    temp = path + ".tmp-" + RandomTempDigits();
+    temp = path + kTempInfix + RandomTempDigits();
     fd = ::open(temp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0 && errno != EEXIST && errno != EINTR) break;
   }
