@@ -36,6 +36,7 @@ import {
   payload,
   r3,
 } from './common.mjs';
+import { flood } from './flood.mjs';
 
 const PROTOCOL = 'bench';
 
@@ -50,6 +51,7 @@ const DEFAULTS = {
   keygen: { n: 1, repeats: 11 },
   frag: { n: 5000, repeats: 5 },
   memory: { n: 10000, repeats: 1 },
+  flood: { n: 2000, repeats: 8 },
 };
 
 // ------------------------------------------------------------------
@@ -512,6 +514,8 @@ async function run(opts) {
       return memory(opts, keys);
     case 'latency_under_load':
       return latencyUnderLoad(opts, keys);
+    case 'flood':
+      return flood(opts, { party, keys, fail, timed, measuring, emit });
   }
 }
 
