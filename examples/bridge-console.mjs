@@ -53,10 +53,14 @@ export async function openBridge({ keyDir, account: accountName, protocol, trans
   const router = account.router({
     ...channelOptions,
     onWrite: (c, message) => transport.send(c.contact.name, message),
-    onRead: (c, message, { encrypted }) => {
-      say(`read ${c.contact.name} ${encrypted ? 'encrypted' : 'plaintext'}: ${message}`);
-      if (echo && encrypted) c.write(`echo: ${message}`).catch((e) => say(`error ${e.code}: ${e.message}`));
+    onRead: (c, message, { encrypted, verified, fingerprint }) => {
+      // Who decrypted this message, not the channel's status, says whom it is from: a contact
+      // with a verified key can have another session, with a key nobody verified.
+      const impostor = encrypted && !verified && c.contact.fingerprints().some((fp) => fp.isVerified);
+      say(`read ${c.contact.name} ${encrypted ? 'encrypted' : 'plaintext'}${impostor ? ` (NOT the verified key: ${fingerprint})` : ''}: ${message}`);
+      if (echo && encrypted && !impostor) c.write(`echo: ${message}`).catch((e) => say(`error ${e.code}: ${e.message}`));
     },
+    onUnverifiedInstance: (c, { fingerprint }) => say(`warning ${c.contact.name}: a session with a key nobody verified (${fingerprint})`),
     onGoneSecure: (c) => say(`secure ${c.contact.name} ${c.status}`),
     onGoneInsecure: (c) => say(`finished ${c.contact.name}`),
     onQueryResult: (c, { secure, queries }) => say(`query ${c.contact.name} ${secure ? 'secure' : 'unanswered'} after ${queries}`),
@@ -84,7 +88,12 @@ export async function openBridge({ keyDir, account: accountName, protocol, trans
 
   /** SMP as a promise: true when the contact proved it knows the secret. */
   function verify(name, secret, question) {
-    const channel = router.channel(name);
+    let channel;
+    try {
+      channel = router.channel(name); // throws for a bad name, or while a rename involves it
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return new Promise((resolve, reject) => {
       smpWaiting.set(channel, { resolve });
       channel.smpVerify(secret, question).catch((error) => {
@@ -111,11 +120,19 @@ export async function openBridge({ keyDir, account: accountName, protocol, trans
 export function runConsole(bridge, extra = {}) {
   const input = readline.createInterface({ input: process.stdin });
   const fail = (error) => say(`error ${error.code ?? ''}: ${error.message}`);
+  // router.channel() throws (a bad name, a rename on its way): a command never ends the process.
+  const onChannel = (name, call) => {
+    try {
+      call(bridge.router.channel(name)).catch(fail);
+    } catch (error) {
+      fail(error);
+    }
+  };
   input.on('line', (line) => {
     const [command, name, ...rest] = line.trim().split(' ');
     switch (command) {
       case '/otr':
-        bridge.router.channel(name).init().catch(fail);
+        onChannel(name, (channel) => channel.init());
         break;
       case '/msg':
         bridge.router.write(name, rest.join(' ')).catch(fail);
@@ -128,13 +145,19 @@ export function runConsole(bridge, extra = {}) {
         break;
       }
       case '/finish':
-        bridge.router.channel(name).finish().catch(fail);
+        onChannel(name, (channel) => channel.finish());
         break;
       case '/quit':
         input.close();
         break;
       default:
-        if (extra[command]) extra[command](name, ...rest);
+        if (extra[command]) {
+          try {
+            extra[command](name, ...rest);
+          } catch (error) {
+            fail(error);
+          }
+        }
         else if (line.trim()) say(`error: unknown command ${command}`);
     }
   });

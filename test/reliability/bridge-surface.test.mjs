@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { MessageEvent, OTR } from 'protocol-otr';
 import {
-  CHILDREN, PROTO, assertCleanExit, closeAll, filesIn, isQuery, openOTR, rejectsCode, runNode, tmpdir, writeKeyFile,
+  CHILDREN, PROTO, assertCleanExit, awaitWithLoopAlive, closeAll, filesIn, openOTR, rejectsCode, runNode, tmpdir, writeKeyFile,
 } from '../helpers/harness.mjs';
 
 const T = { timeout: 300_000 };
@@ -291,6 +291,23 @@ test('finding 5: maxContacts is a memory bound — 20 idle encrypted contacts un
     assert.equal(party.channel.status, 'Finished', `${party.nick} told`);
   }
   assert.deepEqual(r.errors, []);
+});
+
+test('finding 5: idleSessionTimeout frees an idle encrypted contact, telling it, and its name comes back Finished', T, async () => {
+  const r = await rig({ bridge: { idleSessionTimeout: 50 } });
+  const bob = await r.remote('bob');
+  await r.secure(bob);
+  const evicted = new Promise((resolve) => r.otr.once('contactEvicted', resolve));
+  // The library's own timer (unref'd, so the test holds the loop open): no call for 50 ms.
+  const contact = await awaitWithLoopAlive(evicted);
+  assert.equal(contact.name, 'bob');
+  await r.account.contact('anyone'); // instance-wide: runs after the eviction's native work
+  await r.pump();
+  assert.equal(bob.channel.status, 'Finished', 'bob was sent the disconnect message');
+  assert.equal(r.otr.stats().channels, 0);
+  await r.router.write('bob', 'after the timeout');
+  assert.deepEqual(clear(r, 'bob', 'after the timeout'), []);
+  assert.equal(r.router.channel('bob').status, 'Finished');
 });
 
 test('finding 5: maxInstancesPerContact applies to encrypted instances too', T, async () => {
