@@ -146,6 +146,7 @@ export const enum ContactFlag {
   WasPrivate = 1,
   WritesHeld = 2,
   Refreshing = 4,
+  AkeUnderWay = 8,
 }
 
 export const enum QueryKind {

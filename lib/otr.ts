@@ -578,27 +578,38 @@ export class OTR extends EventEmitter<OTREvents> {
     forgotten.then(drop, drop);
   }
 
-  // Frees contacts while more than maxContacts have an open channel: the least recently used
-  // one with no call in flight (its results are still coming) and no rename on its way,
-  // preferring one with nothing to lose, then one whose loss leaves a tombstone (an encrypted
-  // or finished session, a verified fingerprint), then one with writes held (each reported).
-  // None free: the cap is exceeded until a call settles (see #settle).
+  // Frees contacts while more than maxContacts have an open channel: one with no call in
+  // flight (its results are still coming) and no rename on its way, among the least recently
+  // used three quarters (the newest quarter — conversations just started — is left alone while
+  // there are older ones): one with nothing to lose first, then one with a session, an AKE
+  // under way or a verified fingerprint (an encrypted or finished one leaves a tombstone), then
+  // one with writes held (each reported); the least recently used first within each. None
+  // free: the cap is exceeded until a call settles (see #settle).
   #evictOverCap(opened?: Channel): void {
     while (this.maxContacts > 0 && this.#recent.size > this.maxContacts) {
-      let victim: Channel | undefined;
-      let victimTier = Infinity;
-      for (const channel of this.#recent.keys()) {
-        if (channel === opened || !this.#evictable(channel)) continue;
-        const tier = evictionTier(channel);
-        if (tier < victimTier) {
-          victim = channel;
-          victimTier = tier;
-          if (tier === 0) break;
-        }
-      }
+      const older = this.#recent.size - Math.floor(this.#recent.size / 4);
+      const victim = this.#pickVictim(opened, older) ?? this.#pickVictim(opened, Infinity);
       if (!victim) return;
       this.#evict(victim, 'maxContacts');
     }
+  }
+
+  // The first `within` channels in least-recently-used order: the one with the least to lose.
+  #pickVictim(opened: Channel | undefined, within: number): Channel | undefined {
+    let victim: Channel | undefined;
+    let victimTier = Infinity;
+    let seen = 0;
+    for (const channel of this.#recent.keys()) {
+      if (seen++ >= within) break;
+      if (channel === opened || !this.#evictable(channel)) continue;
+      const tier = evictionTier(channel);
+      if (tier < victimTier) {
+        victim = channel;
+        victimTier = tier;
+        if (tier === 0) break;
+      }
+    }
+    return victim;
   }
 
   #evictable(channel: Channel): boolean {
@@ -871,13 +882,13 @@ export class OTR extends EventEmitter<OTREvents> {
   }
 }
 
-// What freeing the channel's contact would lose (lower is less): 0 nothing, 1 a session or
-// trust (it leaves a tombstone), 2 writes waiting for an encrypted session.
+// What freeing the channel's contact would lose (lower is less): 0 nothing, 1 a session, one
+// on its way (an AKE started) or trust, 2 writes waiting for an encrypted session.
 function evictionTier(channel: Channel): number {
   const state = channel.contact._state;
   const flags = state?.flags ?? 0;
   if (flags & ContactFlag.WritesHeld) return 2;
-  if (flags & (ContactFlag.WasPrivate | ContactFlag.Refreshing)) return 1;
+  if (flags & (ContactFlag.WasPrivate | ContactFlag.Refreshing | ContactFlag.AkeUnderWay)) return 1;
   if (state && (state.status !== 0 && state.status !== 1)) return 1; // encrypted or finished
   if (state?.sessions.some((s) => s.status >= 2)) return 1;
   if (channel.contact.fingerprints().some((fp) => fp.isVerified)) return 1;

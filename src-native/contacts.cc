@@ -379,8 +379,11 @@ std::string Engine::SignatureOf(ConnContext* master, otrl_instag_t selected, uin
   return signature;
 }
 
-uint32_t Engine::FlagsOf(const ChannelRecord* channel) {
+uint32_t Engine::FlagsOf(ConnContext* master, const ChannelRecord* channel) {
   uint32_t flags = 0;
+  for (ConnContext* c = master; c != nullptr && c->m_context == master; c = c->next) {
+    if (c->auth.authstate != OTRL_AUTHSTATE_NONE) flags |= kAkeUnderWay;
+  }
   if (channel != nullptr) {
     if (channel->wasPrivate) flags |= kWasPrivate;
     if (!channel->held.empty()) flags |= kWritesHeld;
@@ -392,7 +395,7 @@ uint32_t Engine::FlagsOf(const ChannelRecord* channel) {
 void Engine::EmitStateIfChanged(CallScope& scope, ChannelRecord& channel) {
   ConnContext* master = MasterFor(channel);
   if (master == nullptr) return;
-  if (SignatureOf(master, channel.selected, FlagsOf(&channel)) == channel.lastSignature) return;
+  if (SignatureOf(master, channel.selected, FlagsOf(master, &channel)) == channel.lastSignature) return;
   EmitContactState(scope, master, &channel);
 }
 
@@ -430,7 +433,7 @@ void Engine::EmitContactState(CallScope& scope, ConnContext* master, ChannelReco
   state->contactId = contactId != kBoundContact
                          ? contactId
                          : index_.IdOf(ChannelKey(master->accountname, master->protocol, master->username));
-  state->flags = FlagsOf(channel);
+  state->flags = FlagsOf(master, channel);
   state->account = master->accountname;
   state->protocol = master->protocol;
   state->username = master->username;

@@ -53,6 +53,7 @@ enum ContactFlag : uint32_t {
   kWasPrivate = 1,    // it had an encrypted session in this process
   kWritesHeld = 2,    // writes wait for an encrypted session
   kRefreshing = 4,    // refresh() is re-keying
+  kAkeUnderWay = 8,   // an AKE with it has started (we answered its query, or more)
 };
 
 struct ContactState {

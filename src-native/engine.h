@@ -301,7 +301,7 @@ class Engine : public TaskOwner {
   void WithContact(CallScope& scope, const std::string& account, const std::string& protocol,
                    const std::string& username, Calls calls);
   std::string SignatureOf(ConnContext* master, otrl_instag_t selected, uint32_t flags);
-  static uint32_t FlagsOf(const ChannelRecord* channel);
+  static uint32_t FlagsOf(ConnContext* master, const ChannelRecord* channel);
   void AfterLibotrCall(CallScope& scope, ChannelRecord& channel);     // channel.cc
   void SendNow(CallScope& scope, Batch& result, ChannelRecord& channel, const std::string& text);
   void SendQuery(CallScope& scope, Batch& result, ChannelRecord& channel);

@@ -45,7 +45,11 @@ const SLACK = Math.ceil(MAX_CONTACTS / 100);
 // the long form. In the short form they would add 6 MB, under the limit: there the counts
 // carry the test.
 const MEMORY_FROM_WAVE = Math.ceil((2 * MAX_CONTACTS) / WAVE);
-const MEMORY_LIMIT_MB = 8;
+// Under ASan (scripts/asan-test.sh preloads its runtime) the allocator keeps freed memory in
+// quarantine and pads every block: +10 MB over the short form's last 16 waves where the plain
+// build is flat, so the limit is wider there; the counts still carry the test.
+const UNDER_ASAN = /asan/.test(process.env.LD_PRELOAD ?? '');
+const MEMORY_LIMIT_MB = UNDER_ASAN ? 24 : 8;
 const BRIDGE = 'bridge@example.org';
 
 const fmt = (n) => n.toLocaleString('en-US');
