@@ -294,11 +294,14 @@ test('finding 5: maxContacts is a memory bound — 20 idle encrypted contacts un
 });
 
 test('finding 5: idleSessionTimeout frees an idle encrypted contact, telling it, and its name comes back Finished', T, async () => {
-  const r = await rig({ bridge: { idleSessionTimeout: 50 } });
+  // The timeout is what the test waits for; it only has to be longer than the AKE below takes
+  // (tens of milliseconds, a few hundred under valgrind), or the contact goes before it is
+  // private.
+  const r = await rig({ bridge: { idleSessionTimeout: 2000 } });
   const bob = await r.remote('bob');
   await r.secure(bob);
   const evicted = new Promise((resolve) => r.otr.once('contactEvicted', resolve));
-  // The library's own timer (unref'd, so the test holds the loop open): no call for 50 ms.
+  // The library's own timer (unref'd, so the test holds the loop open): no call for 2 s.
   const contact = await awaitWithLoopAlive(evicted);
   assert.equal(contact.name, 'bob');
   await r.account.contact('anyone'); // instance-wide: runs after the eviction's native work
