@@ -54,9 +54,11 @@ async function newKeys() {
 const tick = () => new Promise((r) => setImmediate(r));
 
 // Two parties wired together; every wire message is recorded with who sent it.
-export async function makePair({ policy = Policy.OPPORTUNISTIC, maxMessageSize = 0, onSmp, record, events } = {}) {
+// `otrOptions`: options of both OTR instances (the fuzzer lifts the key-work budget so every
+// mutated AKE message reaches libotr).
+export async function makePair({ policy = Policy.OPPORTUNISTIC, maxMessageSize = 0, onSmp, record, events, otrOptions = {} } = {}) {
   const dirs = { alice: partyDir('alice'), bob: partyDir('bob') };
-  const otrs = { alice: new OTR(filesIn(dirs.alice)), bob: new OTR(filesIn(dirs.bob)) };
+  const otrs = { alice: new OTR({ ...filesIn(dirs.alice), ...otrOptions }), bob: new OTR({ ...filesIn(dirs.bob), ...otrOptions }) };
   const accounts = { alice: await otrs.alice.account(ALICE, PROTO), bob: await otrs.bob.account(BOB, PROTO) };
   const inbox = { alice: [], bob: [] };
   const received = { alice: [], bob: [] };
