@@ -48,6 +48,9 @@ if (isMainThread && process.argv[2] === 'run') {
     if (phase === 'keygen') {
       A.account('generated@example.org', PROTO);
       B.account('generated@example.org', PROTO);
+      // The long form waits up to 350 ms before terminating: longer than a key generation can
+      // take, and the worker must still be there (not exit by itself) when it comes.
+      setInterval(() => {}, 1000);
       parentPort.postMessage('go');
     } else if (phase === 'ake') {
       parentPort.postMessage('go');
