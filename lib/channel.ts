@@ -4,7 +4,7 @@ import type { Contact } from './contact';
 import { ErrorCodes, OtrError } from './errors';
 import { CallbackFlag, ChannelOp, EffectKind } from './native';
 import { statusWord, type Status } from './status';
-import { hexToHuman, invalid, requireBoolean, requireInteger, requireText } from './validate';
+import { invalid, requireBoolean, requireInteger, requireText } from './validate';
 
 /** What onRead's third argument says about a message. */
 export interface ReadInfo {
@@ -431,7 +431,7 @@ export class Channel {
         o.onWrite(this, text ?? '');
         return;
       case EffectKind.Read: {
-        const fingerprint = typeof extra === 'string' ? hexToHuman(extra) : undefined;
+        const fingerprint = typeof extra === 'string' ? this.contact._humanFingerprint(extra) : undefined;
         o.onRead(this, text ?? '', { encrypted: (a & 1) === 1, instag: b, fingerprint, verified: (a & 2) === 2 });
         return;
       }

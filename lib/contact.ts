@@ -3,7 +3,7 @@ import { Channel, type ChannelOptions } from './channel';
 import { ErrorCodes, OtrError } from './errors';
 import { Fingerprint } from './fingerprint';
 import type { NativeContact } from './native';
-import { requireBoolean, requireName } from './validate';
+import { hexToHuman, requireBoolean, requireName } from './validate';
 
 /** How {@link Contact.forget} and eviction free a contact. */
 interface ForgetHow {
@@ -87,6 +87,11 @@ export class Contact {
   /** The contact's fingerprints: seen in an AKE, or given to {@link Account.contact}. */
   fingerprints(): Fingerprint[] {
     return [...this.#fingerprints.values()];
+  }
+
+  /** @internal A fingerprint's human form, from the one the contact has (no formatting per message). */
+  _humanFingerprint(hex: string): string {
+    return this.#fingerprints.get(hex)?.hash ?? hexToHuman(hex);
   }
 
   /** The fingerprint of the session now selected, if it has one. */
