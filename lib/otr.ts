@@ -219,7 +219,10 @@ export interface OTREvents {
    * while no call of the caller was pending. Without a listener it becomes a process warning.
    */
   error: [error: OtrError];
-  /** A contact was forgotten to stay within `maxContacts` (see {@link OTROptions.maxContacts}). */
+  /**
+   * A contact was freed by the library: to stay within `maxContacts`, after `idleSessionTimeout`,
+   * or because a rename took its name (it had nothing to lose). See {@link OTROptions.maxContacts}.
+   */
   contactEvicted: [contact: Contact];
   /**
    * With a shared store (PostgresStore): a contact's fingerprint was added, its trust changed
