@@ -65,7 +65,7 @@ async function measure(kind, run) {
   let userChannel;
   let received = 0;
   let wake;
-  const bridgeChannel = account._contactNow('user@example.net').channel({
+  const bridgeChannel = (await account.contact('user@example.net')).channel({
     onWrite: (_c, text) => userChannel.read(text),
     onRead: () => {},
   });
