@@ -297,7 +297,10 @@ test('20,000 names churned through a bridge with maxContacts: contacts and RSS s
   console.log(`# churn: ${names} names through maxContacts ${cap}: ${live} contacts live, ${evicted.length} evicted; RSS ${rssStart.toFixed(1)} → ${half.rss.toFixed(1)} (half way) → ${end.rss.toFixed(1)} MB; over the second ${names / 2} names: outside the JS heap ${grew >= 0 ? '+' : ''}${grew.toFixed(1)} MB, JS heap in use ${half.used.toFixed(1)} → ${end.used.toFixed(1)} MB`);
   assert.ok(live <= cap, `${live} contacts live, cap ${cap}`);
   assert.equal(evicted.length, names - live);
-  assert.ok(grew < 6, `native memory flat: +${grew.toFixed(1)} MB over ${names / 2} names`);
+  // Under ASan (scripts/asan-test.sh preloads its runtime) freed blocks wait in its quarantine
+  // and every block is padded: the figure read +3 to +9 MB there over the short form.
+  const limit = /asan/.test(process.env.LD_PRELOAD ?? '') ? 16 : 6;
+  assert.ok(grew < limit, `native memory flat: +${grew.toFixed(1)} MB over ${names / 2} names (limit ${limit})`);
   assert.ok(end.used - half.used < 4, `JS heap flat: ${half.used.toFixed(1)} → ${end.used.toFixed(1)} MB`);
   // The evicted are gone from the trust file too (their fingerprints were never verified).
   await otr.close();
