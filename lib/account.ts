@@ -87,7 +87,8 @@ export class Account {
       throw error;
     }
     await this.ctx._storeSettled();
-    return contact;
+    // Forgotten meanwhile (forget(), a rename taking the name): the name's contact now.
+    return contact._isForgotten ? this._contactFromNative(name) : contact;
   }
 
   /** The contact if it is known; never creates one. */
