@@ -84,7 +84,6 @@ export interface NativeStats {
   strands: number;
   contacts: number;
   tombstones: number;
-  boundIds: number;
   channels: number;
   sessions: number;
   userStates: number;

@@ -378,7 +378,6 @@ class Handle : public Napi::ObjectWrap<Handle> {
     set("strands", stats.strands);
     set("contacts", stats.contacts);
     set("tombstones", stats.tombstones);
-    set("boundIds", stats.boundIds);
     set("channels", stats.channels);
     set("sessions", stats.sessions);
     set("userStates", stats.userStates);

@@ -54,7 +54,6 @@ void Engine::OpenBudgetWindow(ChannelRecord& channel) {
   }
   channel.budgetSince = now;
   channel.budgetUsed = 0;
-  channel.budgetDropped = 0;
   channel.budgetReported = false;
 }
 
@@ -64,7 +63,6 @@ bool Engine::OverBudget(ChannelRecord& channel) {
 }
 
 void Engine::ReportOverBudget(CallScope& scope, ChannelRecord& channel) {
-  ++channel.budgetDropped;
   if (channel.budgetReported) return;
   channel.budgetReported = true;
   scope.effects.push_back(MakeEffect(
@@ -105,12 +103,11 @@ IncomingVerdict Engine::AdmitKeyWork(CallScope& scope, ChannelRecord& channel, c
   return verdict;
 }
 
-void Engine::ChargeAfterReceive(CallScope& scope, ChannelRecord& channel, uint32_t smpSteps, bool replied) {
+void Engine::ChargeAfterReceive(ChannelRecord& channel, uint32_t smpSteps, bool replied) {
   const uint32_t cost = smpSteps + (replied ? 1 : 0);
   if (cost == 0) return;
   OpenBudgetWindow(channel);
   channel.budgetUsed += cost;
-  (void)scope;
 }
 
 SmpGate::SmpGate(ConnContext* master, bool closed) {

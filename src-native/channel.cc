@@ -144,7 +144,7 @@ void Engine::Receive(CallScope& scope, Batch&, ChannelRecord& channel, const std
     ReportOverBudget(scope, channel);
     scope.repliesWithheld = 0;
   }
-  ChargeAfterReceive(scope, channel, scope.smpSteps - smpBefore, scope.repliesSent > 0);
+  ChargeAfterReceive(channel, scope.smpSteps - smpBefore, scope.repliesSent > 0);
   if (verdict.answersQuery && master == nullptr) master = MasterFor(channel);
   if (verdict.answersQuery && master != nullptr && master->auth.authstate == OTRL_AUTHSTATE_AWAITING_DHKEY) {
     ++channel.queriesAnswered;

@@ -61,7 +61,6 @@ struct ChannelRecord {
   // What the contact's messages made us do in the current window (see budget.cc).
   std::chrono::steady_clock::time_point budgetSince{};
   uint32_t budgetUsed = 0;
-  uint32_t budgetDropped = 0;  // messages dropped (or replies withheld) in this window
   bool budgetReported = false;
 };
 
@@ -200,10 +199,6 @@ class ContactIndex {
   bool TakeTombstone(const std::string& key) {
     std::unique_lock<std::shared_mutex> lock(mutex_);
     return tombstones_.erase(key) != 0;
-  }
-  size_t BoundIdCount() const {
-    std::shared_lock<std::shared_mutex> lock(mutex_);
-    return keyOfId_.size();
   }
   size_t TombstoneCount() const {
     std::shared_lock<std::shared_mutex> lock(mutex_);

@@ -160,7 +160,6 @@ struct EngineStats {
   uint64_t strands = 0;    // channels with jobs queued or running
   uint64_t contacts = 0;   // contacts libotr keeps contexts for
   uint64_t tombstones = 0; // names of freed private contacts (see forget.cc)
-  uint64_t boundIds = 0;   // JS Contact ids bound to a contact
   uint64_t channels = 0;
   uint64_t sessions = 0;   // encrypted sessions, as last reported to JS
   uint64_t userStates = 0; // the home state and the lenders made so far
@@ -290,7 +289,7 @@ class Engine : public TaskOwner {
   void EmitContactGone(CallScope& scope, const ContactRef& ref, uint64_t contactId);  // contacts.cc
   // budget.cc: before libotr sees a received message of `type`, and what it cost after.
   IncomingVerdict AdmitKeyWork(CallScope& scope, ChannelRecord& channel, const std::string& text, OtrlMessageType type);
-  void ChargeAfterReceive(CallScope& scope, ChannelRecord& channel, uint32_t smpSteps, bool replied);
+  void ChargeAfterReceive(ChannelRecord& channel, uint32_t smpSteps, bool replied);
   void OpenBudgetWindow(ChannelRecord& channel);
   bool OverBudget(ChannelRecord& channel);
   void ReportOverBudget(CallScope& scope, ChannelRecord& channel);

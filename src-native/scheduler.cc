@@ -335,7 +335,6 @@ EngineStats Engine::Stats() {
   }
   stats.contacts = index_.ContactCount();
   stats.tombstones = index_.TombstoneCount();
-  stats.boundIds = index_.BoundIdCount();
   stats.channels = index_.ChannelCount();
   stats.userStates = (us_ != nullptr ? 1 : 0) + lenders_.Count();
   stats.sessions = sessions_.load(std::memory_order_relaxed);
