@@ -215,6 +215,10 @@ export class Channel {
 
   /** @internal Calls queued and not yet settled. */
   _inFlight = 0;
+  /** @internal With a shared store: what calls wait for before they may act (see OTR._channelOp). */
+  _admission: Promise<void> | undefined;
+  /** @internal How many calls wait for `_admission`. */
+  _admissionWaiting = 0;
   /** @internal Why the channel is closed (the message of ERR_OTR_CLOSED), or undefined. */
   _closed: string | undefined;
 

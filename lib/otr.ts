@@ -230,8 +230,22 @@ export interface OTREvents {
    * (`origin: 'remote'`, once applied to this instance's live state).
    */
   trustChanged: [change: TrustChange];
-  /** With a PostgresStore: its lease connection is gone, and with it these contacts' leases (their channels are closed). */
-  leasesLost: [leases: Lease[]];
+  /**
+   * With a PostgresStore: this node gave these contacts' leases up — its lease connection was
+   * not confirmed within the renew deadline (before any other node can take them), or another
+   * node held them while this node was away. Their channels refuse calls with
+   * ERR_OTR_NOT_OWNER until `store.lease()` takes them again; those another node held
+   * meanwhile are closed (their sessions here are stale). See docs/MULTI-NODE.md.
+   */
+  leasesLost: [leases: Lease[], why: string];
+  /**
+   * With a PostgresStore: the lease connection broke (database restart, failover, network);
+   * calls for these contacts wait while the node reconnects by itself, until the renew
+   * deadline ('leasesLost') or until it is back ('leasesRestored').
+   */
+  leasesSuspended: [leases: Lease[], why: string];
+  /** With a PostgresStore: after every reconnection of the lease connection, the leases held again (maybe none): their sessions go on. */
+  leasesRestored: [leases: Lease[]];
 }
 
 /**
@@ -433,6 +447,14 @@ export class OTR extends EventEmitter<OTREvents> {
       for (const channel of this.#channels.values()) channel._stopRetries();
       const handle = this.#handle;
       const store = this.#store;
+      // With a shared store, the OTR disconnect goes only to contacts this node may act for now.
+      if (store && endSessions) {
+        for (const channel of [...this.#channels.values()]) {
+          if (!channel._closed && !store._mayAct(channel.account.name, channel.account.protocol, channel.contact.name)) {
+            channel._close(`the channel to ${channel.contact.name} is closed`, false, false).catch(() => {});
+          }
+        }
+      }
       const closed = handle
         ? this._call((job, h) => h.close(job, endSessions), true).then(
             () => this.#dispose(),
@@ -530,6 +552,31 @@ export class OTR extends EventEmitter<OTREvents> {
   /** @internal */
   _channelOp(channel: Channel, op: ChannelOp, text = '', data?: Buffer | string, number = 0): Promise<unknown> {
     if (channel._closed) return Promise.reject(new OtrError(ErrorCodes.CLOSED, channel._closed));
+    // With a shared store, a call acts for the contact only while this node's lease is
+    // confirmed; calls that wait keep their order, and later ones queue behind them.
+    const admitted = channel._admission ?? this.#store?._admit(channel.account.name, channel.account.protocol, channel.contact.name);
+    if (admitted) {
+      channel._admission = admitted;
+      channel._admissionWaiting++;
+      const done = () => {
+        if (--channel._admissionWaiting === 0) channel._admission = undefined;
+      };
+      return admitted.then(
+        () => {
+          done();
+          if (channel._closed) throw new OtrError(ErrorCodes.CLOSED, channel._closed);
+          return this.#submitOp(channel, op, text, data, number);
+        },
+        (error: unknown) => {
+          done();
+          throw error;
+        },
+      );
+    }
+    return this.#submitOp(channel, op, text, data, number);
+  }
+
+  #submitOp(channel: Channel, op: ChannelOp, text: string, data: Buffer | string | undefined, number: number): Promise<unknown> {
     if (this.#recent.delete(channel)) this.#recent.set(channel, performance.now());
     return this._call((job, handle) => handle.channelOp(job, channel._id, op, text, data, number), false, channel);
   }

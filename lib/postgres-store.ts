@@ -16,6 +16,7 @@ import { ErrorCodes, OtrError } from './errors';
 import { FileSetLock } from './lock';
 import type { NativeContact } from './native';
 import { OTR } from './otr';
+import { type Lease, type LeaseSession, LeaseKeeper } from './postgres-leases';
 import { Store, type StoreFiles, type TrustChange } from './store';
 import {
   parseFingerprints,
@@ -43,6 +44,7 @@ interface PgClient {
   connect(): Promise<void>;
   query(text: string, values?: unknown[]): Promise<PgResult>;
   end(): Promise<void>;
+  connection?: { stream?: { destroy?(): void } };
   on(event: 'notification', listener: (message: { channel: string; payload?: string }) => void): unknown;
   on(event: 'error' | 'end', listener: (error?: Error) => void): unknown;
 }
@@ -75,17 +77,7 @@ export interface PostgresStoreOptions {
   leaseTimeoutSeconds?: number;
 }
 
-/** A contact this node owns. */
-export interface Lease {
-  /** Our account's name. */
-  account: string;
-  /** Our account's protocol. */
-  protocol: string;
-  /** The contact owned. */
-  contact: string;
-  /** The node owning it (this one). */
-  node: string;
-}
+export type { Lease } from './postgres-leases';
 
 interface Notice {
   n: string; // node
@@ -97,7 +89,7 @@ interface Notice {
   d?: boolean; // forgotten
 }
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 function loadPg(): PgModule {
   try {
@@ -109,6 +101,15 @@ function loadPg(): PgModule {
 }
 
 const contactKey = (account: string, protocol: string, contact: string) => `${account}\0${protocol}\0${contact}`;
+
+// Whether a query failed because the connection did (not because of the statement): then it is
+// sent again on a new connection. SQLSTATE classes 08 (connection exception) and 57P (the
+// server shutting down or starting), or no SQLSTATE at all (a socket error).
+function connectionLost(error: unknown): boolean {
+  if (error instanceof OtrError) return false;
+  const code = (error as { code?: unknown })?.code;
+  return typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code) || code.startsWith('08') || code.startsWith('57P');
+}
 
 function storeError(what: string, error: unknown): OtrError {
   if (error instanceof OtrError) return error;
@@ -142,12 +143,12 @@ export class PostgresStore extends Store {
   readonly #connection: Record<string, unknown>;
   readonly #accounts: { name: string; protocol: string }[];
   readonly #workParent: string;
-  #writer: PgClient | undefined;
-  #session: PgClient | undefined;
+  #writer: Promise<PgClient> | undefined;
+  #keeper: LeaseKeeper | undefined;
   #workDir: WorkDir | undefined;
   #otr: OTR | undefined;
   #closed = false;
-  #broken: string | undefined;
+  #closing = false;
   // What the engine has for each contact (hex → trust): its changes are diffed against it.
   #mirror = new Map<string, Map<string, string>>();
   // What a remote change being applied will make the engine show (null: forgotten): not a local change.
@@ -155,9 +156,8 @@ export class PostgresStore extends Store {
   #pending = new Set<Promise<void>>();
   #applying: Promise<void> = Promise.resolve();
   #early: Notice[] = [];
-  #leases = new Map<string, Lease>();
-  #acquiring = new Map<string, Promise<Lease>>();
   #statements = 0;
+  #migrated = false;
 
   /** Checks the options and loads `pg`; connects only when opened (or on import/export). */
   constructor(options: PostgresStoreOptions) {
@@ -182,7 +182,7 @@ export class PostgresStore extends Store {
     this.#pg = loadPg();
   }
 
-  #table(name: 'accounts' | 'fingerprints' | 'schema'): string {
+  #table(name: 'accounts' | 'fingerprints' | 'schema' | 'leases'): string {
     return `"${this.prefix}${name}"`;
   }
 
@@ -197,37 +197,78 @@ export class PostgresStore extends Store {
     return [BigInt.asIntN(64, unsigned).toString(), Number(unsigned >> 32n), Number(unsigned & 0xffffffffn)];
   }
 
-  // A connection whose queries run one after the other (pg wants no query issued while one runs).
-  async #client(): Promise<PgClient> {
-    const client = new this.#pg.Client({ ...this.#connection, application_name: this.node });
-    await client.connect();
+  // A connection whose queries run one after the other (pg wants no query issued while one
+  // runs); `onSent` is called when a query's turn comes. A connection attempt gives up after
+  // the lease timeout unless the configuration says otherwise.
+  async #client(): Promise<PgClient & LeaseSession> {
+    const client = new this.#pg.Client({ connectionTimeoutMillis: this.leaseTimeoutSeconds * 1000, ...this.#connection, application_name: this.node });
+    // An error before anyone listens must not be thrown as an uncaught 'error' event.
+    client.on('error', () => {});
+    try {
+      await client.connect();
+    } catch (error) {
+      client.connection?.stream?.destroy?.();
+      throw error;
+    }
     let tail: Promise<unknown> = Promise.resolve();
     return {
       connect: () => client.connect(),
       end: () => client.end(),
       on: client.on.bind(client),
-      query: (text: string, values?: unknown[]) => {
+      destroy: () => {
+        client.connection?.stream?.destroy?.();
+        client.end().catch(() => {});
+      },
+      query: (text: string, values?: unknown[], onSent?: () => void) => {
         this.#statements++;
-        const run = tail.then(() => client.query(text, values));
+        const run = tail.then(() => {
+          onSent?.();
+          return client.query(text, values);
+        });
         tail = run.catch(() => {});
         return run;
       },
     };
   }
 
-  async #ensureWriter(): Promise<PgClient> {
-    if (this.#broken) throw new OtrError(ErrorCodes.STORE, `the store's database connection is gone (${this.#broken}): open the OTR again`);
+  // The connection for rows and pg_locks; made again after it breaks.
+  #ensureWriter(): Promise<PgClient> {
+    if (this.#closed) return Promise.reject(new OtrError(ErrorCodes.STORE, 'the store is closed'));
     if (!this.#writer) {
-      const writer = await this.#client();
-      writer.on('error', (error) => this.#lost(`writer: ${error?.message}`));
-      this.#writer = writer;
-      await this.#migrate(writer);
+      const made = this.#client().then(async (writer) => {
+        const drop = () => {
+          if (this.#writer === made) this.#writer = undefined;
+        };
+        writer.on('error', drop);
+        writer.on('end', drop);
+        await this.#migrate(writer);
+        return writer;
+      });
+      made.catch(() => {
+        if (this.#writer === made) this.#writer = undefined;
+      });
+      this.#writer = made;
     }
     return this.#writer;
   }
 
+  // A row-level statement on the writer. Idempotent statements only: one the connection lost
+  // before its answer is sent again once the database is back (backoff up to 5 s), until the
+  // store closes — a trust change made while the database restarts is stored, not dropped.
+  async #run(sql: string, values: unknown[]): Promise<PgResult> {
+    for (let wait = 100; ; wait = Math.min(wait * 2, 5000)) {
+      try {
+        return await (await this.#ensureWriter()).query(sql, values);
+      } catch (error) {
+        if (this.#closing || !connectionLost(error)) throw error;
+      }
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+  }
+
   /** Creates or upgrades this store's tables (done by every open; safe while other nodes run). */
   async #migrate(db: PgClient): Promise<void> {
+    if (this.#migrated) return;
     await db.query('BEGIN');
     try {
       await db.query('SELECT pg_advisory_xact_lock($1::bigint)', [this.#lockKey('schema')[0]]);
@@ -251,8 +292,17 @@ export class PostgresStore extends Store {
           PRIMARY KEY (account, protocol, contact, fingerprint))`);
         version = 1;
       }
+      if (version < 2) {
+        // The fencing tokens: one row per contact ever leased, its token one more at every new owner.
+        await db.query(`CREATE TABLE ${this.#table('leases')} (
+          account text NOT NULL, protocol text NOT NULL, contact text NOT NULL,
+          token bigint NOT NULL, node text NOT NULL, taken_at timestamptz NOT NULL DEFAULT now(),
+          PRIMARY KEY (account, protocol, contact))`);
+        version = 2;
+      }
       await db.query(`UPDATE ${this.#table('schema')} SET version = $1`, [version]);
       await db.query('COMMIT');
+      this.#migrated = true;
     } catch (error) {
       await db.query('ROLLBACK').catch(() => {});
       throw storeError('cannot create the store tables', error);
@@ -261,22 +311,23 @@ export class PostgresStore extends Store {
 
   /** @internal */
   async _open(): Promise<StoreFiles> {
-    if (this.#session || this.#closed) throw new OtrError(ErrorCodes.STORE, 'a PostgresStore serves one OTR instance: make a new one');
+    if (this.#keeper || this.#closed) throw new OtrError(ErrorCodes.STORE, 'a PostgresStore serves one OTR instance: make a new one');
     try {
       const db = await this.#ensureWriter();
-      const session = await this.#client();
-      this.#session = session;
-      session.on('error', (error) => this.#lost(`lease connection: ${error?.message}`));
-      session.on('end', () => this.#lost('lease connection ended'));
-      session.on('notification', (message) => this.#notified(message.payload));
-      // A node that vanishes without a word loses its leases when the server gives up on it.
-      const t = this.leaseTimeoutSeconds;
-      await session.query(`SET tcp_keepalives_idle = ${Math.max(1, Math.floor(t / 2))}`);
-      await session.query(`SET tcp_keepalives_interval = ${Math.max(1, Math.floor(t / 6))}`);
-      await session.query('SET tcp_keepalives_count = 3');
-      await session.query(`SET tcp_user_timeout = ${t * 1000}`);
+      this.#keeper = new LeaseKeeper({
+        node: this.node,
+        timeoutSeconds: this.leaseTimeoutSeconds,
+        table: this.#table('leases'),
+        lockKey: (l) => this.#lockKey(`contact\0${contactKey(l.account, l.protocol, l.contact)}`)[0],
+        connect: (broken) => this.#openLeaseConnection(broken),
+        lost: (leases, why) => this.#leasesLost(leases, why),
+        taken: (leases) => this.#leasesTaken(leases),
+        restored: (leases) => this.#otrEmit('leasesRestored', leases),
+        suspended: (leases, why) => this.#otrEmit('leasesSuspended', leases, why),
+        reconnected: () => this.#reconnected(),
+      });
       // Listening before reading the rows: no change made meanwhile is missed.
-      await session.query(`LISTEN "${this.#channel}"`);
+      await this.#keeper.open();
 
       const { rows: have } = await db.query(`SELECT account, protocol FROM ${this.#table('accounts')}`);
       const missing = this.#accounts.filter((a) => !have.some((r) => r.account === a.name && r.protocol === a.protocol));
@@ -359,11 +410,19 @@ export class PostgresStore extends Store {
 
   /** @internal */
   override _requireOwner(account: string, protocol: string, contact: string): void {
-    if (this.#leases.has(contactKey(account, protocol, contact))) return;
-    throw new OtrError(
-      ErrorCodes.NOT_OWNER,
-      `this node (${this.node}) does not hold the lease of ${contact} (${account}, ${protocol}): await store.lease(account, protocol, contact) before opening its channel`,
-    );
+    if (!this.#keeper) throw new OtrError(ErrorCodes.STORE, 'the store is not open');
+    this.#keeper.requireOwner({ account, protocol, contact });
+  }
+
+  /** @internal */
+  override _admit(account: string, protocol: string, contact: string): Promise<void> | undefined {
+    if (!this.#keeper) return Promise.reject(new OtrError(ErrorCodes.STORE, 'the store is not open'));
+    return this.#keeper.admit({ account, protocol, contact });
+  }
+
+  /** @internal */
+  override _mayAct(account: string, protocol: string, contact: string): boolean {
+    return this.#keeper?.mayAct({ account, protocol, contact }) ?? false;
   }
 
   // ---- fingerprints and trust: local changes out ----
@@ -412,8 +471,7 @@ export class PostgresStore extends Store {
           : `WITH row AS (DELETE FROM ${fp} WHERE account = $1 AND protocol = $2 AND contact = $3 AND fingerprint = $4
                RETURNING *, $8::text AS unused) ${notify}`;
     const values = [state.account, state.protocol, state.username, hex, this.node, this.#channel, kind === 'forget', trust];
-    const done = this.#ensureWriter()
-      .then((db) => db.query(sql, values))
+    const done = this.#run(sql, values)
       .then(({ rowCount }) => {
         if (rowCount === 1 && kind !== 'seen') {
           this.#emit({ account: state.account, protocol: state.protocol, contact: state.username, fingerprint: hexToHuman(hex), trust, verified: trust !== '', forgotten: kind === 'forget', origin: 'local', node: this.node });
@@ -440,15 +498,12 @@ export class PostgresStore extends Store {
     this.#mirror.delete(fromKey);
     if (rows) this.#mirror.set(contactKey(account, protocol, to), rows);
     const fp = this.#table('fingerprints');
-    const done = this.#ensureWriter()
-      .then((db) =>
-        db.query(
-          `WITH moved AS (DELETE FROM ${fp} WHERE account = $1 AND protocol = $2 AND contact = $3 RETURNING *)
-           INSERT INTO ${fp} (account, protocol, contact, fingerprint, trust, changed_by)
-           SELECT account, protocol, $4, fingerprint, trust, $5 FROM moved ON CONFLICT DO NOTHING`,
-          [account, protocol, from, to, this.node],
-        ),
-      )
+    const done = this.#run(
+      `WITH moved AS (DELETE FROM ${fp} WHERE account = $1 AND protocol = $2 AND contact = $3 RETURNING *)
+       INSERT INTO ${fp} (account, protocol, contact, fingerprint, trust, changed_by)
+       SELECT account, protocol, $4, fingerprint, trust, $5 FROM moved ON CONFLICT DO NOTHING`,
+      [account, protocol, from, to, this.node],
+    )
       .then(() => undefined)
       .catch((error: unknown) => {
         const failure = storeError(`cannot move ${from}'s fingerprints to ${to}`, error);
@@ -512,17 +567,86 @@ export class PostgresStore extends Store {
     this.#emit({ account: notice.a, protocol: notice.p, contact: notice.c, fingerprint: hexToHuman(notice.f), trust: notice.t, verified: notice.t !== '', forgotten: notice.d === true, origin: 'remote', node: notice.n });
   }
 
+  // After a reconnection: notifications sent while this node was away are lost, so the whole
+  // table is compared with what the engine has, and every difference applied as a change.
+  #resyncAll(): void {
+    const done = this.#run(`SELECT account, protocol, contact, fingerprint, trust, changed_by FROM ${this.#table('fingerprints')}`, []).then(({ rows }) => {
+      const seen = new Set<string>();
+      for (const row of rows) {
+        const key = contactKey(String(row.account), String(row.protocol), String(row.contact));
+        seen.add(`${key}\0${row.fingerprint}`);
+        const current = this.#mirror.get(key)?.get(String(row.fingerprint));
+        if (current !== undefined && (current !== '') === (row.trust !== '')) continue;
+        this.#queueApply({ n: String(row.changed_by), a: String(row.account), p: String(row.protocol), c: String(row.contact), f: String(row.fingerprint), t: String(row.trust) });
+      }
+      for (const [key, known] of this.#mirror) {
+        const [a, p, c] = key.split('\0');
+        for (const f of known.keys()) if (!seen.has(`${key}\0${f}`)) this.#queueApply({ n: '', a, p, c, f, t: '', d: true });
+      }
+    });
+    this.#track(done.catch((error: unknown) => this.#otr?._report(storeError('cannot read the trust changes made while this node was away', error))));
+  }
+
   #emit(change: TrustChange): void {
     const otr = this.#otr;
     if (otr && !otr.closed) otr.emit('trustChanged', change);
   }
 
-  // ---- one owner per contact ----
+  // ---- one owner per contact (the leases themselves: postgres-leases.ts) ----
+
+  // A lease connection: keepalives from the lease timeout, and the NOTIFY channel listened to.
+  async #openLeaseConnection(broken: (why: string) => void): Promise<LeaseSession> {
+    const session = await this.#client();
+    session.on('error', (error) => broken(`lease connection: ${error?.message}`));
+    session.on('end', () => broken('lease connection ended'));
+    session.on('notification', (message) => this.#notified(message.payload));
+    try {
+      // A node that vanishes without a word loses its leases when the server gives up on it:
+      // no sooner than t seconds after it last heard from the node (docs/MULTI-NODE.md).
+      const t = this.leaseTimeoutSeconds;
+      const interval = Math.max(1, Math.floor(t / 6));
+      await session.query(`SET tcp_keepalives_idle = ${Math.max(1, t - 3 * interval)}`);
+      await session.query(`SET tcp_keepalives_interval = ${interval}`);
+      await session.query('SET tcp_keepalives_count = 3');
+      await session.query(`SET tcp_user_timeout = ${t * 1000}`);
+      await session.query(`LISTEN "${this.#channel}"`);
+    } catch (error) {
+      session.destroy();
+      throw error;
+    }
+    return session;
+  }
+
+  #otrEmit(event: 'leasesRestored' | 'leasesSuspended' | 'leasesLost', leases: Lease[], why?: string): void {
+    const otr = this.#otr;
+    if (!otr || otr.closed) return;
+    if (event === 'leasesRestored') otr.emit(event, leases);
+    else otr.emit(event, leases, why ?? '');
+  }
+
+  // Given up at the renew deadline, or found taken on reconnection: the channels stay open and
+  // refuse calls (ERR_OTR_NOT_OWNER) until the lease is taken again or they are closed.
+  #leasesLost(leases: Lease[], why: string): void {
+    this.#otr?._report(new OtrError(ErrorCodes.STORE, `this node (${this.node}) gave up ${leases.length} leases (${why}): their channels refuse calls until the leases are taken again`));
+    this.#otrEmit('leasesLost', leases, why);
+  }
+
+  // Another node held these contacts meanwhile: this node's sessions with them are stale.
+  #leasesTaken(leases: Lease[]): void {
+    for (const lease of leases) {
+      this.#otr?.findAccount(lease.account, lease.protocol)?.findContact(lease.contact)?.existingChannel?.close().catch(() => {});
+    }
+  }
+
+  #reconnected(): void {
+    this.#resyncAll();
+  }
 
   /**
-   * Takes the contact's lease for this node (a session advisory lock on the lease
-   * connection). Rejects with ERR_OTR_CONTACT_OWNED (error.owner: the owning node) when
-   * another node holds it and it did not come free within `waitMs` (default 0: no waiting).
+   * Takes the contact's lease for this node (a session advisory lock on the lease connection,
+   * and the contact's fencing token one more). Rejects with ERR_OTR_CONTACT_OWNED (error.owner:
+   * the owning node) when another node holds it and it did not come free within `waitMs`
+   * (default 0: no waiting), and with ERR_OTR_STORE while the lease connection reconnects.
    */
   lease(account: string, protocol: string, contact: string, { waitMs = 0 }: { waitMs?: number } = {}): Promise<Lease> {
     try {
@@ -530,46 +654,13 @@ export class PostgresStore extends Store {
       requireName('protocol', protocol);
       requireName('contact', contact);
       requireInteger('waitMs', waitMs, 0, 0x7fffffff);
+      if (!this.#keeper) throw new OtrError(ErrorCodes.STORE, 'the store is not open: OTR.open({ store }) first');
     } catch (error) {
       return Promise.reject(error);
     }
-    const key = contactKey(account, protocol, contact);
-    const held = this.#leases.get(key);
-    if (held) return Promise.resolve(held);
-    let acquiring = this.#acquiring.get(key);
-    if (!acquiring) {
-      acquiring = this.#acquire(key, { account, protocol, contact, node: this.node }, waitMs);
-      this.#acquiring.set(key, acquiring);
-      const done = () => this.#acquiring.delete(key);
-      acquiring.then(done, done);
-    }
-    return acquiring;
-  }
-
-  async #acquire(key: string, lease: Lease, waitMs: number): Promise<Lease> {
-    const deadline = Date.now() + waitMs;
-    const [lock] = this.#lockKey(`contact\0${key}`);
-    for (;;) {
-      const session = this.#requireSession();
-      const { rows } = await session.query('SELECT pg_try_advisory_lock($1::bigint) AS ok', [lock]).catch((error: unknown) => {
-        throw storeError('cannot take a lease', error);
-      });
-      if (rows[0].ok === true) {
-        this.#leases.set(key, lease);
-        return lease;
-      }
-      const owner = await this.owner(lease.account, lease.protocol, lease.contact);
-      const left = deadline - Date.now();
-      if (left <= 0) {
-        const error = new OtrError(
-          ErrorCodes.CONTACT_OWNED,
-          `${lease.contact} (${lease.account}, ${lease.protocol}) is owned by node ${owner ?? '(just released)'}: route its messages to that node, or retry once it releases the contact or dies`,
-        );
-        throw Object.assign(error, { owner });
-      }
-      // Released locks are not announced (a dead node cannot announce): ask again shortly.
-      await new Promise((resolve) => setTimeout(resolve, Math.min(100, left)));
-    }
+    return this.#keeper.acquire({ account, protocol, contact }, waitMs, () => this.owner(account, protocol, contact)).catch((error: unknown) => {
+      throw storeError('cannot take a lease', error);
+    });
   }
 
   /** The node holding the contact's lease now, if any. */
@@ -587,13 +678,9 @@ export class PostgresStore extends Store {
 
   /** Closes the contact's channel (its sessions end here) and gives its lease up. */
   async release(account: string, protocol: string, contact: string): Promise<void> {
-    const key = contactKey(account, protocol, contact);
-    if (!this.#leases.has(key)) return;
     const channel = this.#otr?.findAccount(account, protocol)?.findContact(contact)?.existingChannel;
     if (channel) await channel.close().catch(() => {});
-    this.#leases.delete(key);
-    const [lock] = this.#lockKey(`contact\0${key}`);
-    await this.#requireSession().query('SELECT pg_advisory_unlock($1::bigint)', [lock]);
+    await this.#keeper?.release({ account, protocol, contact });
   }
 
   /** SQL statements this store has sent so far (all connections): what a workload costs the database. */
@@ -601,42 +688,30 @@ export class PostgresStore extends Store {
     return this.#statements;
   }
 
-  /** The contacts this node owns. */
+  /** The contacts this node owns (on a live lease connection, or on hold while it reconnects). */
   leases(): Lease[] {
-    return [...this.#leases.values()];
+    return this.#keeper?.leases() ?? [];
   }
 
-  #requireSession(): PgClient {
-    if (this.#broken || !this.#session) {
-      throw new OtrError(ErrorCodes.STORE, `the store's lease connection is gone${this.#broken ? ` (${this.#broken})` : ''}: open the OTR again`);
-    }
-    return this.#session;
-  }
-
-  // The lease connection (or the writer) is gone: the leases went with it, so the channels go too.
-  #lost(why: string): void {
-    if (this.#closed || this.#broken) return;
-    this.#broken = why;
-    const lost = this.leases();
-    this.#leases.clear();
-    const otr = this.#otr;
-    if (!otr) return;
-    for (const lease of lost) otr.findAccount(lease.account, lease.protocol)?.findContact(lease.contact)?.existingChannel?.close().catch(() => {});
-    otr._report(new OtrError(ErrorCodes.STORE, `the store's database connection is gone (${why}): this node's ${lost.length} leases are lost and their channels closed; open the OTR again`));
-    otr.emit('leasesLost', lost);
+  /**
+   * When the lease connection was last confirmed (ms since the epoch): the node acts for its
+   * contacts only while this is younger than two thirds of `leaseTimeoutSeconds`.
+   */
+  get confirmedAt(): number {
+    return this.#keeper?.confirmedAt ?? 0;
   }
 
   /** @internal */
   override async _close(): Promise<void> {
     if (this.#closed) return;
+    this.#closing = true;
     await this._settled().catch(() => {});
     await this.#applying;
     this.#closed = true;
-    this.#leases.clear();
-    const clients = [this.#session, this.#writer];
-    this.#session = undefined;
+    this.#keeper?.close();
+    const writer = this.#writer;
     this.#writer = undefined;
-    await Promise.all(clients.map((c) => c?.end().catch(() => {})));
+    await writer?.then((w) => w.end()).catch(() => {});
     this.#workDir?.remove();
     this.#workDir = undefined;
   }

@@ -63,6 +63,17 @@ export abstract class Store {
   }
   /** @internal Throws unless this node may open a channel to the contact. */
   _requireOwner(_account: string, _protocol: string, _contact: string): void {}
+  /**
+   * @internal Before a call acts for the contact: undefined to go on now, or a promise that
+   * resolves when it may (rejects when it may not).
+   */
+  _admit(_account: string, _protocol: string, _contact: string): Promise<void> | undefined {
+    return undefined;
+  }
+  /** @internal Whether the node may act for the contact right now. */
+  _mayAct(_account: string, _protocol: string, _contact: string): boolean {
+    return true;
+  }
   /** @internal Throws unless this store can make a key for an account on demand. */
   _allowsNewAccount(_name: string, _protocol: string): void {}
   /** @internal After the OTR closed. */

@@ -10,13 +10,25 @@ let remoteChanges = 0;
 const waiters = [];
 
 const send = (message) => process.send?.(message);
+let routerOfAccount;
+const router = () => (routerOfAccount ??= account.router(routedCallbacks()));
 
 function callbacks(contact) {
   return {
-    onWrite: (_c, text) => send({ event: 'write', contact, text }),
-    onRead: (_c, text) => send({ event: 'read', contact, text }),
+    onWrite: (_c, text) => send({ event: 'write', contact, text, confirmedAt: store.confirmedAt, at: Date.now() }),
+    onRead: (_c, text) => send({ event: 'read', contact, text, confirmedAt: store.confirmedAt, at: Date.now() }),
     onGoneSecure: () => send({ event: 'secure', contact }),
     onEvent: (_c, code) => send({ event: 'otrEvent', contact, code }),
+  };
+}
+
+function routedCallbacks() {
+  const of = (channel) => callbacks(channel.contact.name);
+  return {
+    onWrite: (c, text) => of(c).onWrite(c, text),
+    onRead: (c, text) => of(c).onRead(c, text),
+    onGoneSecure: (c) => of(c).onGoneSecure(c),
+    onEvent: (c, code) => of(c).onEvent(c, code),
   };
 }
 
@@ -25,7 +37,9 @@ const commands = {
     store = new PostgresStore({ connection, prefix, node, accounts, leaseTimeoutSeconds, workDir });
     otr = await OTR.open({ store });
     otr.on('error', (error) => send({ event: 'error', code: error.code, message: error.message }));
-    otr.on('leasesLost', (leases) => send({ event: 'leasesLost', contacts: leases.map((l) => l.contact) }));
+    otr.on('leasesLost', (leases, why) => send({ event: 'leasesLost', contacts: leases.map((l) => l.contact), why, at: Date.now() }));
+    otr.on('leasesSuspended', (leases, why) => send({ event: 'leasesSuspended', contacts: leases.map((l) => l.contact), why, at: Date.now() }));
+    otr.on('leasesRestored', (leases) => send({ event: 'leasesRestored', contacts: leases.map((l) => l.contact), at: Date.now() }));
     otr.on('trustChanged', (change) => {
       if (change.origin !== 'remote') return;
       remoteChanges++;
@@ -36,7 +50,11 @@ const commands = {
     return { fingerprint: account.fingerprint, instag: account.instanceTag, keysGenerated: store.keysGenerated };
   },
   async lease({ contact, waitMs }) {
-    return store.lease(account.name, account.protocol, contact, { waitMs });
+    const lease = await store.lease(account.name, account.protocol, contact, { waitMs });
+    return { ...lease, at: Date.now() };
+  },
+  leases() {
+    return store.leases().map((l) => l.contact);
   },
   async release({ contact }) {
     await store.release(account.name, account.protocol, contact);
@@ -46,11 +64,13 @@ const commands = {
     if (start) await channel.init();
     return true;
   },
+  // Through a router, as a bridge calls them: a contact whose channel is gone is ERR_OTR_NOT_OWNER
+  // unless this node holds its lease.
   async read({ contact, text }) {
-    await account.findContact(contact).existingChannel.read(text);
+    await router().read(contact, text);
   },
   async write({ contact, text }) {
-    await account.findContact(contact).existingChannel.write(text);
+    await router().write(contact, text);
   },
   async trust({ contact, hex, verified }) {
     const c = await account.contact(contact, hex, verified);
