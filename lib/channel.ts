@@ -4,7 +4,7 @@ import type { Contact } from './contact';
 import { ErrorCodes, OtrError } from './errors';
 import { CallbackFlag, ChannelOp, EffectKind } from './native';
 import { statusWord, type Status } from './status';
-import { invalid, requireBoolean, requireInteger, requireText } from './validate';
+import { describe, invalid, rejectUnknownOptions, requireBoolean, requireInteger, requireText } from './validate';
 
 /** What onRead's third argument says about a message. */
 export interface ReadInfo {
@@ -95,7 +95,15 @@ const CALLBACKS = [
   'onWrite', 'onRead', 'onGoneSecure', 'onGoneInsecure', 'onStillSecure', 'onUnverifiedFingerprint', 'onUnverifiedInstance',
   'onSymkey', 'onTimer', 'onSmp', 'onError', 'onEvent', 'onSmpEvent', 'onBeforeEncrypt',
   'onAfterDecrypt', 'onIsContactLoggedIn', 'onQueryResult',
-] as const;
+] as const satisfies (keyof ChannelOptions)[];
+
+// Every option name, checked against the interface: a misspelt one (`onSmpEvnt`) is refused, not ignored.
+const CHANNEL_OPTION_NAMES = Object.keys({
+  policy: true, maxMessageSize: true, lineBased: true, queryText: true, queryRetries: true, queryRetryInterval: true,
+  onWrite: true, onRead: true, onQueryResult: true, onGoneSecure: true, onGoneInsecure: true, onStillSecure: true,
+  onUnverifiedFingerprint: true, onUnverifiedInstance: true, onSymkey: true, onTimer: true, onSmp: true, onError: true,
+  onEvent: true, onSmpEvent: true, onBeforeEncrypt: true, onAfterDecrypt: true, onIsContactLoggedIn: true,
+} satisfies Record<keyof ChannelOptions, true>);
 
 // Transports where a line break ends the message (the rest would be a command, or chat).
 const LINE_BASED_PROTOCOLS = new Set(['prpl-irc']);
@@ -152,23 +160,14 @@ export class Channel {
 
   /** @internal */
   constructor(contact: Contact, options: ChannelOptions) {
-    if (options === null || typeof options !== 'object') throw invalid('channel options must be an object');
-    for (const name of CALLBACKS) {
-      const callback = options[name];
-      if (callback !== undefined && typeof callback !== 'function') throw invalid(`${name} must be a function`);
-    }
-    if (!options.onWrite) throw new OtrError(ErrorCodes.MISSING_CALLBACK, 'onWrite is required: it delivers wire messages to the contact');
-    if (!options.onRead) throw new OtrError(ErrorCodes.MISSING_CALLBACK, 'onRead is required: it receives messages for the user');
-    this.policy = requireInteger('policy', options.policy ?? Policy.OPPORTUNISTIC, 0, 0x7f);
-    const size = requireInteger('maxMessageSize', options.maxMessageSize ?? MAX_MESSAGE_SIZE_BY_PROTOCOL[contact.account.protocol] ?? 0, 0, 0x7fffffff);
-    if (size !== 0 && size <= FRAGMENT_OVERHEAD) {
-      throw invalid(`maxMessageSize must be 0 (no fragmentation) or more than ${FRAGMENT_OVERHEAD}, the OTR fragment header; got ${size}`);
-    }
+    const settings = channelSettings(options, contact.account.protocol, 'contact.channel()');
+    this.policy = settings.policy;
+    const size = settings.maxMessageSize;
     this.maxMessageSize = size;
-    this.lineBased = options.lineBased === undefined ? LINE_BASED_PROTOCOLS.has(contact.account.protocol) : requireBoolean('lineBased', options.lineBased);
-    this.queryRetries = requireInteger('queryRetries', options.queryRetries ?? 2, 0, 100);
-    this.queryRetryInterval = requireInteger('queryRetryInterval', options.queryRetryInterval ?? 10_000, 1, 0x7fffffff);
-    if (options.queryText !== undefined) this.#queryText = requireText('queryText', options.queryText, { allowEmpty: true });
+    this.lineBased = settings.lineBased;
+    this.queryRetries = settings.queryRetries;
+    this.queryRetryInterval = settings.queryRetryInterval;
+    this.#queryText = settings.queryText;
     this.contact = contact;
     this.account = contact.account;
     this._options = { ...options };
@@ -350,7 +349,7 @@ export class Channel {
     let data: Buffer;
     if (typeof useFor === 'string') data = Buffer.from(useFor, 'utf8');
     else if (useFor instanceof Uint8Array) data = Buffer.from(useFor);
-    else throw invalid('useFor must be a string or a Uint8Array');
+    else throw invalid(`useFor must be a string or a Uint8Array, got ${describe(useFor)}`);
     return (await this.#op(ChannelOp.Symkey, '', data, use)) as Buffer;
   }
 
@@ -399,7 +398,7 @@ export class Channel {
    * only for the caller's mistakes: input that is not a string, a closed channel.
    */
   read(input: string): Promise<void> {
-    if (typeof input !== 'string') return Promise.reject(invalid(`input must be a string, got ${typeof input}`));
+    if (typeof input !== 'string') return Promise.reject(invalid(`input must be a string, got ${describe(input)}`));
     const dropped = refusedIncoming(input, this.account.ctx.limits.maxIncomingSize);
     if (dropped) return this.#op(ChannelOp.Dropped, dropped[1], undefined, dropped[0]) as Promise<void>;
     this.#syncQueryText();
@@ -479,6 +478,33 @@ export class Channel {
   }
 }
 
+/**
+ * @internal Checks channel options (for `protocol`'s defaults) as the channel will use them:
+ * unknown names, callbacks that are not functions, values out of range. `what` names the call.
+ */
+export function channelSettings(options: ChannelOptions, protocol: string, what: string) {
+  if (options === null || typeof options !== 'object') throw invalid(`${what} options must be an object, got ${describe(options)}`);
+  rejectUnknownOptions(what, options, CHANNEL_OPTION_NAMES);
+  for (const name of CALLBACKS) {
+    const callback = options[name];
+    if (callback !== undefined && typeof callback !== 'function') throw invalid(`${name} must be a function, got ${describe(callback)}`);
+  }
+  if (!options.onWrite) throw new OtrError(ErrorCodes.MISSING_CALLBACK, 'onWrite is required: it delivers wire messages to the contact');
+  if (!options.onRead) throw new OtrError(ErrorCodes.MISSING_CALLBACK, 'onRead is required: it receives messages for the user');
+  const maxMessageSize = requireInteger('maxMessageSize', options.maxMessageSize ?? MAX_MESSAGE_SIZE_BY_PROTOCOL[protocol] ?? 0, 0, 0x7fffffff);
+  if (maxMessageSize !== 0 && maxMessageSize <= FRAGMENT_OVERHEAD) {
+    throw invalid(`maxMessageSize must be 0 (no fragmentation) or more than ${FRAGMENT_OVERHEAD}, the OTR fragment header; got ${maxMessageSize}`);
+  }
+  return {
+    policy: requireInteger('policy', options.policy ?? Policy.OPPORTUNISTIC, 0, 0x7f),
+    maxMessageSize,
+    lineBased: options.lineBased === undefined ? LINE_BASED_PROTOCOLS.has(protocol) : requireBoolean('lineBased', options.lineBased),
+    queryRetries: requireInteger('queryRetries', options.queryRetries ?? 2, 0, 100),
+    queryRetryInterval: requireInteger('queryRetryInterval', options.queryRetryInterval ?? 10_000, 1, 0x7fffffff),
+    queryText: options.queryText === undefined ? undefined : requireText('queryText', options.queryText, { allowEmpty: true }),
+  };
+}
+
 // Why a received message never reaches libotr, as [the event, its text]; undefined if it may.
 // Checked before the text is copied into native memory: a huge string costs a length check.
 function refusedIncoming(input: string, maxBytes: number): [MessageEvent, string] | undefined {
@@ -493,5 +519,5 @@ function refusedIncoming(input: string, maxBytes: number): [MessageEvent, string
 }
 
 function requireSecret(answer: unknown): void {
-  if (typeof answer !== 'string' || answer.length === 0) throw invalid('the SMP answer must be a non-empty string');
+  if (typeof answer !== 'string' || answer.length === 0) throw invalid(`the SMP answer must be a non-empty string, got ${describe(answer)}`);
 }

@@ -3,7 +3,7 @@ import { Channel, type ChannelOptions } from './channel';
 import { ErrorCodes, OtrError } from './errors';
 import { Fingerprint } from './fingerprint';
 import type { NativeContact } from './native';
-import { hexToHuman, requireBoolean, requireName } from './validate';
+import { describe, hexToHuman, invalid, rejectUnknownOptions, requireBoolean, requireName } from './validate';
 
 /** How {@link Contact.forget} and eviction free a contact. */
 interface ForgetHow {
@@ -110,9 +110,12 @@ export class Contact {
    * every passing nickname. Fingerprints that stay are shown under the name by a new Contact
    * object (as a restart would show them); account.contact(name) gives it.
    */
-  forget({ unverifiedFingerprints = false }: { unverifiedFingerprints?: boolean } = {}): Promise<void> {
+  forget(options: { unverifiedFingerprints?: boolean } = {}): Promise<void> {
+    let unverifiedFingerprints: boolean;
     try {
-      requireBoolean('unverifiedFingerprints', unverifiedFingerprints);
+      if (options === null || typeof options !== 'object') throw invalid(`contact.forget() options must be an object, got ${describe(options)}`);
+      rejectUnknownOptions('contact.forget()', options, ['unverifiedFingerprints']);
+      unverifiedFingerprints = requireBoolean('unverifiedFingerprints', options.unverifiedFingerprints ?? false);
       this.account.ctx._ensureOpen();
     } catch (error) {
       return Promise.reject(error);

@@ -24,7 +24,7 @@ import {
 } from './native';
 import type { Lease } from './postgres-store';
 import type { Store, TrustChange } from './store';
-import { requireBoolean, requireInteger, requireName, requireText } from './validate';
+import { describe, rejectUnknownOptions, requireBoolean, requireInteger, requireName, requireText } from './validate';
 
 /** Where an {@link OTR} instance keeps its files (libotr's formats, as Pidgin writes them). */
 export interface OTROptions {
@@ -156,6 +156,25 @@ export interface CloseOptions {
   /** Tell every contact in an encrypted session that we are leaving (through onWrite) first. */
   endSessions?: boolean;
 }
+
+// Every option name, checked against the interfaces: a misspelt one is refused, not ignored.
+const OTR_OPTION_NAMES = Object.keys({
+  privkeysFile: true,
+  contactsFile: true,
+  instanceTagsFile: true,
+  queryText: true,
+  maxInstancesPerContact: true,
+  maxFragmentedSize: true,
+  maxIncomingSize: true,
+  maxKeyWorkPerContact: true,
+  keyWorkWindow: true,
+  maxContacts: true,
+  idleSessionTimeout: true,
+  evictUnverifiedFingerprints: true,
+  threads: true,
+} satisfies Record<keyof OTROptions, true>) as (keyof OTROptions)[];
+const OPEN_OPTION_NAMES: (keyof OpenOptions)[] = [...OTR_OPTION_NAMES, 'store'];
+const CLOSE_OPTION_NAMES = Object.keys({ endSessions: true } satisfies Record<keyof CloseOptions, true>);
 
 const MiB = 1024 * 1024;
 
@@ -300,7 +319,8 @@ export class OTR extends EventEmitter<OTREvents> {
    * and trust. Without a store it is `new OTR(options)`.
    */
   static async open(options: OpenOptions = {}): Promise<OTR> {
-    if (options === null || typeof options !== 'object') throw new OtrError(ErrorCodes.INVALID_ARGUMENT, 'options must be an object');
+    if (options === null || typeof options !== 'object') throw new OtrError(ErrorCodes.INVALID_ARGUMENT, `OTR.open() options must be an object, got ${describe(options)}`);
+    rejectUnknownOptions('OTR.open()', options, OPEN_OPTION_NAMES);
     const { store, ...rest } = options;
     if (store === undefined) return new OTR(rest);
     if (rest.privkeysFile !== undefined || rest.contactsFile !== undefined || rest.instanceTagsFile !== undefined) {
@@ -331,7 +351,8 @@ export class OTR extends EventEmitter<OTREvents> {
    */
   constructor(options: OTROptions = {}) {
     super();
-    if (options === null || typeof options !== 'object') throw new OtrError(ErrorCodes.INVALID_ARGUMENT, 'options must be an object');
+    if (options === null || typeof options !== 'object') throw new OtrError(ErrorCodes.INVALID_ARGUMENT, `new OTR() options must be an object, got ${describe(options)}`);
+    rejectUnknownOptions('new OTR()', options, OTR_OPTION_NAMES);
     this.privkeysFile = requireText('privkeysFile', options.privkeysFile ?? 'otr.private_key');
     this.contactsFile = requireText('contactsFile', options.contactsFile ?? 'otr.fingerprints');
     this.instanceTagsFile = requireText('instanceTagsFile', options.instanceTagsFile ?? 'otr.instance_tags');
@@ -439,7 +460,8 @@ export class OTR extends EventEmitter<OTREvents> {
     if (!this.#closing) {
       let endSessions: boolean;
       try {
-        if (options === null || typeof options !== 'object') throw new OtrError(ErrorCodes.INVALID_ARGUMENT, 'close options must be an object');
+        if (options === null || typeof options !== 'object') throw new OtrError(ErrorCodes.INVALID_ARGUMENT, `otr.close() options must be an object, got ${describe(options)}`);
+        rejectUnknownOptions('otr.close()', options, CLOSE_OPTION_NAMES);
         endSessions = requireBoolean('endSessions', options.endSessions ?? false);
       } catch (error) {
         return Promise.reject(error);

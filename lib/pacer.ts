@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { invalid, requireInteger } from './validate';
+import { describe, invalid, rejectUnknownOptions, requireInteger } from './validate';
 
 /** The default of {@link PacerOptions.maxDepth}: lines waiting in all. */
 const DEFAULT_MAX_DEPTH = 20_000;
@@ -31,6 +31,14 @@ export interface PacerOptions {
    */
   maxDepthPerTarget?: number;
 }
+
+const PACER_OPTION_NAMES = Object.keys({
+  linesPerSecond: true,
+  burst: true,
+  send: true,
+  maxDepth: true,
+  maxDepthPerTarget: true,
+} satisfies Record<keyof PacerOptions, true>);
 
 /** What a `'drop'` event of a {@link Pacer} reports. */
 export interface PacerDrop {
@@ -152,10 +160,11 @@ export class Pacer extends EventEmitter<PacerEvents> {
    */
   constructor(options: PacerOptions) {
     super();
-    if (options === null || typeof options !== 'object') throw invalid('pacer options must be an object');
+    if (options === null || typeof options !== 'object') throw invalid(`new Pacer() options must be an object, got ${describe(options)}`);
+    rejectUnknownOptions('new Pacer()', options, PACER_OPTION_NAMES);
     const rate = options.linesPerSecond;
-    if (typeof rate !== 'number' || !Number.isFinite(rate) || rate <= 0) throw invalid(`linesPerSecond must be a positive number, got ${String(rate)}`);
-    if (typeof options.send !== 'function') throw invalid('send must be a function: it writes one line to the transport');
+    if (typeof rate !== 'number' || !Number.isFinite(rate) || rate <= 0) throw invalid(`linesPerSecond must be a positive number, got ${describe(rate)}`);
+    if (typeof options.send !== 'function') throw invalid(`send must be a function: it writes one line to the transport; got ${describe(options.send)}`);
     this.linesPerSecond = rate;
     this.burst = requireInteger('burst', options.burst ?? 1, 1, 1_000_000);
     this.maxDepth = requireInteger('maxDepth', options.maxDepth ?? DEFAULT_MAX_DEPTH, 1, MAX_BOUND);
@@ -193,8 +202,8 @@ export class Pacer extends EventEmitter<PacerEvents> {
    */
   push(line: string, target?: string): boolean {
     if (this.#closed) throw invalid('this pacer is closed: make a new one for a new connection');
-    if (typeof line !== 'string') throw invalid(`line must be a string, got ${typeof line}`);
-    if (target !== undefined && typeof target !== 'string') throw invalid(`target must be a string (a contact's name) or left out, got ${target === null ? 'null' : typeof target}`);
+    if (typeof line !== 'string') throw invalid(`line must be a string, got ${describe(line)}`);
+    if (target !== undefined && typeof target !== 'string') throw invalid(`target must be a string (a contact's name) or left out, got ${describe(target)}`);
     let lane = this.#lanes.get(target);
     const full = this.#depth >= this.maxDepth || (lane !== undefined && lane.lines.size >= this.maxDepthPerTarget);
     if (!lane) {

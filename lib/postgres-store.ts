@@ -29,7 +29,7 @@ import {
   type FingerprintFileRow,
   type KeyRow,
 } from './store-files';
-import { hexToHuman, requireInteger, requireName, requireText } from './validate';
+import { describe, hexToHuman, rejectUnknownOptions, requireInteger, requireName, requireText } from './validate';
 import { type WorkDir, makeWorkDir, sweepDeadWorkDirs } from './work-dir';
 
 const NODE_DIR_PREFIX = 'protocol-otr-node-';
@@ -162,7 +162,8 @@ export class PostgresStore extends Store {
   /** Checks the options and loads `pg`; connects only when opened (or on import/export). */
   constructor(options: PostgresStoreOptions) {
     super();
-    if (options === null || typeof options !== 'object') throw new OtrError(ErrorCodes.INVALID_ARGUMENT, 'PostgresStore options must be an object');
+    if (options === null || typeof options !== 'object') throw new OtrError(ErrorCodes.INVALID_ARGUMENT, `new PostgresStore() options must be an object, got ${describe(options)}`);
+    rejectUnknownOptions('new PostgresStore()', options, ['connection', 'prefix', 'node', 'accounts', 'workDir', 'leaseTimeoutSeconds'] satisfies (keyof PostgresStoreOptions)[]);
     const { connection } = options;
     if (typeof connection === 'string') this.#connection = { connectionString: requireText('connection', connection) };
     else if (connection !== null && typeof connection === 'object') this.#connection = { ...connection };

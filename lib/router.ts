@@ -1,5 +1,5 @@
 import type { Account } from './account';
-import type { Channel, ChannelOptions } from './channel';
+import { channelSettings, type Channel, type ChannelOptions } from './channel';
 import type { Contact } from './contact';
 import { requireName } from './validate';
 
@@ -13,8 +13,9 @@ export class Router {
   readonly account: Account;
   readonly #options: ChannelOptions;
 
-  /** @internal */
+  /** @internal The options are checked now, not when the first channel opens. */
   constructor(account: Account, options: ChannelOptions) {
+    channelSettings(options, account.protocol, 'account.router()');
     this.account = account;
     this.#options = { ...options };
   }

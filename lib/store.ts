@@ -7,7 +7,7 @@
 //     the files are a private working copy of one node, made at open.
 import type { NativeContact } from './native';
 import type { OTR } from './otr';
-import { requireText } from './validate';
+import { describe, invalid, rejectUnknownOptions, requireText } from './validate';
 
 /** The three files the engine loads. */
 export interface StoreFiles {
@@ -89,6 +89,8 @@ export class FileStore extends Store {
   /** Names the files as the OTR constructor's options do. */
   constructor(files: Partial<StoreFiles> = {}) {
     super();
+    if (files === null || typeof files !== 'object') throw invalid(`new FileStore() options must be an object, got ${describe(files)}`);
+    rejectUnknownOptions('new FileStore()', files, ['privkeysFile', 'contactsFile', 'instanceTagsFile']);
     this.files = {
       privkeysFile: requireText('privkeysFile', files.privkeysFile ?? 'otr.private_key'),
       contactsFile: requireText('contactsFile', files.contactsFile ?? 'otr.fingerprints'),

@@ -75,8 +75,64 @@ export function hexToHuman(hex: string): string {
   return hex.toUpperCase().match(/.{8}/g)!.join(' ');
 }
 
-function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value);
-  if (value === null) return 'null';
-  return typeof value;
+/** A value as an error message shows it: the value itself for numbers and short strings, its kind for objects. */
+export function describe(value: unknown): string {
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value);
+    case 'number':
+      return Object.is(value, -0) ? '-0' : String(value);
+    case 'bigint':
+      return `${value}n`;
+    case 'boolean':
+    case 'undefined':
+      return String(value);
+    case 'symbol':
+      return value.toString();
+    case 'function':
+      return 'a function';
+    default:
+      if (value === null) return 'null';
+      return Array.isArray(value) ? 'an array' : 'an object';
+  }
+}
+
+/**
+ * Refuses option names that `known` does not list: a misspelt option would otherwise be
+ * ignored without a word (and its default used). The message names the closest valid name.
+ */
+export function rejectUnknownOptions(what: string, options: object, known: readonly string[]): void {
+  for (const name of Object.keys(options)) {
+    if (known.includes(name)) continue;
+    const shown = name.length > 60 ? `${name.slice(0, 60)}…` : name;
+    const { match, distance } = closest(name.slice(0, 100), known);
+    // A far match is still named, with the whole list beside it (the caller may mean another).
+    const far = distance > Math.max(2, Math.floor(name.length / 3));
+    throw invalid(`${what} has no option '${shown}': did you mean '${match}'?${far ? ` (its options: ${known.join(', ')})` : ''}`);
+  }
+}
+
+// The candidate fewest edits away (case ignored; an adjacent swap is one edit), first listed on a tie.
+function closest(name: string, candidates: readonly string[]): { match: string; distance: number } {
+  let best = { match: candidates[0], distance: Infinity };
+  for (const candidate of candidates) {
+    const distance = editDistance(name.toLowerCase(), candidate.toLowerCase());
+    if (distance < best.distance) best = { match: candidate, distance };
+  }
+  return best;
+}
+
+// Optimal string alignment distance: insertions, deletions, substitutions, adjacent swaps.
+function editDistance(a: string, b: string): number {
+  const rows: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) rows[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let d = Math.min(rows[i - 1][j] + 1, rows[i][j - 1] + 1, rows[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, rows[i - 2][j - 2] + 1);
+      rows[i][j] = d;
+    }
+  }
+  return rows[a.length][b.length];
 }
