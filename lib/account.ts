@@ -66,6 +66,12 @@ export class Account {
    * added to the contact, marked verified when `verified` is true, and written to the
    * contacts file before the promise resolves. While a rename to or from `name` is on its
    * way, waits for it.
+   *
+   * Resolves with the name's contact once libotr knows it (and, with a fingerprint, once it is
+   * written, or stored by a shared store): the same object for the same name while it lives;
+   * a new one if the contact was forgotten meanwhile. Rejects with ERR_OTR_INVALID_ARGUMENT
+   * or ERR_OTR_BAD_FINGERPRINT for bad arguments, ERR_OTR_CLOSED after close(),
+   * ERR_OTR_FILE_WRITE when the file cannot be written; nothing is kept then.
    */
   async contact(name: string, fingerprint?: string, verified = false): Promise<Contact> {
     requireName('name', name);

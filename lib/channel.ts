@@ -37,6 +37,41 @@ export interface QueryResult {
   queries: number;
 }
 
+/**
+ * How an SMP exchange ended, as the `outcome` of {@link Channel.smpVerify} and
+ * {@link Channel.smpRespond} reports it:
+ * - `'verified'`: both sides gave the same secret (SmpEvent.SUCCESS); the contact's
+ *   fingerprint is now trusted (`'smp'`) on the side that asked (docs/INTERPRETATION.md, SMP);
+ * - `'failed'`: the secrets differed (SmpEvent.FAILURE); libotr removes the trust;
+ * - `'aborted'`: the contact aborted it, or this side did (`smpAbort()`, or a new exchange
+ *   started before it ended);
+ * - `'cheated'`: the contact deviated from the protocol (SmpEvent.CHEATED);
+ * - `'error'`: an SMP message arrived out of order, for instance the contact started its own
+ *   exchange meanwhile (SmpEvent.ERROR); the exchange is aborted;
+ * - `'ended'`: the encrypted session ended (`finish()` on either side, `refresh()` on this
+ *   one), or the channel or the OTR instance was closed, before an outcome.
+ */
+export type SmpOutcome = 'verified' | 'failed' | 'aborted' | 'cheated' | 'error' | 'ended';
+
+/** What {@link Channel.smpVerify} and {@link Channel.smpRespond} resolve with. */
+export interface SmpExchange {
+  /**
+   * Resolves (never rejects) once the exchange ends: when the contact's last SMP message is
+   * read, or the exchange is aborted or its session ends (see {@link SmpOutcome}). A contact
+   * that never answers leaves it pending until `smpAbort()`, `finish()` or `close()`. The
+   * same outcome also arrives as onSmpEvent.
+   */
+  readonly outcome: Promise<SmpOutcome>;
+}
+
+const SMP_OUTCOMES: Partial<Record<SmpEvent, SmpOutcome>> = {
+  [SmpEvent.SUCCESS]: 'verified',
+  [SmpEvent.FAILURE]: 'failed',
+  [SmpEvent.ABORT]: 'aborted',
+  [SmpEvent.CHEATED]: 'cheated',
+  [SmpEvent.ERROR]: 'error',
+};
+
 /** How a channel behaves and the callbacks it calls; see {@link Contact.channel}. */
 export interface ChannelOptions {
   /** Which versions, and when to start or require encryption (default `Policy.OPPORTUNISTIC`). */
@@ -149,6 +184,9 @@ export class Channel {
   #queryTextSent: string | undefined;
   #queriesSent = 0;
   #retryTimer: NodeJS.Timeout | undefined;
+  // Settles the outcome of the SMP exchange under way (see SmpExchange).
+  #smp: ((outcome: SmpOutcome) => void) | undefined;
+  #closing: Promise<void> | undefined;
   // Something arrived from the contact since the retry timer was armed, and how many
   // intervals were granted for that: an AKE under way is given time, not a new query.
   #heard = false;
@@ -226,17 +264,27 @@ export class Channel {
    * sessions end without a word to the contact (call finish() first to tell them), and writes
    * still waiting for an AKE are reported as CONNECTION_ENDED. The contact and its
    * fingerprints stay; contact.channel() opens a new channel. Later calls on this one reject
-   * with ERR_OTR_CLOSED.
+   * with ERR_OTR_CLOSED; an SMP exchange under way ends (`'ended'`).
+   *
+   * Resolves once libotr's state for the contact is freed (and, with a shared store, its
+   * changes are stored). Cleanup is idempotent: a second call returns the first one's promise
+   * (or resolves at once for a channel the library closed: forgotten, evicted); after
+   * `otr.close()` it returns otr.close()'s promise, since closing the instance frees every
+   * channel.
    */
   close(): Promise<void> {
+    if (this.#closing) return this.#closing;
     if (this._closed) return Promise.resolve();
-    return this._close(`the channel to ${this.contact.name} is closed`, false, false);
+    if (this.account.ctx.closed) return this.account.ctx.close();
+    this.#closing = this._close(`the channel to ${this.contact.name} is closed`, false, false);
+    return this.#closing;
   }
 
   /** @internal */
   _close(reason: string, dropUnverified: boolean, endSessions: boolean): Promise<void> {
     this._closed = reason;
     this._stopRetries();
+    this._endSmp('ended');
     const forgotten = this.contact._forgetNative(dropUnverified, endSessions);
     this.contact._channelClosed(this);
     this.account.ctx._channelClosed(this, forgotten);
@@ -248,6 +296,7 @@ export class Channel {
     if (this._closed) return;
     this._closed = reason;
     this._stopRetries();
+    this._endSmp('ended');
     this.contact._channelClosed(this);
     this.account.ctx._channelClosed(this, Promise.resolve());
   }
@@ -263,6 +312,11 @@ export class Channel {
    * client may be generating its key, or answer with a stale AKE message); an interval in
    * which the contact sent something is waited again instead, as often as there are retries
    * and once more, so an AKE under way is not restarted. onQueryResult reports the outcome.
+   *
+   * Resolves once the first query has been handed to onWrite — not when the channel is
+   * encrypted: that is onGoneSecure, and onQueryResult (`{ secure, queries }`) says how the
+   * query and its retries ended. Rejects with ERR_OTR_CLOSED once the channel or the OTR is
+   * closed, ERR_OTR_CALLBACK when onWrite threw.
    */
   async init(): Promise<void> {
     this.#syncQueryText();
@@ -331,19 +385,33 @@ export class Channel {
     this.#patience = 0;
   }
 
-  /** Re-runs the AKE for fresh keys; writes meanwhile wait and are never sent in clear. */
+  /**
+   * Re-runs the AKE for fresh keys; writes meanwhile wait and are never sent in clear.
+   * Resolves once the query has been handed to onWrite; onGoneSecure follows when the new AKE
+   * completes. An SMP exchange under way ends (`'ended'`).
+   */
   async refresh(): Promise<void> {
     this.#syncQueryText();
     await this.#op(ChannelOp.Refresh);
   }
 
-  /** Ends every session with the contact (they are told when onIsContactLoggedIn allows). */
+  /**
+   * Ends every session with the contact: each encrypted one is sent the OTR disconnect
+   * message (through onWrite, unless onIsContactLoggedIn says the contact is offline) and the
+   * channel is plaintext again. Resolves once that is done; an SMP exchange under way ends
+   * (`'ended'`), and init()'s retries stop.
+   */
   async finish(): Promise<void> {
     this._stopRetries();
-    await this.#op(ChannelOp.Finish);
+    await this.#op(ChannelOp.Finish, '', undefined, 0, () => this._endSmp('ended'));
   }
 
-  /** The extra symmetric key; the contact's onSymkey receives the same bytes. */
+  /**
+   * The extra symmetric key. Resolves with it (a 32-byte Buffer) once the message telling the
+   * contact has been handed to onWrite; the contact's onSymkey receives the same bytes with
+   * `use` and `useFor`. Rejects with ERR_OTR_NOT_PRIVATE when the channel is not encrypted,
+   * ERR_OTR_SYMKEY when the session is OTR version 2.
+   */
   async createSymkey(use: number, useFor: string | Uint8Array): Promise<Buffer> {
     requireInteger('use', use, 0, 0xffffffff);
     let data: Buffer;
@@ -353,33 +421,77 @@ export class Channel {
     return (await this.#op(ChannelOp.Symkey, '', data, use)) as Buffer;
   }
 
-  /** libotr's periodic poll (clears stale AKE state); see onTimer. */
+  /** libotr's periodic poll (clears stale AKE state); see onTimer. Resolves once it ran. */
   async ping(): Promise<void> {
     await this.#op(ChannelOp.Ping);
   }
 
-  /** Starts SMP: the contact must answer `answer` (UTF-8), optionally to `question`. */
-  async smpVerify(answer: string, question?: string): Promise<void> {
+  /**
+   * Starts SMP (the socialist millionaires' protocol): the contact must answer with the same
+   * `answer` (UTF-8), optionally to `question`. Resolves once the first SMP message has been
+   * handed to onWrite — not when the contact has answered: the result is the
+   * {@link SmpExchange}'s `outcome` (`'verified'` when the secrets matched), also reported to
+   * onSmpEvent. Rejects with ERR_OTR_NOT_PRIVATE when the channel is not encrypted,
+   * ERR_OTR_CLOSED once closed, ERR_OTR_INVALID_ARGUMENT for an empty answer. Starting again
+   * while an exchange is under way replaces it (the earlier one's outcome is `'aborted'`).
+   */
+  async smpVerify(answer: string, question?: string): Promise<SmpExchange> {
     requireSecret(answer);
-    if (question === undefined) {
-      await this.#op(ChannelOp.SmpVerify, answer, undefined, 0);
-    } else {
-      await this.#op(ChannelOp.SmpVerify, answer, requireText('question', question, { allowEmpty: true }), 1);
-    }
+    const asked = question === undefined ? undefined : requireText('question', question, { allowEmpty: true });
+    return this.#startSmp((begin) =>
+      asked === undefined ? this.#op(ChannelOp.SmpVerify, answer, undefined, 0, begin) : this.#op(ChannelOp.SmpVerify, answer, asked, 1, begin),
+    );
   }
 
-  /** Answers the contact's SMP request. */
-  async smpRespond(answer: string): Promise<void> {
+  /**
+   * Answers the contact's SMP request (announced by onSmp and SmpEvent.ASK_FOR_SECRET or
+   * ASK_FOR_ANSWER). Resolves once the reply has been handed to onWrite, with the exchange's
+   * `outcome` to come (see {@link SmpExchange}); rejects as smpVerify() does.
+   */
+  async smpRespond(answer: string): Promise<SmpExchange> {
     requireSecret(answer);
-    await this.#op(ChannelOp.SmpRespond, answer);
+    return this.#startSmp((begin) => this.#op(ChannelOp.SmpRespond, answer, undefined, 0, begin));
   }
 
-  /** Aborts the SMP exchange in progress, telling the contact. */
+  /**
+   * Aborts the SMP exchange in progress, telling the contact. Resolves once the abort message
+   * has been handed to onWrite; an exchange started here then has the outcome `'aborted'`.
+   */
   async smpAbort(): Promise<void> {
-    await this.#op(ChannelOp.SmpAbort);
+    await this.#op(ChannelOp.SmpAbort, '', undefined, 0, () => this._endSmp('aborted'));
   }
 
-  /** Sends a message: the wire text (encrypted, fragmented) goes to onWrite. */
+  // The exchange's outcome starts to count when the call's own work is done, so SMP events of
+  // calls queued before it never settle it.
+  async #startSmp(send: (begin: () => void) => Promise<unknown>): Promise<SmpExchange> {
+    let settle!: (outcome: SmpOutcome) => void;
+    const outcome = new Promise<SmpOutcome>((resolve) => (settle = resolve));
+    await send(() => {
+      this._endSmp('aborted');
+      this.#smp = settle;
+    });
+    return { outcome };
+  }
+
+  /** @internal Settles the outcome of the exchange under way, if any. */
+  _endSmp(outcome: SmpOutcome): void {
+    const settle = this.#smp;
+    this.#smp = undefined;
+    settle?.(outcome);
+  }
+
+  /**
+   * Sends a message: the wire text (encrypted, fragmented) goes to onWrite.
+   *
+   * Resolves once the message is handed over: given to onWrite (every fragment), or queued
+   * until the channel is encrypted (a policy that requires encryption, a refresh() under way:
+   * then it goes out, in order, after onGoneSecure). It never waits for the contact. A write
+   * that cannot go out (the contact finished the session, or it was still queued at finish(),
+   * close() or eviction) resolves too and is reported as onEvent CONNECTION_ENDED with its
+   * text. Rejects for the caller's mistakes: a message that is not a non-empty string
+   * without NUL, ERR_OTR_CLOSED, ERR_OTR_CALLBACK when a callback threw,
+   * ERR_OTR_ENCRYPTION when libotr could not encrypt it.
+   */
   write(message: string): Promise<void> {
     // Not async: a bridge calls this for every message; one promise is enough.
     try {
@@ -393,7 +505,8 @@ export class Channel {
 
   /**
    * Hands in anything received from the contact; messages for the user go to onRead.
-   * Whatever the contact sent, the promise resolves: a message that cannot be handled
+   * Resolves once it has been handled: every callback it caused (onRead, onWrite of replies,
+   * onGoneSecure, onSmpEvent, …) has run. Whatever the contact sent, the promise resolves: a message that cannot be handled
    * (larger than the OTR's maxIncomingSize, holding NUL) becomes an onEvent. It rejects
    * only for the caller's mistakes: input that is not a string, a closed channel.
    */
@@ -416,14 +529,18 @@ export class Channel {
     return this.contact._state?.current ?? 0;
   }
 
-  /** Selects a session by instance tag or Instag selector; false if the tag is unknown. */
+  /**
+   * Selects a session by instance tag or Instag selector. Resolves with true once writes go to
+   * it; false for an instance tag not among sessions() (the selection is unchanged). An
+   * Instag selector always resolves with true.
+   */
   async selectSession(id: number | Instag): Promise<boolean> {
     requireInteger('id', id, 0, 0xffffffff);
     return (await this.#op(ChannelOp.SelectSession, '', undefined, id)) as boolean;
   }
 
-  #op(op: ChannelOp, text = '', data?: Buffer | string, number = 0): Promise<unknown> {
-    return this.account.ctx._channelOp(this, op, text, data, number);
+  #op(op: ChannelOp, text = '', data?: Buffer | string, number = 0, done?: () => void): Promise<unknown> {
+    return this.account.ctx._channelOp(this, op, text, data, number, done);
   }
 
   /** @internal Calls the user's callback for one effect. */
@@ -450,6 +567,7 @@ export class Channel {
         }
         return;
       case EffectKind.GoneInsecure:
+        this._endSmp('ended');
         o.onGoneInsecure?.(this);
         return;
       case EffectKind.StillSecure:
@@ -466,9 +584,12 @@ export class Channel {
       case EffectKind.Timer:
         o.onTimer?.(this, a);
         return;
-      case EffectKind.SmpEvent:
+      case EffectKind.SmpEvent: {
+        const outcome = SMP_OUTCOMES[a as SmpEvent];
+        if (outcome) this._endSmp(outcome);
         o.onSmpEvent?.(this, a, b);
         return;
+      }
       case EffectKind.MsgEvent:
         o.onEvent?.(this, a, text ?? undefined);
         return;

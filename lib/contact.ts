@@ -50,6 +50,10 @@ export class Contact {
    * contact that has nothing to lose (no verified fingerprint, no encrypted session in this
    * process, no writes waiting) is taken from it: that contact is forgotten and reported as
    * `'contactEvicted'`. Any other holder makes it reject with ERR_OTR_CONTACT_EXISTS.
+   *
+   * Resolves once the contact is known under `newName` (the file rewritten). Rejects with
+   * ERR_OTR_CONTACT_EXISTS (nothing changed), ERR_OTR_INVALID_ARGUMENT for a bad name,
+   * ERR_OTR_CLOSED after close() or for a forgotten contact.
    */
   rename(newName: string): Promise<void> {
     try {
@@ -109,6 +113,10 @@ export class Contact {
    * file is rewritten before the promise resolves), so a bridge's file does not grow with
    * every passing nickname. Fingerprints that stay are shown under the name by a new Contact
    * object (as a restart would show them); account.contact(name) gives it.
+   *
+   * Resolves once libotr's state for the contact is freed (and the file rewritten when
+   * fingerprints went). Rejects with ERR_OTR_CLOSED after otr.close(), ERR_OTR_INVALID_ARGUMENT
+   * for wrong options; a second forget() of the same contact resolves.
    */
   forget(options: { unverifiedFingerprints?: boolean } = {}): Promise<void> {
     let unverifiedFingerprints: boolean;

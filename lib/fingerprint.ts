@@ -41,6 +41,11 @@ export class Fingerprint {
   /**
    * Sets or really removes trust, written to the contacts file (with a shared store: to the
    * database, and announced to the other nodes) before the promise resolves.
+   *
+   * Resolves with `verified` as given, once written. `true` keeps a trust word already there
+   * (`'smp'`) and writes `'verified'` otherwise; `false` writes none. Rejects with
+   * ERR_OTR_UNKNOWN_FINGERPRINT once the fingerprint was forgotten, ERR_OTR_CLOSED after
+   * close() or for a forgotten contact, ERR_OTR_FILE_WRITE when the file cannot be written.
    */
   async setVerified(verified: boolean): Promise<boolean> {
     requireBoolean('verified', verified);
@@ -56,7 +61,11 @@ export class Fingerprint {
     return result as boolean;
   }
 
-  /** Drops this fingerprint (refused while a session uses it). */
+  /**
+   * Drops this fingerprint. Resolves once it is gone from the file (and a shared store).
+   * Rejects with ERR_OTR_FINGERPRINT_IN_USE while a session uses it,
+   * ERR_OTR_UNKNOWN_FINGERPRINT when it was forgotten already, ERR_OTR_CLOSED after close().
+   */
   async forget(): Promise<void> {
     this.#ensureKnown();
     const account = this.contact.account;

@@ -198,6 +198,8 @@ interface PendingCall {
   reject(error: unknown): void;
   callbackError?: unknown;
   channel?: Channel; // whose call it is: a channel with calls in flight is never evicted
+  // Run when the call succeeds, before its promise resolves and before any later delivery is applied.
+  done?: () => void;
 }
 
 // Instances reachable from the addon's dispatcher. Weak while idle, so an OTR nobody holds
@@ -317,6 +319,11 @@ export class OTR extends EventEmitter<OTREvents> {
    * Opens an OTR instance over a store: `store` prepares the files the engine loads (a
    * PostgresStore makes them from the database) and is told of every change of fingerprints
    * and trust. Without a store it is `new OTR(options)`.
+   *
+   * Resolves with the instance once the store is open and the files are loaded (accounts and
+   * contacts visible, as after the constructor). Rejects with what the constructor throws,
+   * ERR_OTR_STORE when the store cannot be opened, ERR_OTR_INVALID_ARGUMENT for a wrong or
+   * unknown option (before the store is touched); the store is closed again on failure.
    */
   static async open(options: OpenOptions = {}): Promise<OTR> {
     if (options === null || typeof options !== 'object') throw new OtrError(ErrorCodes.INVALID_ARGUMENT, `OTR.open() options must be an object, got ${describe(options)}`);
@@ -406,7 +413,14 @@ export class OTR extends EventEmitter<OTREvents> {
     }
   }
 
-  /** Finds or creates the account; a missing DSA key is generated off the JS thread. */
+  /**
+   * Finds or creates the account. Resolves with it at once when it has a key; otherwise once
+   * a DSA key has been generated (off the JS thread: a second or more) and written to
+   * `privkeysFile`, mode 0600. Concurrent calls for one account share one generation.
+   * Rejects with ERR_OTR_INVALID_ARGUMENT for a bad name, ERR_OTR_CLOSED after close(),
+   * ERR_OTR_KEYGEN or ERR_OTR_FILE_WRITE when the key cannot be made or kept, ERR_OTR_STORE
+   * when a shared store does not serve the account.
+   */
   async account(name: string, protocol: string): Promise<Account> {
     requireName('name', name);
     requireName('protocol', protocol);
@@ -455,6 +469,13 @@ export class OTR extends EventEmitter<OTREvents> {
    * Finishes queued work, writes the files, frees native memory. Later calls reject. With
    * `endSessions`, every contact in an encrypted session is first sent the OTR disconnect
    * message (through its channel's onWrite), as Pidgin does when it quits.
+   *
+   * Resolves once every call made before it has settled, the files are written, the lock is
+   * released (and a store closed). Idempotent: every later call, and `channel.close()` of its
+   * channels, returns the same promise. It rejects only when the last write of the files
+   * fails (ERR_OTR_FILE_WRITE) — the instance is closed all the same — or, without closing
+   * anything, for wrong options. Writes still waiting for an encrypted session are reported
+   * as CONNECTION_ENDED events; SMP exchanges under way end (`'ended'`).
    */
   close(options: CloseOptions = {}): Promise<void> {
     if (!this.#closing) {
@@ -534,13 +555,14 @@ export class OTR extends EventEmitter<OTREvents> {
     const handle = this.#handle;
     this.#handle = undefined;
     handle?.dispose();
+    for (const channel of this.#channels.values()) channel._endSmp('ended');
     this.#lock.release();
     busy.delete(this);
     instances.delete(this.#instance);
   }
 
   /** @internal Queues one native job; the promise settles when its batch is done. */
-  _call(submit: (job: number, handle: NativeHandle) => void, closing = false, channel?: Channel): Promise<unknown> {
+  _call(submit: (job: number, handle: NativeHandle) => void, closing = false, channel?: Channel, done?: () => void): Promise<unknown> {
     if (!this.#handle || (this.#closing && !closing)) {
       return Promise.reject(new OtrError(ErrorCodes.CLOSED, 'this OTR instance is closed'));
     }
@@ -548,7 +570,7 @@ export class OTR extends EventEmitter<OTREvents> {
     if (this.#nextJob > 0xffffffff) this.#nextJob = 1;
     if (channel) channel._inFlight++;
     return new Promise((resolve, reject) => {
-      this.#calls.set(job, { resolve, reject, channel });
+      this.#calls.set(job, { resolve, reject, channel, done });
       busy.add(this);
       try {
         submit(job, this.#handle!);
@@ -571,8 +593,8 @@ export class OTR extends EventEmitter<OTREvents> {
     if (!this.#handle || this.#closing) throw new OtrError(ErrorCodes.CLOSED, 'this OTR instance is closed');
   }
 
-  /** @internal */
-  _channelOp(channel: Channel, op: ChannelOp, text = '', data?: Buffer | string, number = 0): Promise<unknown> {
+  /** @internal `done` runs once the call succeeded, before anything delivered after it (see PendingCall). */
+  _channelOp(channel: Channel, op: ChannelOp, text = '', data?: Buffer | string, number = 0, done?: () => void): Promise<unknown> {
     if (channel._closed) return Promise.reject(new OtrError(ErrorCodes.CLOSED, channel._closed));
     // With a shared store, a call acts for the contact only while this node's lease is
     // confirmed; calls that wait keep their order, and later ones queue behind them.
@@ -600,7 +622,7 @@ export class OTR extends EventEmitter<OTREvents> {
 
   #submitOp(channel: Channel, op: ChannelOp, text: string, data: Buffer | string | undefined, number: number): Promise<unknown> {
     if (this.#recent.delete(channel)) this.#recent.set(channel, performance.now());
-    return this._call((job, handle) => handle.channelOp(job, channel._id, op, text, data, number), false, channel);
+    return this._call((job, handle) => handle.channelOp(job, channel._id, op, text, data, number), false, channel, done);
   }
 
   /** @internal */
@@ -842,6 +864,7 @@ export class OTR extends EventEmitter<OTREvents> {
       const cause = call.callbackError;
       call.reject(asCallbackError(cause));
     } else {
+      call.done?.();
       call.resolve(result);
     }
   }

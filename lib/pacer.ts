@@ -223,7 +223,11 @@ export class Pacer extends EventEmitter<PacerEvents> {
     return true;
   }
 
-  /** Resolves once every queued line has been sent. */
+  /**
+   * Resolves once every queued line has been sent (at once when none waits); never rejects.
+   * close() does not drain: a drained() made before a close() that left lines unsent stays
+   * pending (close() returns those lines).
+   */
   drained(): Promise<void> {
     if (this.#depth === 0) return Promise.resolve();
     return new Promise((resolve) => this.once('drain', resolve));

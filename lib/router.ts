@@ -31,13 +31,20 @@ export class Router {
 
   /**
    * Hands in what `name` sent; messages for the user go to onRead. While a rename to or from
-   * `name` is on its way, waits for it (in order with the name's other calls).
+   * `name` is on its way, waits for it (in order with the name's other calls). Resolves as
+   * {@link Channel.read} does, whatever the contact sent; rejects only for the caller's
+   * mistakes: a bad name or text, the channel refused (no lease), ERR_OTR_CLOSED once the
+   * OTR is closed — so a bridge still reading its transport at shutdown must catch it.
    */
   read(name: string, text: string): Promise<void> {
     return this.#route(name, (channel) => channel.read(text));
   }
 
-  /** Sends `text` to `name` (encrypted when the channel is, per its policy otherwise); waits as read() does. */
+  /**
+   * Sends `text` to `name` (encrypted when the channel is, per its policy otherwise); waits as
+   * read() does. Resolves as {@link Channel.write} does: once handed to onWrite or queued
+   * until the channel is encrypted; rejects as read() does.
+   */
   write(name: string, text: string): Promise<void> {
     return this.#route(name, (channel) => channel.write(text));
   }
@@ -64,6 +71,7 @@ export class Router {
    * Contact.rename: it rejects with ERR_OTR_CONTACT_EXISTS when `to` belongs to a contact with
    * something to lose). Resolves at once when nobody spoke under `from`. A rename of a name a
    * rename on its way is about to give (`NICK a b` then `NICK b c`) waits for that one.
+   * Resolves once the contact is known under `to` (see Contact.rename).
    */
   rename(from: string, to: string): Promise<void> {
     try {
