@@ -162,7 +162,7 @@ test('while a bridge holds the files, the CLI reads them and refuses to write th
 
   const list = cli('keys', 'list', '--dir', dir, '--json');
   assert.equal(list.status, 0, list.stderr);
-  const [key] = JSON.parse(list.stdout);
+  const [key] = JSON.parse(list.stdout).result;
   assert.equal(key.account, 'bridge@example.org');
   assert.match(key.fingerprint, /^[0-9A-F]{8}( [0-9A-F]{8}){4}$/);
   const fp = cli('keys', 'fingerprint', 'bridge@example.org', 'prpl-jabber', '--dir', dir);
@@ -170,7 +170,7 @@ test('while a bridge holds the files, the CLI reads them and refuses to write th
   assert.equal(fp.stdout.trim(), key.fingerprint);
   const trust = cli('trust', 'list', '--dir', dir, '--json');
   assert.equal(trust.status, 0, trust.stderr);
-  assert.deepEqual(JSON.parse(trust.stdout), []);
+  assert.deepEqual(JSON.parse(trust.stdout).result, []);
 
   for (const args of [
     ['keys', 'generate', 'other@example.org', 'prpl-jabber'],
@@ -188,5 +188,5 @@ test('while a bridge holds the files, the CLI reads them and refuses to write th
   await bridge.exited;
   const generate = cli('keys', 'generate', 'other@example.org', 'prpl-jabber', '--dir', dir, '--json');
   assert.equal(generate.status, 0, generate.stderr);
-  assert.equal(JSON.parse(generate.stdout).created, true);
+  assert.equal(JSON.parse(generate.stdout).result.created, true);
 });

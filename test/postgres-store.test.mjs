@@ -498,7 +498,7 @@ test('the CLI copies a file set into the database (db import) and writes it out 
   const acc = await local.account(ACCOUNT.name, ACCOUNT.protocol);
   await acc.contact('erin', hex(9), true);
   await local.close();
-  const cli = (...args) => JSON.parse(execFileSync(process.execPath, [path.join(REPO, 'dist', 'cli', 'main.js'), ...args, '--db', server.url, '--prefix', 'cli_', '--json'], { encoding: 'utf8' }));
+  const cli = (...args) => JSON.parse(execFileSync(process.execPath, [path.join(REPO, 'dist', 'cli', 'main.js'), ...args, '--db', server.url, '--prefix', 'cli_', '--json'], { encoding: 'utf8' })).result;
   assert.deepEqual(cli('db', 'import', '--dir', dir), { accounts: 1, accountsKept: 0, fingerprints: 1 });
   const out = tmpdir('otr-cli-export-');
   assert.deepEqual(cli('db', 'export', '--dir', out), { accounts: 1, fingerprints: 1 });

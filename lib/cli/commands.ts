@@ -4,8 +4,8 @@ import type { Fingerprint } from '../fingerprint';
 import type { OTR } from '../otr';
 import type { TrustChange as StoreTrustChange } from '../store';
 import { fingerprintToHex, hexToHuman } from '../validate';
-import { CliError, Exit } from './errors';
-import { type FileSet, withFiles, withSnapshot } from './fileset';
+import { notFound, usageError } from './errors';
+import { type FileSet, type WithSkipped, withFiles, withSnapshot } from './fileset';
 
 export interface KeyRow {
   account: string;
@@ -19,24 +19,24 @@ export type TrustRow = Pick<StoreTrustChange, 'account' | 'protocol' | 'contact'
 
 const keyRow = (a: Account): KeyRow => ({ account: a.name, protocol: a.protocol, fingerprint: a.fingerprint, instanceTag: a.instanceTag });
 
-export function keysList(files: FileSet): Promise<KeyRow[]> {
+export function keysList(files: FileSet): Promise<WithSkipped<KeyRow[]>> {
   return withSnapshot(files, (otr) => otr.accounts().map(keyRow));
 }
 
-export function keysFingerprint(files: FileSet, name: string, protocol: string): Promise<KeyRow> {
+export function keysFingerprint(files: FileSet, name: string, protocol: string): Promise<WithSkipped<KeyRow>> {
   return withSnapshot(files, (otr) => keyRow(findAccount(otr, name, protocol, files)));
 }
 
 /** Generates the account's key if it has none; `created` says whether one was made. */
-export function keysGenerate(files: FileSet, name: string, protocol: string): Promise<KeyRow & { created: boolean }> {
-  return withFiles(files, async (otr) => {
+export function keysGenerate(files: FileSet, force: boolean, name: string, protocol: string): Promise<WithSkipped<KeyRow & { created: boolean }>> {
+  return withFiles(files, force, async (otr) => {
     const existed = otr.findAccount(name, protocol) !== undefined;
     const account = await otr.account(name, protocol);
     return { ...keyRow(account), created: !existed };
   });
 }
 
-export function trustList(files: FileSet, filter: { account?: string; protocol?: string }): Promise<TrustRow[]> {
+export function trustList(files: FileSet, filter: { account?: string; protocol?: string }): Promise<WithSkipped<TrustRow[]>> {
   return withSnapshot(files, (otr) => {
     const rows: TrustRow[] = [];
     for (const account of otr.accounts()) {
@@ -62,9 +62,14 @@ export interface TrustTarget {
 }
 
 /** verify adds the fingerprint if it is new; distrust and forget need it to be known. */
-export function trustChange(files: FileSet, change: TrustChange, target: TrustTarget): Promise<TrustRow | { forgotten: TrustTarget }> {
+export function trustChange(
+  files: FileSet,
+  force: boolean,
+  change: TrustChange,
+  target: TrustTarget,
+): Promise<WithSkipped<TrustRow | { forgotten: TrustTarget }>> {
   const hash = humanFingerprint(target.fingerprint);
-  return withFiles(files, async (otr) => {
+  return withFiles(files, force, async (otr) => {
     const account = findAccount(otr, target.account, target.protocol, files);
     if (change === 'verify') {
       const contact = await account.contact(target.contact, hash, true);
@@ -72,7 +77,7 @@ export function trustChange(files: FileSet, change: TrustChange, target: TrustTa
     }
     const fp = account.findContact(target.contact)?.fingerprints().find((f) => f.hash === hash);
     if (!fp) {
-      throw new CliError(Exit.NOT_FOUND, `${target.contact} has no fingerprint ${hash} for ${target.account} (${target.protocol}) in ${files.contactsFile}`);
+      throw notFound(`${target.contact} has no fingerprint ${hash} for ${target.account} (${target.protocol}) in ${files.contactsFile}`);
     }
     if (change === 'distrust') {
       await fp.setVerified(false);
@@ -90,7 +95,7 @@ function rowOf(account: Account, fp: Fingerprint): TrustRow {
 function findAccount(otr: OTR, name: string, protocol: string, files: FileSet): Account {
   const account = otr.findAccount(name, protocol);
   if (!account) {
-    throw new CliError(Exit.NOT_FOUND, `no key for ${name} (${protocol}) in ${files.privkeysFile}; make one with: protocol-otr keys generate ${name} ${protocol}`);
+    throw notFound(`no key for ${name} (${protocol}) in ${files.privkeysFile}; make one with: protocol-otr keys generate ${name} ${protocol}`);
   }
   return account;
 }
@@ -99,6 +104,6 @@ function humanFingerprint(text: string): string {
   try {
     return hexToHuman(fingerprintToHex(text.replace(/\s+/g, '')));
   } catch {
-    throw new CliError(Exit.USAGE, `not a fingerprint: '${text}' (40 hex digits, spaces allowed)`);
+    throw usageError(`not a fingerprint: '${text}' (40 hex digits, spaces allowed)`);
   }
 }

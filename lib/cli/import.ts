@@ -2,11 +2,11 @@
 // all use libotr, so the formats are ours; only the names and places differ.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ErrorCodes } from '../errors';
+import { ErrorCodes, OtrError } from '../errors';
 import { FileSetLock } from '../lock';
 import { writeFileAtomically } from '../store-files';
-import { CliError, Exit } from './errors';
-import { type FileSet, withSnapshot } from './fileset';
+import { CliCodes, CliError, Exit, notFound, usageError } from './errors';
+import { type FileSet, type WithSkipped, refuseSkipped, withSnapshot } from './fileset';
 
 export const CLIENTS = ['pidgin', 'irssi', 'bitlbee'] as const;
 export type Client = (typeof CLIENTS)[number];
@@ -32,8 +32,8 @@ export function clientFiles(client: Client, dir: string, user?: string): FileSet
       };
     }
     case 'bitlbee':
-      if (!user) throw new CliError(Exit.USAGE, 'import --from bitlbee needs --user <nick>: BitlBee keeps one set of files per user');
-      if (user.includes('/') || user.startsWith('.')) throw new CliError(Exit.USAGE, `not a BitlBee nick: '${user}'`);
+      if (!user) throw usageError('import --from bitlbee needs --user <nick>: BitlBee keeps one set of files per user');
+      if (user.includes('/') || user.startsWith('.')) throw usageError(`not a BitlBee nick: '${user}'`);
       return { privkeysFile: at(`${user}.otr_keys`), contactsFile: at(`${user}.otr_fprints`), instanceTagsFile: at(`${user}.otr_instags`) };
   }
 }
@@ -49,36 +49,55 @@ export interface ImportResult {
  * Checks that libotr loads the client's files, then writes them as the target set (each
  * through a temporary file, fsynced and renamed, mode 0600) while holding the target's lock.
  * A target that already has any of the three files is refused: merging two identities'
- * files is not something to do silently.
+ * files is not something to do silently. Lines of the client's fingerprints file libotr
+ * cannot read refuse the import unless `force` (then they are copied as they are; the
+ * bridge's first load leaves them out, keeping the original).
  */
-export async function importFiles(client: Client, from: FileSet, to: FileSet): Promise<ImportResult> {
+export async function importFiles(client: Client, from: FileSet, to: FileSet, force: boolean): Promise<WithSkipped<ImportResult>> {
   if (!fs.existsSync(from.privkeysFile)) {
-    throw new CliError(Exit.NOT_FOUND, `no ${client} key file at ${from.privkeysFile}`);
+    throw notFound(`no ${client} key file at ${from.privkeysFile}`);
   }
-  const found = await withSnapshot(from, (otr) => ({
+  const { value: found, skipped } = await withSnapshot(from, (otr) => ({
     accounts: otr.accounts().map((a) => ({ account: a.name, protocol: a.protocol, fingerprint: a.fingerprint })),
     fingerprints: otr.accounts().reduce((n, a) => n + a.contacts().reduce((m, c) => m + c.fingerprints().length, 0), 0),
   }));
+  refuseSkipped(skipped, force, 'nothing was imported');
   let lock: FileSetLock;
   try {
-    lock = FileSetLock.acquire(Object.values(to).map((file) => ({ file, code: ErrorCodes.PRIVKEY_FILE })));
+    lock = FileSetLock.acquire([
+      { file: to.privkeysFile, code: ErrorCodes.PRIVKEY_FILE },
+      { file: to.contactsFile, code: ErrorCodes.FINGERPRINTS_FILE },
+      { file: to.instanceTagsFile, code: ErrorCodes.INSTAG_FILE },
+    ]);
   } catch (error) {
-    throw new CliError(Exit.LOCKED, `refused: ${(error as Error).message}`);
+    if (error instanceof OtrError && error.code === ErrorCodes.LOCKED) {
+      throw new CliError(Exit.LOCKED, ErrorCodes.LOCKED, `refused: ${error.message}`, { cause: error });
+    }
+    throw error;
   }
   try {
     for (const file of Object.values(to)) {
       if (fs.existsSync(file)) {
-        throw new CliError(Exit.FAILURE, `refused: ${file} already exists; import only into a directory without OTR files (move them away first)`);
+        throw new CliError(
+          Exit.TARGET_EXISTS,
+          CliCodes.TARGET_EXISTS,
+          `refused: ${file} already exists; import only into a directory without OTR files (move them away first)`,
+        );
       }
     }
     for (const key of ['privkeysFile', 'contactsFile', 'instanceTagsFile'] as const) {
       if (!fs.existsSync(from[key])) continue;
       const bytes = fs.readFileSync(from[key]);
-      writeFileAtomically(to[key], bytes);
-      bytes.fill(0); // the private key's bytes
+      try {
+        writeFileAtomically(to[key], bytes);
+      } catch (error) {
+        throw new CliError(Exit.FAILURE, ErrorCodes.FILE_WRITE, `cannot write ${to[key]}: ${(error as Error).message}`, { cause: error });
+      } finally {
+        bytes.fill(0); // the private key's bytes
+      }
     }
   } finally {
     lock.release();
   }
-  return { from, to, ...found };
+  return { value: { from, to, ...found }, skipped };
 }

@@ -1,34 +1,14 @@
 #!/usr/bin/env node
 // protocol-otr: the operator's command line over a bridge's OTR files (docs/CLI.md).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { OtrError } from '../errors';
 import { keysFingerprint, keysGenerate, keysList, trustChange, trustList, type TrustChange } from './commands';
-import { CliError, Exit, type ExitCode } from './errors';
-import { fileSetFrom } from './fileset';
 import { databaseTransfer } from './database';
+import { CliError, Exit, asCliError, usageError, type ExitCode } from './errors';
+import { fileSetFrom, refuseSkipped, type SkippedLine, type WithSkipped } from './fileset';
 import { CLIENTS, clientFiles, importFiles, type Client } from './import';
-
-const USAGE = `usage: protocol-otr <command> [options]
-
-  keys list                                   our accounts and their fingerprints
-  keys fingerprint <account> <protocol>       one account's fingerprint
-  keys generate <account> <protocol>          make the account's key if it has none
-  trust list [--account A] [--protocol P]     contacts' fingerprints and our trust in them
-  trust verify <account> <protocol> <contact> <fingerprint>    trust (adds it if new)
-  trust distrust <account> <protocol> <contact> <fingerprint>  remove the trust
-  trust forget <account> <protocol> <contact> <fingerprint>    drop the fingerprint
-  import --from pidgin|irssi|bitlbee <dir> [--user <nick>]    take over a client's files
-  db import --db <url> [--prefix otr_]        copy the file set into a PostgreSQL store
-  db export --db <url> [--prefix otr_]        write a PostgreSQL store out as the file set
-
-options:
-  --dir <dir>            the file set's directory (default: .), with libotr's names
-  --privkeys <file>      --fingerprints <file>      --instags <file>    other names
-  --json                 machine-readable output on stdout
-  -h, --help
-
-exit codes: 0 done, 1 failure, 2 usage, 3 refused (a bridge holds the files' lock),
-4 not found. Reading commands work while a bridge runs; the others are refused.`;
+import { COMMANDS, GROUPS, USAGE, commandUsage, groupUsage } from './usage';
 
 const OPTIONS = {
   dir: { type: 'string' },
@@ -41,102 +21,140 @@ const OPTIONS = {
   user: { type: 'string' },
   db: { type: 'string' },
   prefix: { type: 'string' },
+  force: { type: 'boolean', default: false },
   json: { type: 'boolean', default: false },
+  version: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
+
+type Values = ReturnType<typeof parse>['values'];
 
 function parse(argv: string[]) {
   try {
     return parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
   } catch (error) {
-    throw new CliError(Exit.USAGE, (error as Error).message);
+    throw usageError(`${(error as Error).message}\n\n${USAGE}`);
   }
 }
 
 function positionals(args: string[], count: number, what: string): string[] {
-  if (args.length !== count) throw new CliError(Exit.USAGE, `expected ${what}`);
+  if (args.length !== count) throw usageError(`expected ${what}`);
   return args;
 }
 
-type Output = { json: unknown; text: string };
+// What a command printed: `result` for --json, `text` for people, and the lines it skipped.
+interface Output {
+  result: unknown;
+  text: string;
+  skipped: SkippedLine[];
+}
 
-async function run(argv: string[]): Promise<Output | undefined> {
-  const { values, positionals: words } = parse(argv);
-  if (values.help || words.length === 0) return { json: { usage: USAGE }, text: USAGE };
-  const files = fileSetFrom(values);
+const output = <T>({ value, skipped }: WithSkipped<T>, text: (value: T) => string): Output => ({ result: value, text: text(value), skipped });
+
+function packageVersion(): string {
+  return (JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+// The usage --help asks for: the command's, its group's, or the whole list.
+function help(name: string | undefined, group: string | undefined): string {
+  if (name !== undefined && COMMANDS[name]) return commandUsage(name);
+  if (group !== undefined && GROUPS.includes(group)) return groupUsage(group);
+  return USAGE;
+}
+
+async function run(values: Values, words: string[]): Promise<Output> {
   const [group, action, ...args] = words;
-  const command = group === 'import' ? group : `${group} ${action ?? ''}`.trim();
-  switch (command) {
+  const name = group === 'import' || action === undefined ? group : `${group} ${action}`;
+  if (values.version) {
+    const version = packageVersion();
+    return { result: { version }, text: version, skipped: [] };
+  }
+  if (values.help) {
+    const usage = help(name, group);
+    return { result: { usage }, text: usage, skipped: [] };
+  }
+  if (group === undefined) throw usageError(`a command is needed\n\n${USAGE}`);
+  if (GROUPS.includes(group) && action === undefined) {
+    const actions = Object.keys(COMMANDS).filter((n) => n.startsWith(`${group} `)).map((n) => n.slice(group.length + 1));
+    throw usageError(`${group} needs one of: ${actions.join(', ')}\n\n${groupUsage(group)}`);
+  }
+  const force = values.force;
+  switch (name) {
     case 'keys list': {
       positionals(args, 0, 'no arguments');
-      const rows = await keysList(files);
-      return { json: rows, text: rows.map((r) => `${r.account}\t${r.protocol}\t${r.fingerprint}`).join('\n') };
+      return output(await keysList(fileSetFrom(values)), (rows) => rows.map((r) => `${r.account}\t${r.protocol}\t${r.fingerprint}`).join('\n'));
     }
     case 'keys fingerprint': {
-      const [name, protocol] = positionals(args, 2, '<account> <protocol>');
-      const row = await keysFingerprint(files, name, protocol);
-      return { json: row, text: row.fingerprint };
+      const [account, protocol] = positionals(args, 2, '<account> <protocol>');
+      return output(await keysFingerprint(fileSetFrom(values), account, protocol), (row) => row.fingerprint);
     }
     case 'keys generate': {
-      const [name, protocol] = positionals(args, 2, '<account> <protocol>');
-      const row = await keysGenerate(files, name, protocol);
-      return { json: row, text: `${row.created ? 'generated' : 'already had a key'}: ${row.account}\t${row.protocol}\t${row.fingerprint}` };
+      const [account, protocol] = positionals(args, 2, '<account> <protocol>');
+      return output(await keysGenerate(fileSetFrom(values), force, account, protocol), (row) => `${row.created ? 'generated' : 'already had a key'}: ${row.account}\t${row.protocol}\t${row.fingerprint}`);
     }
     case 'trust list': {
       positionals(args, 0, 'no arguments (filter with --account and --protocol)');
-      const rows = await trustList(files, { account: values.account, protocol: values.protocol });
-      return {
-        json: rows,
-        text: rows.map((r) => `${r.account}\t${r.protocol}\t${r.contact}\t${r.fingerprint}\t${r.verified ? r.trust : 'untrusted'}`).join('\n'),
-      };
+      return output(await trustList(fileSetFrom(values), { account: values.account, protocol: values.protocol }), (rows) =>
+        rows.map((r) => `${r.account}\t${r.protocol}\t${r.contact}\t${r.fingerprint}\t${r.verified ? r.trust : 'untrusted'}`).join('\n'),
+      );
     }
     case 'trust verify':
     case 'trust distrust':
     case 'trust forget': {
       const [account, protocol, contact, fingerprint] = positionals(args, 4, '<account> <protocol> <contact> <fingerprint>');
-      const result = await trustChange(files, action as TrustChange, { account, protocol, contact, fingerprint });
-      const text = 'forgotten' in result ? `forgotten: ${contact} ${result.forgotten.fingerprint}` : `${result.contact}\t${result.fingerprint}\t${result.verified ? result.trust : 'untrusted'}`;
-      return { json: result, text };
+      const files = fileSetFrom(values);
+      return output(await trustChange(files, force, action as TrustChange, { account, protocol, contact, fingerprint }), (result) =>
+        'forgotten' in result ? `forgotten: ${contact} ${result.forgotten.fingerprint}` : `${result.contact}\t${result.fingerprint}\t${result.verified ? result.trust : 'untrusted'}`,
+      );
     }
     case 'import': {
-      const [source] = positionals(action === undefined ? [] : [action, ...args], 1, '<dir> (the client\'s directory)');
+      const [source] = positionals(action === undefined ? [] : [action, ...args], 1, "<dir> (the client's directory)");
       const client = values.from as Client;
-      if (!CLIENTS.includes(client)) throw new CliError(Exit.USAGE, `--from must be one of ${CLIENTS.join(', ')}`);
-      const result = await importFiles(client, clientFiles(client, source, values.user), files);
-      const lines = result.accounts.map((a) => `imported ${a.account}\t${a.protocol}\t${a.fingerprint}`);
-      lines.push(`${result.fingerprints} contact fingerprint(s) into ${files.contactsFile}`);
-      return { json: result, text: lines.join('\n') };
+      if (!CLIENTS.includes(client)) throw usageError(`--from must be one of ${CLIENTS.join(', ')}`);
+      const files = fileSetFrom(values);
+      return output(await importFiles(client, clientFiles(client, source, values.user), files, force), (result) =>
+        [...result.accounts.map((a) => `imported ${a.account}\t${a.protocol}\t${a.fingerprint}`), `${result.fingerprints} contact fingerprint(s) into ${files.contactsFile}`].join('\n'),
+      );
     }
     case 'db import':
     case 'db export': {
       positionals(args, 0, 'no arguments (the database is --db, the file set --dir or the file options)');
-      if (!values.db) throw new CliError(Exit.USAGE, '--db <connection string> is required');
-      const result = await databaseTransfer(action as 'import' | 'export', values.db, values.prefix, files);
-      return { json: result, text: Object.entries(result).map(([k, v]) => `${k}: ${v}`).join('\n') };
+      if (!values.db) throw usageError('--db <connection string> is required');
+      const result = await databaseTransfer(action as 'import' | 'export', values.db, values.prefix, fileSetFrom(values), force);
+      return output(result, (counts) => Object.entries(counts).map(([k, v]) => `${k}: ${v}`).join('\n'));
     }
     default:
-      throw new CliError(Exit.USAGE, `unknown command '${command}'\n\n${USAGE}`);
+      throw usageError(`unknown command '${name}'\n\n${GROUPS.includes(group) ? groupUsage(group) : USAGE}`);
   }
 }
 
-function exitCodeOf(error: unknown): ExitCode {
-  return error instanceof CliError ? error.exitCode : Exit.FAILURE;
+function describeSkipped(line: SkippedLine): string {
+  const kept = line.originalKeptAs ? `; the file was rewritten without it, the original is kept as ${line.originalKeptAs}` : '';
+  return `${line.file} line ${line.line} skipped: ${line.reason}${kept}`;
 }
 
 async function main(argv: string[]): Promise<ExitCode> {
   const json = argv.includes('--json');
+  let done: Output | undefined;
+  let failure: CliError | undefined;
   try {
-    const output = await run(argv);
-    if (output) process.stdout.write(`${json ? JSON.stringify(output.json, null, 2) : output.text}\n`.replace(/^\n$/, ''));
-    return Exit.OK;
+    const { values, positionals: words } = parse(argv);
+    done = await run(values, words);
+    // A reading command shows what it could read, and fails for what it could not.
+    refuseSkipped(done.skipped, values.force, 'the output shows the rest');
   } catch (error) {
-    const code = exitCodeOf(error);
-    const message = error instanceof Error ? error.message : String(error);
-    const otrCode = error instanceof OtrError ? error.code : undefined;
-    if (json) process.stdout.write(`${JSON.stringify({ error: { message, exitCode: code, code: otrCode } }, null, 2)}\n`);
-    process.stderr.write(`protocol-otr: ${message}\n`);
-    return code;
+    failure = asCliError(error);
   }
+  const skipped = done?.skipped ?? failure?.skipped ?? [];
+  for (const line of skipped) process.stderr.write(`protocol-otr: ${describeSkipped(line)}\n`);
+  if (json) {
+    const error = failure && { message: failure.message, exitCode: failure.exitCode, code: failure.code };
+    process.stdout.write(`${JSON.stringify({ ...(done && { result: done.result }), skipped, ...(error && { error }) }, null, 2)}\n`);
+  } else if (done && done.text !== '') {
+    process.stdout.write(`${done.text}\n`);
+  }
+  if (failure) process.stderr.write(`protocol-otr: ${failure.message}\n`);
+  return failure?.exitCode ?? Exit.OK;
 }
 
 main(process.argv.slice(2)).then((code) => {
