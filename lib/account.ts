@@ -112,6 +112,8 @@ export class Account {
    * A router for a bridge: `router.read(name, text)` and `router.write(name, text)` find the
    * contact's channel, opening it with `options` on first use, synchronously — so messages
    * are handed to the library in the order they arrived, with no promise cache in the app.
+   * The options are checked now, as contact.channel() checks them: a misspelt name or a value
+   * out of range throws ERR_OTR_INVALID_ARGUMENT here, not at the first message.
    */
   router(options: ChannelOptions): Router {
     this.ctx._ensureOpen();
