@@ -27,6 +27,7 @@
         "src-native/persistence.cc",
         "src-native/pool.cc",
         "src-native/rename.cc",
+        "src-native/restart.cc",
         "src-native/scheduler.cc",
         "src-native/sweeps.cc",
         "src-native/trust_store.cc",

@@ -72,6 +72,19 @@ const SMP_OUTCOMES: Partial<Record<SmpEvent, SmpOutcome>> = {
   [SmpEvent.ERROR]: 'error',
 };
 
+/** Why the library started an AKE by itself, given to onSessionRestart. */
+export interface SessionRestartInfo {
+  /**
+   * `'lost-session'`: the contact sent an encrypted message to a session this side does not
+   * have (this process restarted, another node took the contact over, the contact was freed).
+   * That message could not be read (onEvent had RCVDMSG_NOT_IN_PRIVATE); a query went out, so a
+   * new AKE replaces the session the contact's client still shows.
+   */
+  reason: 'lost-session';
+  /** The instance tag the contact's message came from (0 for OTR version 2, which has none). */
+  instag: number;
+}
+
 /** How a channel behaves and the callbacks it calls; see {@link Contact.channel}. */
 export interface ChannelOptions {
   /** Which versions, and when to start or require encryption (default `Policy.OPPORTUNISTIC`). */
@@ -86,12 +99,24 @@ export interface ChannelOptions {
   queryRetries?: number;
   /** Milliseconds to wait for an encrypted session before the next query (default 10,000). */
   queryRetryInterval?: number;
+  /**
+   * A contact that writes encrypted messages into a session this side does not have (after a
+   * restart, a takeover, an eviction) is sent a query, so a new AKE heals the conversation
+   * without the application calling init(); reported through onSessionRestart. Bounded per
+   * contact (docs/INTERPRETATION.md, "Sessions the contact still believes in"). Default true.
+   */
+  restartLostSessions?: boolean;
   /** Send this wire text to the contact (required). */
   onWrite: (channel: Channel, message: string) => void;
   /** A message for the user, decrypted or plaintext as `info` says (required). */
   onRead: (channel: Channel, message: string, info: ReadInfo) => void;
   /** How `init()` and its retries ended, once. */
   onQueryResult?: (channel: Channel, result: QueryResult) => void;
+  /**
+   * The library sent a query by itself (see restartLostSessions): the AKE that follows ends in
+   * onGoneSecure, as after init().
+   */
+  onSessionRestart?: (channel: Channel, info: SessionRestartInfo) => void;
   /** The channel became encrypted. */
   onGoneSecure?: (channel: Channel) => void;
   /** The encrypted session ended. */
@@ -129,7 +154,7 @@ export interface ChannelOptions {
 const CALLBACKS = [
   'onWrite', 'onRead', 'onGoneSecure', 'onGoneInsecure', 'onStillSecure', 'onUnverifiedFingerprint', 'onUnverifiedInstance',
   'onSymkey', 'onTimer', 'onSmp', 'onError', 'onEvent', 'onSmpEvent', 'onBeforeEncrypt',
-  'onAfterDecrypt', 'onIsContactLoggedIn', 'onQueryResult',
+  'onAfterDecrypt', 'onIsContactLoggedIn', 'onQueryResult', 'onSessionRestart',
 ] as const satisfies (keyof ChannelOptions)[];
 
 // Every option name, checked against the interface: a misspelt one (`onSmpEvnt`) is refused, not ignored.
@@ -138,6 +163,7 @@ const CHANNEL_OPTION_NAMES = Object.keys({
   onWrite: true, onRead: true, onQueryResult: true, onGoneSecure: true, onGoneInsecure: true, onStillSecure: true,
   onUnverifiedFingerprint: true, onUnverifiedInstance: true, onSymkey: true, onTimer: true, onSmp: true, onError: true,
   onEvent: true, onSmpEvent: true, onBeforeEncrypt: true, onAfterDecrypt: true, onIsContactLoggedIn: true,
+  restartLostSessions: true, onSessionRestart: true,
 } satisfies Record<keyof ChannelOptions, true>);
 
 // Transports where a line break ends the message (the rest would be a command, or chat).
@@ -180,6 +206,8 @@ export class Channel {
   readonly queryRetries: number;
   /** Milliseconds between queries. */
   readonly queryRetryInterval: number;
+  /** Whether a session the contact writes into and this side lost is restarted (see ChannelOptions). */
+  readonly restartLostSessions: boolean;
   #queryText: string | undefined;
   #queryTextSent: string | undefined;
   #queriesSent = 0;
@@ -206,6 +234,7 @@ export class Channel {
     this.queryRetries = settings.queryRetries;
     this.queryRetryInterval = settings.queryRetryInterval;
     this.#queryText = settings.queryText;
+    this.restartLostSessions = settings.restartLostSessions;
     this.contact = contact;
     this.account = contact.account;
     this._options = { ...options };
@@ -219,7 +248,7 @@ export class Channel {
     const queryText = this.#resolvedQueryText();
     this.#queryTextSent = queryText;
     this._id = account.ctx._registerChannel(this, (job, handle, id) =>
-      handle.openChannel(job, id, contact._id, account.name, account.protocol, contact.name, this.policy, size, flags, this.lineBased, queryText),
+      handle.openChannel(job, id, contact._id, account.name, account.protocol, contact.name, this.policy, size, flags, this.lineBased, queryText, this.restartLostSessions),
     );
   }
 
@@ -558,6 +587,9 @@ export class Channel {
       case EffectKind.UnverifiedInstance:
         o.onUnverifiedInstance?.(this, { instag: a, fingerprint: text ?? '' });
         return;
+      case EffectKind.SessionRestart:
+        o.onSessionRestart?.(this, { reason: 'lost-session', instag: a });
+        return;
       case EffectKind.GoneSecure:
         try {
           o.onGoneSecure?.(this);
@@ -623,6 +655,7 @@ export function channelSettings(options: ChannelOptions, protocol: string, what:
     queryRetries: requireInteger('queryRetries', options.queryRetries ?? 2, 0, 100),
     queryRetryInterval: requireInteger('queryRetryInterval', options.queryRetryInterval ?? 10_000, 1, 0x7fffffff),
     queryText: options.queryText === undefined ? undefined : requireText('queryText', options.queryText, { allowEmpty: true }),
+    restartLostSessions: requireBoolean('restartLostSessions', options.restartLostSessions ?? true),
   };
 }
 

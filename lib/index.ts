@@ -4,7 +4,7 @@ export { PostgresStore, type PostgresStoreOptions, type Lease } from './postgres
 export { Account } from './account';
 export { Contact } from './contact';
 export { Fingerprint } from './fingerprint';
-export { Channel, type ChannelOptions, type ReadInfo, type QueryResult, type UnverifiedInstanceInfo, type SmpOutcome, type SmpExchange } from './channel';
+export { Channel, type ChannelOptions, type ReadInfo, type QueryResult, type SessionRestartInfo, type UnverifiedInstanceInfo, type SmpOutcome, type SmpExchange } from './channel';
 export { Router } from './router';
 export { Pacer, type PacerOptions, type PacerDrop, type PacerEvents } from './pacer';
 export { OtrError, ErrorCodes, type OtrErrorCode } from './errors';

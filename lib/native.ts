@@ -70,7 +70,7 @@ export interface NativeHandle {
   forgetContact(job: number, contact: number, account: string, protocol: string, username: string, dropUnverifiedFingerprints: boolean, endSessions: boolean): void;
   /** Resolves with whether a squatter was displaced from `to`. */
   renameContact(job: number, contact: number, account: string, protocol: string, from: string, to: string): void;
-  openChannel(job: number, channel: number, contact: number, account: string, protocol: string, username: string, policy: number, maxMessageSize: number, callbacks: number, lineBased: boolean, queryText: string | undefined): void;
+  openChannel(job: number, channel: number, contact: number, account: string, protocol: string, username: string, policy: number, maxMessageSize: number, callbacks: number, lineBased: boolean, queryText: string | undefined, restartLostSessions: boolean): void;
   channelOp(job: number, channel: number, op: ChannelOp, text: string, data: Buffer | string | undefined, number: number): void;
   close(job: number, endSessions: boolean): void;
   dispose(): void;
@@ -138,6 +138,8 @@ export const enum EffectKind {
   Error = 13,
   LoadSkipped = 14,
   UnverifiedInstance = 15,
+  // The library sent a query for a session the contact writes into and we lost (a: its instance tag).
+  SessionRestart = 16,
 }
 
 /** NativeContact.flags (src-native/effects.h, ContactFlag). */
@@ -215,6 +217,7 @@ const SHARED_NUMBERS: Record<string, number> = {
   'EffectKind.Error': EffectKind.Error,
   'EffectKind.LoadSkipped': EffectKind.LoadSkipped,
   'EffectKind.UnverifiedInstance': EffectKind.UnverifiedInstance,
+  'EffectKind.SessionRestart': EffectKind.SessionRestart,
   'QueryKind.BeforeEncrypt': QueryKind.BeforeEncrypt,
   'QueryKind.AfterDecrypt': QueryKind.AfterDecrypt,
   'QueryKind.IsLoggedIn': QueryKind.IsLoggedIn,

@@ -602,25 +602,25 @@ export class OTR extends EventEmitter<OTREvents> {
     if (admitted) {
       channel._admission = admitted;
       channel._admissionWaiting++;
-      const done = () => {
+      const admittedNow = () => {
         if (--channel._admissionWaiting === 0) channel._admission = undefined;
       };
       return admitted.then(
         () => {
-          done();
+          admittedNow();
           if (channel._closed) throw new OtrError(ErrorCodes.CLOSED, channel._closed);
-          return this.#submitOp(channel, op, text, data, number);
+          return this.#submitOp(channel, op, text, data, number, done);
         },
         (error: unknown) => {
-          done();
+          admittedNow();
           throw error;
         },
       );
     }
-    return this.#submitOp(channel, op, text, data, number);
+    return this.#submitOp(channel, op, text, data, number, done);
   }
 
-  #submitOp(channel: Channel, op: ChannelOp, text: string, data: Buffer | string | undefined, number: number): Promise<unknown> {
+  #submitOp(channel: Channel, op: ChannelOp, text: string, data: Buffer | string | undefined, number: number, done?: () => void): Promise<unknown> {
     if (this.#recent.delete(channel)) this.#recent.set(channel, performance.now());
     return this._call((job, handle) => handle.channelOp(job, channel._id, op, text, data, number), false, channel, done);
   }

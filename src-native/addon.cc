@@ -313,7 +313,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
   }
 
   // openChannel(job, channelId, contactId, account, protocol, username, policy, maxMessageSize,
-  //             callbacks, lineBased, queryText: string | undefined)
+  //             callbacks, lineBased, queryText: string | undefined, restartLostSessions)
   Napi::Value OpenChannel(const Napi::CallbackInfo& info) {
     ChannelRecord settings;
     settings.id = static_cast<uint32_t>(NumberArg(info, 1));
@@ -327,6 +327,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
     settings.lineBased = info[9].ToBoolean();
     settings.customQuery = info[10].IsString();
     if (settings.customQuery) settings.queryText = StringArg(info, 10);
+    settings.restartLostSessions = info[11].ToBoolean();
     Engine& engine = Live(info.Env());
     Submit(info.Env(), JobArg(info), engine.MissingInstags() ? kInstanceWide : settings.id,
            [settings](Engine& e, CallScope& s, Batch& b) { e.OpenChannel(s, b, settings); });
@@ -471,7 +472,7 @@ Napi::Object SharedNumbers(Napi::Env env) {
 #define E(name) set("EffectKind." #name, static_cast<int>(EffectKind::name))
   E(Write); E(Read); E(GoneSecure); E(GoneInsecure); E(StillSecure); E(NewFingerprint); E(Symkey);
   E(Timer); E(SmpEvent); E(MsgEvent); E(ContactState); E(AccountReady); E(Error); E(LoadSkipped);
-  E(UnverifiedInstance);
+  E(UnverifiedInstance); E(SessionRestart);
 #undef E
 #define Q(name) set("QueryKind." #name, static_cast<int>(QueryKind::name))
   Q(BeforeEncrypt); Q(AfterDecrypt); Q(IsLoggedIn); Q(ErrorText); Q(SmpSecret);

@@ -55,6 +55,7 @@ void Engine::OpenBudgetWindow(ChannelRecord& channel) {
   channel.budgetSince = now;
   channel.budgetUsed = 0;
   channel.budgetReported = false;
+  channel.restarts = 0;
 }
 
 bool Engine::OverBudget(ChannelRecord& channel) {
@@ -83,6 +84,8 @@ IncomingVerdict Engine::AdmitKeyWork(CallScope& scope, ChannelRecord& channel, c
   // A fragment that completes nothing yet is no message of its own.
   if (!query && type != OTRL_MSGTYPE_NOTOTR) channel.queriesAnswered = 0;
   if (!StartsAke(type)) return verdict;
+  channel.queryUnanswered = false;  // the contact answers (our query, or anything)
+  channel.lastAkeMessage = std::chrono::steady_clock::now();
   ConnContext* master = MasterFor(channel);
   // libotr keeps the master awaiting a DH-Key after an AKE completes on an instance (other
   // instances may answer the same DH-Commit): only a wait nothing has ended since counts.

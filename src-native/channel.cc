@@ -86,6 +86,9 @@ void Engine::SendQuery(CallScope& scope, Batch& result, ChannelRecord& channel) 
   // libotr turns a bare query into its default query text, which names the account. A
   // re-AKE that follows is ours: libotr's still_secure for it means what it says.
   channel.rekeyedByContact.clear();
+  channel.endedHere = false;
+  channel.queryUnanswered = true;
+  channel.lastQuery = std::chrono::steady_clock::now();
   // Not fragmented (SEND_SKIP): the query is rewritten with the channel's text, then sent
   // whole; a query is never fragmented by anyone else either.
   char* query = nullptr;
@@ -130,6 +133,7 @@ void Engine::Receive(CallScope& scope, Batch&, ChannelRecord& channel, const std
   }
   const uint32_t smpBefore = scope.smpSteps;
   scope.repliesSent = 0;
+  scope.lostSession = false;
   scope.overBudget = verdict.overBudget;
   int internal;
   {
@@ -143,6 +147,9 @@ void Engine::Receive(CallScope& scope, Batch&, ChannelRecord& channel, const std
   if (scope.repliesWithheld > 0) {
     ReportOverBudget(scope, channel);
     scope.repliesWithheld = 0;
+  }
+  if (type == OTRL_MSGTYPE_DATA && context == nullptr && !scope.lostSession) {
+    NoticeUnknownInstanceData(scope, channel, input, before);
   }
   ChargeAfterReceive(channel, scope.smpSteps - smpBefore, scope.repliesSent > 0);
   if (verdict.answersQuery && master == nullptr) master = MasterFor(channel);
@@ -181,6 +188,7 @@ void Engine::Receive(CallScope& scope, Batch&, ChannelRecord& channel, const std
   otrl_tlv_free(tlvs);
   if (plain != nullptr) Wipe(plain, std::strlen(plain));
   otrl_message_free(plain);
+  if (scope.lostSession) RestartLostSession(scope, channel);
 }
 
 void Engine::FinishChannel(CallScope& scope, ChannelRecord& channel) {
@@ -199,6 +207,7 @@ void Engine::FinishChannel(CallScope& scope, ChannelRecord& channel) {
     EmitEvent(scope, channel, EffectKind::GoneInsecure);
   }
   channel.refreshing = false;
+  channel.endedHere = true;  // the user's decision: a message still on its way does not undo it
   // Writes still waiting for an AKE will not go out: say so for each of them.
   while (!channel.held.empty()) {
     EmitEvent(scope, channel, EffectKind::MsgEvent, MessageEvent(OTRL_MSGEVENT_CONNECTION_ENDED, channel.held.front()));

@@ -62,6 +62,15 @@ struct ChannelRecord {
   std::chrono::steady_clock::time_point budgetSince{};
   uint32_t budgetUsed = 0;
   bool budgetReported = false;
+  // Restarting sessions the contact writes into and this side does not have (restart.cc).
+  bool restartLostSessions = true;
+  bool endedHere = false;          // finish() ended the sessions: no restart until a new query
+  // A query of ours went out (init(), refresh(), a held write, a restart) at lastQuery, and no
+  // AKE message of the contact's came since.
+  bool queryUnanswered = false;
+  std::chrono::steady_clock::time_point lastQuery{};
+  uint32_t restarts = 0;           // restarts in the current budget window
+  std::chrono::steady_clock::time_point lastAkeMessage{};  // the contact's last AKE message or query
 };
 
 

@@ -32,6 +32,9 @@ enum class EffectKind : int {
   // A session whose fingerprint is not verified went secure on a contact that has a verified
   // one: a = its instance tag, text = the fingerprint (human form).
   UnverifiedInstance = 15,
+  // The library started an AKE by itself: the contact wrote into a session this side does not
+  // have (restart.cc). a = the instance tag its message came from (0: OTR v2).
+  SessionRestart = 16,
 };
 
 enum class SessionStatus : int { Unused = 0, NotPrivate = 1, Unverified = 2, Private = 3, Finished = 4 };
@@ -88,6 +91,9 @@ struct UnverifiedInstancePayload {
   uint32_t instag = 0;
   std::string human;
 };
+struct SessionRestartPayload {
+  uint32_t instag = 0;
+};
 struct StillSecurePayload {
   bool isReply = false;
 };
@@ -130,7 +136,8 @@ struct SkippedLinePayload {                 // a fingerprints-file line skipped 
 
 using Payload = std::variant<NoPayload, WirePayload, ReadPayload, StillSecurePayload, NewFingerprintPayload,
                              SymkeyPayload, TimerPayload, SmpPayload, MessageEventPayload, ContactStatePayload,
-                             AccountPayload, ErrorPayload, SkippedLinePayload, UnverifiedInstancePayload>;
+                             AccountPayload, ErrorPayload, SkippedLinePayload, UnverifiedInstancePayload,
+                             SessionRestartPayload>;
 
 struct Effect {
   EffectKind kind;

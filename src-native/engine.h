@@ -91,6 +91,10 @@ struct CallScope {
   // Set by the ops that report a change of contexts, fingerprints or trust: only then is
   // the contact's state compared with what JS last saw (a data message changes none).
   bool stateMayHaveChanged = false;
+  // A data message for a session this side does not have arrived in this call (libotr's
+  // RCVDMSG_NOT_IN_PRIVATE, or restart.cc), from this instance (0: OTR v2).
+  bool lostSession = false;
+  uint32_t lostSessionInstag = 0;
   // libotr added a fingerprint or changed a trust of the contact in view (new_fingerprint,
   // write_fingerprints): its rows go to the trust store when the view closes.
   bool fingerprintsChanged = false;
@@ -294,6 +298,10 @@ class Engine : public TaskOwner {
   bool OverBudget(ChannelRecord& channel);
   void ReportOverBudget(CallScope& scope, ChannelRecord& channel);
   ChannelRecord* ChannelById(uint32_t id);
+  // restart.cc: after otrl_message_receiving, a data message for a lost session.
+  void NoticeUnknownInstanceData(CallScope& scope, ChannelRecord& channel, const std::string& text,
+                                 const std::vector<ConnContext*>& before);
+  void RestartLostSession(CallScope& scope, ChannelRecord& channel);
   void Poll(CallScope& scope);  // libotr's poll over every contact (instance-wide job)
   // Runs `calls` with libotr seeing only this contact's contexts (see contact_view.h).
   template <typename Calls>

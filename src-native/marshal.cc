@@ -87,6 +87,8 @@ EffectSlots SlotsOf(Napi::Env env, const Effect& effect) {
           slots.b = p.instag;
           slots.text = &p.text;
           if (!p.fingerprint.empty()) slots.extra = Napi::Value(env, MakeString(env, p.fingerprint));
+        } else if constexpr (std::is_same_v<P, SessionRestartPayload>) {
+          slots.a = p.instag;
         } else if constexpr (std::is_same_v<P, UnverifiedInstancePayload>) {
           slots.a = p.instag;
           slots.text = &p.human;

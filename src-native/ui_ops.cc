@@ -119,6 +119,7 @@ void NoteEncrypted(CallScope* scope, ConnContext* context) {
   if (context != context->m_context) channel->lastUse[context] = ++channel->useClock;
   channel->wasPrivate = true;
   channel->queriesAnswered = 0;
+  channel->queryUnanswered = false;
 }
 
 void GoneSecure(void* opdata, ConnContext* context) noexcept {
@@ -280,6 +281,10 @@ void HandleMsgEvent(void* opdata, OtrlMessageEvent event, ConnContext* context, 
     std::string text;
     if (message != nullptr) text = message;
     if (err != 0 && text.empty()) text = DescribeGcryError(err);
+    if (event == OTRL_MSGEVENT_RCVDMSG_NOT_IN_PRIVATE) {
+      scope->lostSession = true;
+      scope->lostSessionInstag = context != nullptr ? context->their_instance : 0;
+    }
     Emit(scope, EffectKind::MsgEvent, ChannelIdFor(scope, context),
          MessageEventPayload{event, message != nullptr || err != 0, std::move(text)});
   } catch (...) {
