@@ -2,7 +2,7 @@ import type { Account } from './account';
 import { Instag, MessageEvent, Policy, SmpEvent, ErrorCode } from './constants';
 import type { Contact } from './contact';
 import { ErrorCodes, OtrError } from './errors';
-import { CallbackFlag, ChannelOp, EffectKind } from './native';
+import { CallbackFlag, ChannelOp, ContactFlag, EffectKind } from './native';
 import { statusWord, type Status } from './status';
 import { describe, invalid, rejectUnknownOptions, requireBoolean, requireInteger, requireText } from './validate';
 
@@ -185,6 +185,10 @@ const MAX_MESSAGE_SIZE_BY_PROTOCOL: Record<string, number> = {
   'prpl-oscar': 2343,
 };
 
+// How long an AKE of the contact's counts as under way after its last message: libotr's own
+// bound on an AKE waiting for its next message (MAX_AKE_WAIT_TIME).
+const AKE_PATIENCE_MS = 60_000;
+
 // An OTR v3 fragment header ("?OTR|xxxxxxxx|xxxxxxxx,xxxxx,xxxxx,") plus its closing comma.
 const FRAGMENT_OVERHEAD = 37;
 
@@ -219,6 +223,14 @@ export class Channel {
   // intervals were granted for that: an AKE under way is given time, not a new query.
   #heard = false;
   #patience = 0;
+  // The contact's AKE messages since the last query: whether one came since the timer was
+  // armed, and the milliseconds of deadlines passed without one since the last.
+  #akeSinceQuery = false;
+  #akeHeard = false;
+  #akeQuietMs = 0;
+  // The last read(): a deadline that finds calls in flight is decided once it has settled.
+  #lastRead: Promise<unknown> | undefined;
+  #deadlineWaits = false;
   /** @internal */
   readonly _options: ChannelOptions;
   /** @internal */
@@ -340,7 +352,9 @@ export class Channel {
    * after queryRetryInterval ms of silence from the contact, queryRetries times (a contact's
    * client may be generating its key, or answer with a stale AKE message); an interval in
    * which the contact sent something is waited again instead, as often as there are retries
-   * and once more, so an AKE under way is not restarted. onQueryResult reports the outcome.
+   * and once more, so an AKE under way is not restarted. After the last query the outcome
+   * waits while the contact's AKE is under way (its AKE messages came since that query, the
+   * last less than 60 s ago). onQueryResult reports the outcome once.
    *
    * Resolves once the first query has been handed to onWrite — not when the channel is
    * encrypted: that is onGoneSecure, and onQueryResult (`{ secure, queries }`) says how the
@@ -365,6 +379,7 @@ export class Channel {
     // Holds the channel weakly, like the poll timer: a pending retry never keeps an OTR alive.
     const self = new WeakRef(this);
     this.#heard = false;
+    this.#akeHeard = false;
     this.#retryTimer = setTimeout(() => self.deref()?._retry(), this.queryRetryInterval);
     this.#retryTimer.unref();
   }
@@ -381,13 +396,30 @@ export class Channel {
   #retryNow(): void {
     this.#retryTimer = undefined;
     if (this.#queriesSent === 0 || this.account.ctx.closed) return;
+    // What the contact sent before the deadline counts: its reads finish first.
+    if (this._inFlight > 0 && this.#lastRead && !this.#deadlineWaits) {
+      this.#deadlineWaits = true;
+      const decide = (): void => {
+        if (!this.#deadlineWaits) return; // stopped, or started again, meanwhile
+        this.#retryNow();
+        this.#deadlineWaits = false;
+      };
+      this.#lastRead.then(decide, decide).catch((error: unknown) => this.account.ctx._report(error));
+      return;
+    }
     if (this.#isEncrypted()) return this.#reportQuery(true);
+    this.#akeQuietMs = this.#akeHeard ? 0 : this.#akeQuietMs + this.queryRetryInterval;
     if (this.#heard && this.#patience <= this.queryRetries) {
       this.#patience++;
       return this.#armRetry();
     }
-    if (this.#queriesSent > this.queryRetries) return this.#reportQuery(false);
+    if (this.#queriesSent > this.queryRetries) {
+      if (this.#akeUnderWay()) return this.#armRetry();
+      return this.#reportQuery(false);
+    }
     this.#queriesSent++;
+    this.#akeSinceQuery = false;
+    this.#akeQuietMs = 0;
     this.#syncQueryText();
     this.#op(ChannelOp.Init).then(
       () => {
@@ -398,6 +430,14 @@ export class Channel {
         this.account.ctx._report(error);
       },
     );
+  }
+
+  // The contact's AKE answering our last query is still going: its messages came since that
+  // query, the last one less than AKE_PATIENCE_MS of deadlines ago, and our side of the AKE
+  // has not ended (completed, or given up by libotr).
+  #akeUnderWay(): boolean {
+    const flags = this.contact._state?.flags ?? 0;
+    return this.#akeSinceQuery && this.#akeQuietMs < AKE_PATIENCE_MS && (flags & ContactFlag.AkeUnderWay) !== 0;
   }
 
   #reportQuery(secure: boolean): void {
@@ -412,6 +452,9 @@ export class Channel {
     this.#retryTimer = undefined;
     this.#queriesSent = 0;
     this.#patience = 0;
+    this.#akeSinceQuery = false;
+    this.#akeQuietMs = 0;
+    this.#deadlineWaits = false;
   }
 
   /**
@@ -545,7 +588,9 @@ export class Channel {
     if (dropped) return this.#op(ChannelOp.Dropped, dropped[1], undefined, dropped[0]) as Promise<void>;
     this.#syncQueryText();
     this.#heard = true;
-    return this.#op(ChannelOp.Read, input) as Promise<void>;
+    const read = this.#op(ChannelOp.Read, input) as Promise<void>;
+    this.#lastRead = read;
+    return read;
   }
 
   /** Instance tags the contact has used with us. */
@@ -589,6 +634,10 @@ export class Channel {
         return;
       case EffectKind.SessionRestart:
         o.onSessionRestart?.(this, { reason: 'lost-session', instag: a });
+        return;
+      case EffectKind.AkeReceived:
+        this.#akeSinceQuery = true;
+        this.#akeHeard = true;
         return;
       case EffectKind.GoneSecure:
         try {

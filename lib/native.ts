@@ -140,6 +140,8 @@ export const enum EffectKind {
   UnverifiedInstance = 15,
   // The library sent a query for a session the contact writes into and we lost (a: its instance tag).
   SessionRestart = 16,
+  // An AKE message of the contact's reached libotr.
+  AkeReceived = 17,
 }
 
 /** NativeContact.flags (src-native/effects.h, ContactFlag). */
@@ -218,6 +220,7 @@ const SHARED_NUMBERS: Record<string, number> = {
   'EffectKind.LoadSkipped': EffectKind.LoadSkipped,
   'EffectKind.UnverifiedInstance': EffectKind.UnverifiedInstance,
   'EffectKind.SessionRestart': EffectKind.SessionRestart,
+  'EffectKind.AkeReceived': EffectKind.AkeReceived,
   'QueryKind.BeforeEncrypt': QueryKind.BeforeEncrypt,
   'QueryKind.AfterDecrypt': QueryKind.AfterDecrypt,
   'QueryKind.IsLoggedIn': QueryKind.IsLoggedIn,

@@ -472,7 +472,7 @@ Napi::Object SharedNumbers(Napi::Env env) {
 #define E(name) set("EffectKind." #name, static_cast<int>(EffectKind::name))
   E(Write); E(Read); E(GoneSecure); E(GoneInsecure); E(StillSecure); E(NewFingerprint); E(Symkey);
   E(Timer); E(SmpEvent); E(MsgEvent); E(ContactState); E(AccountReady); E(Error); E(LoadSkipped);
-  E(UnverifiedInstance); E(SessionRestart);
+  E(UnverifiedInstance); E(SessionRestart); E(AkeReceived);
 #undef E
 #define Q(name) set("QueryKind." #name, static_cast<int>(QueryKind::name))
   Q(BeforeEncrypt); Q(AfterDecrypt); Q(IsLoggedIn); Q(ErrorText); Q(SmpSecret);

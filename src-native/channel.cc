@@ -30,6 +30,11 @@ MessageEventPayload MessageEvent(int event, const std::string& text) {
 
 const unsigned char* Bytes(const std::string& text) { return reinterpret_cast<const unsigned char*>(text.data()); }
 
+bool IsAkeMessage(OtrlMessageType type) {
+  return type == OTRL_MSGTYPE_DH_COMMIT || type == OTRL_MSGTYPE_DH_KEY || type == OTRL_MSGTYPE_REVEALSIG ||
+         type == OTRL_MSGTYPE_SIGNATURE || type == OTRL_MSGTYPE_V1_KEYEXCH;
+}
+
 }  // namespace
 
 void Engine::OpenChannel(CallScope& scope, Batch& result, ChannelRecord settings) {
@@ -148,6 +153,7 @@ void Engine::Receive(CallScope& scope, Batch&, ChannelRecord& channel, const std
     ReportOverBudget(scope, channel);
     scope.repliesWithheld = 0;
   }
+  if (IsAkeMessage(type)) EmitEvent(scope, channel, EffectKind::AkeReceived);
   if (type == OTRL_MSGTYPE_DATA && context == nullptr && !scope.lostSession) {
     NoticeUnknownInstanceData(scope, channel, input, before);
   }

@@ -35,6 +35,8 @@ enum class EffectKind : int {
   // The library started an AKE by itself: the contact wrote into a session this side does not
   // have (restart.cc). a = the instance tag its message came from (0: OTR v2).
   SessionRestart = 16,
+  // An AKE message of the contact's reached libotr: init()'s retries wait while one is under way.
+  AkeReceived = 17,
 };
 
 enum class SessionStatus : int { Unused = 0, NotPrivate = 1, Unverified = 2, Private = 3, Finished = 4 };

@@ -1,9 +1,23 @@
 // Conversations that heal without an operator: a contact writing into a session this side no
-// longer has gets a fresh AKE started by the library (bounded, reported, never in clear).
-import { after, test } from 'node:test';
+// longer has gets a fresh AKE started by the library (bounded, reported, never in clear), and
+// init()'s outcome is not "unanswered" while the contact's AKE messages are arriving.
+import { after, mock, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MessageEvent, Policy } from 'protocol-otr';
-import { ALICE, BOB, T, closeAll, isQuery, securePair, tick } from './helpers/harness.mjs';
+import {
+  ALICE,
+  BOB,
+  PROTO,
+  T,
+  cloneDir,
+  closeAll,
+  isQuery,
+  keys,
+  openOTR,
+  securePair,
+  tick,
+  tmpdir,
+} from './helpers/harness.mjs';
 
 after(closeAll);
 
@@ -247,4 +261,98 @@ test('a flood of 1,000 undecryptable data messages gets one restart; each answer
     assert.equal(carol.wire.length, expected, 'nothing else sent back');
     assert.equal(carol.events().filter((e) => e === MessageEvent.RCVDMSG_GENERAL_ERR).length, 1, 'the budget ran out, said once');
   }
+});
+
+// A contact that makes its key on demand (as irssi does: the first query starts its key
+// generation and goes unanswered) answers a later query, and its AKE takes a while (its client
+// paces lines, or finishes its key first). The retry timer runs on Node's mock clock: the test
+// decides when each deadline passes, relative to the AKE messages.
+test('onQueryResult does not report "unanswered" while the contact\'s AKE messages are arriving; a stalled AKE is given up after 60 s', T, async (t) => {
+  const k = await keys();
+  const A = openOTR(cloneDir(k.aliceDir));
+  const B = openOTR(tmpdir('otr-keyless-')); // bob has no key yet
+  const alice = await A.account(ALICE, PROTO);
+  const order = [];
+  const toBob = [];
+  const toAlice = [];
+  const aliceReads = [];
+  const interval = 10_000;
+  const channel = (await alice.contact(BOB)).channel({
+    queryRetryInterval: interval, // the defaults, said explicitly
+    queryRetries: 2,
+    onWrite: (c, m) => toBob.push(m),
+    onRead: () => {},
+    onGoneSecure: () => order.push('private'),
+    onQueryResult: (c, { secure, queries }) => order.push(secure ? `secure after ${queries}` : `unanswered after ${queries}`),
+  });
+  mock.timers.enable({ apis: ['setTimeout'] });
+  t.after(() => mock.timers.reset());
+  const elapse = async (ms) => {
+    mock.timers.tick(ms);
+    await tick();
+  };
+  const read = (m) => {
+    const r = channel.read(m);
+    aliceReads.push(r);
+    return r;
+  };
+
+  await channel.init();
+  assert.equal(toBob.filter(isQuery).length, 1);
+  // bob's client starts making its key: the query that asked goes unanswered.
+  const bobKey = B.account(BOB, PROTO);
+  toBob.length = 0;
+  await elapse(interval);
+  await until(() => toBob.length === 1);
+  assert.ok(isQuery(toBob[0]), 'second query');
+  toBob.length = 0; // still making its key
+  await elapse(interval);
+  await until(() => toBob.length === 1);
+  assert.ok(isQuery(toBob[0]), 'third and last query');
+
+  // bob has its key now, and answers the last query.
+  const bobAccount = await bobKey;
+  const bobChannel = (await bobAccount.contact(ALICE)).channel({ queryRetries: 0, onWrite: (c, m) => toAlice.push(m), onRead: () => {} });
+  await bobChannel.read(toBob.shift());
+  assert.equal(toAlice.length, 1, 'bob answers with a DH-Commit');
+  await read(toAlice.shift());
+  await until(() => toBob.length === 1); // alice's DH-Key
+  await bobChannel.read(toBob.shift());
+  await until(() => toAlice.length >= 1); // bob's Reveal Signature: it is slow to arrive
+  const revealSignature = toAlice.splice(0);
+
+  // Deadlines pass while the Reveal Signature is on its way.
+  await elapse(interval);
+  await elapse(interval);
+  await elapse(interval);
+  assert.deepEqual(order, [], 'no outcome while the AKE is under way');
+  for (const m of revealSignature) await read(m);
+  await until(() => order.length === 2);
+  assert.deepEqual(order, ['private', 'secure after 3']);
+  assert.equal(channel.status, 'Unverified');
+  await Promise.all(aliceReads);
+
+  // A stalled AKE: the contact answers the last query of a new init() with a DH-Commit, then
+  // nothing. The outcome waits while the AKE could still complete (libotr gives an AKE 60 s
+  // from its last message), not longer.
+  await channel.finish();
+  order.length = 0;
+  toBob.length = 0;
+  await channel.init();
+  toBob.length = 0; // bob ignores the first two queries
+  await elapse(interval);
+  await until(() => toBob.length === 1);
+  toBob.length = 0;
+  await elapse(interval);
+  await until(() => toBob.length === 1);
+  await bobChannel.read(toBob.shift());
+  await read(toAlice.splice(0)[0]); // the DH-Commit; alice answers, bob never goes on
+  await until(() => toBob.length === 1);
+  const quietIntervals = 60_000 / interval;
+  for (let n = 0; n < quietIntervals; n++) await elapse(interval); // the first one was not quiet
+  assert.deepEqual(order, [], 'still waiting for the AKE');
+  await elapse(interval);
+  await until(() => order.length === 1);
+  assert.deepEqual(order, ['unanswered after 3']);
+  await Promise.all(aliceReads);
 });
