@@ -2,11 +2,16 @@
 // prepublishOnly: refuses to publish a package that does not carry every prebuilt binary we
 // promise, each an ELF shared object for its machine, the glibc ones asking for no symbol
 // version newer than glibc 2.28, the oldest Node 20 runs on (RHEL 8, Debian 11, Ubuntu 20.04 load them).
-//   node scripts/check-prebuilds.mjs [package dir]
+// prepack (--warn): the same check before `npm pack`, which warns and packs anyway: a tarball
+// for a machine with a compiler is useful, but its users must know they will build from source.
+//   node scripts/check-prebuilds.mjs [--warn] [package dir]
 import fs from 'node:fs';
 import path from 'node:path';
 
-const dir = path.resolve(process.argv[2] ?? path.join(path.dirname(new URL(import.meta.url).pathname), '..'));
+const args = process.argv.slice(2);
+const warnOnly = args.includes('--warn');
+const given = args.filter((a) => a !== '--warn');
+const dir = path.resolve(given[0] ?? path.join(path.dirname(new URL(import.meta.url).pathname), '..'));
 const TARGETS = [
   { file: 'linux-x64/node.napi.glibc.node', machine: 62, how: 'npm run prebuild:all' },
   { file: 'linux-arm64/node.napi.glibc.node', machine: 183, how: 'npm run prebuild:all' },
@@ -32,6 +37,14 @@ for (const { file, machine, how } of TARGETS) {
     const newest = Math.max(0, ...[...bytes.toString('latin1').matchAll(/GLIBC_2\.(\d+)/g)].map((m) => Number(m[1])));
     if (newest > NEWEST_GLIBC) problems.push(`prebuilds/${file} needs GLIBC_2.${newest}; build it with npm run prebuild:all (it must need glibc 2.28 at most)`);
   }
+}
+if (problems.length && warnOnly) {
+  console.error(
+    'protocol-otr: warning: packing without every prebuilt binary. Where none fits, npm install builds the addon ' +
+      "from source, which needs a C++ toolchain, python3 and libotr's headers. " +
+      `Run npm run prebuild:all first (as root or through sudo) to include them.\n  ${problems.join('\n  ')}`,
+  );
+  process.exit(0);
 }
 if (problems.length) {
   console.error(`Refusing to publish: the package must carry every prebuilt binary.\n  ${problems.join('\n  ')}`);

@@ -76,3 +76,70 @@ test('prepublishOnly refuses a package without the four prebuilt binaries, or wi
   fs.copyFileSync(built, path.join(empty, 'prebuilds', 'linux-arm64', 'node.napi.glibc.node'));
   assert.match(node([check, empty]).stderr, /linux-arm64\/node\.napi\.glibc\.node is built for ELF machine 62, not 183/);
 });
+
+// A directory of links to the tools a source build uses, without python3: PATH for a machine
+// that lacks it and has everything else.
+function toolsWithout(missing) {
+  const bin = tmpdir('otr-tools-');
+  const which = (tool) => spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).stdout.trim();
+  for (const tool of ['pkg-config', 'c++', 'g++', 'make', 'cc', 'python3'].filter((t) => !missing.includes(t))) {
+    const found = which(tool);
+    if (found) fs.symlinkSync(found, path.join(bin, tool));
+  }
+  fs.symlinkSync(process.execPath, path.join(bin, 'node'));
+  return bin;
+}
+
+// The package's install script as npm runs it (in the package's folder, node_modules/.bin on
+// PATH), in a copy that has no binary: node-gyp-build finds none and starts a source build.
+function runInstallScript({ prebuilds = false, missing }) {
+  const pkgDir = tmpdir('otr-install-');
+  fs.mkdirSync(path.join(pkgDir, 'scripts'));
+  fs.copyFileSync(path.join(REPO, 'package.json'), path.join(pkgDir, 'package.json'));
+  fs.copyFileSync(path.join(REPO, 'binding.gyp'), path.join(pkgDir, 'binding.gyp'));
+  fs.copyFileSync(path.join(REPO, 'scripts', 'check-build-deps.cjs'), path.join(pkgDir, 'scripts', 'check-build-deps.cjs'));
+  fs.mkdirSync(path.join(pkgDir, 'node_modules', '.bin'), { recursive: true });
+  fs.symlinkSync(path.join(REPO, 'node_modules', 'node-gyp-build'), path.join(pkgDir, 'node_modules', 'node-gyp-build'), 'dir');
+  fs.symlinkSync(path.join('..', 'node-gyp-build', 'bin.js'), path.join(pkgDir, 'node_modules', '.bin', 'node-gyp-build'));
+  if (prebuilds) fs.mkdirSync(path.join(pkgDir, 'prebuilds', `${process.platform}-${process.arch}`), { recursive: true });
+  const { scripts } = JSON.parse(fs.readFileSync(path.join(pkgDir, 'package.json'), 'utf8'));
+  const PATH = `${path.join(pkgDir, 'node_modules', '.bin')}:${toolsWithout(missing)}`;
+  const env = { HOME: process.env.HOME, PATH, npm_config_python: '', PYTHON: '' };
+  return spawnSync('/bin/sh', ['-c', scripts.install], { cwd: pkgDir, env, encoding: 'utf8', timeout: 120_000 });
+}
+
+test('a source build without python3 stops before node-gyp with our one line naming the package', T, () => {
+  const run = runInstallScript({ missing: ['python3'] });
+  assert.equal(run.status, 1, run.stdout + run.stderr);
+  assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
+  assert.match(run.stderr, /^protocol-otr: cannot build from source: python3 is not installed, and node-gyp needs it \(package python3\)/);
+  assert.match(run.stderr, /apt-get install libotr5-dev libgcrypt20-dev pkg-config g\+\+ make python3/);
+  assert.doesNotMatch(run.stdout + run.stderr, /gyp (info|ERR!)/, 'node-gyp never started');
+});
+
+test('a source build started because the prebuilt binary did not load names libotr\'s run-time package of each distribution', T, () => {
+  const run = runInstallScript({ prebuilds: true, missing: ['pkg-config'] });
+  assert.equal(run.status, 1, run.stdout + run.stderr);
+  assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
+  assert.match(run.stderr, /pkg-config is not installed/);
+  assert.match(run.stderr, new RegExp(`prebuilt binary for ${process.platform}-${process.arch} did not load`));
+  for (const name of ['Debian 11-12 and Ubuntu 20.04-22.04: libotr5;', 'Debian 13 and Ubuntu 24.04 or later: libotr5t64;', 'Alpine: libotr']) {
+    assert.ok(run.stderr.includes(name), `${name} in: ${run.stderr}`);
+  }
+});
+
+test('npm pack without the prebuilt binaries warns, naming npm run prebuild:all, and still packs', T, () => {
+  // The real prepack script run by the real npm, in a copy whose only content is the check.
+  const dir = tmpdir('otr-pack-');
+  fs.mkdirSync(path.join(dir, 'scripts'));
+  fs.copyFileSync(path.join(REPO, 'scripts', 'check-prebuilds.mjs'), path.join(dir, 'scripts', 'check-prebuilds.mjs'));
+  const pkg = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8'));
+  const { prepack } = pkg.scripts;
+  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: pkg.name, version: pkg.version, files: ['scripts/'], scripts: { prepack } }));
+  const pack = spawnSync('npm', ['pack', '--dry-run'], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
+  assert.equal(pack.status, 0, pack.stderr);
+  assert.match(pack.stderr, /protocol-otr: warning: packing without every prebuilt binary/);
+  assert.match(pack.stderr, /Run npm run prebuild:all first/);
+  assert.match(pack.stderr, /prebuilds\/linux-x64\/node\.napi\.glibc\.node is missing/);
+  assert.match(pack.stdout, /protocol-otr-.*\.tgz/, 'the tarball is still made');
+});
