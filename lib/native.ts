@@ -294,6 +294,9 @@ function loadAddon(): Addon {
 
 const BUILD_NEEDS =
   "libotr's headers and a C++ toolchain (Debian/Ubuntu: apt-get install libotr5-dev libgcrypt20-dev pkg-config g++ make python3)";
+// libotr's run-time package: Debian 13 and Ubuntu 24.04 renamed it in the 64-bit time_t transition.
+const RUNTIME_PACKAGES =
+  'Debian 11-12 and Ubuntu 20.04-22.04: apt-get install libotr5; Debian 13 and Ubuntu 24.04 or later: apt-get install libotr5t64; Alpine: apk add libotr';
 
 /** What went wrong loading the addon, said with the fix. */
 export function explainLoadFailure(reason: string): string {
@@ -308,7 +311,7 @@ export function explainLoadFailure(reason: string): string {
     );
   }
   if (/libotr\.so|libgcrypt\.so/.test(reason)) {
-    return `protocol-otr needs the system libotr 4.1: install it (Debian/Ubuntu: apt-get install libotr5; Alpine: apk add libotr) — ${reason}`;
+    return `protocol-otr needs the system libotr 4.1: install it (${RUNTIME_PACKAGES}) — ${reason}`;
   }
   if (/No native build was found/.test(reason)) {
     return (

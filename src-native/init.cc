@@ -20,8 +20,8 @@ std::string CheckRunningLibotr() {
   return std::string("libotr ") + (found != nullptr ? found : "(unknown version)") +
          " is installed, but protocol-otr needs libotr 4.1.1 or a later 4.1.x: older versions have a heap "
          "overflow through fragments (CVE-2016-2851), and protocol-otr relies on the 4.1 series' private "
-         "structures. Install libotr 4.1.1 or later 4.1.x (Debian/Ubuntu: apt-get install libotr5) and rebuild "
-         "protocol-otr against it (npm rebuild protocol-otr)";
+         "structures. Install libotr 4.1.1 or later 4.1.x (Debian/Ubuntu: apt-get install libotr5, or libotr5t64 "
+         "on Debian 13 and Ubuntu 24.04 or later) and rebuild protocol-otr against it (npm rebuild protocol-otr)";
 }
 
 std::string InitialiseOnce() {

@@ -143,3 +143,29 @@ test('npm pack without the prebuilt binaries warns, naming npm run prebuild:all,
   assert.match(pack.stderr, /prebuilds\/linux-x64\/node\.napi\.glibc\.node is missing/);
   assert.match(pack.stdout, /protocol-otr-.*\.tgz/, 'the tarball is still made');
 });
+
+test('an addon whose libotr is not installed: ERR_OTR_ADDON_LOAD naming the run-time package of each distribution', T, () => {
+  // The real addon with its libotr.so.5 dependency renamed to one no system has: the dynamic
+  // loader fails as it does on a server without libotr's run-time package.
+  const built = fs.readFileSync(path.join(REPO, 'build', 'Release', 'protocol_otr.node'));
+  const needed = Buffer.from('libotr.so.5\0');
+  assert.ok(built.includes(needed), 'the addon links libotr.so.5');
+  const copy = Buffer.from(built);
+  for (let at = copy.indexOf(needed); at !== -1; at = copy.indexOf(needed, at + 1)) copy.write('libotr.so.9', at, 'latin1');
+  const dir = tmpdir('otr-nolibotr-');
+  const addon = path.join(dir, 'protocol_otr.node');
+  fs.writeFileSync(addon, copy);
+  const code = `
+    const { OTR } = require(${JSON.stringify(path.join(REPO, 'dist', 'index.js'))});
+    try { new OTR({ privkeysFile: 'k', contactsFile: 'f', instanceTagsFile: 'i' }); console.log('loaded'); }
+    catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }`;
+  const r = node(['-e', code], { cwd: dir, env: { ...process.env, PROTOCOL_OTR_ADDON: addon } });
+  assert.equal(r.status, 0, r.stderr);
+  const error = JSON.parse(r.stdout);
+  assert.equal(error.code, 'ERR_OTR_ADDON_LOAD');
+  assert.match(error.message, /^protocol-otr needs the system libotr 4\.1: install it/);
+  for (const name of ['Debian 11-12 and Ubuntu 20.04-22.04: apt-get install libotr5;', 'Debian 13 and Ubuntu 24.04 or later: apt-get install libotr5t64;', 'Alpine: apk add libotr']) {
+    assert.ok(error.message.includes(name), `${name} in: ${error.message}`);
+  }
+  assert.match(error.message, /libotr\.so\.9: cannot open shared object file/);
+});
