@@ -22,7 +22,7 @@ export function foreignEnv() {
 export function serverMissing(binary) {
   const found = spawnSync('sh', ['-c', `command -v ${binary}`], { encoding: 'utf8', env: foreignEnv() });
   if (found.status === 0) return undefined;
-  const why = `${binary} is not installed (Debian: apt-get install ${binary}; .ci/run installs it)`;
+  const why = `${binary} is not installed (Debian: apt-get install ${binary}; bash scripts/install.sh installs it)`;
   if (process.env.CI === 'true') throw new Error(`${why}: end-to-end tests never skip in CI`);
   return why;
 }
