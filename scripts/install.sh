@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up a checkout of protocol-otr on a Debian/Ubuntu machine with Node.js 20.17 or newer, for
 # everything `npm test` runs: libotr's headers and a C++ toolchain (for the addon), the servers
-# of the end-to-end and shared-store tests (ngircd, prosody, PostgreSQL's server binaries; no
+# of the end-to-end and shared-store tests (ngircd, prosody, PostgreSQL's server binaries, and iproute2
+# for the partition test's network namespace; no
 # daemon of theirs is started and no database cluster created: the tests start their own, on
 # loopback), then the npm dependencies, which builds the addon and the TypeScript.
 #   bash scripts/install.sh                  all of it
@@ -83,7 +84,7 @@ install_servers() {
 
 mapfile -t build_missing < <(not_installed libotr5-dev libgcrypt20-dev pkg-config g++ make python3)
 servers_missing=()
-if [ -n "$with_servers" ]; then mapfile -t servers_missing < <(not_installed ngircd prosody postgresql); fi
+if [ -n "$with_servers" ]; then mapfile -t servers_missing < <(not_installed ngircd prosody postgresql iproute2); fi
 if [ ${#build_missing[@]} -gt 0 ] || [ ${#servers_missing[@]} -gt 0 ]; then as_root apt-get update -qq; fi
 if [ ${#build_missing[@]} -gt 0 ]; then
   echo "Installing system packages: ${build_missing[*]}"
