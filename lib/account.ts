@@ -242,11 +242,18 @@ export class Account {
       if (contact._isForgotten) throw new OtrError(ErrorCodes.CLOSED, `${contact.name} was forgotten`);
       const from = contact.name;
       if (from === to) return;
-      await this.ctx._call(
-        (job, handle) => handle.renameContact(job, contact._id, this.name, this.protocol, from, to),
-        false,
-        contact.existingChannel,
-      );
+      const store = this.ctx.store;
+      if (store) await store._beforeRename(this.name, this.protocol, from, to);
+      try {
+        await this.ctx._call(
+          (job, handle) => handle.renameContact(job, contact._id, this.name, this.protocol, from, to),
+          false,
+          contact.existingChannel,
+        );
+      } catch (error) {
+        if (store) await store._renameRefused(this.name, this.protocol, from, to);
+        throw error;
+      }
       this._renamed(contact, to);
       await this.ctx._storeSettled();
     };

@@ -49,7 +49,10 @@ export class Contact {
    * is free afterwards: a message from it later is a new contact. A `newName` held by a
    * contact that has nothing to lose (no verified fingerprint, no encrypted session in this
    * process, no writes waiting) is taken from it: that contact is forgotten and reported as
-   * `'contactEvicted'`. Any other holder makes it reject with ERR_OTR_CONTACT_EXISTS.
+   * `'contactEvicted'`. Any other holder makes it reject with ERR_OTR_CONTACT_EXISTS. With a
+   * PostgresStore, the new name's lease is taken first (and the old name's, unless held): another
+   * node owning either makes it reject with ERR_OTR_CONTACT_OWNED, nothing changed; the old
+   * name's lease is given up after (docs/MULTI-NODE.md).
    *
    * Resolves once the contact is known under `newName` (the file rewritten). Rejects with
    * ERR_OTR_CONTACT_EXISTS (nothing changed), ERR_OTR_INVALID_ARGUMENT for a bad name,

@@ -6,8 +6,8 @@
 // The engine still works on the three Pidgin-format files: at open, this store makes them in
 // a private working directory of the node (mode 0700) from the database, and removes them at
 // close. Every change the engine reports for a contact's fingerprints becomes one row-level
-// statement; what another node changed arrives by NOTIFY and is applied to this node's live
-// state through the public API.
+// statement whose NOTIFY names the contact; another node reads that contact's rows back and
+// applies what differs to its live state (the payload itself is never trusted).
 import { createHash, randomInt } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -29,6 +29,7 @@ import {
   type FingerprintFileRow,
   type KeyRow,
 } from './store-files';
+import { type Hint, HintQueue, type RenameHint, contactKey, parseHint } from './trust-hints';
 import { describe, hexToHuman, rejectUnknownOptions, requireInteger, requireName, requireText } from './validate';
 import { type WorkDir, makeWorkDir, sweepDeadWorkDirs } from './work-dir';
 
@@ -79,15 +80,17 @@ export interface PostgresStoreOptions {
 
 export type { Lease } from './postgres-leases';
 
-interface Notice {
-  n: string; // node
-  a: string;
-  p: string;
-  c: string;
-  f: string; // 40 hex digits
-  t: string; // trust
-  d?: boolean; // forgotten
+// A fingerprint's row as read back: its trust word and the node that wrote it.
+interface StoredTrust {
+  trust: string;
+  by: string;
 }
+
+// Contacts waiting to be re-read before one read of the whole table replaces them, renames
+// waiting to be checked, and contacts re-read per statement (see trust-hints.ts).
+const MAX_HINTS = 1024;
+const MAX_RENAMES = 64;
+const HINT_BATCH = 256;
 
 const SCHEMA_VERSION = 2;
 
@@ -99,8 +102,6 @@ function loadPg(): PgModule {
     throw new OtrError(ErrorCodes.STORE, "PostgresStore needs the 'pg' package (node-postgres): npm install pg", { cause: error });
   }
 }
-
-const contactKey = (account: string, protocol: string, contact: string) => `${account}\0${protocol}\0${contact}`;
 
 // Whether a query failed because the connection did (not because of the statement): then it is
 // sent again on a new connection. SQLSTATE classes 08 (connection exception) and 57P (the
@@ -155,7 +156,16 @@ export class PostgresStore extends Store {
   #expect = new Map<string, string | null>();
   #pending = new Set<Promise<void>>();
   #applying: Promise<void> = Promise.resolve();
-  #early: Notice[] = [];
+  #hints = new HintQueue(MAX_HINTS, MAX_RENAMES);
+  #draining = false;
+  // Contacts with a write of this node on its way (how many): the table does not show it yet.
+  #localWrites = new Map<string, number>();
+  // Renames of another node this node is following (`${fromKey}\0${to}`), and the contacts
+  // whose engine changes meanwhile are the table's, not this node's: not written back.
+  #following = new Set<string>();
+  #quiet = new Set<string>();
+  // The leases a rename on its way took for it (given back if the engine refuses it).
+  #takenForRename = new Map<string, string[]>();
   #statements = 0;
   #migrated = false;
 
@@ -398,7 +408,7 @@ export class PostgresStore extends Store {
   /** @internal */
   override _attach(otr: OTR): void {
     this.#otr = otr;
-    for (const notice of this.#early.splice(0)) this.#queueApply(notice);
+    this.#wake();
   }
 
   /** @internal */
@@ -435,6 +445,7 @@ export class PostgresStore extends Store {
     const now = new Map(state.fingerprints.map((f) => [f.hex, f.trust] as [string, string]));
     if (now.size > 0) this.#mirror.set(key, now);
     else this.#mirror.delete(key);
+    if (this.#quiet.has(key)) return;
     for (const [hex, trust] of now) {
       const was = before.get(hex);
       if (was !== undefined && (was !== '') === (trust !== '')) continue;
@@ -458,20 +469,21 @@ export class PostgresStore extends Store {
 
   #write(state: NativeContact, hex: string, kind: 'seen' | 'trust' | 'forget', trust: string): void {
     const fp = this.#table('fingerprints');
-    const notify = `SELECT pg_notify($6, json_build_object('n', $5::text, 'a', account, 'p', protocol, 'c', contact, 'f', fingerprint, 't', trust, 'd', $7::boolean)::text) FROM row`;
+    // The notification names the contact, not the change: other nodes read the row back.
+    const notify = `SELECT pg_notify($6, json_build_object('n', $5::text, 'a', account, 'p', protocol, 'c', contact)::text) FROM row`;
     const sql =
       kind === 'seen'
         ? `WITH row AS (INSERT INTO ${fp} AS f (account, protocol, contact, fingerprint, trust, changed_by)
-             VALUES ($1, $2, $3, $4, '', $5) ON CONFLICT DO NOTHING RETURNING *, $8::text AS unused) ${notify}`
+             VALUES ($1, $2, $3, $4, '', $5) ON CONFLICT DO NOTHING RETURNING *, $7::text AS unused) ${notify}`
         : kind === 'trust'
           ? `WITH row AS (INSERT INTO ${fp} AS f (account, protocol, contact, fingerprint, trust, changed_by)
-               VALUES ($1, $2, $3, $4, $8, $5)
+               VALUES ($1, $2, $3, $4, $7, $5)
                ON CONFLICT (account, protocol, contact, fingerprint)
                DO UPDATE SET trust = EXCLUDED.trust, changed_by = EXCLUDED.changed_by, changed_at = now()
                WHERE f.trust IS DISTINCT FROM EXCLUDED.trust RETURNING *) ${notify}`
           : `WITH row AS (DELETE FROM ${fp} WHERE account = $1 AND protocol = $2 AND contact = $3 AND fingerprint = $4
-               RETURNING *, $8::text AS unused) ${notify}`;
-    const values = [state.account, state.protocol, state.username, hex, this.node, this.#channel, kind === 'forget', trust];
+               RETURNING *, $7::text AS unused) ${notify}`;
+    const values = [state.account, state.protocol, state.username, hex, this.node, this.#channel, trust];
     const done = this.#run(sql, values)
       .then(({ rowCount }) => {
         if (rowCount === 1 && kind !== 'seen') {
@@ -483,35 +495,22 @@ export class PostgresStore extends Store {
         this.#otr?._report(failure);
         throw failure;
       });
-    this.#track(done);
+    this.#track(done, [contactKey(state.account, state.protocol, state.username)]);
   }
 
-  #track(done: Promise<void>): void {
+  // A write on its way, for these contacts (re-reads of them wait until it is stored).
+  #track(done: Promise<void>, keys: string[]): void {
     this.#pending.add(done);
-    const drop = () => this.#pending.delete(done);
+    for (const key of keys) this.#localWrites.set(key, (this.#localWrites.get(key) ?? 0) + 1);
+    const drop = () => {
+      this.#pending.delete(done);
+      for (const key of keys) {
+        const left = (this.#localWrites.get(key) ?? 1) - 1;
+        if (left > 0) this.#localWrites.set(key, left);
+        else this.#localWrites.delete(key);
+      }
+    };
     done.then(drop, drop);
-  }
-
-  /** @internal */
-  override _renamed(account: string, protocol: string, from: string, to: string): void {
-    const fromKey = contactKey(account, protocol, from);
-    const rows = this.#mirror.get(fromKey);
-    this.#mirror.delete(fromKey);
-    if (rows) this.#mirror.set(contactKey(account, protocol, to), rows);
-    const fp = this.#table('fingerprints');
-    const done = this.#run(
-      `WITH moved AS (DELETE FROM ${fp} WHERE account = $1 AND protocol = $2 AND contact = $3 RETURNING *)
-       INSERT INTO ${fp} (account, protocol, contact, fingerprint, trust, changed_by)
-       SELECT account, protocol, $4, fingerprint, trust, $5 FROM moved ON CONFLICT DO NOTHING`,
-      [account, protocol, from, to, this.node],
-    )
-      .then(() => undefined)
-      .catch((error: unknown) => {
-        const failure = storeError(`cannot move ${from}'s fingerprints to ${to}`, error);
-        this.#otr?._report(failure);
-        throw failure;
-      });
-    this.#track(done);
   }
 
   /** @internal */
@@ -523,74 +522,258 @@ export class PostgresStore extends Store {
 
   // ---- fingerprints and trust: other nodes' changes in ----
 
+  // A notification only names what to re-read (see trust-hints.ts): the node reads the rows
+  // back, which only the store's role can write, and applies what differs from its mirror.
   #notified(payload: string | undefined): void {
-    let notice: Notice;
-    try {
-      notice = JSON.parse(payload ?? '') as Notice;
-    } catch {
-      return;
-    }
-    if (notice.n === this.node) return;
-    if (!this.#otr) this.#early.push(notice);
-    else this.#queueApply(notice);
+    const parsed = parseHint(payload);
+    if (!parsed || parsed.hint.node === this.node) return;
+    const { hint, was } = parsed;
+    if (this.#otr && !this.#otr.findAccount(hint.account, hint.protocol)) return;
+    if (was === undefined) this.#hints.add(hint);
+    else this.#hints.addRename({ account: hint.account, protocol: hint.protocol, from: was, to: hint.contact, node: hint.node });
+    this.#wake();
   }
 
-  #queueApply(notice: Notice): void {
-    this.#applying = this.#applying.then(() => this.#apply(notice)).catch((error: unknown) => this.#otr?._report(storeError('cannot apply a trust change from another node', error)));
+  #wake(): void {
+    if (this.#draining || !this.#otr || this.#closed) return;
+    this.#draining = true;
+    this.#applying = this.#drain()
+      .catch((error: unknown) => {
+        // Whatever was taken is read again with everything else at the next hint.
+        this.#hints.everything();
+        if (!this.#otr?.closed) this.#otr?._report(storeError('cannot apply the trust changes of another node', error));
+      })
+      .finally(() => {
+        this.#draining = false;
+      });
   }
 
-  async #apply(notice: Notice): Promise<void> {
-    const otr = this.#otr;
-    if (!otr || otr.closed) return;
-    const account = otr.findAccount(notice.a, notice.p);
-    if (!account) return;
-    const key = contactKey(notice.a, notice.p, notice.c);
-    const id = `${key}\0${notice.f}`;
-    const current = this.#mirror.get(key)?.get(notice.f);
-    // Straight to the engine: the public calls would also wait for this node's own writes.
-    const { a, p, c, f } = notice;
-    try {
-      if (notice.d) {
-        if (current !== undefined) {
-          this.#expect.set(id, null);
-          await otr._call((job, handle) => handle.forgetFingerprint(job, 0, a, p, c, f));
-        }
-      } else if (current === undefined || (current !== '') !== (notice.t !== '')) {
-        this.#expect.set(id, notice.t);
-        if (current === undefined || notice.t !== '') await otr._call((job, handle) => handle.addContact(job, 0, a, p, c, f, notice.t !== ''));
-        else await otr._call((job, handle) => handle.setTrust(job, 0, a, p, c, f, false));
+  async #drain(): Promise<void> {
+    const otr = this.#otr!;
+    while (!otr.closed && !this.#closed && this.#hints.waiting) {
+      if (this.#hints.takeEverything()) {
+        await this.#reread(undefined);
+        continue;
       }
-      account._contactFromNative(c);
-    } catch (error) {
-      this.#expect.delete(id);
-      throw error;
+      const rename = this.#hints.takeRename();
+      if (rename) {
+        await this.#followRename(rename);
+        continue;
+      }
+      await this.#reread(this.#hints.take(HINT_BATCH));
     }
-    this.#emit({ account: notice.a, protocol: notice.p, contact: notice.c, fingerprint: hexToHuman(notice.f), trust: notice.t, verified: notice.t !== '', forgotten: notice.d === true, origin: 'remote', node: notice.n });
+  }
+
+  // The rows of these contacts (every contact's when undefined), by contact key then fingerprint.
+  async #readRows(hints: Hint[] | undefined): Promise<Map<string, Map<string, StoredTrust>>> {
+    const db = await this.#ensureWriter();
+    const fp = this.#table('fingerprints');
+    const columns = 'account, protocol, contact, fingerprint, trust, changed_by';
+    const { rows } = hints
+      ? await db.query(
+          `SELECT ${columns} FROM ${fp} JOIN unnest($1::text[], $2::text[], $3::text[]) AS k (account, protocol, contact) USING (account, protocol, contact)`,
+          [hints.map((h) => h.account), hints.map((h) => h.protocol), hints.map((h) => h.contact)],
+        )
+      : await db.query(`SELECT ${columns} FROM ${fp}`);
+    const table = new Map<string, Map<string, StoredTrust>>();
+    for (const row of rows) {
+      const key = contactKey(String(row.account), String(row.protocol), String(row.contact));
+      const known = table.get(key) ?? new Map<string, StoredTrust>();
+      known.set(String(row.fingerprint), { trust: String(row.trust), by: String(row.changed_by) });
+      table.set(key, known);
+    }
+    return table;
+  }
+
+  // Applies the table's rows of these contacts (every contact's, and every one the mirror has,
+  // when undefined). A contact with a write of this node on its way waits for it: the table
+  // does not show that write yet.
+  async #reread(hints: Hint[] | undefined): Promise<void> {
+    const table = await this.#readRows(hints);
+    let targets = hints;
+    if (!targets) {
+      const keys = new Set([...table.keys(), ...this.#mirror.keys()]);
+      targets = [...keys].map((key) => {
+        const [account, protocol, contact] = key.split('\0');
+        return { account, protocol, contact, node: '' };
+      });
+    }
+    const later: Hint[] = [];
+    for (const hint of targets) {
+      const key = contactKey(hint.account, hint.protocol, hint.contact);
+      if (this.#localWrites.has(key)) later.push(hint);
+      else await this.#applyRows(hint, table.get(key) ?? new Map());
+    }
+    if (later.length > 0) {
+      await Promise.allSettled([...this.#pending]);
+      for (const hint of later) this.#hints.add(hint);
+    }
+  }
+
+  // Makes the engine show what the table has for one contact, and says what changed.
+  async #applyRows(hint: Hint, rows: Map<string, StoredTrust>): Promise<void> {
+    const otr = this.#otr;
+    const { account: a, protocol: p, contact: c } = hint;
+    const account = otr?.findAccount(a, p);
+    if (!otr || otr.closed || !account) return;
+    const key = contactKey(a, p, c);
+    const mirror = new Map(this.#mirror.get(key) ?? []);
+    const changes: TrustChange[] = [];
+    const change = (hex: string, trust: string, forgotten: boolean, node: string) =>
+      changes.push({ account: a, protocol: p, contact: c, fingerprint: hexToHuman(hex), trust, verified: trust !== '', forgotten, origin: 'remote', node });
+    // Straight to the engine: the public calls would also wait for this node's own writes.
+    const engine = async (hex: string, expected: string | null, call: Parameters<OTR['_call']>[0]) => {
+      const id = `${key}\0${hex}`;
+      this.#expect.set(id, expected);
+      try {
+        await otr._call(call);
+      } catch (error) {
+        this.#expect.delete(id);
+        throw error;
+      }
+    };
+    for (const [hex, row] of rows) {
+      const current = mirror.get(hex);
+      const verified = row.trust !== '';
+      if (current !== undefined && (current !== '') === verified) continue;
+      if (current === undefined || verified) await engine(hex, row.trust, (job, handle) => handle.addContact(job, 0, a, p, c, hex, verified));
+      else await engine(hex, row.trust, (job, handle) => handle.setTrust(job, 0, a, p, c, hex, false));
+      change(hex, row.trust, false, row.by);
+    }
+    for (const hex of mirror.keys()) {
+      if (rows.has(hex)) continue;
+      await engine(hex, null, (job, handle) => handle.forgetFingerprint(job, 0, a, p, c, hex));
+      // The row is gone: nothing in the table says who removed it but the hint.
+      change(hex, '', true, hint.node);
+    }
+    if (changes.length === 0) return;
+    account._contactFromNative(c);
+    for (const made of changes) this.#emit(made);
+  }
+
+  // Another node says it renamed `from` to `to`. This node's contact under `from` follows
+  // (through the library's rename, so JS and the engine agree) only when the table shows the
+  // move: no row left under `from`, and every fingerprint this node had for it under `to`; and
+  // only a contact this node holds no lease of, with no channel. Then both names are applied.
+  async #followRename(rename: RenameHint): Promise<void> {
+    const { account: a, protocol: p, from, to, node } = rename;
+    const hints = [from, to].map((contact) => ({ account: a, protocol: p, contact, node }));
+    const table = await this.#readRows(hints);
+    const fromKey = contactKey(a, p, from);
+    const toKey = contactKey(a, p, to);
+    const contact = this.#otr?.findAccount(a, p)?.findContact(from);
+    const had = this.#mirror.get(fromKey);
+    const moved = table.get(toKey);
+    const follow =
+      contact !== undefined &&
+      !contact.existingChannel &&
+      had !== undefined &&
+      had.size > 0 &&
+      !table.has(fromKey) &&
+      [...had.keys()].every((hex) => moved?.has(hex)) &&
+      ![from, to].some((name) => this.#keeper?.holds({ account: a, protocol: p, contact: name }) || this.#localWrites.has(contactKey(a, p, name)));
+    if (follow) {
+      const id = `${fromKey}\0${to}`;
+      this.#following.add(id);
+      this.#quiet.add(fromKey);
+      this.#quiet.add(toKey);
+      try {
+        await contact.rename(to);
+      } catch {
+        // Refused here (this node has a contact under `to` with something to lose): the rows
+        // below still make both names show what the table has.
+      } finally {
+        this.#following.delete(id);
+        this.#quiet.delete(fromKey);
+        this.#quiet.delete(toKey);
+      }
+    }
+    for (const hint of hints) await this.#applyRows(hint, table.get(contactKey(a, p, hint.contact)) ?? new Map());
   }
 
   // After a reconnection: notifications sent while this node was away are lost, so the whole
-  // table is compared with what the engine has, and every difference applied as a change.
+  // table is read again and every difference applied.
   #resyncAll(): void {
-    const done = this.#run(`SELECT account, protocol, contact, fingerprint, trust, changed_by FROM ${this.#table('fingerprints')}`, []).then(({ rows }) => {
-      const seen = new Set<string>();
-      for (const row of rows) {
-        const key = contactKey(String(row.account), String(row.protocol), String(row.contact));
-        seen.add(`${key}\0${row.fingerprint}`);
-        const current = this.#mirror.get(key)?.get(String(row.fingerprint));
-        if (current !== undefined && (current !== '') === (row.trust !== '')) continue;
-        this.#queueApply({ n: String(row.changed_by), a: String(row.account), p: String(row.protocol), c: String(row.contact), f: String(row.fingerprint), t: String(row.trust) });
-      }
-      for (const [key, known] of this.#mirror) {
-        const [a, p, c] = key.split('\0');
-        for (const f of known.keys()) if (!seen.has(`${key}\0${f}`)) this.#queueApply({ n: '', a, p, c, f, t: '', d: true });
-      }
-    });
-    this.#track(done.catch((error: unknown) => this.#otr?._report(storeError('cannot read the trust changes made while this node was away', error))));
+    this.#hints.everything();
+    this.#wake();
   }
 
   #emit(change: TrustChange): void {
     const otr = this.#otr;
     if (otr && !otr.closed) otr.emit('trustChanged', change);
+  }
+
+  // ---- renames: the lease moves with the name ----
+
+  /**
+   * @internal A rename asked on this node takes the new name's lease first, and the old
+   * name's when this node does not hold it: either owned elsewhere rejects with
+   * ERR_OTR_CONTACT_OWNED, and nothing changes. A rename this node follows takes nothing.
+   */
+  override async _beforeRename(account: string, protocol: string, from: string, to: string): Promise<void> {
+    const id = `${contactKey(account, protocol, from)}\0${to}`;
+    if (this.#following.has(id)) return;
+    const taken: string[] = [];
+    try {
+      for (const name of [to, from]) {
+        if (this.#keeper?.holds({ account, protocol, contact: name })) continue;
+        await this.lease(account, protocol, name);
+        taken.push(name);
+      }
+    } catch (error) {
+      await this.#giveBack(account, protocol, taken);
+      throw error;
+    }
+    this.#takenForRename.set(id, taken);
+  }
+
+  /** @internal */
+  override async _renameRefused(account: string, protocol: string, from: string, to: string): Promise<void> {
+    const id = `${contactKey(account, protocol, from)}\0${to}`;
+    const taken = this.#takenForRename.get(id) ?? [];
+    this.#takenForRename.delete(id);
+    await this.#giveBack(account, protocol, taken);
+  }
+
+  async #giveBack(account: string, protocol: string, names: string[]): Promise<void> {
+    for (const name of names) await this.release(account, protocol, name).catch(() => {});
+  }
+
+  /**
+   * @internal The engine renamed a contact. Asked here: its rows move to the new name in one
+   * statement (one transaction) whose notification names both names, then the old name's
+   * lease is given up (the name is free for whoever takes it next). Followed from another
+   * node: only this node's mirror moves.
+   */
+  override _renamed(account: string, protocol: string, from: string, to: string): void {
+    const fromKey = contactKey(account, protocol, from);
+    const toKey = contactKey(account, protocol, to);
+    const rows = this.#mirror.get(fromKey);
+    this.#mirror.delete(fromKey);
+    if (rows) this.#mirror.set(toKey, rows);
+    else this.#mirror.delete(toKey);
+    const id = `${fromKey}\0${to}`;
+    if (this.#following.has(id)) return;
+    this.#takenForRename.delete(id);
+    const fp = this.#table('fingerprints');
+    const done = this.#run(
+          `WITH moved AS (DELETE FROM ${fp} WHERE account = $1 AND protocol = $2 AND contact = $3 RETURNING fingerprint, trust),
+           put AS (INSERT INTO ${fp} AS f (account, protocol, contact, fingerprint, trust, changed_by)
+             SELECT $1, $2, $4, fingerprint, trust, $5 FROM moved
+             ON CONFLICT (account, protocol, contact, fingerprint)
+             DO UPDATE SET trust = EXCLUDED.trust, changed_by = EXCLUDED.changed_by, changed_at = now() RETURNING 1)
+           SELECT (SELECT count(*) FROM put) AS moved,
+             pg_notify($6, json_build_object('n', $5::text, 'a', $1::text, 'p', $2::text, 'c', $4::text, 'w', $3::text)::text)`,
+          [account, protocol, from, to, this.node, this.#channel],
+    )
+      .catch((error: unknown) => {
+        const failure = storeError(`cannot move ${from}'s fingerprints to ${to}`, error);
+        this.#otr?._report(failure);
+        throw failure;
+      })
+      // A lease connection gone meanwhile took the lease with it: nothing left to give up.
+      .then(() => this.release(account, protocol, from).catch(() => {}));
+    this.#track(done, [fromKey, toKey]);
   }
 
   // ---- one owner per contact (the leases themselves: postgres-leases.ts) ----
@@ -754,7 +937,7 @@ export class PostgresStore extends Store {
         `WITH row AS (INSERT INTO ${fp} AS f (account, protocol, contact, fingerprint, trust, changed_by) VALUES ($1, $2, $3, $4, $5, $6)
            ON CONFLICT (account, protocol, contact, fingerprint) DO UPDATE SET trust = EXCLUDED.trust, changed_by = EXCLUDED.changed_by, changed_at = now()
            WHERE EXCLUDED.trust <> '' AND f.trust IS DISTINCT FROM EXCLUDED.trust RETURNING *, (xmax = 0) AS inserted)
-         SELECT inserted, pg_notify($7, json_build_object('n', $6::text, 'a', account, 'p', protocol, 'c', contact, 'f', fingerprint, 't', trust, 'd', false)::text) FROM row`,
+         SELECT inserted, pg_notify($7, json_build_object('n', $6::text, 'a', account, 'p', protocol, 'c', contact)::text) FROM row`,
         [row.account, row.protocol, row.contact, row.fingerprint, row.trust, this.node, this.#channel],
       );
       if (rows[0]?.inserted === true) added++;

@@ -37,7 +37,10 @@ export interface TrustChange {
   forgotten: boolean;
   /** 'local': made here and now stored; 'remote': made by `node` and now applied here. */
   origin: 'local' | 'remote';
-  /** The node that made the change. */
+  /**
+   * The node that made the change: for a remote one, the `changed_by` of the row read back; for
+   * a fingerprint forgotten remotely (its row is gone), the node the notification named.
+   */
   node: string;
 }
 
@@ -55,6 +58,17 @@ export abstract class Store {
   _attach(_otr: OTR): void {}
   /** @internal A contact's state as the engine now has it (fingerprints and trust). */
   _contactState(_state: NativeContact): void {}
+  /**
+   * @internal Before the engine renames a contact: a store shared by several nodes makes sure
+   * the rename may happen here (rejecting changes nothing).
+   */
+  _beforeRename(_account: string, _protocol: string, _from: string, _to: string): Promise<void> {
+    return Promise.resolve();
+  }
+  /** @internal The engine refused a rename _beforeRename allowed: what it took is given back. */
+  _renameRefused(_account: string, _protocol: string, _from: string, _to: string): Promise<void> {
+    return Promise.resolve();
+  }
   /** @internal A contact renamed (its rows move with it). */
   _renamed(_account: string, _protocol: string, _from: string, _to: string): void {}
   /** @internal Settles when every change reported so far is stored (rejects if one failed). */

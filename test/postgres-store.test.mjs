@@ -23,7 +23,8 @@ let server;
 const children = new Set();
 
 before(async () => {
-  if (findPostgres().bin) server = await startPostgres();
+  // On a Unix socket and on TCP (loopback): the multi-node tests below go over TCP.
+  if (findPostgres().bin) server = await startPostgres({ tcp: ['127.0.0.1'] });
 });
 
 after(async () => {
@@ -38,9 +39,9 @@ function needsPostgres(t) {
   return false;
 }
 
-async function query(sql, values) {
+async function query(sql, values, connection = server.connection) {
   const { Client } = require('pg');
-  const db = new Client(server.connection);
+  const db = new Client(connection);
   await db.connect();
   try {
     return (await db.query(sql, values)).rows;
@@ -52,7 +53,7 @@ async function query(sql, values) {
 // A node: a forked pg-node.mjs with call(cmd, args) and the events it sends; `env` is added
 // to this process's environment for it.
 function startNode(name, env) {
-  const child = fork(CHILD, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: env && { ...process.env, ...env } });
+  const child = fork(CHILD, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: env && { ...process.env, ...env }, execArgv: [...process.execArgv, '--expose-gc'] });
   children.add(child);
   const pending = new Map();
   const listeners = new Set();
@@ -79,6 +80,7 @@ function startNode(name, env) {
     call(cmd, args = {}) {
       const id = nextId++;
       return new Promise((resolve, reject) => {
+        if (!child.connected) return reject(new Error(`${name} exited`));
         pending.set(id, { resolve, reject });
         child.send({ id, cmd, ...args });
       });
@@ -538,5 +540,231 @@ test('finding 6 of the hostile-contacts issue: contacts kept on failure — 2,00
     assert.equal(otr.stats().channels, 1);
   } finally {
     await otr.close();
+  }
+});
+
+// ---- Several machines, wave 2 ----
+
+const tcp = () => server.tcpConnection();
+const ensureRole = (role) => query(`DO $$ BEGIN CREATE ROLE ${role} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$`);
+const humanOf = (h) => h.toUpperCase().match(/.{8}/g).join(' ');
+
+test('finding 2 of the several-machines wave 2 issue: trust from anyone — forged notifications from a role with no rights on the tables change nothing on the nodes, 100,000 of them cost bounded work, and a real change still arrives', T, async (t) => {
+  if (!needsPostgres(t)) return;
+  const prefix = 'forged_';
+  const { nodes: [a, b] } = await openNodes(prefix, ['node-a', 'node-b'], { connection: tcp() });
+  const { Client } = require('pg');
+  const mallory = new Client({ ...tcp(), user: 'mallory' });
+  try {
+    await ensureRole('mallory');
+    await mallory.connect();
+    await assert.rejects(mallory.query(`SELECT * FROM "${prefix}fingerprints"`), /permission denied/);
+    // carol has one fingerprint, not verified, on both nodes.
+    const real = hex(0xa11ce);
+    const forgedFp = hex(0xbad);
+    const seen = b.next((m) => m.event === 'trust' && m.change.contact === 'carol');
+    await a.call('trust', { contact: 'carol', hex: real, verified: false });
+    await seen;
+    const before = await b.call('contacts');
+    assert.deepEqual(before.carol, [{ hash: humanOf(real), trust: '' }]);
+    const events = [];
+    b.on((m) => m.event === 'trust' && events.push(m.change));
+    const statements = await b.call('statements');
+    const heap = await b.call('memory');
+
+    const forged = (payload) => mallory.query('SELECT pg_notify($1, $2)', [`${prefix}trust`, typeof payload === 'string' ? payload : JSON.stringify(payload)]);
+    const names = { n: 'node-a', a: ACCOUNT.name, p: ACCOUNT.protocol };
+    // What a node applied as it came before: a new verified fingerprint, carol's verified, forgotten.
+    await forged({ ...names, c: 'carol', f: forgedFp, t: 'verified', d: false });
+    await forged({ ...names, c: 'carol', f: real, t: 'verified', d: false });
+    await forged({ ...names, c: 'carol', f: real, t: '', d: true });
+    await forged({ ...names, c: 'mallory', f: forgedFp, t: 'verified', d: false });
+    // Hints: a re-read finds the table as it was; a rename the table does not show is not followed.
+    await forged({ ...names, c: 'carol' });
+    await forged({ ...names, c: 'carol-now', w: 'carol' });
+    // A real change after those reaches node B after them (notifications arrive in commit order).
+    const dave = b.next((m) => m.event === 'trust' && m.change.contact === 'dave');
+    await a.call('trust', { contact: 'dave', hex: hex(0xd), verified: true });
+    await dave;
+    assert.deepEqual(events.map((e) => [e.contact, e.fingerprint, e.trust, e.node]), [['dave', humanOf(hex(0xd)), 'verified', 'node-a']], 'the real change, and nothing forged');
+    assert.deepEqual((await b.call('contacts')).carol, [{ hash: humanOf(real), trust: '' }]);
+    events.length = 0;
+    // Not JSON, not an object, not names: ignored (a 'null' made every node throw before).
+    for (const junk of ['not json', '[]', 'null', '{"a":1}', JSON.stringify({ ...names, c: 'x\u0001y' }), JSON.stringify({ ...names, c: 'a'.repeat(300) }), JSON.stringify({ ...names, c: 'carol', w: 'carol' })]) await forged(junk);
+    // A flood of hints for random names, in one transaction.
+    await mallory.query(
+      `SELECT pg_notify($1, json_build_object('n', 'node-a', 'a', $2::text, 'p', $3::text, 'c', 'stranger' || i || '-' || md5(i::text))::text) FROM generate_series(1, 100000) i`,
+      [`${prefix}trust`, ACCOUNT.name, ACCOUNT.protocol],
+    );
+    const arrived = b.next((m) => m.event === 'trust' && m.change.contact === 'carol' && m.change.verified);
+    await a.call('trust', { contact: 'carol', hex: real, verified: true });
+    assert.equal((await arrived).change.node, 'node-a');
+    assert.deepEqual(events.map((e) => [e.contact, e.fingerprint, e.trust, e.node]), [['carol', humanOf(real), 'verified', 'node-a']], 'the real change, and nothing forged');
+    const after = await b.call('contacts');
+    assert.deepEqual(after.carol, [{ hash: humanOf(real), trust: 'verified' }]);
+    assert.deepEqual(Object.keys(after).sort(), [...Object.keys(before), 'dave'].sort(), 'no contact made by a forged notification');
+    const heapGrowth = (await b.call('memory')) - heap;
+    const { statements: closing } = await b.call('close');
+    const spent = closing - statements;
+    console.log(`# 100,000 forged hints: node B sent ${spent} statements for them and the real change; its heap grew ${(heapGrowth / 1e6).toFixed(1)} MB`);
+    assert.ok(spent <= 1000, `at most one statement per 100 hints: ${spent}`);
+    assert.ok(heapGrowth < 16e6, `nothing kept: the heap grew ${heapGrowth} bytes`);
+    const rows = await query(`SELECT contact, fingerprint, trust, changed_by FROM "${prefix}fingerprints" ORDER BY contact`);
+    assert.deepEqual(rows, [
+      { contact: 'carol', fingerprint: real, trust: 'verified', changed_by: 'node-a' },
+      { contact: 'dave', fingerprint: hex(0xd), trust: 'verified', changed_by: 'node-a' },
+    ]);
+  } finally {
+    await mallory.end().catch(() => {});
+    await closeNodes([a, b]);
+  }
+});
+
+test('finding 2 of the several-machines wave 2 issue: the deployment recipe — the store\'s role owns its own database, REVOKE CONNECT … FROM PUBLIC keeps every other role out, and NOTIFY and advisory locks from another database do not reach it', T, async (t) => {
+  if (!needsPostgres(t)) return;
+  await ensureRole('mallory');
+  await ensureRole('otr_store');
+  await query('CREATE DATABASE otr_store OWNER otr_store');
+  const as = (user, database) => ({ ...tcp(), user, database });
+  const { Client } = require('pg');
+  const { nodes: [a, b] } = await openNodes('otr_', ['node-a', 'node-b'], { connection: as('otr_store', 'otr_store') });
+  const inside = new Client(as('mallory', 'otr_store'));
+  const elsewhere = new Client(as('mallory', 'postgres'));
+  try {
+    // The key of carol's lease, as the server shows it.
+    await a.call('lease', { contact: 'carol' });
+    const [{ key }] = await query(
+      `SELECT ((l.classid::bigint << 32) | l.objid::bigint)::text AS key FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+       WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND d.datname = 'otr_store'`,
+    );
+    await a.call('release', { contact: 'carol' });
+    // Before the REVOKE, any role connects to the store's database: no rights on the tables,
+    // but the advisory lock of a lease and NOTIFY on the channel are open to it.
+    await inside.connect();
+    await assert.rejects(inside.query('SELECT * FROM "otr_fingerprints"'), /permission denied/);
+    assert.equal((await inside.query('SELECT pg_try_advisory_lock($1::bigint) AS ok', [key])).rows[0].ok, true);
+    await assert.rejects(a.call('lease', { contact: 'carol' }), (e) => e.code === 'ERR_OTR_CONTACT_OWNED');
+    await inside.query('SELECT pg_advisory_unlock_all()');
+    await query('REVOKE CONNECT ON DATABASE otr_store FROM PUBLIC', [], as('otr_store', 'otr_store'));
+    await assert.rejects(query('SELECT 1', [], as('mallory', 'otr_store')), /permission denied for database "otr_store"/);
+    // A session opened before the REVOKE stays (the privilege is checked at connection time).
+    assert.equal((await inside.query('SELECT 1 AS one')).rows[0].one, 1);
+    await inside.end();
+    // From another database of the same server, the same lock key is another lock.
+    await elsewhere.connect();
+    assert.equal((await elsewhere.query('SELECT pg_try_advisory_lock($1::bigint) AS ok', [key])).rows[0].ok, true);
+    assert.equal((await a.call('lease', { contact: 'carol' })).node, 'node-a');
+    // And NOTIFY on the store's channel there reaches no listener of the store's database (the
+    // store's own notification after it does).
+    const listener = new Client(as('otr_store', 'otr_store'));
+    await listener.connect();
+    const heard = [];
+    const own = new Promise((resolve) => listener.on('notification', (m) => (heard.push(m.payload), m.payload === 'own' && resolve())));
+    await listener.query('LISTEN otr_trust');
+    await elsewhere.query("SELECT pg_notify('otr_trust', 'from another database')");
+    await query("SELECT pg_notify('otr_trust', 'own')", [], as('otr_store', 'otr_store'));
+    await own;
+    await listener.end();
+    assert.deepEqual(heard, ['own']);
+    // The store works as its own role: trust travels between the nodes.
+    const arrived = b.next((m) => m.event === 'trust' && m.change.contact === 'erin');
+    await a.call('trust', { contact: 'erin', hex: hex(0xe), verified: true });
+    assert.equal((await arrived).change.node, 'node-a');
+  } finally {
+    await inside.end().catch(() => {});
+    await elsewhere.end().catch(() => {});
+    await closeNodes([a, b]);
+  }
+});
+
+const fingerprintRows = (prefix) => query(`SELECT contact, fingerprint, trust, changed_by FROM "${prefix}fingerprints" ORDER BY contact, fingerprint`);
+
+test('finding 4 of the several-machines wave 2 issue: renames do not travel — a rename on node A is seen on node B (its fingerprints under the new name, none under the old), and the lease moves with the name', T, async (t) => {
+  if (!needsPostgres(t)) return;
+  const prefix = 'rename_';
+  const { nodes: [a, b] } = await openNodes(prefix, ['node-a', 'node-b'], { connection: tcp() });
+  try {
+    const [verified, seen] = [hex(0xc1), hex(0xc2)];
+    await a.call('lease', { contact: 'carol' });
+    await a.call('channel', { contact: 'carol' });
+    const both = b.next((m) => m.event === 'trust' && m.change.fingerprint === humanOf(seen));
+    await a.call('trust', { contact: 'carol', hex: verified, verified: true });
+    await a.call('trust', { contact: 'carol', hex: seen, verified: false });
+    await both;
+    const carol = [{ hash: humanOf(verified), trust: 'verified' }, { hash: humanOf(seen), trust: '' }];
+    assert.deepEqual((await b.call('contacts')).carol, carol);
+
+    const events = [];
+    b.on((m) => m.event === 'trust' && events.push(m.change.contact));
+    await a.call('rename', { from: 'carol', to: 'carol_' });
+    // A change A makes after the rename reaches B after it: B has followed the rename by then.
+    const later = b.next((m) => m.event === 'trust' && m.change.contact === 'dave');
+    await a.call('trust', { contact: 'dave', hex: hex(0xd), verified: true });
+    await later;
+    assert.deepEqual(events, ['dave'], 'B renamed its contact: no fingerprint was forgotten or added on the way');
+    const onB = await b.call('contacts');
+    assert.deepEqual(onB.carol_, carol, 'B shows carol\'s fingerprints under the new name');
+    assert.equal(onB.carol, undefined, 'and none under the old');
+    assert.deepEqual((await fingerprintRows(prefix)).filter((r) => r.contact.startsWith('carol')).map((r) => [r.contact, r.fingerprint, r.trust]), [
+      ['carol_', verified, 'verified'],
+      ['carol_', seen, ''],
+    ]);
+    // The lease moved with the name: A owns carol_ (and its channel), carol came free.
+    assert.deepEqual(await a.call('leases'), ['carol_']);
+    assert.equal(await a.call('hasChannel', { contact: 'carol_' }), true);
+    await assert.rejects(b.call('lease', { contact: 'carol_' }), (e) => e.code === 'ERR_OTR_CONTACT_OWNED' && e.owner === 'node-a');
+    assert.equal((await b.call('lease', { contact: 'carol' })).node, 'node-b');
+  } finally {
+    await closeNodes([a, b]);
+  }
+});
+
+test('finding 4 of the several-machines wave 2 issue: a rename onto a name another node owns is refused with ERR_OTR_CONTACT_OWNED and changes nothing: rows, leases, the contact', T, async (t) => {
+  if (!needsPostgres(t)) return;
+  const prefix = 'rename_owned_';
+  const { nodes: [a, b] } = await openNodes(prefix, ['node-a', 'node-b'], { connection: tcp() });
+  try {
+    await a.call('lease', { contact: 'carol' });
+    await a.call('channel', { contact: 'carol' });
+    await a.call('trust', { contact: 'carol', hex: hex(0xc1), verified: true });
+    await b.call('lease', { contact: 'dave' });
+    const rows = await fingerprintRows(prefix);
+    const contacts = await a.call('contacts');
+    for (const via of ['router', 'contact']) {
+      await assert.rejects(a.call('rename', { from: 'carol', to: 'dave', via }), (e) => e.code === 'ERR_OTR_CONTACT_OWNED' && e.owner === 'node-b');
+    }
+    assert.deepEqual(await fingerprintRows(prefix), rows);
+    assert.deepEqual(await a.call('contacts'), contacts);
+    assert.equal(await a.call('hasChannel', { contact: 'carol' }), true);
+    assert.deepEqual(await a.call('leases'), ['carol']);
+    await assert.rejects(a.call('lease', { contact: 'dave' }), (e) => e.code === 'ERR_OTR_CONTACT_OWNED' && e.owner === 'node-b');
+    await assert.rejects(b.call('lease', { contact: 'carol' }), (e) => e.code === 'ERR_OTR_CONTACT_OWNED' && e.owner === 'node-a');
+    // The old name owned elsewhere: the same.
+    await a.call('trust', { contact: 'erin', hex: hex(0xe), verified: false });
+    await b.call('lease', { contact: 'erin' });
+    await assert.rejects(a.call('rename', { from: 'erin', to: 'erin_', via: 'contact' }), (e) => e.code === 'ERR_OTR_CONTACT_OWNED' && e.owner === 'node-b');
+    assert.deepEqual(await a.call('leases'), ['carol']);
+    assert.equal((await b.call('lease', { contact: 'erin_' })).node, 'node-b');
+  } finally {
+    await closeNodes([a, b]);
+  }
+});
+
+test('finding 4 of the several-machines wave 2 issue: a rename the engine refuses (ERR_OTR_CONTACT_EXISTS) moves no rows and keeps no lease it took', T, async (t) => {
+  if (!needsPostgres(t)) return;
+  const prefix = 'rename_refused_';
+  const { nodes: [a, b] } = await openNodes(prefix, ['node-a', 'node-b'], { connection: tcp() });
+  try {
+    await a.call('lease', { contact: 'carol' });
+    await a.call('channel', { contact: 'carol' });
+    await a.call('trust', { contact: 'carol', hex: hex(0xc1), verified: true });
+    await a.call('trust', { contact: 'erin', hex: hex(0xe), verified: true });
+    const rows = await fingerprintRows(prefix);
+    await assert.rejects(a.call('rename', { from: 'carol', to: 'erin' }), (e) => e.code === 'ERR_OTR_CONTACT_EXISTS');
+    assert.deepEqual(await fingerprintRows(prefix), rows);
+    assert.deepEqual(await a.call('leases'), ['carol']);
+    assert.equal((await b.call('lease', { contact: 'erin' })).node, 'node-b');
+  } finally {
+    await closeNodes([a, b]);
   }
 });

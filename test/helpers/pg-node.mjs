@@ -1,6 +1,8 @@
 // One node of a bridge over a shared PostgresStore, driven by the test that forked it: each
 // IPC message { id, cmd, ... } is a command, answered with { id, result } or { id, error };
 // what the node's channels and store do is sent as { event, ... } as it happens.
+import fs from 'node:fs';
+import path from 'node:path';
 import { OTR, PostgresStore } from 'protocol-otr';
 
 let otr;
@@ -59,6 +61,34 @@ const commands = {
   async release({ contact }) {
     await store.release(account.name, account.protocol, contact);
   },
+  // Takes these contacts' leases at once; resolves with how many, once all are held.
+  async leaseMany({ contacts, waitMs }) {
+    await Promise.all(contacts.map((contact) => store.lease(account.name, account.protocol, contact, { waitMs })));
+    return contacts.length;
+  },
+  leases() {
+    return store.leases().map((l) => l.contact);
+  },
+  owner({ contact }) {
+    return store.owner(account.name, account.protocol, contact);
+  },
+  statements() {
+    return store.statements;
+  },
+  // The contact renamed through a router (as a bridge does on a NICK) or the contact itself.
+  async rename({ from, to, via = 'router' }) {
+    if (via === 'router') await account.router(callbacks(from)).rename(from, to);
+    else await account.findContact(from).rename(to);
+    return true;
+  },
+  // Every contact with its fingerprints, by name.
+  contacts() {
+    return Object.fromEntries(account.contacts().map((c) => [c.name, c.fingerprints().map((f) => ({ hash: f.hash, trust: f.trust }))]));
+  },
+  memory() {
+    globalThis.gc?.();
+    return process.memoryUsage().heapUsed;
+  },
   async channel({ contact, start, existing }) {
     const channel = existing ? account.findContact(contact).existingChannel : (await account.contact(contact)).channel(callbacks(contact));
     if (start) await channel.init();
@@ -94,10 +124,56 @@ const commands = {
   verifiedCount() {
     return account.contacts().reduce((sum, c) => sum + c.fingerprints().filter((f) => f.isVerified).length, 0);
   },
+  // Secure sessions with these contacts (owned here; remote users over files in `dir`, in this
+  // process), then `messages` data messages each way per contact: the statements the store
+  // sent over the data messages alone.
+  async converse({ contacts, messages, dir }) {
+    const users = new OTR({ privkeysFile: path.join(dir, 'k'), contactsFile: path.join(dir, 'f'), instanceTagsFile: path.join(dir, 'i') });
+    try {
+      let received = 0;
+      let secured = 0;
+      let wake;
+      const counted = () => (received++, wake?.());
+      const gone = () => (secured++, wake?.());
+      const pairs = [];
+      for (const contact of contacts) {
+        const user = await users.account(contact, account.protocol);
+        const pair = {};
+        pair.bridge = (await account.contact(contact)).channel({ onWrite: (_c, text) => pair.user.read(text), onRead: counted, onGoneSecure: gone });
+        pair.user = (await user.contact(account.name)).channel({ onWrite: (_c, text) => pair.bridge.read(text), onRead: counted, onGoneSecure: gone });
+        pairs.push(pair);
+      }
+      const when = (cond) => new Promise((resolve) => {
+        wake = () => cond() && resolve();
+        wake();
+      });
+      const allSecure = when(() => secured >= 2 * pairs.length);
+      await Promise.all(pairs.map((pair) => pair.bridge.init()));
+      await allSecure;
+      // The users' fingerprints, seen in the AKEs, are stored once contact() resolves.
+      for (const contact of contacts) await account.contact(contact);
+      const before = store.statements;
+      const total = messages * 2 * pairs.length;
+      const all = when(() => received >= total);
+      let fail;
+      const failed = new Promise((_resolve, reject) => (fail = reject));
+      for (let i = 0; i < messages; i++) {
+        for (const pair of pairs) {
+          pair.bridge.write(`to the user ${i}`).catch(fail);
+          pair.user.write(`to the bridge ${i}`).catch(fail);
+        }
+      }
+      await Promise.race([all, failed]);
+      return { messages: total, statements: store.statements - before };
+    } finally {
+      await users.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  },
   async close() {
     await otr.close();
     setImmediate(() => process.exit(0));
-    return true;
+    return { statements: store.statements };
   },
 };
 
