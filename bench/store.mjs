@@ -5,14 +5,18 @@
 //   - a data message: one encrypted message bridge -> user and its reading, in a secure
 //     session (neither store should do anything: the statements the PostgreSQL store sent
 //     over the phase are counted and printed).
-// Prints both stores' medians and the ratios PostgreSQL / files. Uses BENCH_DATABASE_URL, or a
-// throwaway PostgreSQL (scripts/throwaway-postgres.mjs).
+// Prints both stores' medians and the ratios PostgreSQL / files. Then the takeover scenario
+// (bench/store-takeover.mjs): 4 nodes × 1,000 contacts, one killed with -9, the time until
+// its contacts are owned again and the SQL statements per data message. Uses
+// BENCH_DATABASE_URL, or a throwaway PostgreSQL (scripts/throwaway-postgres.mjs; the takeover
+// over TCP on the loopback).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { OTR, PostgresStore } from 'protocol-otr';
 import { startPostgres } from '../scripts/throwaway-postgres.mjs';
+import { takeoverScenario } from './store-takeover.mjs';
 
 const quick = process.argv.includes('--quick');
 const FINGERPRINTS = quick ? 50 : 500;
@@ -22,9 +26,11 @@ const ACCOUNT = { name: 'bridge@example.org', protocol: 'prpl-jabber' };
 
 let server;
 let connection = process.env.BENCH_DATABASE_URL;
+let tcpConnection = connection;
 if (!connection) {
-  server = await startPostgres();
+  server = await startPostgres({ tcp: ['127.0.0.1'] });
   connection = server.connection;
+  tcpConnection = server.tcpConnection();
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -115,6 +121,7 @@ try {
   console.log(`postgres       ${fp('postgres').toFixed(3).padEnd(46)} ${msg('postgres').toFixed(1)}`);
   console.log(`postgres/files ${`${(fp('postgres') / fp('files')).toFixed(2)}×`.padEnd(46)} ${(msg('postgres') / msg('files')).toFixed(2)}×`);
   console.log(`SQL statements the PostgreSQL store sent during the data messages: ${results.postgres.map((m) => m.statements).join(', ')} (of ${MESSAGES} messages per run)`);
+  await takeoverScenario({ connection: tcpConnection, repeats: REPEATS, messages: quick ? 50 : 500 });
 } finally {
   await user.close();
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });

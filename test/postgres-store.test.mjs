@@ -14,6 +14,7 @@ import { createRequire } from 'node:module';
 import { OTR, PostgresStore } from 'protocol-otr';
 import { T, REPO, tmpdir, filesIn, cannotRun, closeAll, rejectsCode, snapshot } from './helpers/harness.mjs';
 import { findPostgres, startPostgres } from '../scripts/throwaway-postgres.mjs';
+import { hashRing, talkOnNodes } from './helpers/ring-scenario.mjs';
 
 const require = createRequire(import.meta.url);
 const ACCOUNT = { name: 'bridge@example.org', protocol: 'prpl-jabber' };
@@ -766,5 +767,44 @@ test('finding 4 of the several-machines wave 2 issue: a rename the engine refuse
     assert.equal((await b.call('lease', { contact: 'erin' })).node, 'node-b');
   } finally {
     await closeNodes([a, b]);
+  }
+});
+
+test('several machines wave 2: 4 nodes × 1,000 contacts split by a consistent hash, one killed with -9 — each of its contacts owned again by exactly one live node; 0 SQL statements per data message', T, async (t) => {
+  if (!needsPostgres(t)) return;
+  const names = ['node-a', 'node-b', 'node-c', 'node-d'];
+  const contacts = Array.from({ length: 1000 }, (_, i) => `user${i}@example.net`);
+  const { nodes } = await openNodes('ring_', names, { connection: tcp() });
+  const node = Object.fromEntries(nodes.map((n) => [n.name, n]));
+  const live = names.filter((n) => n !== 'node-c');
+  try {
+    const first = hashRing(names);
+    await Promise.all(nodes.map((n) => n.call('leaseMany', { contacts: contacts.filter((c) => first(c) === n.name) })));
+    const moved = contacts.filter((c) => first(c) === 'node-c');
+    node['node-c'].child.kill('SIGKILL');
+    const killed = Date.now();
+    assert.equal((await node['node-c'].exited).signal, 'SIGKILL');
+    // The ring without the dead node: only its contacts move.
+    const next = hashRing(live);
+    await Promise.all(live.map((n) => node[n].call('leaseMany', { contacts: moved.filter((c) => next(c) === n), waitMs: 10_000 })));
+    console.log(`# 4 nodes × 1,000 contacts: node-c's ${moved.length} contacts owned again by the 3 others ${Date.now() - killed} ms after kill -9`);
+
+    const owners = new Map();
+    for (const n of live) for (const c of await node[n].call('leases')) owners.set(c, [...(owners.get(c) ?? []), n]);
+    assert.equal(owners.size, contacts.length, 'every contact is owned');
+    for (const c of contacts) assert.deepEqual(owners.get(c), [next(c)], `${c}: one live owner, the ring's`);
+    for (const c of contacts.filter((c) => !moved.includes(c))) assert.equal(next(c), first(c), 'the others\' contacts stayed');
+    // The database says the same of every moved contact.
+    for (const c of moved) assert.equal(await node['node-a'].call('owner', { contact: c }), next(c));
+
+    // Data messages: secure sessions on each live node with a contact it had and one it took over.
+    const talks = Object.fromEntries(live.map((n) => [n, [contacts.find((c) => first(c) === n), moved.find((c) => next(c) === n)].filter(Boolean)]));
+    const results = await talkOnNodes(node, talks, 100, () => tmpdir('otr-ring-users-'));
+    const messages = results.reduce((sum, r) => sum + r.messages, 0);
+    const statements = results.reduce((sum, r) => sum + r.statements, 0);
+    console.log(`# ${messages} data messages on 3 nodes: ${statements} SQL statements`);
+    assert.equal(statements, 0);
+  } finally {
+    await closeNodes(live.map((n) => node[n]));
   }
 });

@@ -9,6 +9,12 @@ let otr;
 let store;
 let account;
 let remoteChanges = 0;
+let talking;
+const whenTalking = (cond) =>
+  new Promise((resolve) => {
+    talking.wake = () => cond() && resolve();
+    talking.wake();
+  });
 const waiters = [];
 
 const send = (message) => process.send?.(message);
@@ -124,37 +130,34 @@ const commands = {
   verifiedCount() {
     return account.contacts().reduce((sum, c) => sum + c.fingerprints().filter((f) => f.isVerified).length, 0);
   },
-  // Secure sessions with these contacts (owned here; remote users over files in `dir`, in this
-  // process), then `messages` data messages each way per contact: the statements the store
-  // sent over the data messages alone.
-  async converse({ contacts, messages, dir }) {
+  // Secure sessions with these contacts (owned here), with remote users over files in `dir`,
+  // in this process; resolves once the users' fingerprints seen in the AKEs are stored.
+  async secure({ contacts, dir }) {
     const users = new OTR({ privkeysFile: path.join(dir, 'k'), contactsFile: path.join(dir, 'f'), instanceTagsFile: path.join(dir, 'i') });
+    talking = { users, dir, pairs: [], received: 0, secured: 0, wake: undefined };
+    const counted = () => (talking.received++, talking.wake?.());
+    const gone = () => (talking.secured++, talking.wake?.());
+    for (const contact of contacts) {
+      const user = await users.account(contact, account.protocol);
+      const pair = {};
+      pair.bridge = (await account.contact(contact)).channel({ onWrite: (_c, text) => pair.user.read(text), onRead: counted, onGoneSecure: gone });
+      pair.user = (await user.contact(account.name)).channel({ onWrite: (_c, text) => pair.bridge.read(text), onRead: counted, onGoneSecure: gone });
+      talking.pairs.push(pair);
+    }
+    const allSecure = whenTalking(() => talking.secured >= 2 * talking.pairs.length);
+    await Promise.all(talking.pairs.map((pair) => pair.bridge.init()));
+    await allSecure;
+    for (const contact of contacts) await account.contact(contact);
+    return contacts.length;
+  },
+  // `messages` data messages each way in every session secure() made: the statements the
+  // store sent over them.
+  async talk({ messages }) {
+    const { pairs, users, dir } = talking;
     try {
-      let received = 0;
-      let secured = 0;
-      let wake;
-      const counted = () => (received++, wake?.());
-      const gone = () => (secured++, wake?.());
-      const pairs = [];
-      for (const contact of contacts) {
-        const user = await users.account(contact, account.protocol);
-        const pair = {};
-        pair.bridge = (await account.contact(contact)).channel({ onWrite: (_c, text) => pair.user.read(text), onRead: counted, onGoneSecure: gone });
-        pair.user = (await user.contact(account.name)).channel({ onWrite: (_c, text) => pair.bridge.read(text), onRead: counted, onGoneSecure: gone });
-        pairs.push(pair);
-      }
-      const when = (cond) => new Promise((resolve) => {
-        wake = () => cond() && resolve();
-        wake();
-      });
-      const allSecure = when(() => secured >= 2 * pairs.length);
-      await Promise.all(pairs.map((pair) => pair.bridge.init()));
-      await allSecure;
-      // The users' fingerprints, seen in the AKEs, are stored once contact() resolves.
-      for (const contact of contacts) await account.contact(contact);
       const before = store.statements;
-      const total = messages * 2 * pairs.length;
-      const all = when(() => received >= total);
+      const total = talking.received + messages * 2 * pairs.length;
+      const all = whenTalking(() => talking.received >= total);
       let fail;
       const failed = new Promise((_resolve, reject) => (fail = reject));
       for (let i = 0; i < messages; i++) {
@@ -164,7 +167,7 @@ const commands = {
         }
       }
       await Promise.race([all, failed]);
-      return { messages: total, statements: store.statements - before };
+      return { messages: messages * 2 * pairs.length, statements: store.statements - before };
     } finally {
       await users.close();
       fs.rmSync(dir, { recursive: true, force: true });
