@@ -610,8 +610,18 @@ export class PostgresStore extends Store {
     }
   }
 
-  // Makes the engine show what the table has for one contact, and says what changed.
+  // Makes the engine show what the table has for one contact, and says what changed. The
+  // engine refusing it is reported for that contact alone: the others are still applied.
   async #applyRows(hint: Hint, rows: Map<string, StoredTrust>): Promise<void> {
+    try {
+      await this.#applyContactRows(hint, rows);
+    } catch (error) {
+      if (this.#otr?.closed !== false) return;
+      this.#otr._report(storeError(`cannot apply the fingerprints another node stored for ${hint.contact}`, error));
+    }
+  }
+
+  async #applyContactRows(hint: Hint, rows: Map<string, StoredTrust>): Promise<void> {
     const otr = this.#otr;
     const { account: a, protocol: p, contact: c } = hint;
     const account = otr?.findAccount(a, p);
