@@ -40,7 +40,7 @@ export interface Lease {
 
 /** The lease connection as the keeper uses it (the store's serialised pg client). */
 export interface LeaseSession {
-  query(text: string, values?: unknown[], onSent?: () => void): Promise<{ rows: Record<string, unknown>[] }>;
+  query(text: string, values?: unknown[], onSent?: () => void, heartbeat?: boolean): Promise<{ rows: Record<string, unknown>[] }>;
   /** Drops the connection at once (no goodbye: the network may be gone). */
   destroy(): void;
 }
@@ -138,16 +138,21 @@ export class LeaseKeeper {
   }
 
   // A query on the lease connection; its answer confirms the connection as of its sending.
-  #query(text: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[] }> {
+  #query(text: string, values?: unknown[], heartbeat = false): Promise<{ rows: Record<string, unknown>[] }> {
     const session = this.#session;
     if (!session || this.#state === 'closed') return Promise.reject(this.#storeError());
     let mono = 0;
     let wall = 0;
     return session
-      .query(text, values, () => {
-        mono = performance.now();
-        wall = Date.now();
-      })
+      .query(
+        text,
+        values,
+        () => {
+          mono = performance.now();
+          wall = Date.now();
+        },
+        heartbeat,
+      )
       .then((result) => {
         if (session === this.#session && this.#state === 'live') this.#confirm(mono, wall);
         return result;
@@ -176,7 +181,7 @@ export class LeaseKeeper {
   #beat(again = false): void {
     if ((this.#beating && !again) || this.#state !== 'live') return;
     this.#beating = true;
-    this.#query('SELECT 1')
+    this.#query('SELECT 1', undefined, true)
       .catch(() => {}) // the connection's own error ends it (see #broken)
       .finally(() => {
         this.#beating = false;

@@ -167,6 +167,7 @@ export class PostgresStore extends Store {
   // The leases a rename on its way took for it (given back if the engine refuses it).
   #takenForRename = new Map<string, string[]>();
   #statements = 0;
+  #heartbeats = 0;
   #migrated = false;
 
   /** Checks the options and loads `pg`; connects only when opened (or on import/export). */
@@ -230,8 +231,9 @@ export class PostgresStore extends Store {
         client.connection?.stream?.destroy?.();
         client.end().catch(() => {});
       },
-      query: (text: string, values?: unknown[], onSent?: () => void) => {
-        this.#statements++;
+      query: (text: string, values?: unknown[], onSent?: () => void, heartbeat = false) => {
+        if (heartbeat) this.#heartbeats++;
+        else this.#statements++;
         const run = tail.then(() => {
           onSent?.();
           return client.query(text, values);
@@ -877,9 +879,17 @@ export class PostgresStore extends Store {
     await this.#keeper?.release({ account, protocol, contact });
   }
 
-  /** SQL statements this store has sent so far (all connections): what a workload costs the database. */
+  /**
+   * SQL statements this store has sent so far (all connections), heartbeats aside: what a
+   * workload costs the database.
+   */
   get statements(): number {
     return this.#statements;
+  }
+
+  /** Heartbeats sent on the lease connection so far (one every third of `leaseTimeoutSeconds`, whatever the workload). */
+  get heartbeats(): number {
+    return this.#heartbeats;
   }
 
   /** The contacts this node owns (on a live lease connection, or on hold while it reconnects). */

@@ -14,14 +14,13 @@ import { createRequire } from 'node:module';
 import { OTR, PostgresStore } from 'protocol-otr';
 import { T, REPO, tmpdir, filesIn, cannotRun, closeAll, rejectsCode, snapshot } from './helpers/harness.mjs';
 import { findPostgres, startPostgres } from '../scripts/throwaway-postgres.mjs';
+import { startNode, children, closeNodes } from './helpers/pg-cluster.mjs';
 import { hashRing, talkOnNodes } from './helpers/ring-scenario.mjs';
 
 const require = createRequire(import.meta.url);
 const ACCOUNT = { name: 'bridge@example.org', protocol: 'prpl-jabber' };
-const CHILD = path.join(REPO, 'test', 'helpers', 'pg-node.mjs');
 
 let server;
-const children = new Set();
 
 before(async () => {
   // On a Unix socket and on TCP (loopback): the multi-node tests below go over TCP.
@@ -51,61 +50,8 @@ async function query(sql, values, connection = server.connection) {
   }
 }
 
-// A node: a forked pg-node.mjs with call(cmd, args) and the events it sends; `env` is added
-// to this process's environment for it.
-function startNode(name, env) {
-  const child = fork(CHILD, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: env && { ...process.env, ...env }, execArgv: [...process.execArgv, '--expose-gc'] });
-  children.add(child);
-  const pending = new Map();
-  const listeners = new Set();
-  let nextId = 1;
-  const ready = new Promise((resolve) => listeners.add((m) => m.event === 'ready' && resolve()));
-  const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
-  exited.then(() => {
-    children.delete(child);
-    for (const { reject } of pending.values()) reject(new Error(`${name} exited`));
-  });
-  child.on('message', (m) => {
-    if (m.id !== undefined) {
-      const p = pending.get(m.id);
-      pending.delete(m.id);
-      if (m.error) p?.reject(Object.assign(new Error(m.error.message), m.error));
-      else p?.resolve(m.result);
-    } else for (const l of listeners) l(m);
-  });
-  return {
-    name,
-    child,
-    exited,
-    ready,
-    call(cmd, args = {}) {
-      const id = nextId++;
-      return new Promise((resolve, reject) => {
-        if (!child.connected) return reject(new Error(`${name} exited`));
-        pending.set(id, { resolve, reject });
-        child.send({ id, cmd, ...args });
-      });
-    },
-    on(listener) {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
-    },
-    // The next event matching `test`.
-    next(test) {
-      return new Promise((resolve) => {
-        const off = this.on((m) => {
-          if (test(m)) {
-            off();
-            resolve(m);
-          }
-        });
-      });
-    },
-  };
-}
-
 async function openNodes(prefix, names = ['node-a', 'node-b'], extra = {}) {
-  const nodes = names.map(startNode);
+  const nodes = names.map((name) => startNode(name));
   await Promise.all(nodes.map((n) => n.ready));
   const opened = await Promise.all(nodes.map((n) => n.call('open', { connection: server.connection, prefix, node: n.name, accounts: [ACCOUNT], workDir: workDir(), ...extra })));
   return { nodes, opened };
@@ -114,7 +60,6 @@ async function openNodes(prefix, names = ['node-a', 'node-b'], extra = {}) {
 // Where a node's working copy goes: a temp dir closeAll() removes, so a node killed with -9
 // leaves no key behind.
 const workDir = () => tmpdir('otr-pg-work-');
-const closeNodes = (nodes) => Promise.all(nodes.map((n) => n.call('close').catch(() => {}).then(() => n.exited)));
 const hex = (i) => i.toString(16).padStart(40, '0');
 
 test('two processes racing to generate the account key end with one key: same fingerprint, same instance tag', T, async (t) => {
@@ -130,7 +75,7 @@ test('two processes racing to generate the account key end with one key: same fi
   await gate.connect();
   await gate.query('BEGIN');
   await gate.query(`LOCK TABLE "${prefix}accounts" IN SHARE ROW EXCLUSIVE MODE`);
-  const nodes = ['node-a', 'node-b'].map(startNode);
+  const nodes = ['node-a', 'node-b'].map((name) => startNode(name));
   await Promise.all(nodes.map((n) => n.ready));
   const opening = nodes.map((n) => n.call('open', { connection: server.connection, prefix, node: n.name, accounts: [ACCOUNT], workDir: workDir() }));
   // (Another connection: inside the gate's transaction, pg_stat_activity is a frozen snapshot.)
@@ -415,7 +360,7 @@ test('Files: the work-dir sweep works on descriptors: a dead node\'s directory s
   });
   await new Promise((resolve) => pauser.listen(socketPath, resolve));
   const preload = [process.env.LD_PRELOAD, shim].filter(Boolean).join(':');
-  const node = startNode('node-sweeper', { LD_PRELOAD: preload, PAUSE_AT_FLOCK: `/${name}/owner.lock`, PAUSE_SOCKET: socketPath });
+  const node = startNode('node-sweeper', { env: { LD_PRELOAD: preload, PAUSE_AT_FLOCK: `/${name}/owner.lock`, PAUSE_SOCKET: socketPath } });
   try {
     await node.ready;
     await node.call('open', { connection: server.connection, prefix: 'descriptors_', node: node.name, accounts: [ACCOUNT], workDir: shared });

@@ -40,8 +40,14 @@ export function startNode(name, { env, netns } = {}) {
     call(cmd, args = {}) {
       const id = nextId++;
       return new Promise((resolve, reject) => {
+        if (!child.connected) return reject(new Error(`${name} exited`));
         pending.set(id, { resolve, reject });
-        child.send({ id, cmd, ...args });
+        // A node exiting meanwhile: the send fails here, not as an 'error' event of the child.
+        child.send({ id, cmd, ...args }, (error) => {
+          if (!error) return;
+          pending.delete(id);
+          reject(error);
+        });
       });
     },
     on(listener) {

@@ -61,9 +61,6 @@ const commands = {
     const lease = await store.lease(account.name, account.protocol, contact, { waitMs });
     return { ...lease, at: Date.now() };
   },
-  leases() {
-    return store.leases().map((l) => l.contact);
-  },
   async release({ contact }) {
     await store.release(account.name, account.protocol, contact);
   },
