@@ -5,6 +5,22 @@ import os from 'node:os';
 import path from 'node:path';
 import { OTR, MessageEvent, SmpEvent } from 'protocol-otr';
 
+const HELP = `Usage: node examples/demo.mjs
+
+Two OTR parties in one process, each with its own keys (generated in a temporary folder,
+removed at the end): the query and AKE, encrypted messages with their wire text, SMP with a
+question, the extra symmetric key, and finish. It takes no options and connects nowhere.
+`;
+const args = process.argv.slice(2);
+if (args.includes('--help') || args.includes('-h')) {
+  process.stdout.write(HELP);
+  process.exit(0);
+}
+if (args.length) {
+  process.stderr.write(`error: unknown option ${args[0]}; --help says what the demo does\n`);
+  process.exit(2);
+}
+
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'protocol-otr-demo-'));
 const files = (who) => ({
   privkeysFile: path.join(dir, `${who}.private_key`),

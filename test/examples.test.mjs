@@ -1,83 +1,91 @@
-// The two shipped bridge examples, run as the README says, against real servers on loopback:
-// two instances of each talk through the server — OTR started with a retried query,
-// messages both ways, SMP as a promise, a nick change (IRC), and /quit telling the other
-// side the session ended.
+// The shipped examples, run as their --help says, against real servers on loopback: two
+// instances of each bridge talk through the server — OTR started with a retried query,
+// messages both ways, SMP as a promise, a nick change on each side (IRC), and /quit telling
+// the other side the session ended. And what every example does before anything else:
+// --help, whatever else is given, and keys kept outside the checkout by default.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
+import net from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { killExamples, removeTempDirs, runExample, tempDir } from './helpers/examples.mjs';
 import { serverMissing, startNgircd, startProsody, stopAllServers } from './helpers/servers.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ircMissing = serverMissing('ngircd');
 const xmppMissing = serverMissing('prosody');
 
-// Examples still running when the file ends (a test that timed out) are stopped, so the
-// test process can exit.
-const children = new Set();
 after(async () => {
-  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+  killExamples();
   await stopAllServers();
+  removeTempDirs();
 });
 
-// A running example: its output lines, a way to wait for one, and its standard input.
-function run(script, args) {
-  const child = spawn(process.execPath, [path.join(ROOT, 'examples', script), ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
-  children.add(child);
-  const lines = [];
-  const waiting = new Set();
-  let partial = '';
-  let stderr = '';
-  child.stderr.on('data', (d) => (stderr += d));
-  child.stdout.on('data', (d) => {
-    const parts = (partial + d).split('\n');
-    partial = parts.pop();
-    for (const line of parts) {
-      lines.push(line);
-      for (const w of [...waiting]) w();
-    }
+test('every example has --help: with other options given too it prints its usage and exits 0, generating no key and connecting nowhere', { timeout: 60_000 }, async () => {
+  // A server where the examples would connect: it must see no connection.
+  const connections = [];
+  const server = net.createServer((socket) => {
+    connections.push(socket);
+    socket.destroy();
   });
-  const exited = new Promise((resolve) => child.once('exit', (code) => {
-    for (const w of [...waiting]) w();
-    resolve(code);
-  }));
-  return {
-    lines,
-    exited,
-    send: (command) => child.stdin.write(`${command}\n`),
-    waitFor(pattern) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          const found = lines.find((l) => pattern.test(l));
-          if (found) {
-            waiting.delete(check);
-            resolve(found);
-          } else if (child.exitCode !== null) {
-            waiting.delete(check);
-            reject(new Error(`${script} exited (${child.exitCode}) before printing ${pattern}:\n${lines.join('\n')}\n${stderr}`));
-          }
-        };
-        waiting.add(check);
-        check();
-      });
-    },
-    kill: () => child.exitCode === null && child.kill('SIGTERM'),
-  };
-}
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  try {
+    const runs = {
+      'irc-bridge.mjs': ['--nick', 'x', '--port', String(port), '--help'],
+      'xmpp-bot.mjs': ['--jid', 'x@localhost', '--password', 'pw', '--service', `xmpp://127.0.0.1:${port}`, '--help'],
+      'demo.mjs': ['--help'],
+    };
+    for (const [script, args] of Object.entries(runs)) {
+      const home = tempDir();
+      const cwd = tempDir();
+      const run = runExample(script, args, { cwd, env: { HOME: home, XDG_DATA_HOME: path.join(home, 'data'), OTR_KEY_DIR: undefined } });
+      const code = await run.exited;
+      assert.equal(code, 0, `${script}: ${run.stderr}`);
+      assert.match(run.lines[0], new RegExp(`^Usage: node examples/${script.replace('.', '\\.')}`), script);
+      assert.deepEqual([fs.readdirSync(home), fs.readdirSync(cwd)], [[], []], `${script}: no file written`);
+      assert.ok(!run.lines.some((l) => /^fingerprint /.test(l)), `${script}: no key`);
+    }
+    assert.equal(connections.length, 0, 'no connection');
+  } finally {
+    server.close();
+  }
+});
 
-function keyDir() {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'otr-example-keys-'));
-}
+test('examples: a misspelled option is refused with exit 2, naming it', async () => {
+  const run = runExample('irc-bridge.mjs', ['--nik', 'x'], { cwd: tempDir(), env: { XDG_DATA_HOME: tempDir() } });
+  assert.equal(await run.exited, 2);
+  assert.equal(run.stderr, 'error: unknown option --nik; --help lists the options\n');
+});
 
-test('examples/irc-bridge.mjs: two bridges over ngircd — OTR, messages, SMP, a nick change, quit', { timeout: 240_000, skip: ircMissing }, async () => {
+test('irc-bridge keeps its keys outside the checkout by default: $XDG_DATA_HOME/protocol-otr/irc-bridge, else ~/.local/share/protocol-otr/irc-bridge', { timeout: 120_000, skip: ircMissing }, async () => {
+  const server = await startNgircd();
+  try {
+    for (const env of [{ XDG_DATA_HOME: path.join(tempDir(), 'data') }, { HOME: tempDir(), XDG_DATA_HOME: undefined }]) {
+      const cwd = tempDir();
+      const expected = path.join(env.XDG_DATA_HOME ?? path.join(env.HOME, '.local', 'share'), 'protocol-otr', 'irc-bridge');
+      const run = runExample('irc-bridge.mjs', ['--port', String(server.port), '--nick', 'keeper'], { cwd, env: { ...env, OTR_KEY_DIR: undefined } });
+      try {
+        await run.waitFor(/^connected keeper$/);
+        run.send('/quit');
+        assert.equal(await run.exited, 0);
+      } finally {
+        run.kill();
+      }
+      assert.deepEqual(fs.readdirSync(cwd), [], 'nothing in the working folder');
+      assert.equal(fs.statSync(path.join(expected, 'otr.private_key')).mode & 0o777, 0o600);
+      assert.equal(run.lines[0], `keys ${expected}`, 'the first line says where the keys are');
+    }
+  } finally {
+    await server.stop();
+  }
+});
+
+test('examples/irc-bridge.mjs: two bridges over ngircd — OTR, messages, SMP, nick changes on both sides, quit', { timeout: 240_000, skip: ircMissing }, async () => {
   const server = await startNgircd(); // flood penalties off: the bridges pace themselves anyway
-  const dirs = [keyDir(), keyDir()];
+  const dirs = [tempDir(), tempDir()];
   const common = ['--host', '127.0.0.1', '--port', String(server.port), '--join', '#bridges', '--rate', '20', '--burst', '10'];
-  const alice = run('irc-bridge.mjs', [...common, '--nick', 'alice', '--keys', dirs[0], '--smp-secret', 'bluedoor', '--echo']);
-  const bob = run('irc-bridge.mjs', [...common, '--nick', 'bob', '--keys', dirs[1]]);
+  const alice = runExample('irc-bridge.mjs', [...common, '--nick', 'alice', '--keys', dirs[0], '--smp-secret', 'bluedoor', '--echo']);
+  const bob = runExample('irc-bridge.mjs', [...common, '--nick', 'bob', '--keys', dirs[1]]);
   try {
     await Promise.all([alice.waitFor(/^joined #bridges$/), bob.waitFor(/^joined #bridges$/)]);
     bob.send('/otr alice');
@@ -89,9 +97,12 @@ test('examples/irc-bridge.mjs: two bridges over ngircd — OTR, messages, SMP, a
     bob.send('/smp alice bluedoor What colour is the door?');
     await alice.waitFor(/^smp-request bob: What colour is the door\?$/);
     await bob.waitFor(/^smp alice verified$/);
-    // bob changes nick: alice's bridge follows it, and the session goes on.
+    // bob changes nick: he ends the conversation first, alice's bridge follows the rename, and
+    // bob's bridge starts OTR again from the new nick; trust stays with the contact.
     bob.send('/nick bob2');
+    await alice.waitFor(/^finished bob$/);
     await alice.waitFor(/^renamed bob bob2$/);
+    await Promise.all([alice.waitFor(/^secure bob2 Unverified$/), bob.waitFor(/^secure alice Private$/)]);
     bob.send('/msg alice after the nick change');
     await alice.waitFor(/^read bob2 encrypted: after the nick change$/);
     await bob.waitFor(/^read alice encrypted: echo: after the nick change$/);
@@ -105,16 +116,14 @@ test('examples/irc-bridge.mjs: two bridges over ngircd — OTR, messages, SMP, a
     bob.kill();
     await Promise.all([alice.exited, bob.exited]);
     await server.stop();
-    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
   }
 });
 
 test('examples/xmpp-bot.mjs: two bots over prosody — OTR, messages, SMP, quit', { timeout: 240_000, skip: xmppMissing }, async () => {
   const server = await startProsody({ alice: 'alice-pw', bob: 'bob-pw' });
-  const dirs = [keyDir(), keyDir()];
-  const service = ['--service', `xmpp://127.0.0.1:${server.port}`, '--plain'];
-  const alice = run('xmpp-bot.mjs', [...service, '--jid', 'alice@localhost', '--password', 'alice-pw', '--keys', dirs[0], '--smp-secret', 'bluedoor', '--echo']);
-  const bob = run('xmpp-bot.mjs', [...service, '--jid', 'bob@localhost', '--password', 'bob-pw', '--keys', dirs[1]]);
+  const service = ['--service', `xmpp://127.0.0.1:${server.port}`, '--allow-unencrypted', '--plain'];
+  const alice = runExample('xmpp-bot.mjs', [...service, '--jid', 'alice@localhost', '--password', 'alice-pw', '--keys', tempDir(), '--smp-secret', 'bluedoor', '--echo']);
+  const bob = runExample('xmpp-bot.mjs', [...service, '--jid', 'bob@localhost', '--password', 'bob-pw', '--keys', tempDir()]);
   try {
     await Promise.all([alice.waitFor(/^connected /), bob.waitFor(/^connected /)]);
     bob.send('/otr alice@localhost');
@@ -132,6 +141,5 @@ test('examples/xmpp-bot.mjs: two bots over prosody — OTR, messages, SMP, quit'
     bob.kill();
     await Promise.all([alice.exited, bob.exited]);
     await server.stop();
-    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
   }
 });

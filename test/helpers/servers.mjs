@@ -135,8 +135,13 @@ export async function startNgircd({ floodPenalties = false } = {}) {
   return { port, host: '127.0.0.1', stop };
 }
 
-/** prosody with a config of its own (never without --config), users registered by file. */
-export async function startProsody(users) {
+/**
+ * prosody with a config of its own (never without --config), users registered by file.
+ * `plainAuth: false` offers no SASL PLAIN over an unencrypted connection (SCRAM only, as a
+ * server would); `tls: { certificate, key }` (PEM files) offers STARTTLS with that
+ * certificate and requires it before login.
+ */
+export async function startProsody(users, { plainAuth = true, tls } = {}) {
   const dir = tempDir('otr-prosody-');
   const port = await freePort();
   const data = path.join(dir, 'data');
@@ -161,11 +166,12 @@ export async function startProsody(users) {
       'component_ports = {}',
       'http_ports = {}',
       'https_ports = {}',
-      'modules_enabled = { "roster", "saslauth", "disco", "ping", "posix" }',
-      'modules_disabled = { "s2s", "tls", "offline" }',
+      `modules_enabled = { "roster", "saslauth", "disco", "ping", "posix"${tls ? ', "tls"' : ''} }`,
+      `modules_disabled = { "s2s", ${tls ? '' : '"tls", '}"offline" }`,
       'authentication = "internal_plain"',
-      'c2s_require_encryption = false',
-      'allow_unencrypted_plain_auth = true',
+      `c2s_require_encryption = ${tls ? 'true' : 'false'}`,
+      `allow_unencrypted_plain_auth = ${plainAuth}`,
+      tls ? `ssl = { certificate = ${JSON.stringify(tls.certificate)}; key = ${JSON.stringify(tls.key)} }` : '',
       'storage = "internal"',
       'log = { { levels = { min = "warn" }, to = "console" } }',
       'VirtualHost "localhost"',
