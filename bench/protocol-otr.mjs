@@ -399,7 +399,6 @@ async function latencyUnderLoad(o, keys) {
   const probe = b.pairs[BACKGROUND];
   const background = b.pairs.slice(0, BACKGROUND);
   const probeText = payload(1024, 0);
-  let probeSent = 0;
   let probeWaiting = null;
   const waiters = new Map(); // pair → what its loop waits for
   const counts = { turns: 0, refreshes: 0, smps: 0 };
@@ -452,7 +451,6 @@ async function latencyUnderLoad(o, keys) {
       await new Promise((r) => setTimeout(r, 20));
       const t0 = performance.now();
       const arrived = new Promise((resolve) => (probeWaiting = resolve));
-      probeSent++;
       timed(() => probe.channels[1].write(probeText)).catch((e) => fail(`probe write: ${e.message}`));
       latencies.push((await arrived) - t0);
     }

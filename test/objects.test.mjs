@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import { OTR } from 'protocol-otr';
 import {
   ALICE, BOB, PROTO, T, HUMAN_FP, keys, cloneDir, openOTR, reopen, filesIn, tmpdir, closeAll, securePair,
-  hexToHuman, humanToHex, rejectsCode,
+  hexToHuman, rejectsCode,
 } from './helpers/harness.mjs';
 
 after(closeAll);

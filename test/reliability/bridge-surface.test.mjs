@@ -244,7 +244,7 @@ test('finding 3: an impostor instance reads as the verified contact — its mess
 
 test('finding 4: amplification — 2,000 queries from one contact in a burst cost three DH-Commits, and the DH-Commits it sends stop at its budget with one event', T, async () => {
   const r = await rig({ bridge: { maxKeyWorkPerContact: 20, keyWorkWindow: 3_600_000 } });
-  const flooder = await r.remote('flooder');
+  await r.remote('flooder');
   const cpuBefore = process.cpuUsage();
   for (let i = 0; i < 2000; i++) r.router.read('flooder', '?OTRv3?').catch((e) => r.errors.push(e));
   await r.router.read('flooder', '?OTRv3?');
