@@ -662,7 +662,7 @@ export class OTR extends EventEmitter<OTREvents> {
   _channelClosed(channel: Channel, forgotten: Promise<unknown>): void {
     this.#recent.delete(channel);
     if (this.#pollChannel === channel) {
-      const other = this.#channels.values().next().value as Channel | undefined;
+      const other = this.#channels.values().next().value;
       this.#pollChannel = other !== channel ? other : undefined;
     }
     const drop = () => {
@@ -828,7 +828,7 @@ export class OTR extends EventEmitter<OTREvents> {
         const extraAt = numbers[at + 5];
         try {
           this.#apply(
-            numbers[at] as EffectKind,
+            numbers[at],
             numbers[at + 1],
             numbers[at + 2],
             numbers[at + 3],

@@ -519,7 +519,7 @@ export class PostgresStore extends Store {
   override async _settled(): Promise<void> {
     const results = await Promise.allSettled([...this.#pending]);
     const failed = results.find((r) => r.status === 'rejected');
-    if (failed) throw (failed as PromiseRejectedResult).reason;
+    if (failed) throw failed.reason;
   }
 
   // ---- fingerprints and trust: other nodes' changes in ----

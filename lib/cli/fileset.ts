@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ErrorCodes, OtrError, type OtrErrorCode } from '../errors';
-import { OTR, type OTROptions } from '../otr';
+import { OTR } from '../otr';
 import { CliCodes, CliError, Exit, usageError } from './errors';
 
 export interface FileSet {
@@ -108,7 +108,7 @@ function snapshotOf(files: FileSet): { dir: string; files: FileSet } {
 // An OTR over `files` whose later 'error' events are kept (not process warnings): each line
 // the load skipped is emitted once, right after the constructor; anything else is a failure.
 function openReporting(files: FileSet): { otr: OTR; failures: OtrError[] } {
-  const otr = new OTR(files as OTROptions);
+  const otr = new OTR(files);
   const failures: OtrError[] = [];
   let announced = otr.loadReport.skipped.length;
   otr.on('error', (error) => {
