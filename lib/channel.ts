@@ -1,5 +1,5 @@
 import type { Account } from './account';
-import { Instag, MessageEvent, Policy, SmpEvent, ErrorCode } from './constants';
+import { type Instag, MessageEvent, Policy, SmpEvent, type ErrorCode } from './constants';
 import type { Contact } from './contact';
 import { ErrorCodes, OtrError } from './errors';
 import { CallbackFlag, ChannelOp, ContactFlag, EffectKind } from './native';

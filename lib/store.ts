@@ -113,7 +113,7 @@ export class FileStore extends Store {
   }
 
   /** @internal */
-  async _open(): Promise<StoreFiles> {
-    return this.files;
+  _open(): Promise<StoreFiles> {
+    return Promise.resolve(this.files);
   }
 }

@@ -76,7 +76,7 @@ export async function importFiles(client: Client, from: FileSet, to: FileSet, fo
     throw error;
   }
   try {
-    for (const file of Object.values(to)) {
+    for (const file of [to.privkeysFile, to.contactsFile, to.instanceTagsFile]) {
       if (fs.existsSync(file)) {
         throw new CliError(
           Exit.TARGET_EXISTS,

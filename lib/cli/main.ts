@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { keysFingerprint, keysGenerate, keysList, trustChange, trustList, type TrustChange } from './commands';
 import { databaseTransfer } from './database';
-import { CliError, Exit, asCliError, usageError, type ExitCode } from './errors';
+import { type CliError, Exit, asCliError, usageError, type ExitCode } from './errors';
 import { fileSetFrom, refuseSkipped, type SkippedLine, type WithSkipped } from './fileset';
 import { CLIENTS, clientFiles, importFiles, type Client } from './import';
 import { COMMANDS, GROUPS, USAGE, commandUsage, groupUsage } from './usage';
@@ -157,6 +157,7 @@ async function main(argv: string[]): Promise<ExitCode> {
   return failure?.exitCode ?? Exit.OK;
 }
 
-main(process.argv.slice(2)).then((code) => {
+// main reports every failure itself: a rejection here would be a bug, left to crash with its stack.
+void main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
 });
