@@ -104,6 +104,8 @@ export class LeaseKeeper {
   #beating = false;
   #doubt = false;
   #waiting: Waiter[] = [];
+  // Read by the `??=` in #broken (one reconnect loop at a time), which this rule takes for a write only.
+  // eslint-disable-next-line no-unused-private-class-members
   #reconnecting: Promise<void> | undefined;
   #whyBroken = 'opening';
   #generation = 0;

@@ -3,7 +3,10 @@
 
 extern "C" {
 #include <gcrypt.h>
+// libotr's headers are not self-contained: message.h uses proto.h's types, so proto.h comes
+// first, in a block of its own (clang-format sorts each block).
 #include <libotr/proto.h>
+
 #include <libotr/context.h>
 #include <libotr/instag.h>
 #include <libotr/message.h>
