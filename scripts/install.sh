@@ -4,9 +4,11 @@
 # of the end-to-end and shared-store tests (ngircd, prosody, PostgreSQL's server binaries, and iproute2
 # for the partition test's network namespace; no
 # daemon of theirs is started and no database cluster created: the tests start their own, on
-# loopback), then the npm dependencies, which builds the addon and the TypeScript.
+# loopback), clang-format (npm run format and the style check), then the npm dependencies, which
+# builds the addon and the TypeScript.
 #   bash scripts/install.sh                  all of it
 #   bash scripts/install.sh --library-only   without the test servers (their tests then skip)
+#                                            and clang-format
 # System packages already installed are left alone; the others are installed through sudo
 # unless this runs as root.
 set -euo pipefail
@@ -17,7 +19,7 @@ for arg in "$@"; do
   case "$arg" in
     --library-only) with_servers= ;;
     -h | --help)
-      sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)
@@ -84,11 +86,19 @@ install_servers() {
 
 mapfile -t build_missing < <(not_installed libotr5-dev libgcrypt20-dev pkg-config g++ make python3)
 servers_missing=()
-if [ -n "$with_servers" ]; then mapfile -t servers_missing < <(not_installed ngircd prosody postgresql iproute2); fi
-if [ ${#build_missing[@]} -gt 0 ] || [ ${#servers_missing[@]} -gt 0 ]; then as_root apt-get update -qq; fi
+tools_missing=()
+if [ -n "$with_servers" ]; then
+  mapfile -t servers_missing < <(not_installed ngircd prosody postgresql iproute2)
+  mapfile -t tools_missing < <(not_installed clang-format)
+fi
+if [ ${#build_missing[@]} -gt 0 ] || [ ${#servers_missing[@]} -gt 0 ] || [ ${#tools_missing[@]} -gt 0 ]; then as_root apt-get update -qq; fi
 if [ ${#build_missing[@]} -gt 0 ]; then
   echo "Installing system packages: ${build_missing[*]}"
   apt_install "${build_missing[@]}"
+fi
+if [ ${#tools_missing[@]} -gt 0 ]; then
+  echo "Installing the formatter of the C++ sources: ${tools_missing[*]}"
+  apt_install --no-install-recommends "${tools_missing[@]}"
 fi
 if [ ${#servers_missing[@]} -gt 0 ]; then
   echo "Installing the test servers: ${servers_missing[*]} (no daemon started, no database cluster created)"
