@@ -24,9 +24,8 @@ function bridgeArgs(server, nick) {
 
 // A user on IRC with an OTR client: joined to #otr (where the bridge learns of nick changes).
 async function ircUser(server, nick) {
-  let user;
   const client = await connectIrc(nick, server.port);
-  user = await otrUser(nick, 'prpl-irc', (to, text) => client.send(`PRIVMSG ${to} :${text}`));
+  const user = await otrUser(nick, 'prpl-irc', (to, text) => client.send(`PRIVMSG ${to} :${text}`));
   client.on('privmsg', (from, text) => user.receive(from, text));
   await client.join('#otr');
   return Object.assign(user, { client });
