@@ -1,7 +1,7 @@
 // Runs before `npm test`: builds what the tests load, cheaply when nothing changed, so a stale
 // build can never pass or fail in place of the code in the tree.
 //   - TypeScript: tsc --incremental (its state lives in dist/, so removing dist/ rebuilds all).
-//   - The addon: node-gyp, only when binding.gyp or a file in src-native/ is newer than
+//   - The addon: node-gyp, only when binding.gyp or a file under src-native/ is newer than
 //     build/Release/protocol_otr.node (configure too when binding.gyp changed). Skipped when
 //     PROTOCOL_OTR_ADDON points the tests at another build (scripts/asan-test.sh).
 import { execFileSync } from 'node:child_process';
@@ -22,7 +22,8 @@ run(require.resolve('typescript/bin/tsc'), ['-p', 'tsconfig.json', '--incrementa
 if (!process.env.PROTOCOL_OTR_ADDON) {
   const addon = path.join(root, 'build', 'Release', 'protocol_otr.node');
   const gyp = path.join(root, 'binding.gyp');
-  const sources = [gyp, ...fs.readdirSync(path.join(root, 'src-native')).map((f) => path.join(root, 'src-native', f))];
+  const native = path.join(root, 'src-native');
+  const sources = [gyp, ...fs.readdirSync(native, { recursive: true }).map((f) => path.join(native, f))];
   const built = mtime(addon);
   const stale = sources.filter((s) => mtime(s) > built);
   if (stale.length > 0) {

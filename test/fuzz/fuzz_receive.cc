@@ -27,8 +27,8 @@
 #include <string>
 #include <vector>
 
-#include "engine.h"
-#include "init.h"
+#include "engine/engine.h"
+#include "otr/init.h"
 
 extern "C" {
 #include <libotr/b64.h>

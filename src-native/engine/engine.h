@@ -1,0 +1,402 @@
+// The native side of one OTR instance. Its jobs run on the process-wide pool (pool.h): each
+// contact's jobs one at a time in the order JS queued them (a strand per channel), different
+// contacts' jobs in parallel, and instance-wide jobs (accounts, trust, files, close) alone,
+// after every job queued before them and before every job queued after them.
+//
+// libotr's user state is not thread-safe, so the instance has several: the home state holds
+// every contact's contexts while no job uses them and runs the instance-wide jobs; a contact
+// job borrows a lender state (same keys and instance tags) and, through a ContactView, the
+// contact's block of contexts (scheduler.cc). It knows nothing of N-API: results leave through
+// the Poster as Deliveries.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/contact_index.h"
+#include "engine/effects.h"
+#include "engine/job_cost.h"
+#include "engine/lender_states.h"
+#include "engine/outbox.h"
+#include "engine/pool.h"
+#include "io/trust_store.h"
+#include "otr/contact_view.h"
+#include "otr/libotr.h"
+
+namespace otr {
+
+class Engine;
+
+
+// Numbers shared with lib/native.ts.
+enum ChannelCallback : uint32_t {
+  kHasBeforeEncrypt = 1,
+  kHasAfterDecrypt = 2,
+  kHasIsLoggedIn = 4,
+  kHasErrorText = 8,
+  kHasSmp = 16,
+};
+
+enum class ChannelOp : int {
+  Init = 1,
+  Refresh = 2,
+  Finish = 3,
+  Symkey = 4,
+  Ping = 5,
+  SmpVerify = 6,
+  SmpRespond = 7,
+  SmpAbort = 8,
+  Write = 9,
+  Read = 10,
+  SelectSession = 11,
+  SetQueryText = 12,
+  Dropped = 13,
+};
+
+// The opdata of every libotr call: which job is running and what it has produced so far.
+struct CallScope {
+  Engine* engine = nullptr;
+  OtrlUserState us = nullptr;  // the user state this job runs on (home, or a lender)
+  uint32_t job = 0;
+  ChannelRecord* channel = nullptr;
+  std::vector<Effect> effects;
+  std::vector<ConnContext*> smpToAbort;   // libotr asks apps to abort after CHEATED/ERROR
+  std::vector<std::pair<ConnContext*, std::string>> smpAnswers;  // from onSmp, sent after the call
+  std::vector<ConnContext*> wentSecure;   // their finished AKE's state is freed after the call
+  // The write being sent: libotr reports ENCRYPTION_REQUIRED and CONNECTION_ENDED for it
+  // without its text, which JS is given instead.
+  const std::string* sendingText = nullptr;
+  bool deferred = false;                  // the job's result comes later (key generation)
+  // libotr decrypted a data message in this call (it asks convert_msg only for those).
+  bool decrypted = false;
+  // Inside otrl_message_receiving for a contact over its budget (budget.cc): wire text libotr
+  // sends is withheld (counted in repliesWithheld), SMP errors are not reported or answered.
+  bool withholdReplies = false;
+  bool overBudget = false;
+  uint32_t repliesSent = 0;      // wire messages emitted inside the receiving call
+  uint32_t repliesWithheld = 0;
+  uint32_t smpSteps = 0;         // SMP steps libotr computed (handle_smp_event)
+  // Set by the ops that report a change of contexts, fingerprints or trust: only then is
+  // the contact's state compared with what JS last saw (a data message changes none).
+  bool stateMayHaveChanged = false;
+  // A data message for a session this side does not have arrived in this call (libotr's
+  // RCVDMSG_NOT_IN_PRIVATE, or restart.cc), from this instance (0: OTR v2).
+  bool lostSession = false;
+  uint32_t lostSessionInstag = 0;
+  // libotr added a fingerprint or changed a trust of the contact in view (new_fingerprint,
+  // write_fingerprints): its rows go to the trust store when the view closes.
+  bool fingerprintsChanged = false;
+};
+
+// What budget.cc decides about a received message before libotr sees it.
+struct IncomingVerdict {
+  bool drop = false;
+  bool replaced = false;  // libotr gets `text` instead (a whitespace tag stripped)
+  bool overBudget = false;
+  bool answersQuery = false;  // a query libotr will answer with a DH-Commit
+  std::string text;
+};
+
+// Closes the contact's idle SMP states for the length of one libotr call (budget.cc).
+class SmpGate {
+ public:
+  SmpGate(ConnContext* master, bool closed);
+  ~SmpGate();
+  SmpGate(const SmpGate&) = delete;
+  SmpGate& operator=(const SmpGate&) = delete;
+
+ private:
+  std::vector<ConnContext*> gated_;
+};
+
+// The strand of an instance-wide job (channel ids start at 1).
+constexpr uint32_t kInstanceWide = 0;
+
+struct Job {
+  uint32_t id = 0;
+  uint32_t strand = 0;  // the channel whose calls this job is one of; 0: instance-wide
+  JobCost cost = JobCost::kCheap;
+  std::function<void(Engine&, CallScope&, Batch&)> run;
+};
+
+struct FilePaths {
+  std::string privkeys, fingerprints, instags;
+};
+
+// A contact as a job resolved it (see ContactIndex, identity): its key and the names in it.
+struct ContactRef {
+  std::string key, account, protocol, username;
+};
+
+// How ForgetContact frees a contact.
+struct ForgetHow {
+  bool dropUnverified = false;  // its unverified fingerprints go too
+  bool endSessions = false;     // an encrypted contact is sent the disconnect message first
+};
+
+// What one contact's messages may make us keep (set from the OTR options; see guard.cc).
+struct Limits {
+  size_t maxInstancesPerContact = 32;
+  size_t maxReassembledBytes = 1 << 20;  // all of a contact's partial fragmented messages
+  size_t maxIncomingBytes = 1 << 20;     // one message handed to read()
+  // Public-key work (AKE messages, SMP steps) and replies one contact may cause per window
+  // (see budget.cc).
+  uint32_t keyWorkPerWindow = 30;
+  std::chrono::milliseconds keyWorkWindow{10000};
+};
+
+// What otr.stats() reports of one instance (the pool's threads are reported separately).
+struct EngineStats {
+  uint64_t queued = 0;     // jobs waiting to start
+  uint64_t running = 0;    // jobs running now
+  uint64_t strands = 0;    // channels with jobs queued or running
+  uint64_t contacts = 0;   // contacts libotr keeps contexts for
+  uint64_t tombstones = 0; // names of freed private contacts (see forget.cc)
+  uint64_t channels = 0;
+  uint64_t sessions = 0;   // encrypted sessions, as last reported to JS
+  uint64_t userStates = 0; // the home state and the lenders made so far
+  uint64_t jobs = 0;       // jobs finished
+  uint64_t deliveries = 0; // hand-overs to JS
+  uint64_t batches = 0;
+  uint64_t effects = 0;
+};
+
+class Engine : public TaskOwner {
+ public:
+  using Poster = Outbox::Poster;
+
+  explicit Engine(Poster post);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // --- JS thread ---
+  // Before Start(): the worker reads them without a lock.
+  void SetLimits(const Limits& limits) { limits_ = limits; }
+  void Start();
+  void Enqueue(Job job);
+  // The channel is gone: what its jobs cost is no longer needed.
+  void ForgetLastCosts(uint32_t channelId);
+  // Stops the worker (a blocking query is answered with its default), joins every thread
+  // and frees libotr's state. Idempotent; safe from finalizers and environment cleanup.
+  void Shutdown();
+  // Stores JS's answer to a query and wakes the worker.
+  void Answer(const std::shared_ptr<Query>& query, bool hasString, std::string text, int64_t number);
+  void AnswerDefault(const std::shared_ptr<Query>& query);
+  EngineStats Stats();
+
+  // --- pool threads (pool.h) ---
+  void RunTask(uint32_t tag) override;
+  void FlushDue(std::chrono::steady_clock::time_point now) override;
+
+  // --- worker thread: jobs (one file per concern) ---
+  // Called once, by the constructor on the JS thread, before Start().
+  void Load(CallScope& scope, Batch& result, FilePaths paths);              // contacts.cc
+  void EnsureAccount(CallScope& scope, Batch& result, std::string name, std::string protocol);  // keygen.cc
+  void FinishKeygen(CallScope& scope, std::string key);                     // keygen.cc
+  // The trust calls: `contactId` is the JS Contact's id (0: by name alone).
+  void AddContact(CallScope& scope, Batch& result, uint64_t contactId, std::string account, std::string protocol,
+                  std::string username, std::string fingerprintHex, bool verified);  // contacts.cc
+  void SetTrust(CallScope& scope, Batch& result, uint64_t contactId, std::string account, std::string protocol,
+                std::string username, std::string fingerprintHex, bool verified);
+  void ForgetFingerprint(CallScope& scope, Batch& result, uint64_t contactId, std::string account,
+                         std::string protocol, std::string username, std::string fingerprintHex);
+  void OpenChannel(CallScope& scope, Batch& result, ChannelRecord settings);  // channel.cc
+  void RunChannelOp(CallScope& scope, Batch& result, uint32_t channelId, ChannelOp op,
+                    std::string text, std::string data, int64_t number);      // channel.cc
+  // Frees the contact's channel record and libotr contexts; its fingerprints stay (those not
+  // verified go too with dropUnverified, and the file is rewritten).
+  void ForgetContact(CallScope& scope, Batch& result, uint64_t contactId, std::string account,
+                     std::string protocol, std::string username, ForgetHow how);  // forget.cc
+  // Renames the contact `contactId` to `to`. A name held by a contact with nothing to lose (a
+  // squatter: see rename.cc) is taken from it; any other holder makes it ERR_OTR_CONTACT_EXISTS.
+  void RenameContact(CallScope& scope, Batch& result, uint64_t contactId, std::string account,
+                     std::string protocol, std::string from, std::string to);  // rename.cc
+  void Close(CallScope& scope, Batch& result, bool endSessions);              // worker.cc
+
+  // --- worker thread: used by the ui_ops trampolines ---
+  OtrlUserState home() const { return us_; }
+  const OtrlMessageAppOps* ops() const;
+  ChannelRecord* ChannelFor(ConnContext* context);
+  ChannelRecord* ChannelFor(const char* account, const char* protocol, const char* username);
+  // Sends what the scope has so far plus the query to JS, and waits for the answer.
+  // False when no answer will come (shutting down): use the default.
+  bool Ask(CallScope& scope, const std::shared_ptr<Query>& query);
+  void GenerateInstag(CallScope& scope, const char* account, const char* protocol);  // keygen.cc
+  // True while an account's key has no instance tag yet: channels then open on the home state.
+  bool MissingInstags() const { return missingInstags_.load(std::memory_order_acquire); }
+  void NoteMissingInstags();  // keygen.cc
+  // `contactId`: the JS Contact it is for (0: whichever JS has under the name); by default the
+  // one bound to the contact.
+  void EmitContactState(CallScope& scope, ConnContext* master, ChannelRecord* channel,
+                        uint64_t contactId = kBoundContact);  // contacts.cc
+  static constexpr uint64_t kBoundContact = ~uint64_t{0};
+  void EmitAccount(CallScope& scope, OtrlPrivKey* key);                      // keygen.cc
+  // A contact's master context, through our index (libotr's own lookup walks every context).
+  ConnContext* FindMaster(const std::string& account, const std::string& protocol, const std::string& username);
+  // Callbacks that report a change of state see the new state: emitted right before them.
+  void EmitStateIfChanged(CallScope& scope, ChannelRecord& channel);  // contacts.cc
+  void ReportError(CallScope& scope, const Failure& failure);
+  // A new session whose fingerprint is not verified went secure on a contact that has a
+  // verified one: JS is told (an impostor, or the contact on a new device).
+  void CheckUnverifiedInstance(CallScope& scope, ConnContext* context);
+  // Every wire message leaves through here: queries get the channel's text, and nothing
+  // sent on a line-based transport contains a line break (wire_text.cc).
+  void EmitWire(CallScope& scope, ChannelRecord* channel, const char* message);
+
+ private:
+  // A key being generated: _start done on the worker, _calculate on its own thread.
+  struct PendingKeygen {
+    std::string account, protocol;
+    void* newkey = nullptr;
+    std::thread thread;
+    gcry_error_t error = 0;
+    std::vector<uint32_t> waiters;  // account() calls sharing this generation
+  };
+
+  // scheduler.cc: strands, the instance-wide barrier, user states.
+  void Admit(Job job);        // under mutex_
+  void Drain();               // under mutex_: admits what waited behind a finished barrier
+  void StartGlobal(Job job);  // under mutex_
+  // Gives every lender state the keys and instance tags the home state has (files' bytes).
+  void RefreshKeyMaterial() { lenders_.Reload(paths_.privkeys, paths_.instags); }
+  void Execute(Job& job, OtrlUserState us);
+  // The trust store (trust_store.h) is told of every row-level change; these make it durable.
+  bool WriteFingerprints(std::string* why);  // persistence.cc
+  void PersistFingerprints(Batch& result);   // now, for calls that promise it; failure is theirs
+  // Reports the difference between the contact's fingerprints in libotr and its rows.
+  void SyncTrustRows(ConnContext* master);   // persistence.cc
+  void FlushFingerprintsWhenIdle();
+  ConnContext* MasterFor(ChannelRecord& channel);
+  // The contact a call is for: by its id once bound (binding it now to `username` if not),
+  // else by name. False when another contact object holds the name (result untouched).
+  bool Resolve(uint64_t contactId, const std::string& account, const std::string& protocol,
+               const std::string& username, ContactRef& ref);
+  // Resolve, and the call's failure when it fails.
+  bool ResolveOrFail(uint64_t contactId, const std::string& account, const std::string& protocol,
+                     const std::string& username, ContactRef& ref, Batch& result);
+  void ForgetRecord(CallScope& scope, Batch& result, const ContactRef& ref, ForgetHow how);  // forget.cc
+  bool LeavesTombstone(ConnContext* master, const ChannelRecord* channel) const;
+  static bool HasVerifiedFingerprint(ConnContext* master);
+  void EmitContactGone(CallScope& scope, const ContactRef& ref, uint64_t contactId);  // contacts.cc
+  // budget.cc: before libotr sees a received message of `type`, and what it cost after.
+  IncomingVerdict AdmitKeyWork(CallScope& scope, ChannelRecord& channel, const std::string& text, OtrlMessageType type);
+  void ChargeAfterReceive(ChannelRecord& channel, uint32_t smpSteps, bool replied);
+  void OpenBudgetWindow(ChannelRecord& channel);
+  bool OverBudget(ChannelRecord& channel);
+  void ReportOverBudget(CallScope& scope, ChannelRecord& channel);
+  ChannelRecord* ChannelById(uint32_t id);
+  // restart.cc: after otrl_message_receiving, a data message for a lost session.
+  void NoticeUnknownInstanceData(CallScope& scope, ChannelRecord& channel, const std::string& text,
+                                 const std::vector<ConnContext*>& before);
+  void RestartLostSession(CallScope& scope, ChannelRecord& channel);
+  void Poll(CallScope& scope);  // libotr's poll over every contact (instance-wide job)
+  // Runs `calls` with libotr seeing only this contact's contexts (see contact_view.h).
+  template <typename Calls>
+  void WithContact(CallScope& scope, const std::string& account, const std::string& protocol,
+                   const std::string& username, Calls calls);
+  std::string SignatureOf(ConnContext* master, otrl_instag_t selected, uint32_t flags);
+  static uint32_t FlagsOf(ConnContext* master, const ChannelRecord* channel);
+  void AfterLibotrCall(CallScope& scope, ChannelRecord& channel);     // channel.cc
+  void SendNow(CallScope& scope, Batch& result, ChannelRecord& channel, const std::string& text);
+  void SendQuery(CallScope& scope, Batch& result, ChannelRecord& channel);
+  void Receive(CallScope& scope, Batch& result, ChannelRecord& channel, const std::string& text);
+  // Bounds on message size and reassembled fragments, before libotr sees the message;
+  // false: drop it. After the call, what libotr kept is trimmed back to the limits.
+  // `type`: what libotr will handle once this message is in (a fragment that does not complete
+  // a message: OTRL_MSGTYPE_NOTOTR).
+  bool AdmitIncoming(CallScope& scope, ChannelRecord& channel, const std::string& text, OtrlMessageType* type);  // guard.cc
+  void TrimAfterReceive(CallScope& scope, ChannelRecord& channel, const std::vector<ConnContext*>& before);
+  void ForgetInstance(CallScope* scope, ChannelRecord* channel, ConnContext* instance);  // guard.cc
+  void FinishChannel(CallScope& scope, ChannelRecord& channel);
+  void RefreshChannel(CallScope& scope, Batch& result, ChannelRecord& channel);
+  ConnContext* SelectedContext(ChannelRecord& channel);
+  // Environment teardown: joins key generations in flight and drops them.
+  void StopKeygens();
+  Failure StoreNewKey(void* newkey);
+  void ReloadPrivkeys();
+  void FreeUserstate();
+
+  OtrlUserState us_ = nullptr;  // the home state
+  LenderStates lenders_;
+  std::mutex homeMutex_;  // the home state's context list, while lenders borrow and return blocks
+  FilePaths paths_;
+  Limits limits_;
+  std::unique_ptr<FileTrustStore> trust_;
+  bool closed_ = false;
+
+  ContactIndex index_;
+  std::map<std::string, std::unique_ptr<PendingKeygen>> keygens_;
+
+  Outbox outbox_;  // finished results on their way to JS
+
+  struct Strand {
+    std::deque<Job> jobs;
+    bool running = false;
+  };
+  // Whether the job will do public-key work (a millisecond or more); under mutex_.
+  bool Expensive(const Job& job) const;
+  bool MeasureCpu(const Job& job) const;
+  void Learn(const Job& job, std::chrono::nanoseconds wall, std::chrono::nanoseconds cpu);
+  static constexpr uint8_t kLastReadExpensive = 1, kLastWriteExpensive = 2;
+  static constexpr uint8_t kLastReadUnsure = 4, kLastWriteUnsure = 8;  // see MeasureCpu
+  std::mutex mutex_;  // the scheduler's state below, and every Query's answer fields
+  std::condition_variable wake_;
+  std::unordered_map<uint32_t, Strand> strands_;
+  // Per channel: whether its last data-message read / write took a millisecond of CPU or more,
+  // and whether that is unsure (see Learn). Absent: reads expensive (a first data message
+  // rotates keys), writes cheap.
+  std::unordered_map<uint32_t, uint8_t> lastCosts_;
+  size_t admitted_ = 0;       // contact jobs in strands, queued or running
+  size_t notStarted_ = 0;     // jobs queued anywhere that have not started
+  size_t running_ = 0;        // tasks running on pool threads (until their bookkeeping ends)
+  size_t working_ = 0;        // jobs started whose result is not yet posted: stats().running
+  size_t inPool_ = 0;         // tasks submitted to the pool and not yet started
+  bool globalRunning_ = false;
+  Job global_;                // the instance-wide job started last
+  std::deque<Job> waiting_;   // behind an instance-wide job: in call order
+  bool started_ = false;
+  bool stopping_ = false;
+  bool shutDown_ = false;
+
+  std::atomic<bool> missingInstags_{false};
+  std::atomic<uint64_t> sessions_{0};
+  std::atomic<uint64_t> jobsDone_{0};
+};
+
+
+// The user state whose context list is one contact's while a ContactView is open on this
+// thread (null otherwise): a master libotr creates during the call is found there.
+extern thread_local OtrlUserState tViewing;
+
+template <typename Calls>
+void Engine::WithContact(CallScope& scope, const std::string& account, const std::string& protocol,
+                         const std::string& username, Calls calls) {
+  ContactView view(us_, scope.us, FindMaster(account, protocol, username), &homeMutex_);
+  struct Viewing {
+    ~Viewing() { tViewing = nullptr; }
+  } viewing;
+  tViewing = scope.us;
+  calls();
+  if (view.master() != nullptr) index_.AddMaster(ChannelKey(account, protocol, username), view.master());
+  if (scope.fingerprintsChanged && view.master() != nullptr) SyncTrustRows(view.master());
+  scope.fingerprintsChanged = false;
+}
+
+// The fingerprint as 40 lower-case hex digits, and back (false if `hex` is not 40 hex digits).
+std::string FingerprintHex(const unsigned char* fingerprint);
+bool ParseFingerprintHex(const std::string& hex, unsigned char out[20]);
+
+}  // namespace otr

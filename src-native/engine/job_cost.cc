@@ -1,0 +1,42 @@
+#include "engine/job_cost.h"
+
+#include <libotr/proto.h>
+
+#include "engine/engine.h"
+
+namespace otr {
+
+namespace {
+
+bool StartsWith(const std::string& text, const char* prefix) { return text.rfind(prefix, 0) == 0; }
+
+}  // namespace
+
+JobCost ReadCost(const std::string& text) {
+  // Base64 of the version and type bytes: 00 03 03 / 00 02 03 are v3 / v2 data messages.
+  if (StartsWith(text, "?OTR:AAMD") || StartsWith(text, "?OTR:AAID")) return JobCost::kLikeLastRead;
+  // Fragments: most only wait for the rest; the last one is the data message.
+  if (StartsWith(text, "?OTR|") || StartsWith(text, "?OTR,")) return JobCost::kLikeLastRead;
+  if (StartsWith(text, "?OTR Error:")) return JobCost::kCheap;
+  if (StartsWith(text, "?OTR")) return JobCost::kExpensive;
+  // libotr answers the whitespace tag with an AKE.
+  if (text.find(OTRL_MESSAGE_TAG_BASE) != std::string::npos) return JobCost::kExpensive;
+  return JobCost::kCheap;
+}
+
+JobCost OpCost(ChannelOp op) {
+  switch (op) {
+    case ChannelOp::Refresh:
+    case ChannelOp::SmpVerify:
+    case ChannelOp::SmpRespond:
+      return JobCost::kExpensive;
+    case ChannelOp::Write:
+      return JobCost::kLikeLastWrite;
+    case ChannelOp::Read:
+      return JobCost::kLikeLastRead;  // ReadCost(text) knows better
+    default:
+      return JobCost::kCheap;
+  }
+}
+
+}  // namespace otr
