@@ -1,5 +1,6 @@
-// The engine's instance-wide parts: errors no call waits for, close(), freeing libotr's
-// state, and the channel index. Scheduling is in scheduler.cc.
+// The engine's instance-wide parts: running a job the scheduler started, the questions jobs
+// ask JS, stats, errors no call waits for, close(), freeing libotr's state, and the channel
+// index. When jobs run is the scheduler's (scheduler.cc).
 #include <cstdlib>
 #include <utility>
 #include <vector>
@@ -8,6 +9,111 @@
 #include "util/wipe.h"
 
 namespace otr {
+
+thread_local OtrlUserState tViewing = nullptr;
+
+Engine::Engine(Poster post) : outbox_(std::move(post)) { us_ = otrl_userstate_create(); }
+
+Engine::~Engine() { Shutdown(); }
+
+void Engine::Start() { scheduler_.Start(); }
+
+void Engine::Enqueue(Job job) { scheduler_.Enqueue(std::move(job)); }
+
+void Engine::ForgetLastCosts(uint32_t channelId) { scheduler_.ForgetLastCosts(channelId); }
+
+void Engine::Shutdown() {
+  if (shutDown_) return;
+  shutDown_ = true;
+  scheduler_.Stop();
+  // No job runs or will run: nothing can post to the outbox or ask the courier any more.
+  Pool::Get().ForgetFlushes(&outbox_);
+  outbox_.Clear();
+  StopKeygens();
+  FreeUserstate();
+}
+
+void Engine::Answer(const std::shared_ptr<Query>& query, bool hasString, std::string text, int64_t number) {
+  scheduler_.Answer(query, hasString, std::move(text), number);
+}
+
+void Engine::AnswerDefault(const std::shared_ptr<Query>& query) { scheduler_.AnswerDefault(query); }
+
+void Engine::RunJob(Job& job, Scheduler::JobClock& clock) {
+  const bool instanceWide = job.strand == kInstanceWide;
+  OtrlUserState us = instanceWide ? us_ : lenders_.Borrow();
+  clock.Start();
+  Execute(job, us);
+  clock.Stop();
+  job.run = nullptr;  // frees what the job captured (message text: wiped by the job itself)
+  const bool idle = scheduler_.NothingToStart();
+  // Still counted as running: no instance-wide job (close()) can start, and Shutdown waits.
+  if (idle) FlushFingerprintsWhenIdle();
+  // A job that ran this long (a key rotation, an AKE or SMP step) has its result sent at once.
+  if (idle || clock.Wall() >= Outbox::kLongestHold) outbox_.Send();
+  // Returned while still counted as running: Shutdown frees the states once nothing runs.
+  if (!instanceWide) lenders_.Return(us);
+}
+
+void Engine::Execute(Job& job, OtrlUserState us) {
+  CallScope scope;
+  scope.engine = this;
+  scope.us = us;
+  scope.job = job.id;
+  auto* batch = new Batch();
+  batch->job = job.id;
+  if (closed_) {
+    batch->ok = false;
+    batch->failure = MakeFailure("ERR_OTR_CLOSED", "this OTR instance is closed");
+  } else {
+    job.run(*this, scope, *batch);
+  }
+  batch->effects = std::move(scope.effects);
+  batch->done = !scope.deferred;
+  // Counted as finished before its result can reach JS: stats() read once a promise settled
+  // never shows that call as running.
+  scheduler_.CountFinished();
+  jobsDone_.fetch_add(1, std::memory_order_relaxed);
+  if (!batch->done && batch->effects.empty()) {
+    delete batch;
+    return;
+  }
+  if (!batch->done) batch->job = 0;  // effects of a deferred job belong to no waiting call yet
+  outbox_.Add(batch);
+}
+
+bool Engine::Ask(CallScope& scope, const std::shared_ptr<Query>& query) {
+  auto* batch = new Batch();
+  batch->job = scope.job;
+  batch->done = false;
+  batch->effects = std::move(scope.effects);
+  scope.effects.clear();
+  batch->query = query;
+  if (scheduler_.Stopping()) {
+    delete batch;
+    return false;
+  }
+  if (!outbox_.SendWith(batch)) return false;  // the outbox goes with the question, in order
+  return scheduler_.AwaitAnswer(query);
+}
+
+EngineStats Engine::Stats() {
+  EngineStats stats;
+  const Scheduler::Counts counts = scheduler_.Count();
+  stats.queued = counts.queued;
+  stats.running = counts.running;
+  stats.strands = counts.strands;
+  stats.contacts = index_.ContactCount();
+  stats.tombstones = index_.TombstoneCount();
+  stats.channels = index_.ChannelCount();
+  stats.userStates = (us_ != nullptr ? 1 : 0) + lenders_.Count();
+  stats.sessions = sessions_.load(std::memory_order_relaxed);
+  stats.jobs = jobsDone_.load(std::memory_order_relaxed);
+  stats.deliveries = outbox_.Deliveries();
+  stats.batches = outbox_.Batches();
+  stats.effects = outbox_.Effects();
+  return stats;
+}
 
 void Engine::ReportError(CallScope& scope, const Failure& failure) {
   scope.effects.push_back(MakeEffect(EffectKind::Error, scope.channel != nullptr ? scope.channel->id : 0,

@@ -6,31 +6,28 @@
 // libotr's user state is not thread-safe, so the instance has several: the home state holds
 // every contact's contexts while no job uses them and runs the instance-wide jobs; a contact
 // job borrows a lender state (same keys and instance tags) and, through a ContactView, the
-// contact's block of contexts (scheduler.cc). It knows nothing of N-API: results leave through
-// the Poster as Deliveries.
+// contact's block of contexts (RunJob, WithContact). When a job runs is the Scheduler's
+// decision (scheduler.h). It knows nothing of N-API: results leave through the Poster as
+// Deliveries.
 #pragma once
 
-#include <chrono>
-#include <condition_variable>
-#include <cstdint>
-#include <deque>
-#include <functional>
 #include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <shared_mutex>
 #include <string>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include "engine/contact_index.h"
 #include "engine/effects.h"
+#include "engine/job.h"
 #include "engine/job_cost.h"
 #include "engine/lender_states.h"
 #include "engine/outbox.h"
-#include "engine/pool.h"
+#include "engine/scheduler.h"
 #include "io/trust_store.h"
 #include "otr/contact_view.h"
 #include "otr/libotr.h"
@@ -121,16 +118,6 @@ class SmpGate {
   std::vector<ConnContext*> gated_;
 };
 
-// The strand of an instance-wide job (channel ids start at 1).
-constexpr uint32_t kInstanceWide = 0;
-
-struct Job {
-  uint32_t id = 0;
-  uint32_t strand = 0;  // the channel whose calls this job is one of; 0: instance-wide
-  JobCost cost = JobCost::kCheap;
-  std::function<void(Engine&, CallScope&, Batch&)> run;
-};
-
 struct FilePaths {
   std::string privkeys, fingerprints, instags;
 };
@@ -173,7 +160,7 @@ struct EngineStats {
   uint64_t effects = 0;
 };
 
-class Engine : public TaskOwner {
+class Engine : public Scheduler::Runner {
  public:
   using Poster = Outbox::Poster;
 
@@ -196,10 +183,6 @@ class Engine : public TaskOwner {
   void Answer(const std::shared_ptr<Query>& query, bool hasString, std::string text, int64_t number);
   void AnswerDefault(const std::shared_ptr<Query>& query);
   EngineStats Stats();
-
-  // --- pool threads (pool.h) ---
-  void RunTask(uint32_t tag) override;
-  void FlushDue(std::chrono::steady_clock::time_point now) override;
 
   // --- worker thread: jobs (one file per concern) ---
   // Called once, by the constructor on the JS thread, before Start().
@@ -266,13 +249,12 @@ class Engine : public TaskOwner {
     std::vector<uint32_t> waiters;  // account() calls sharing this generation
   };
 
-  // scheduler.cc: strands, the instance-wide barrier, user states.
-  void Admit(Job job);        // under mutex_
-  void Drain();               // under mutex_: admits what waited behind a finished barrier
-  void StartGlobal(Job job);  // under mutex_
+  // A pool thread runs a job the scheduler started: on the home state if it is instance-wide,
+  // else on a lender borrowed for it.
+  void RunJob(Job& job, Scheduler::JobClock& clock) override;
+  void Execute(Job& job, OtrlUserState us);
   // Gives every lender state the keys and instance tags the home state has (files' bytes).
   void RefreshKeyMaterial() { lenders_.Reload(paths_.privkeys, paths_.instags); }
-  void Execute(Job& job, OtrlUserState us);
   // The trust store (trust_store.h) is told of every row-level change; these make it durable.
   bool WriteFingerprints(std::string* why);  // persistence.cc
   void PersistFingerprints(Batch& result);   // now, for calls that promise it; failure is theirs
@@ -341,34 +323,7 @@ class Engine : public TaskOwner {
   std::map<std::string, std::unique_ptr<PendingKeygen>> keygens_;
 
   Outbox outbox_;  // finished results on their way to JS
-
-  struct Strand {
-    std::deque<Job> jobs;
-    bool running = false;
-  };
-  // Whether the job will do public-key work (a millisecond or more); under mutex_.
-  bool Expensive(const Job& job) const;
-  bool MeasureCpu(const Job& job) const;
-  void Learn(const Job& job, std::chrono::nanoseconds wall, std::chrono::nanoseconds cpu);
-  static constexpr uint8_t kLastReadExpensive = 1, kLastWriteExpensive = 2;
-  static constexpr uint8_t kLastReadUnsure = 4, kLastWriteUnsure = 8;  // see MeasureCpu
-  std::mutex mutex_;  // the scheduler's state below, and every Query's answer fields
-  std::condition_variable wake_;
-  std::unordered_map<uint32_t, Strand> strands_;
-  // Per channel: whether its last data-message read / write took a millisecond of CPU or more,
-  // and whether that is unsure (see Learn). Absent: reads expensive (a first data message
-  // rotates keys), writes cheap.
-  std::unordered_map<uint32_t, uint8_t> lastCosts_;
-  size_t admitted_ = 0;       // contact jobs in strands, queued or running
-  size_t notStarted_ = 0;     // jobs queued anywhere that have not started
-  size_t running_ = 0;        // tasks running on pool threads (until their bookkeeping ends)
-  size_t working_ = 0;        // jobs started whose result is not yet posted: stats().running
-  size_t inPool_ = 0;         // tasks submitted to the pool and not yet started
-  bool globalRunning_ = false;
-  Job global_;                // the instance-wide job started last
-  std::deque<Job> waiting_;   // behind an instance-wide job: in call order
-  bool started_ = false;
-  bool stopping_ = false;
+  Scheduler scheduler_{*this};
   bool shutDown_ = false;
 
   std::atomic<bool> missingInstags_{false};

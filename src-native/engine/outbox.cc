@@ -31,7 +31,7 @@ void Outbox::Add(Batch* batch) {
     }
     due = since_ + kLongestHold;
   }
-  if (arm) Pool::Get().FlushAt(owner_, due);
+  if (arm) Pool::Get().FlushAt(this, due);
 }
 
 void Outbox::Send() {
@@ -45,7 +45,7 @@ bool Outbox::SendWith(Batch* question) {
   return SendLocked();
 }
 
-void Outbox::SendIfDue(std::chrono::steady_clock::time_point now) {
+void Outbox::FlushDue(std::chrono::steady_clock::time_point now) {
   std::chrono::steady_clock::time_point due;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -56,7 +56,7 @@ void Outbox::SendIfDue(std::chrono::steady_clock::time_point now) {
       return;
     }
   }
-  Pool::Get().FlushAt(owner_, due);
+  Pool::Get().FlushAt(this, due);
 }
 
 void Outbox::Clear() {

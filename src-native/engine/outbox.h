@@ -18,20 +18,20 @@
 
 namespace otr {
 
-class Outbox {
+class Outbox : public FlushOwner {
  public:
   using Poster = std::function<bool(Delivery*)>;  // false: JS is gone, the delivery is dropped
   static constexpr std::chrono::microseconds kLongestHold{200};
 
-  // `owner` is whom the courier calls back (its FlushDue calls SendIfDue).
-  Outbox(Poster post, TaskOwner* owner) : post_(std::move(post)), owner_(owner) {}
+  explicit Outbox(Poster post) : post_(std::move(post)) {}
 
   // Takes the batch; sends the outbox when it is full or its oldest batch is due.
   void Add(Batch* batch);
   void Send();
   // Sends the outbox ending with `question` (taken); false if JS will not see it.
   bool SendWith(Batch* question);
-  void SendIfDue(std::chrono::steady_clock::time_point now);
+  // The courier: sends the outbox if its oldest batch is due, else asks to come back then.
+  void FlushDue(std::chrono::steady_clock::time_point now) override;
   void Clear();
 
   uint64_t Deliveries() const { return deliveries_.load(std::memory_order_relaxed); }
@@ -42,7 +42,6 @@ class Outbox {
   bool SendLocked();  // under mutex_
 
   Poster post_;
-  TaskOwner* owner_;
   std::mutex mutex_;
   std::vector<std::unique_ptr<Batch>> waiting_;
   size_t waitingBytes_ = 0;

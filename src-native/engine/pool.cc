@@ -155,7 +155,7 @@ void Pool::Serve(Worker* self, size_t index, bool express) {
   }
 }
 
-void Pool::FlushAt(TaskOwner* owner, std::chrono::steady_clock::time_point when) {
+void Pool::FlushAt(FlushOwner* owner, std::chrono::steady_clock::time_point when) {
   bool earliest = false;  // the courier sleeps until a later time: wake it
   {
     std::lock_guard<std::mutex> lock(courierMutex_);
@@ -171,7 +171,7 @@ void Pool::FlushAt(TaskOwner* owner, std::chrono::steady_clock::time_point when)
   if (earliest) courierWake_.NotifyAll();  // ForgetFlushes waits on the same variable
 }
 
-void Pool::ForgetFlushes(TaskOwner* owner) {
+void Pool::ForgetFlushes(FlushOwner* owner) {
   std::unique_lock<std::mutex> lock(courierMutex_);
   flushes_.erase(std::remove_if(flushes_.begin(), flushes_.end(), [&](const auto& f) { return f.first == owner; }),
                  flushes_.end());
@@ -193,7 +193,7 @@ void Pool::Courier() {
       courierWake_.WaitUntil(lock, when);
       continue;
     }
-    TaskOwner* owner = next->first;
+    FlushOwner* owner = next->first;
     flushes_.erase(next);
     flushing_ = owner;
     lock.unlock();

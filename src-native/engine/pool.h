@@ -23,11 +23,18 @@
 
 namespace otr {
 
+// Whose tasks the pool runs (an instance's scheduler).
 class TaskOwner {
  public:
   virtual ~TaskOwner() = default;
   // Runs one task of this owner on a pool thread; `tag` is what Submit was given.
   virtual void RunTask(uint32_t tag) = 0;
+};
+
+// Whom the courier calls back (an instance's outbox).
+class FlushOwner {
+ public:
+  virtual ~FlushOwner() = default;
   // Sends finished results to JS (the courier, on its own thread).
   virtual void FlushDue(std::chrono::steady_clock::time_point now) = 0;
 };
@@ -56,9 +63,9 @@ class Pool {
   std::vector<ThreadStats> Stats();
 
   // The courier calls owner->FlushDue() at `when` (the earliest time asked for wins).
-  void FlushAt(TaskOwner* owner, std::chrono::steady_clock::time_point when);
+  void FlushAt(FlushOwner* owner, std::chrono::steady_clock::time_point when);
   // After this returns the courier neither calls nor will call `owner`.
-  void ForgetFlushes(TaskOwner* owner);
+  void ForgetFlushes(FlushOwner* owner);
 
  private:
   Pool() = default;
@@ -85,8 +92,8 @@ class Pool {
 
   std::mutex courierMutex_;
   MonotonicCondition courierWake_;
-  std::vector<std::pair<TaskOwner*, std::chrono::steady_clock::time_point>> flushes_;
-  TaskOwner* flushing_ = nullptr;
+  std::vector<std::pair<FlushOwner*, std::chrono::steady_clock::time_point>> flushes_;
+  FlushOwner* flushing_ = nullptr;
   bool courierStarted_ = false;  // under mutex_
 };
 

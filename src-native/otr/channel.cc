@@ -279,6 +279,12 @@ void Engine::AfterLibotrCall(CallScope& scope, ChannelRecord& channel) {
   if (scope.stateMayHaveChanged) EmitStateIfChanged(scope, channel);
 }
 
+// libotr's poll looks at every contact: the home state holds them all while an instance-wide
+// job runs.
+void Engine::Poll(CallScope& scope) {
+  lenders_.PollWith(us_, [&] { otrl_message_poll(us_, ops(), &scope); });
+}
+
 void Engine::RunChannelOp(CallScope& scope, Batch& result, uint32_t channelId, ChannelOp op, std::string text,
                           std::string data, int64_t number) {
   ChannelRecord* found = ChannelById(channelId);

@@ -1,0 +1,26 @@
+// One call of JS's as the engine runs it: which promise it settles, which strand it belongs
+// to, what it is expected to cost, and the work itself.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+#include "engine/job_cost.h"
+
+namespace otr {
+
+class Engine;
+struct CallScope;
+struct Batch;
+
+// The strand of an instance-wide job (channel ids start at 1).
+constexpr uint32_t kInstanceWide = 0;
+
+struct Job {
+  uint32_t id = 0;
+  uint32_t strand = 0;  // the channel whose calls this job is one of; 0: instance-wide
+  JobCost cost = JobCost::kCheap;
+  std::function<void(Engine&, CallScope&, Batch&)> run;
+};
+
+}  // namespace otr
