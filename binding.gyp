@@ -11,6 +11,7 @@
         "src-native/napi/file_lock.cc",
         "src-native/napi/marshal.cc",
         "src-native/napi/sweeps.cc",
+        "src-native/engine/contact_index.cc",
         "src-native/engine/engine.cc",
         "src-native/engine/errors.cc",
         "src-native/engine/job_cost.cc",
@@ -29,10 +30,11 @@
         "src-native/otr/persistence.cc",
         "src-native/otr/rename.cc",
         "src-native/otr/restart.cc",
+        "src-native/otr/smp_gate.cc",
         "src-native/otr/ui_ops.cc",
         "src-native/otr/wire_text.cc",
-        "src-native/io/files.cc",
-        "src-native/io/trust_store.cc"
+        "src-native/io/file_trust_store.cc",
+        "src-native/io/files.cc"
       ],
       "include_dirs": ["src-native", "<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [

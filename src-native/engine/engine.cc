@@ -186,15 +186,6 @@ void Engine::FreeUserstate() {
   for (ConnContextPriv* priv : leftovers) std::free(priv);
 }
 
-std::string ChannelKey(const std::string& account, const std::string& protocol, const std::string& username) {
-  std::string key;
-  key.reserve(account.size() + protocol.size() + username.size() + 2);
-  key.append(account).push_back('\0');
-  key.append(protocol).push_back('\0');
-  key.append(username);
-  return key;
-}
-
 ChannelRecord* Engine::ChannelFor(const char* account, const char* protocol, const char* username) {
   if (account == nullptr || protocol == nullptr || username == nullptr) return nullptr;
   return index_.ChannelByName(ChannelKey(account, protocol, username));

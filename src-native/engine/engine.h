@@ -28,7 +28,7 @@
 #include "engine/lender_states.h"
 #include "engine/outbox.h"
 #include "engine/scheduler.h"
-#include "io/trust_store.h"
+#include "io/file_trust_store.h"
 #include "otr/contact_view.h"
 #include "otr/libotr.h"
 
@@ -104,18 +104,6 @@ struct IncomingVerdict {
   bool overBudget = false;
   bool answersQuery = false;  // a query libotr will answer with a DH-Commit
   std::string text;
-};
-
-// Closes the contact's idle SMP states for the length of one libotr call (budget.cc).
-class SmpGate {
- public:
-  SmpGate(ConnContext* master, bool closed);
-  ~SmpGate();
-  SmpGate(const SmpGate&) = delete;
-  SmpGate& operator=(const SmpGate&) = delete;
-
- private:
-  std::vector<ConnContext*> gated_;
 };
 
 struct FilePaths {

@@ -5,14 +5,10 @@
 // Commit(). Writing never walks libotr's context lists, so it needs no user state and no
 // worker: the same rows serve however many user states an OTR instance has.
 //
-// TrustStore is the interface a database-backed store implements; FileTrustStore keeps the
-// Pidgin-format fingerprints file (username, account, protocol, fingerprint, trust; tabs),
-// written atomically (temp file, fsync, rename, fsync of the directory).
+// TrustStore is the interface a database-backed store implements; FileTrustStore
+// (file_trust_store.h) keeps the fingerprints file.
 #pragma once
 
-#include <cstdint>
-#include <map>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -56,39 +52,6 @@ class TrustStore {
   // Makes every change reported so far durable. Empty on success, else why it failed (the
   // changes stay pending, and a later Commit tries again).
   virtual std::string Commit() = 0;
-};
-
-class FileTrustStore : public TrustStore {
- public:
-  explicit FileTrustStore(std::string path) : path_(std::move(path)) {}
-
-  // Rows read from a well-formed file at load time (see WellFormedFingerprints); not a change.
-  void LoadRows(const std::string& wellFormedBytes);
-  // Forces the next Commit to rewrite the file (lines were skipped at load).
-  void MarkDirty();
-
-  void Seen(const ContactName& contact, const std::string& hex) override;
-  void SetTrust(const ContactName& contact, const std::string& hex, const std::string& trust) override;
-  void Forget(const ContactName& contact, const std::string& hex) override;
-  void ForgetContact(const ContactName& contact) override;
-  void Rename(const ContactName& from, const ContactName& to) override;
-  std::vector<FingerprintRow> Rows(const ContactName& contact) const override;
-  bool Dirty() const override;
-  std::string Commit() override;
-
-  // The file's content for the rows as they are now.
-  std::string Serialise() const;
-
- private:
-  void Changed() { ++version_; }  // under mutex_
-  std::string SerialiseLocked() const;
-
-  const std::string path_;
-  mutable std::mutex mutex_;  // rows_ and version_
-  std::map<ContactName, std::vector<FingerprintRow>> rows_;
-  uint64_t version_ = 0;     // bumped by every change
-  uint64_t committed_ = 0;   // the version the file holds
-  std::mutex writing_;       // one Commit at a time; rows stay available meanwhile
 };
 
 }  // namespace otr

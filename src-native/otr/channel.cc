@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "engine/engine.h"
+#include "otr/smp_gate.h"
 #include "util/wipe.h"
 
 namespace otr {

@@ -1,4 +1,4 @@
-#include "io/trust_store.h"
+#include "io/file_trust_store.h"
 
 #include <algorithm>
 #include <cctype>
