@@ -8,9 +8,8 @@
       "target_name": "protocol_otr",
       "sources": [
         "src-native/napi/addon.cc",
-        "src-native/napi/file_lock.cc",
+        "src-native/napi/file_functions.cc",
         "src-native/napi/marshal.cc",
-        "src-native/napi/sweeps.cc",
         "src-native/engine/contact_index.cc",
         "src-native/engine/engine.cc",
         "src-native/engine/errors.cc",
@@ -33,8 +32,10 @@
         "src-native/otr/smp_gate.cc",
         "src-native/otr/ui_ops.cc",
         "src-native/otr/wire_text.cc",
+        "src-native/io/file_lock.cc",
         "src-native/io/file_trust_store.cc",
-        "src-native/io/files.cc"
+        "src-native/io/files.cc",
+        "src-native/io/work_dirs.cc"
       ],
       "include_dirs": ["src-native", "<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [

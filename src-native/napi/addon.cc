@@ -16,9 +16,8 @@
 #include <vector>
 
 #include "engine/engine.h"
-#include "napi/file_lock.h"
+#include "napi/file_functions.h"
 #include "napi/marshal.h"
-#include "napi/sweeps.h"
 #include "napi/tsfn.h"
 #include "otr/init.h"
 

@@ -1,7 +1,7 @@
-// What a killed process leaves behind may hold key material: temp files of an interrupted
-// write (the rule is in files.h) and the working directories of PostgresStore nodes. Both
-// sweeps run on descriptors and never follow a symbolic link.
-#include <napi.h>
+// What a killed process leaves behind may hold key material: the working directories of
+// PostgresStore nodes, like temp files of an interrupted write (whose sweep is in files.h).
+// The sweep runs on descriptors and never follows a symbolic link.
+#include "io/work_dirs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,26 +9,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <string>
-
 #include "io/files.h"
 #include "io/unique_fd.h"
-#include "napi/sweeps.h"
 
 namespace otr {
 
 namespace {
-
-std::string StringArgument(const Napi::CallbackInfo& info, size_t index, const char* usage) {
-  if (info.Length() <= index || !info[index].IsString()) throw Napi::TypeError::New(info.Env(), usage);
-  return info[index].As<Napi::String>().Utf8Value();
-}
-
-// sweepTempFiles(file): wipes and removes the temp files a killed write of `file` left; how many.
-Napi::Value SweepTempFiles(const Napi::CallbackInfo& info) {
-  const std::string file = StringArgument(info, 0, "sweepTempFiles(file): file must be a string");
-  return Napi::Number::New(info.Env(), RemoveStaleTempFiles(file));
-}
 
 constexpr int kOpenDirectory = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
 constexpr int kMaxDepth = 8;  // a work directory holds files only; deeper is not ours
@@ -73,28 +59,17 @@ bool SweepWorkDir(int parentFd, const std::string& name, const std::string& mark
   return EmptyDirectory(dir.Get(), 0) && ::unlinkat(parentFd, name.c_str(), AT_REMOVEDIR) == 0;
 }
 
-// sweepWorkDirs(parent, prefix, marker, keyFile): the names of the `parent/<prefix>*`
-// directories removed (see SweepWorkDir); `parent` itself is not followed if it is a link.
-Napi::Value SweepWorkDirs(const Napi::CallbackInfo& info) {
-  const char* usage = "sweepWorkDirs(parent, prefix, marker, keyFile): four strings";
-  const std::string parent = StringArgument(info, 0, usage);
-  const std::string prefix = StringArgument(info, 1, usage);
-  const std::string marker = StringArgument(info, 2, usage);
-  const std::string keyFile = StringArgument(info, 3, usage);
-  Napi::Array removed = Napi::Array::New(info.Env());
+}  // namespace
+
+std::vector<std::string> SweepWorkDirs(const std::string& parent, const std::string& prefix, const std::string& marker,
+                                       const std::string& keyFile) {
+  std::vector<std::string> removed;
   const UniqueFd parentFd(::open(parent.c_str(), kOpenDirectory));
   if (!parentFd || prefix.empty()) return removed;
   for (const std::string& name : NamesIn(parentFd.Get(), [&](const std::string& n) { return StartsWith(n, prefix); })) {
-    if (SweepWorkDir(parentFd.Get(), name, marker, keyFile)) removed.Set(removed.Length(), name);
+    if (SweepWorkDir(parentFd.Get(), name, marker, keyFile)) removed.push_back(name);
   }
   return removed;
-}
-
-}  // namespace
-
-void ExportSweeps(Napi::Env env, Napi::Object exports) {
-  exports.Set("sweepTempFiles", Napi::Function::New<SweepTempFiles>(env, "sweepTempFiles"));
-  exports.Set("sweepWorkDirs", Napi::Function::New<SweepWorkDirs>(env, "sweepWorkDirs"));
 }
 
 }  // namespace otr
