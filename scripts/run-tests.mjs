@@ -1,6 +1,6 @@
 // `npm test`: the whole suite with the value-returning callbacks left out (what most users
-// run), then the behaviour suites again with every party installing them (libotr's worker
-// asks JS and waits). OTR_TEST_CALLBACKS selects the mode; see test/helpers/harness.mjs.
+// run), then the behaviour suites again with every party installing them (a job asks JS
+// and waits). OTR_TEST_CALLBACKS selects the mode; see test/helpers/harness.mjs.
 //   node scripts/run-tests.mjs              both passes
 //   node scripts/run-tests.mjs FILES...     those files, in both modes
 // Prints the test counts of each pass and their total; exits non-zero if either pass failed.

@@ -1,5 +1,5 @@
-// What a libotr call produced, in the order libotr produced it. The worker collects these
-// and hands them to the JS thread in batches; see lib/native.ts for the JS side.
+// What a libotr call produced, in the order libotr produced it. A job collects these and hands
+// them to the JS thread in its batch; see lib/native.ts for the JS side.
 #pragma once
 
 #include <cstdint>
@@ -184,7 +184,7 @@ inline Effect MakeEffect(EffectKind kind, uint32_t channel, Payload payload = No
   return effect;
 }
 
-// The ops whose value libotr needs before it can go on: the worker waits for JS's answer.
+// The ops whose value libotr needs before it can go on: the job waits for JS's answer.
 enum class QueryKind : int { BeforeEncrypt = 1, AfterDecrypt = 2, IsLoggedIn = 3, ErrorText = 4, SmpSecret = 5 };
 
 struct Query {
@@ -225,7 +225,7 @@ struct Batch {
   std::shared_ptr<Query> query;
 };
 
-// What the worker hands to the JS thread at once: the batches of every job it finished
+// What an instance's outbox hands to the JS thread at once: the batches of every job finished
 // since the last hand-over (a query, when there is one, is in the last batch).
 struct Delivery {
   std::vector<std::unique_ptr<Batch>> batches;

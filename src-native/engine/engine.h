@@ -158,21 +158,22 @@ class Engine : public Scheduler::Runner {
   Engine& operator=(const Engine&) = delete;
 
   // --- JS thread ---
-  // Before Start(): the worker reads them without a lock.
+  // Before Start(): jobs read them without a lock.
   void SetLimits(const Limits& limits) { limits_ = limits; }
   void Start();
   void Enqueue(Job job);
-  // The channel is gone: what its jobs cost is no longer needed.
+  // Any thread (a job of forget.cc): the channel is gone, what its jobs cost is no longer needed.
   void ForgetLastCosts(uint32_t channelId);
-  // Stops the worker (a blocking query is answered with its default), joins every thread
-  // and frees libotr's state. Idempotent; safe from finalizers and environment cleanup.
+  // Stops the scheduler (a job waiting for a JS answer takes the default), waits for the jobs
+  // running on pool threads, joins key generations in flight and frees libotr's state.
+  // Idempotent; safe from finalizers and environment cleanup.
   void Shutdown();
-  // Stores JS's answer to a query and wakes the worker.
+  // Stores JS's answer to a query and wakes the job waiting for it.
   void Answer(const std::shared_ptr<Query>& query, bool hasString, std::string text, int64_t number);
   void AnswerDefault(const std::shared_ptr<Query>& query);
   EngineStats Stats();
 
-  // --- worker thread: jobs (one file per concern) ---
+  // --- pool threads: jobs (one file per concern) ---
   // Called once, by the constructor on the JS thread, before Start().
   void Load(CallScope& scope, Batch& result, FilePaths paths);              // contacts.cc
   void EnsureAccount(CallScope& scope, Batch& result, std::string name, std::string protocol);  // keygen.cc
@@ -195,9 +196,9 @@ class Engine : public Scheduler::Runner {
   // squatter: see rename.cc) is taken from it; any other holder makes it ERR_OTR_CONTACT_EXISTS.
   void RenameContact(CallScope& scope, Batch& result, uint64_t contactId, std::string account,
                      std::string protocol, std::string from, std::string to);  // rename.cc
-  void Close(CallScope& scope, Batch& result, bool endSessions);              // worker.cc
+  void Close(CallScope& scope, Batch& result, bool endSessions);              // engine.cc
 
-  // --- worker thread: used by the ui_ops trampolines ---
+  // --- pool threads: used by the ui_ops trampolines ---
   OtrlUserState home() const { return us_; }
   const OtrlMessageAppOps* ops() const;
   ChannelRecord* ChannelFor(ConnContext* context);
@@ -228,7 +229,7 @@ class Engine : public Scheduler::Runner {
   void EmitWire(CallScope& scope, ChannelRecord* channel, const char* message);
 
  private:
-  // A key being generated: _start done on the worker, _calculate on its own thread.
+  // A key being generated: _start done in a job, _calculate on its own thread.
   struct PendingKeygen {
     std::string account, protocol;
     void* newkey = nullptr;

@@ -1,4 +1,4 @@
-// Failures travel from the worker thread to JS as (code, message) pairs; the codes are the
+// Failures travel from the pool threads to JS as (code, message) pairs; the codes are the
 // stable ERR_OTR_* strings that lib/errors.ts turns into OtrError.
 #pragma once
 

@@ -14,7 +14,7 @@ enum class JobCost : uint8_t {
   kCheap,      // no public-key work: a query, ending a session, a symmetric key, plain text
   kExpensive,  // public-key work every time: starting an AKE or SMP, an AKE message
   // Depends on the session: a data message may rotate keys or carry an SMP step, a write may
-  // wait for JS. The strand's last job of the same kind decides (see Engine::Expensive).
+  // wait for JS. The strand's last job of the same kind decides (see Scheduler::Expensive).
   kLikeLastRead,
   kLikeLastWrite,
 };

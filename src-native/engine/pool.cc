@@ -41,21 +41,21 @@ void Pool::SetThreads(size_t threads) {
   threads = std::max<size_t>(threads, 1);
   std::lock_guard<std::mutex> lock(mutex_);
   active_ = threads;
-  while (workers_.size() < threads) {
-    auto* worker = new Worker();
-    const size_t index = workers_.size();
-    workers_.push_back(worker);
-    worker->thread = std::thread([this, worker, index] {
+  while (threads_.size() < threads) {
+    auto* added = new PoolThread();
+    const size_t index = threads_.size();
+    threads_.push_back(added);
+    added->thread = std::thread([this, added, index] {
       YieldToTheEventLoop();
-      Serve(worker, index, false);
+      Serve(added, index, false);
     });
     // Named for operators (top -H, /proc/PID/task/*/comm) and for the tests that check
     // libotr's work runs on these threads; named here, so the name is there on return.
-    pthread_setname_np(worker->thread.native_handle(), "protocol-otr");
-    worker->thread.detach();
+    pthread_setname_np(added->thread.native_handle(), "protocol-otr");
+    added->thread.detach();
   }
   if (express_ == nullptr) {
-    express_ = new Worker();
+    express_ = new PoolThread();
     // Normal priority, unlike the others: it runs only cheap tasks, and a cheap message
     // should preempt public-key work on a busy machine rather than wait for its time slice.
     express_->thread = std::thread([this, express = express_] { Serve(express, 0, true); });
@@ -83,7 +83,7 @@ void Pool::Submit(TaskOwner* owner, uint32_t tag, bool heavy) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     (heavy ? heavy_ : light_).push_back(Task{owner, tag});
-    parked = workers_.size() > active_;
+    parked = threads_.size() > active_;
   }
   // A parked thread (beyond the size set last) would take the wake-up and not the task, and
   // the express thread does not take heavy ones.
@@ -115,7 +115,7 @@ size_t Pool::Queued() {
 std::vector<ThreadStats> Pool::Stats() {
   std::lock_guard<std::mutex> lock(mutex_);
   std::vector<ThreadStats> stats;
-  for (size_t i = 0; i < workers_.size() && i < active_; ++i) stats.push_back(workers_[i]->stats);
+  for (size_t i = 0; i < threads_.size() && i < active_; ++i) stats.push_back(threads_[i]->stats);
   if (express_ != nullptr) stats.push_back(express_->stats);
   return stats;
 }
@@ -132,7 +132,7 @@ bool Pool::NextTask(Task& task) {
 
 // A pool thread (`index`; it parks while beyond the size set last) or, with `express`, the
 // express thread, which takes light tasks only. Never returns.
-void Pool::Serve(Worker* self, size_t index, bool express) {
+void Pool::Serve(PoolThread* self, size_t index, bool express) {
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
     Task task{};

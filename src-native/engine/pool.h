@@ -73,12 +73,11 @@ class Pool {
     TaskOwner* owner;
     uint32_t tag;
   };
-  struct Worker {
+  struct PoolThread {
     std::thread thread;
-    bool retire = false;
     ThreadStats stats;
   };
-  void Serve(Worker* self, size_t index, bool express);
+  void Serve(PoolThread* self, size_t index, bool express);
   void Courier();
   bool NextTask(Task& task);  // under mutex_
 
@@ -86,9 +85,10 @@ class Pool {
   std::condition_variable wake_;
   std::deque<Task> light_, heavy_;
   unsigned picks_ = 0;
-  std::vector<Worker*> workers_;  // never shrinks in memory: retired ones stay, joined at exit
-  size_t active_ = 0;             // threads that take tasks (the express thread aside)
-  Worker* express_ = nullptr;
+  // Never shrinks: the threads beyond the size set last park (see Serve) until it grows again.
+  std::vector<PoolThread*> threads_;
+  size_t active_ = 0;  // threads that take tasks (the express thread aside)
+  PoolThread* express_ = nullptr;
 
   std::mutex courierMutex_;
   MonotonicCondition courierWake_;

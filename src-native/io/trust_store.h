@@ -2,8 +2,8 @@
 // trust given to each. The engine reports row-level changes (a fingerprint seen, its trust
 // changed, a fingerprint or a whole contact forgotten, a contact renamed) as they happen, on
 // whichever thread ran the change; the store keeps the rows and makes them durable on
-// Commit(). Writing never walks libotr's context lists, so it needs no user state and no
-// worker: the same rows serve however many user states an OTR instance has.
+// Commit(). Writing never walks libotr's context lists, so it needs no user state: the same
+// rows serve however many user states an OTR instance has.
 //
 // TrustStore is the interface a database-backed store implements; FileTrustStore
 // (file_trust_store.h) keeps the fingerprints file.

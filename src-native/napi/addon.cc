@@ -1,12 +1,12 @@
 // The addon's one class: a handle JS holds per OTR instance. It turns JS calls into jobs for
-// the Engine's worker, and the Engine's batches back into one call of the JS dispatcher.
+// the Engine, and the Engine's batches back into one call of the JS dispatcher.
 //
 // Lifetimes: the Engine lives exactly as long as this handle. dispose() (after close()), the
 // garbage collector's finalizer, and the environment cleanup hook all end it the same way:
-// Engine::Shutdown() (stop and join the worker, free libotr's state), then abort the
-// thread-safe function. Whichever comes first does it; the others find nothing left to do.
-// A worker thread being terminated cannot run JS: node-addon-api then drops the exception it
-// cannot throw instead of aborting the process (see Deliver).
+// Engine::Shutdown() (stop its jobs and wait for those running, free libotr's state), then
+// abort the thread-safe function. Whichever comes first does it; the others find nothing left
+// to do. A Node worker thread (worker_threads) being terminated cannot run JS: node-addon-api
+// then drops the exception it cannot throw instead of aborting the process (see Deliver).
 #define NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS
 #include <napi.h>
 
@@ -33,8 +33,7 @@ std::string StringArg(const Napi::CallbackInfo& info, size_t index) {
   return text;
 }
 
-// Account, protocol and contact names: what lib/validate.ts requires (requireName), again,
-// because a tab or newline in a name would be written unescaped into libotr's files.
+// The longest name, in UTF-8 bytes; lib/native.ts checks lib/validate.ts has the same.
 constexpr size_t kMaxNameBytes = 255;
 
 // A string with a lone surrogate: UTF-8 has no form for it, and N-API would write U+FFFD, the
@@ -56,6 +55,8 @@ bool WellFormedUtf16(napi_env env, napi_value value) {
   return true;
 }
 
+// Account, protocol and contact names: what lib/validate.ts requires (requireName), again,
+// because a tab or newline in a name would be written unescaped into libotr's files.
 std::string NameArg(const Napi::CallbackInfo& info, size_t index) {
   std::string name = StringArg(info, index);
   if (!WellFormedUtf16(info.Env(), info[index])) {
@@ -89,8 +90,9 @@ uint64_t ContactIdArg(const Napi::CallbackInfo& info, size_t index) {
   return static_cast<uint64_t>(id);
 }
 
-// { maxInstancesPerContact, maxFragmentedSize, maxIncomingSize }: validated in lib/otr.ts;
-// checked again here because they bound memory.
+// { maxInstancesPerContact, maxFragmentedSize, maxIncomingSize, keyWorkPerWindow,
+// keyWorkWindowMs }: validated in lib/otr.ts; checked again here because they bound memory
+// and CPU.
 Limits LimitsArg(const Napi::CallbackInfo& info, size_t index) {
   Limits limits;
   if (index >= info.Length() || !info[index].IsObject()) return limits;
@@ -155,7 +157,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
     FilePaths paths{StringArg(info, 2), StringArg(info, 3), StringArg(info, 4)};
     engine_ = std::make_unique<Engine>([this](Delivery* delivery) { return deliver_.Post(delivery); });
     engine_->SetLimits(limits);
-    // The files are read here, before the worker exists, so accounts and contacts are visible
+    // The files are read here, before any job can run, so accounts and contacts are visible
     // as soon as the constructor returns and a file that cannot be used fails the constructor.
     CallScope scope;
     scope.engine = engine_.get();
@@ -364,9 +366,6 @@ class Handle : public Napi::ObjectWrap<Handle> {
     return info.Env().Undefined();
   }
 
-  // After close(): everything is freed now, and the wrap with it, so a closed instance leaves
-  // no finalizer to be queued later (perhaps during teardown, see CleanupHook). JS never uses
-  // this object again. Should the unwrap fail, the finalizer frees the Handle as before.
   // The instance's figures (see EngineStats); the pool's are the module's poolStats().
   Napi::Value Stats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -388,6 +387,9 @@ class Handle : public Napi::ObjectWrap<Handle> {
     return out;
   }
 
+  // After close(): everything is freed now, and the wrap with it, so a closed instance leaves
+  // no finalizer to be queued later (perhaps during teardown, see CleanupHook). JS never uses
+  // this object again. Should the unwrap fail, the finalizer frees the Handle as before.
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
     End();
     Napi::Env env = info.Env();
@@ -397,7 +399,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
 
   // JS thread, from the thread-safe function: one call of the dispatcher for the whole
   // delivery. env is null when Node is tearing the function down: then only free it (the
-  // handle may be gone; a waiting worker is released by Shutdown).
+  // handle may be gone; a job waiting for an answer is released by Shutdown).
   static void Deliver(napi_env rawEnv, napi_value rawDispatch, void* context, void* data) {
     std::unique_ptr<Delivery> delivery(static_cast<Delivery*>(data));
     if (rawEnv == nullptr) return;
@@ -421,9 +423,9 @@ class Handle : public Napi::ObjectWrap<Handle> {
       args.push_back(self->numbers_.Value());
       args.push_back(Napi::Number::New(env, static_cast<double>(slots)));
       Encode(env, *delivery, numbers, args);
-      // Called through the C API: while a worker thread is being terminated the call fails
-      // (JS cannot run), and node-addon-api would turn that into a fatal error. Then the
-      // worker only needs its default answer; a pending exception is left for Node.
+      // Called through the C API: while a Node worker thread is being terminated the call
+      // fails (JS cannot run), and node-addon-api would turn that into a fatal error. Then a
+      // waiting job only needs its default answer; a pending exception is left for Node.
       napi_value rawAnswer = nullptr;
       if (napi_call_function(env, env.Undefined(), rawDispatch, args.size(), args.data(), &rawAnswer) != napi_ok) {
         if (query && self->engine_) self->engine_->AnswerDefault(query);
@@ -440,7 +442,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
         self->engine_->AnswerDefault(query);
       }
     } catch (const Napi::Error& error) {
-      // The dispatcher catches everything itself; should it fail anyway, the worker must
+      // The dispatcher catches everything itself; should it fail anyway, the waiting job must
       // still get its answer.
       if (query && self->engine_) self->engine_->AnswerDefault(query);
       error.ThrowAsJavaScriptException();

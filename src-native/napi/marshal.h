@@ -1,4 +1,4 @@
-// Worker output → what the JS dispatcher reads. One call of the dispatcher carries a whole
+// The engine's deliveries → what the JS dispatcher reads. One call of the dispatcher carries a whole
 // Delivery (several jobs' batches); numbers travel in a Float64Array the handle reuses, and
 // only strings and objects are created as JS values. lib/native.ts documents the layout.
 #pragma once

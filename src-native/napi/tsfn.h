@@ -1,4 +1,4 @@
-// One small owner for a napi_threadsafe_function: the worker posts through it, the JS thread
+// One small owner for a napi_threadsafe_function: pool threads post through it, the JS thread
 // refs/unrefs and aborts it, and it aborts in its destructor so a forgotten close() cannot
 // leave the function keeping the loop alive.
 //

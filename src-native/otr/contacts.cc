@@ -193,7 +193,7 @@ void Engine::Load(CallScope& scope, Batch& result, FilePaths paths) {
       for (const SkippedLine& line : skipped) {
         scope.effects.push_back(MakeEffect(EffectKind::LoadSkipped, 0, SkippedLinePayload{line.line, line.reason, copy}));
       }
-      trust_->MarkDirty();  // written back without them once the worker is idle
+      trust_->MarkDirty();  // written back without them once no job waits to start
     }
     trust_->LoadRows(good);
     std::string ordered = NewestContactFirst(good);

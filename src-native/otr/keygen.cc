@@ -1,4 +1,4 @@
-// Accounts: DSA key generation split so the slow part never holds the worker queue, keys
+// Accounts: DSA key generation split so the slow part never holds up the instance's jobs, keys
 // written atomically (mode 0600), and an instance tag for every account.
 #include <pthread.h>
 #include <unistd.h>

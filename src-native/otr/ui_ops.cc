@@ -1,4 +1,4 @@
-// libotr's ui_ops, run on the worker thread inside a libotr call. Notifications become
+// libotr's ui_ops, run on a pool thread inside a libotr call. Notifications become
 // Effects in the call's scope; the few ops whose value libotr needs ask JS and wait.
 // Every op is noexcept and catches everything: nothing may unwind through libotr's C frames.
 #include <cstdlib>

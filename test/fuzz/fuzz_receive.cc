@@ -7,10 +7,11 @@
 // kCheckEvery inputs, and at exit, a fresh data message is sent each way and must decrypt:
 // a session that stops working is reported as a crash (abort).
 //
-// The harness calls the Engine's job functions directly on the fuzzing thread, as the
-// Engine's worker thread does (Engine::Execute); no worker is started, so no thread handoff
-// per input. Channel callbacks flags are 0: no blocking query (Ask) is ever made. Batches the
-// Engine would post (there are none without a worker) are deleted by the Poster.
+// The harness calls the Engine's job functions directly on the fuzzing thread, as a pool
+// thread does (Engine::Execute); the Engine is never started, so no job goes through the
+// pool and no thread handoff happens per input. Channel callbacks flags are 0: no blocking
+// query (Ask) is ever made. Batches the Engine would post (there are none without jobs) are
+// deleted by the Poster.
 //
 // A custom mutator also mutates the *decoded* bytes of "?OTR:<base64>." messages and
 // re-encodes them, so mutations reach libotr's binary parsers instead of only its base64
@@ -130,7 +131,7 @@ struct Party {
     scope.job = nextJob++;
   }
 
-  // One channel operation, as the worker runs it; returns its effects.
+  // One channel operation, as a job runs it; returns its effects.
   std::vector<otr::Effect> Op(otr::ChannelOp op, const std::string& text) {
     otr::CallScope scope;
     otr::Batch result;
