@@ -1,5 +1,7 @@
 // Runs before `npm test`: builds what the tests load, cheaply when nothing changed, so a stale
 // build can never pass or fail in place of the code in the tree.
+//   - The contract: src-native/contract.h and lib/native-contract.ts made again from
+//     src-native/contract.json (written only when they change; CI checks they were committed).
 //   - TypeScript: tsc --incremental (its state lives in dist/, so removing dist/ rebuilds all).
 //   - The addon: node-gyp, only when binding.gyp or a file under src-native/ is newer than
 //     build/Release/protocol_otr.node (configure too when binding.gyp changed). Skipped when
@@ -14,6 +16,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 const run = (script, args) => execFileSync(process.execPath, [script, ...args], { cwd: root, stdio: 'inherit' });
 const mtime = (p) => (fs.existsSync(p) ? fs.statSync(p).mtimeMs : -Infinity);
+
+run(path.join(root, 'scripts', 'contract.mjs'), []);
 
 const buildInfo = path.join(root, 'dist', '.tsbuildinfo');
 if (!fs.existsSync(path.join(root, 'dist', 'index.js'))) fs.rmSync(buildInfo, { force: true });
