@@ -2,7 +2,7 @@ import type { Account } from './account';
 import { type Instag, MessageEvent, Policy, SmpEvent, type ErrorCode } from './constants';
 import type { Contact } from './contact';
 import { ErrorCodes, OtrError } from './errors';
-import { CallbackFlag, ChannelOp, ContactFlag, EffectKind } from './native';
+import { CallbackFlag, ChannelOp, ContactFlag, EffectKind, type ChannelOpArgs, type ChannelOpResult, type Effect } from './native-contract';
 import { statusWord, type Status } from './status';
 import { describe, invalid, rejectUnknownOptions, requireBoolean, requireInteger, requireText } from './validate';
 
@@ -286,7 +286,7 @@ export class Channel {
     const text = this.#resolvedQueryText();
     if (text === this.#queryTextSent) return;
     this.#queryTextSent = text;
-    this.#op(ChannelOp.SetQueryText, text ?? '', undefined, text === undefined ? 0 : 1).catch((error: unknown) =>
+    this.#op(ChannelOp.SetQueryText, [text]).catch((error: unknown) =>
       this.account.ctx._report(error),
     );
   }
@@ -365,7 +365,7 @@ export class Channel {
     this.#syncQueryText();
     this._stopRetries();
     this.#queriesSent = 1;
-    await this.#op(ChannelOp.Init);
+    await this.#op(ChannelOp.Init, []);
     if (this.#queriesSent === 1 && !this.#isEncrypted()) this.#armRetry();
     else if (this.#queriesSent === 1) this.#reportQuery(true);
   }
@@ -421,7 +421,7 @@ export class Channel {
     this.#akeSinceQuery = false;
     this.#akeQuietMs = 0;
     this.#syncQueryText();
-    this.#op(ChannelOp.Init).then(
+    this.#op(ChannelOp.Init, []).then(
       () => {
         if (this.#queriesSent > 0) this.#armRetry();
       },
@@ -464,7 +464,7 @@ export class Channel {
    */
   async refresh(): Promise<void> {
     this.#syncQueryText();
-    await this.#op(ChannelOp.Refresh);
+    await this.#op(ChannelOp.Refresh, []);
   }
 
   /**
@@ -475,7 +475,7 @@ export class Channel {
    */
   async finish(): Promise<void> {
     this._stopRetries();
-    await this.#op(ChannelOp.Finish, '', undefined, 0, () => this._endSmp('ended'));
+    await this.#op(ChannelOp.Finish, [], () => this._endSmp('ended'));
   }
 
   /**
@@ -490,12 +490,12 @@ export class Channel {
     if (typeof useFor === 'string') data = Buffer.from(useFor, 'utf8');
     else if (useFor instanceof Uint8Array) data = Buffer.from(useFor);
     else throw invalid(`useFor must be a string or a Uint8Array, got ${describe(useFor)}`);
-    return (await this.#op(ChannelOp.Symkey, '', data, use)) as Buffer;
+    return this.#op(ChannelOp.Symkey, [use, data]);
   }
 
   /** libotr's periodic poll (clears stale AKE state); see onTimer. Resolves once it ran. */
   async ping(): Promise<void> {
-    await this.#op(ChannelOp.Ping);
+    await this.#op(ChannelOp.Ping, []);
   }
 
   /**
@@ -510,9 +510,7 @@ export class Channel {
   async smpVerify(answer: string, question?: string): Promise<SmpExchange> {
     requireSecret(answer);
     const asked = question === undefined ? undefined : requireText('question', question, { allowEmpty: true });
-    return this.#startSmp((begin) =>
-      asked === undefined ? this.#op(ChannelOp.SmpVerify, answer, undefined, 0, begin) : this.#op(ChannelOp.SmpVerify, answer, asked, 1, begin),
-    );
+    return this.#startSmp((begin) => this.#op(ChannelOp.SmpVerify, [answer, asked], begin));
   }
 
   /**
@@ -522,7 +520,7 @@ export class Channel {
    */
   async smpRespond(answer: string): Promise<SmpExchange> {
     requireSecret(answer);
-    return this.#startSmp((begin) => this.#op(ChannelOp.SmpRespond, answer, undefined, 0, begin));
+    return this.#startSmp((begin) => this.#op(ChannelOp.SmpRespond, [answer], begin));
   }
 
   /**
@@ -530,7 +528,7 @@ export class Channel {
    * has been handed to onWrite; an exchange started here then has the outcome `'aborted'`.
    */
   async smpAbort(): Promise<void> {
-    await this.#op(ChannelOp.SmpAbort, '', undefined, 0, () => this._endSmp('aborted'));
+    await this.#op(ChannelOp.SmpAbort, [], () => this._endSmp('aborted'));
   }
 
   // The exchange's outcome starts to count when the call's own work is done, so SMP events of
@@ -572,7 +570,7 @@ export class Channel {
       return Promise.reject(error);
     }
     this.#syncQueryText();
-    return this.#op(ChannelOp.Write, message) as Promise<void>;
+    return this.#op(ChannelOp.Write, [message]);
   }
 
   /**
@@ -585,10 +583,10 @@ export class Channel {
   read(input: string): Promise<void> {
     if (typeof input !== 'string') return Promise.reject(invalid(`input must be a string, got ${describe(input)}`));
     const dropped = refusedIncoming(input, this.account.ctx.limits.maxIncomingSize);
-    if (dropped) return this.#op(ChannelOp.Dropped, dropped[1], undefined, dropped[0]) as Promise<void>;
+    if (dropped) return this.#op(ChannelOp.Dropped, dropped);
     this.#syncQueryText();
     this.#heard = true;
-    const read = this.#op(ChannelOp.Read, input) as Promise<void>;
+    const read = this.#op(ChannelOp.Read, [input]);
     this.#lastRead = read;
     return read;
   }
@@ -610,30 +608,31 @@ export class Channel {
    */
   async selectSession(id: number | Instag): Promise<boolean> {
     requireInteger('id', id, 0, 0xffffffff);
-    return (await this.#op(ChannelOp.SelectSession, '', undefined, id)) as boolean;
+    return this.#op(ChannelOp.SelectSession, [id]);
   }
 
-  #op(op: ChannelOp, text = '', data?: Buffer | string, number = 0, done?: () => void): Promise<unknown> {
-    return this.account.ctx._channelOp(this, op, text, data, number, done);
+  #op<O extends ChannelOp>(op: O, args: ChannelOpArgs[O], done?: () => void): Promise<ChannelOpResult[O]> {
+    return this.account.ctx._channelOp(this, op, args, done);
   }
 
   /** @internal Calls the user's callback for one effect. */
-  _fire(kind: EffectKind, a: number, b: number, text: string | null, extra: unknown): void {
+  _fire(effect: Effect): void {
     const o = this._options;
-    switch (kind) {
+    switch (effect.kind) {
       case EffectKind.Write:
-        o.onWrite(this, text ?? '');
+        o.onWrite(this, effect.text);
         return;
       case EffectKind.Read: {
-        const fingerprint = typeof extra === 'string' ? this.contact._humanFingerprint(extra) : undefined;
-        o.onRead(this, text ?? '', { encrypted: (a & 1) === 1, instag: b, fingerprint, verified: (a & 2) === 2 });
+        const { text, encrypted, instag, verified } = effect;
+        const fingerprint = effect.fingerprint === undefined ? undefined : this.contact._humanFingerprint(effect.fingerprint);
+        o.onRead(this, text, { encrypted, instag, fingerprint, verified });
         return;
       }
       case EffectKind.UnverifiedInstance:
-        o.onUnverifiedInstance?.(this, { instag: a, fingerprint: text ?? '' });
+        o.onUnverifiedInstance?.(this, { instag: effect.instag, fingerprint: effect.human });
         return;
       case EffectKind.SessionRestart:
-        o.onSessionRestart?.(this, { reason: 'lost-session', instag: a });
+        o.onSessionRestart?.(this, { reason: 'lost-session', instag: effect.instag });
         return;
       case EffectKind.AkeReceived:
         this.#akeSinceQuery = true;
@@ -655,24 +654,22 @@ export class Channel {
         o.onStillSecure?.(this);
         return;
       case EffectKind.NewFingerprint:
-        o.onUnverifiedFingerprint?.(this, text ?? '', a === 1);
+        o.onUnverifiedFingerprint?.(this, effect.human, effect.seenBefore);
         return;
-      case EffectKind.Symkey: {
-        const [key, useFor] = extra as [Buffer, Buffer];
-        o.onSymkey?.(this, key, a, utf8.decode(useFor));
+      case EffectKind.Symkey:
+        o.onSymkey?.(this, effect.key, effect.use, utf8.decode(effect.useData));
         return;
-      }
       case EffectKind.Timer:
-        o.onTimer?.(this, a);
+        o.onTimer?.(this, effect.interval);
         return;
       case EffectKind.SmpEvent: {
-        const outcome = SMP_OUTCOMES[a as SmpEvent];
+        const outcome = SMP_OUTCOMES[effect.event as SmpEvent];
         if (outcome) this._endSmp(outcome);
-        o.onSmpEvent?.(this, a, b);
+        o.onSmpEvent?.(this, effect.event, effect.progress);
         return;
       }
       case EffectKind.MsgEvent:
-        o.onEvent?.(this, a, text ?? undefined);
+        o.onEvent?.(this, effect.event, effect.text);
         return;
       default:
         return;

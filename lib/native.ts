@@ -2,61 +2,21 @@
 // other file in lib/ loads or calls it directly.
 import * as path from 'node:path';
 import { ErrorCodes, OtrError } from './errors';
+import { SHARED_NUMBERS, type ChannelOp, type ChannelOpArgs, type NativeStats } from './native-contract';
 import { MAX_NAME_BYTES } from './validate';
 
-export interface NativeAccount {
-  name: string;
-  protocol: string;
-  fingerprint: string;
-  instag: number;
-}
-
-export interface NativeSession {
-  instag: number;
-  status: number;
-  fingerprint: string; // 40 hex digits, or '' when none
-}
-
-export interface NativeFingerprint {
-  hex: string;
-  trust: string;
-  status: number;
-}
-
-export interface NativeContact {
-  /** The JS Contact this state is for (its `_id`); 0: whichever contact JS has under the name. */
-  contact: number;
-  /** What the contact would lose if freed now (ContactFlag bits). */
-  flags: number;
-  account: string;
-  protocol: string;
-  username: string;
-  current: number;
-  status: number;
-  sessions: NativeSession[];
-  fingerprints: NativeFingerprint[];
-}
-
-export interface NativeFailure {
-  code: string;
-  message: string;
-}
+export type { NativeAccount, NativeContact, NativeFingerprint, NativeSession, NativeStats } from './native-contract';
+export { BATCH_SLOTS, EFFECT_SLOTS } from './native-contract';
 
 /**
  * Called by the addon on the JS thread with everything the worker finished since the last
- * call. `numbers[0, count)` holds records, each a batch header followed by its effects:
- *
- *   header (BATCH_SLOTS): job, flags (BatchFlag), result value, query value, effect count
- *   effect (EFFECT_SLOTS): kind (EffectKind), channel id, a, b, text value, extra value
- *
- * A "value" is an index into `values` (strings, objects, Buffers: the arguments after
- * `count`), or -1 for none. The return value answers the query, when the delivery carries
- * one (always its last batch).
+ * call. `numbers[0, count)` holds records, each a batch header (BATCH_SLOTS numbers, BatchSlot)
+ * followed by its effects (EFFECT_SLOTS numbers each, read by decodeEffect): the layout
+ * src-native/contract.json declares. A "value" is an index into `values` (strings, objects,
+ * Buffers: the arguments after `count`), or -1 for none. The return value answers the query,
+ * when the delivery carries one (always its last batch).
  */
 export type Dispatch = (instance: number, numbers: Float64Array, count: number, ...values: unknown[]) => unknown;
-
-export const BATCH_SLOTS = 5;
-export const EFFECT_SLOTS = 6;
 
 export interface NativeHandle {
   /** The accounts and contacts the constructor read, in the dispatcher's layout. */
@@ -71,26 +31,11 @@ export interface NativeHandle {
   /** Resolves with whether a squatter was displaced from `to`. */
   renameContact(job: number, contact: number, account: string, protocol: string, from: string, to: string): void;
   openChannel(job: number, channel: number, contact: number, account: string, protocol: string, username: string, policy: number, maxMessageSize: number, callbacks: number, lineBased: boolean, queryText: string | undefined, restartLostSessions: boolean): void;
-  channelOp(job: number, channel: number, op: ChannelOp, text: string, data: Buffer | string | undefined, number: number): void;
+  /** One call of a channel: `args` as src-native/contract.json declares them for `op`. */
+  channelOp<O extends ChannelOp>(job: number, channel: number, op: O, ...args: ChannelOpArgs[O]): void;
   close(job: number, endSessions: boolean): void;
   dispose(): void;
   stats(): NativeStats;
-}
-
-/** One instance's figures (src-native/engine.h, EngineStats). */
-export interface NativeStats {
-  queued: number;
-  running: number;
-  strands: number;
-  contacts: number;
-  tombstones: number;
-  channels: number;
-  sessions: number;
-  userStates: number;
-  jobs: number;
-  deliveries: number;
-  batches: number;
-  effects: number;
 }
 
 /** The process-wide pool's figures (src-native/pool.h). */
@@ -121,62 +66,6 @@ interface Addon {
   poolStats(): NativePoolStats;
 }
 
-// Numbers shared with src-native/effects.h and engine.h.
-export const enum EffectKind {
-  Write = 1,
-  Read = 2,
-  GoneSecure = 3,
-  GoneInsecure = 4,
-  StillSecure = 5,
-  NewFingerprint = 6,
-  Symkey = 7,
-  Timer = 8,
-  SmpEvent = 9,
-  MsgEvent = 10,
-  ContactState = 11,
-  AccountReady = 12,
-  Error = 13,
-  LoadSkipped = 14,
-  UnverifiedInstance = 15,
-  // The library sent a query for a session the contact writes into and we lost (a: its instance tag).
-  SessionRestart = 16,
-  // An AKE message of the contact's reached libotr.
-  AkeReceived = 17,
-}
-
-/** NativeContact.flags (src-native/effects.h, ContactFlag). */
-export const enum ContactFlag {
-  WasPrivate = 1,
-  WritesHeld = 2,
-  Refreshing = 4,
-  AkeUnderWay = 8,
-}
-
-export const enum QueryKind {
-  BeforeEncrypt = 1,
-  AfterDecrypt = 2,
-  IsLoggedIn = 3,
-  ErrorText = 4,
-  SmpSecret = 5,
-}
-
-export const enum ChannelOp {
-  Init = 1,
-  Refresh = 2,
-  Finish = 3,
-  Symkey = 4,
-  Ping = 5,
-  SmpVerify = 6,
-  SmpRespond = 7,
-  SmpAbort = 8,
-  Write = 9,
-  Read = 10,
-  SelectSession = 11,
-  SetQueryText = 12,
-  // Reports a message read() refused before it reached the addon (a MsgEvent, in order).
-  Dropped = 13,
-}
-
 /** Bounds on what one contact's messages can make the addon keep (see lib/otr.ts). */
 export interface NativeLimits {
   maxInstancesPerContact: number;
@@ -186,75 +75,17 @@ export interface NativeLimits {
   keyWorkWindowMs: number;
 }
 
-export const enum CallbackFlag {
-  BeforeEncrypt = 1,
-  AfterDecrypt = 2,
-  IsLoggedIn = 4,
-  ErrorText = 8,
-  Smp = 16,
-}
-
-export const enum BatchFlag {
-  Done = 1,
-  Ok = 2,
-}
-
-// The numbers above, by the names the addon exports them under (src-native/addon.cc,
-// SharedNumbers): compared at load, so a stale or mismatched build cannot misread deliveries.
-const SHARED_NUMBERS: Record<string, number> = {
-  BATCH_SLOTS,
-  EFFECT_SLOTS,
-  'EffectKind.Write': EffectKind.Write,
-  'EffectKind.Read': EffectKind.Read,
-  'EffectKind.GoneSecure': EffectKind.GoneSecure,
-  'EffectKind.GoneInsecure': EffectKind.GoneInsecure,
-  'EffectKind.StillSecure': EffectKind.StillSecure,
-  'EffectKind.NewFingerprint': EffectKind.NewFingerprint,
-  'EffectKind.Symkey': EffectKind.Symkey,
-  'EffectKind.Timer': EffectKind.Timer,
-  'EffectKind.SmpEvent': EffectKind.SmpEvent,
-  'EffectKind.MsgEvent': EffectKind.MsgEvent,
-  'EffectKind.ContactState': EffectKind.ContactState,
-  'EffectKind.AccountReady': EffectKind.AccountReady,
-  'EffectKind.Error': EffectKind.Error,
-  'EffectKind.LoadSkipped': EffectKind.LoadSkipped,
-  'EffectKind.UnverifiedInstance': EffectKind.UnverifiedInstance,
-  'EffectKind.SessionRestart': EffectKind.SessionRestart,
-  'EffectKind.AkeReceived': EffectKind.AkeReceived,
-  'QueryKind.BeforeEncrypt': QueryKind.BeforeEncrypt,
-  'QueryKind.AfterDecrypt': QueryKind.AfterDecrypt,
-  'QueryKind.IsLoggedIn': QueryKind.IsLoggedIn,
-  'QueryKind.ErrorText': QueryKind.ErrorText,
-  'QueryKind.SmpSecret': QueryKind.SmpSecret,
-  'ChannelOp.Init': ChannelOp.Init,
-  'ChannelOp.Refresh': ChannelOp.Refresh,
-  'ChannelOp.Finish': ChannelOp.Finish,
-  'ChannelOp.Symkey': ChannelOp.Symkey,
-  'ChannelOp.Ping': ChannelOp.Ping,
-  'ChannelOp.SmpVerify': ChannelOp.SmpVerify,
-  'ChannelOp.SmpRespond': ChannelOp.SmpRespond,
-  'ChannelOp.SmpAbort': ChannelOp.SmpAbort,
-  'ChannelOp.Write': ChannelOp.Write,
-  'ChannelOp.Read': ChannelOp.Read,
-  'ChannelOp.SelectSession': ChannelOp.SelectSession,
-  'ChannelOp.SetQueryText': ChannelOp.SetQueryText,
-  'ChannelOp.Dropped': ChannelOp.Dropped,
-  'CallbackFlag.BeforeEncrypt': CallbackFlag.BeforeEncrypt,
-  'CallbackFlag.AfterDecrypt': CallbackFlag.AfterDecrypt,
-  'CallbackFlag.IsLoggedIn': CallbackFlag.IsLoggedIn,
-  'CallbackFlag.ErrorText': CallbackFlag.ErrorText,
-  'CallbackFlag.Smp': CallbackFlag.Smp,
-  'BatchFlag.Done': BatchFlag.Done,
-  'BatchFlag.Ok': BatchFlag.Ok,
-};
-
-/** Why the addon's shared numbers differ from ours (a stale build), or undefined. */
+/**
+ * Why the addon's shared numbers differ from ours, or undefined: an addon built from another
+ * src-native/contract.json (a stale build). CONTRACT_DIGEST covers the whole contract (docs
+ * aside): the arguments of each op and the fields of each effect too.
+ */
 export function sharedNumbersMismatch(native: Record<string, number> | undefined): string | undefined {
   const names = new Set([...Object.keys(SHARED_NUMBERS), ...Object.keys(native ?? {})]);
   const differ = [...names].filter((name) => native?.[name] !== SHARED_NUMBERS[name]);
   if (differ.length === 0) return undefined;
   const shown = differ.slice(0, 5).map((name) => `${name} (addon ${native?.[name]}, lib ${SHARED_NUMBERS[name]})`).join(', ');
-  return `the addon and lib/native.ts disagree on ${differ.length} shared number(s): ${shown}: rebuild (npm run compile)`;
+  return `the addon and lib/native.ts disagree on ${differ.length} shared number(s): ${shown}: the addon was built from another src-native/contract.json; rebuild (npm run compile)`;
 }
 
 let addon: Addon | undefined;

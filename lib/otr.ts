@@ -6,22 +6,26 @@ import type { Contact } from './contact';
 import type { Channel } from './channel';
 import { ErrorCodes, OtrError, fromNative } from './errors';
 import { FileSetLock } from './lock';
+import { createHandle, poolStats, poolThreads, setPoolThreads, type NativeHandle } from './native';
 import {
-  BatchFlag,
-  ChannelOp,
   BATCH_SLOTS,
+  BatchFlag,
+  BatchSlot,
+  ChannelOp,
   ContactFlag,
   EFFECT_SLOTS,
   EffectKind,
   QueryKind,
-  createHandle,
-  poolStats,
-  poolThreads,
-  setPoolThreads,
+  SessionStatus,
+  decodeEffect,
+  decodeQuery,
+  type ChannelOpArgs,
+  type ChannelOpResult,
+  type Effect,
   type NativeAccount,
   type NativeContact,
-  type NativeHandle,
-} from './native';
+  type Query,
+} from './native-contract';
 import type { Lease } from './postgres-store';
 import type { Store, TrustChange } from './store';
 import { describe, rejectUnknownOptions, requireBoolean, requireInteger, requireName, requireText } from './validate';
@@ -217,8 +221,8 @@ function asksForValue(numbers: Float64Array, count: number): boolean {
   let at = 0;
   let queryAt = -1;
   while (at < count) {
-    queryAt = numbers[at + 3];
-    at += BATCH_SLOTS + numbers[at + 4] * EFFECT_SLOTS;
+    queryAt = numbers[at + BatchSlot.Query];
+    at += BATCH_SLOTS + numbers[at + BatchSlot.Effects] * EFFECT_SLOTS;
   }
   return queryAt >= 0;
 }
@@ -594,7 +598,7 @@ export class OTR extends EventEmitter<OTREvents> {
   }
 
   /** @internal `done` runs once the call succeeded, before anything delivered after it (see PendingCall). */
-  _channelOp(channel: Channel, op: ChannelOp, text = '', data?: Buffer | string, number = 0, done?: () => void): Promise<unknown> {
+  _channelOp<O extends ChannelOp>(channel: Channel, op: O, args: ChannelOpArgs[O], done?: () => void): Promise<ChannelOpResult[O]> {
     if (channel._closed) return Promise.reject(new OtrError(ErrorCodes.CLOSED, channel._closed));
     // With a shared store, a call acts for the contact only while this node's lease is
     // confirmed; calls that wait keep their order, and later ones queue behind them.
@@ -609,7 +613,7 @@ export class OTR extends EventEmitter<OTREvents> {
         () => {
           admittedNow();
           if (channel._closed) throw new OtrError(ErrorCodes.CLOSED, channel._closed);
-          return this.#submitOp(channel, op, text, data, number, done);
+          return this.#submitOp(channel, op, args, done);
         },
         (error: unknown) => {
           admittedNow();
@@ -617,12 +621,12 @@ export class OTR extends EventEmitter<OTREvents> {
         },
       );
     }
-    return this.#submitOp(channel, op, text, data, number, done);
+    return this.#submitOp(channel, op, args, done);
   }
 
-  #submitOp(channel: Channel, op: ChannelOp, text: string, data: Buffer | string | undefined, number: number, done?: () => void): Promise<unknown> {
+  #submitOp<O extends ChannelOp>(channel: Channel, op: O, args: ChannelOpArgs[O], done?: () => void): Promise<ChannelOpResult[O]> {
     if (this.#recent.delete(channel)) this.#recent.set(channel, performance.now());
-    return this._call((job, handle) => handle.channelOp(job, channel._id, op, text, data, number), false, channel, done);
+    return this._call((job, handle) => handle.channelOp(job, channel._id, op, ...args), false, channel, done) as Promise<ChannelOpResult[O]>;
   }
 
   /** @internal */
@@ -816,32 +820,26 @@ export class OTR extends EventEmitter<OTREvents> {
     let at = 0;
     while (at < count) {
       if (deadline !== Infinity && performance.now() > deadline) break;
-      const job = numbers[at];
-      const flags = numbers[at + 1];
-      const resultAt = numbers[at + 2];
-      const queryAt = numbers[at + 3];
-      const effects = numbers[at + 4];
+      const job = numbers[at + BatchSlot.Job];
+      const flags = numbers[at + BatchSlot.Flags];
+      const resultAt = numbers[at + BatchSlot.Result];
+      const queryAt = numbers[at + BatchSlot.Query];
+      const effects = numbers[at + BatchSlot.Effects];
       at += BATCH_SLOTS;
       const call = job !== 0 ? this.#calls.get(job) : undefined;
       for (let k = 0; k < effects; k++, at += EFFECT_SLOTS) {
-        const textAt = numbers[at + 4];
-        const extraAt = numbers[at + 5];
+        const effect = decodeEffect(numbers, at, values);
+        if (!effect) continue;
         try {
-          this.#apply(
-            numbers[at],
-            numbers[at + 1],
-            numbers[at + 2],
-            numbers[at + 3],
-            textAt < 0 ? null : (values[textAt] as string),
-            extraAt < 0 ? undefined : values[extraAt],
-          );
+          this.#apply(effect);
         } catch (error) {
           this.#callbackFailed(call, error);
         }
       }
       if (queryAt >= 0) {
         try {
-          answer = this.#answer(values[queryAt] as [number, number, number, string]);
+          const query = decodeQuery(values[queryAt] as unknown[]);
+          answer = query && this.#answer(query);
         } catch (error) {
           this.#callbackFailed(call, error);
           answer = undefined;
@@ -877,32 +875,32 @@ export class OTR extends EventEmitter<OTREvents> {
     }
   }
 
-  #apply(kind: EffectKind, channelId: number, a: number, b: number, text: string | null, extra: unknown): void {
-    if (kind === EffectKind.AccountReady) {
-      this._accountFromNative(extra as NativeAccount);
+  #apply(effect: Effect): void {
+    if (effect.kind === EffectKind.AccountReady) {
+      this._accountFromNative(effect.account);
       return;
     }
-    if (kind === EffectKind.LoadSkipped) {
-      this.loadReport.skipped.push({ file: this.contactsFile, line: a, reason: text ?? '' });
-      if (!this.loadReport.copies.includes(extra as string)) this.loadReport.copies.push(extra as string);
+    if (effect.kind === EffectKind.LoadSkipped) {
+      this.loadReport.skipped.push({ file: this.contactsFile, line: effect.line, reason: effect.reason });
+      if (!this.loadReport.copies.includes(effect.copy)) this.loadReport.copies.push(effect.copy);
       return;
     }
-    if (kind === EffectKind.Error) {
-      this._report(fromNative({ code: text, message: extra }));
+    if (effect.kind === EffectKind.Error) {
+      this._report(fromNative({ code: effect.code, message: effect.message }));
       return;
     }
-    if (kind === EffectKind.ContactState) {
-      const state = extra as NativeContact;
+    if (effect.kind === EffectKind.ContactState) {
+      const { state } = effect;
       const key = `${state.account}\0${state.protocol}`;
       const account = this.#accounts.get(key);
-      const channel = channelId !== 0 ? this.#channels.get(channelId) : undefined;
+      const channel = effect.channel !== 0 ? this.#channels.get(effect.channel) : undefined;
       // By the contact's id (or channel), not by name: a name may have changed since.
-      const contact = state.contact !== 0 ? this.#contactIds.get(state.contact) : channel?.contact;
+      const contact = state.contactId !== 0 ? this.#contactIds.get(state.contactId) : channel?.contact;
       if (contact) {
         // The addon renamed it: JS follows (the rename's promise settles after this).
         if (contact.name !== state.username) contact.account._renamed(contact, state.username);
         contact._update(state);
-      } else if (state.contact !== 0 || channel) {
+      } else if (state.contactId !== 0 || channel) {
         // A contact object forgotten since: its state concerns nobody in JS.
       } else if (account) {
         account._contactFromNative(state.username)._update(state);
@@ -914,26 +912,26 @@ export class OTR extends EventEmitter<OTREvents> {
       this.#store?._contactState(state);
       return;
     }
-    const channel = this.#channels.get(channelId);
+    const channel = this.#channels.get(effect.channel);
     if (!channel) return;
-    if (kind === EffectKind.Timer && !channel._options.onTimer) {
-      this.#setPollTimer(a, channel);
+    if (effect.kind === EffectKind.Timer && !channel._options.onTimer) {
+      this.#setPollTimer(effect.interval, channel);
       return;
     }
-    channel._fire(kind, a, b, text, extra);
+    channel._fire(effect);
   }
 
-  #answer([kind, channelId, code, text]: [number, number, number, string]): unknown {
-    const channel = this.#channels.get(channelId);
+  #answer(query: Query): unknown {
+    const channel = this.#channels.get(query.channel);
     if (!channel) return undefined;
     const options = channel._options;
-    switch (kind as QueryKind) {
+    switch (query.kind) {
       case QueryKind.BeforeEncrypt: {
-        const converted = synchronous('onBeforeEncrypt', options.onBeforeEncrypt?.(channel, text));
+        const converted = synchronous('onBeforeEncrypt', options.onBeforeEncrypt?.(channel, query.text));
         return typeof converted === 'string' ? converted : undefined;
       }
       case QueryKind.AfterDecrypt: {
-        const converted = synchronous('onAfterDecrypt', options.onAfterDecrypt?.(channel, text));
+        const converted = synchronous('onAfterDecrypt', options.onAfterDecrypt?.(channel, query.text));
         return typeof converted === 'string' ? converted : undefined;
       }
       case QueryKind.IsLoggedIn: {
@@ -945,11 +943,11 @@ export class OTR extends EventEmitter<OTREvents> {
       }
       case QueryKind.SmpSecret: {
         // A returned string answers the request now; otherwise the app calls smpRespond later.
-        const answer = synchronous('onSmp', options.onSmp?.(channel, code === 1 ? text : undefined));
+        const answer = synchronous('onSmp', options.onSmp?.(channel, query.question));
         return typeof answer === 'string' && answer.length > 0 ? answer : undefined;
       }
       case QueryKind.ErrorText: {
-        const message = synchronous('onError', options.onError?.(channel, code));
+        const message = synchronous('onError', options.onError?.(channel, query.code));
         return typeof message === 'string' && !message.includes('\0') ? message : undefined;
       }
       default:
@@ -973,7 +971,7 @@ export class OTR extends EventEmitter<OTREvents> {
   _poll(): void {
     const channel = this.#pollChannel;
     if (!channel || this.#closing || !this.#handle) return;
-    this._channelOp(channel, ChannelOp.Ping).catch((error: unknown) => this._report(error));
+    this._channelOp(channel, ChannelOp.Ping, []).catch((error: unknown) => this._report(error));
   }
 }
 
@@ -984,8 +982,8 @@ function evictionTier(channel: Channel): number {
   const flags = state?.flags ?? 0;
   if (flags & ContactFlag.WritesHeld) return 2;
   if (flags & (ContactFlag.WasPrivate | ContactFlag.Refreshing | ContactFlag.AkeUnderWay)) return 1;
-  if (state && (state.status !== 0 && state.status !== 1)) return 1; // encrypted or finished
-  if (state?.sessions.some((s) => s.status >= 2)) return 1;
+  if (state && state.status !== SessionStatus.Unused && state.status !== SessionStatus.NotPrivate) return 1; // encrypted or finished
+  if (state?.sessions.some((s) => s.status !== SessionStatus.Unused && s.status !== SessionStatus.NotPrivate)) return 1;
   if (channel.contact.fingerprints().some((fp) => fp.isVerified)) return 1;
   return 0;
 }

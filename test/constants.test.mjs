@@ -69,3 +69,15 @@ test('the numbers lib/native.ts shares with the addon (enums, slot counts) are c
   assert.match(native.sharedNumbersMismatch(addonNumbers), /disagree on \d+ shared number\(s\).*rebuild \(npm run compile\)/);
   assert.equal(native.sharedNumbersMismatch(undefined)?.includes('EffectKind.Write (addon undefined, lib 1)'), true);
 });
+
+test('an addon built from another contract is refused at load even when every enum agrees: the contract digest differs', async () => {
+  const { createRequire } = await import('node:module');
+  const require = createRequire(import.meta.url);
+  const native = require('../dist/native.js');
+  const { SHARED_NUMBERS } = require('../dist/native-contract.js');
+  assert.equal(native.sharedNumbersMismatch({ ...SHARED_NUMBERS }), undefined);
+  // Another op argument or effect field changes no enum, only the digest.
+  const otherContract = { ...SHARED_NUMBERS, CONTRACT_DIGEST: SHARED_NUMBERS.CONTRACT_DIGEST + 1 };
+  const why = native.sharedNumbersMismatch(otherContract);
+  assert.match(why, /disagree on 1 shared number\(s\): CONTRACT_DIGEST \(addon \d+, lib \d+\): the addon was built from another src-native\/contract\.json; rebuild \(npm run compile\)/);
+});

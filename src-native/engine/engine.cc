@@ -116,7 +116,7 @@ EngineStats Engine::Stats() {
 }
 
 void Engine::ReportError(CallScope& scope, const Failure& failure) {
-  scope.effects.push_back(MakeEffect(EffectKind::Error, scope.channel != nullptr ? scope.channel->id : 0,
+  scope.effects.push_back(MakeEffect(scope.channel != nullptr ? scope.channel->id : 0,
                                      ErrorPayload{failure.code, failure.message}));
 }
 
@@ -159,8 +159,8 @@ void Engine::Close(CallScope& scope, Batch& result, bool endSessions) {
   // Writes that never went out are reported, as finish() and forget() report them.
   for (ChannelRecord* channel : index_.Channels()) {
     for (std::string& text : channel->held) {
-      scope.effects.push_back(MakeEffect(EffectKind::MsgEvent, channel->id,
-                                         MessageEventPayload{OTRL_MSGEVENT_CONNECTION_ENDED, true, std::move(text)}));
+      scope.effects.push_back(MakeEffect(channel->id,
+                                         MsgEventPayload{OTRL_MSGEVENT_CONNECTION_ENDED, true, std::move(text)}));
     }
     channel->held.clear();
   }

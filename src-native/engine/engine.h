@@ -36,32 +36,6 @@ namespace otr {
 
 class Engine;
 
-
-// Numbers shared with lib/native.ts.
-enum ChannelCallback : uint32_t {
-  kHasBeforeEncrypt = 1,
-  kHasAfterDecrypt = 2,
-  kHasIsLoggedIn = 4,
-  kHasErrorText = 8,
-  kHasSmp = 16,
-};
-
-enum class ChannelOp : int {
-  Init = 1,
-  Refresh = 2,
-  Finish = 3,
-  Symkey = 4,
-  Ping = 5,
-  SmpVerify = 6,
-  SmpRespond = 7,
-  SmpAbort = 8,
-  Write = 9,
-  Read = 10,
-  SelectSession = 11,
-  SetQueryText = 12,
-  Dropped = 13,
-};
-
 // The opdata of every libotr call: which job is running and what it has produced so far.
 struct CallScope {
   Engine* engine = nullptr;
@@ -132,22 +106,6 @@ struct Limits {
   std::chrono::milliseconds keyWorkWindow{10000};
 };
 
-// What otr.stats() reports of one instance (the pool's threads are reported separately).
-struct EngineStats {
-  uint64_t queued = 0;     // jobs waiting to start
-  uint64_t running = 0;    // jobs running now
-  uint64_t strands = 0;    // channels with jobs queued or running
-  uint64_t contacts = 0;   // contacts libotr keeps contexts for
-  uint64_t tombstones = 0; // names of freed private contacts (see forget.cc)
-  uint64_t channels = 0;
-  uint64_t sessions = 0;   // encrypted sessions, as last reported to JS
-  uint64_t userStates = 0; // the home state and the lenders made so far
-  uint64_t jobs = 0;       // jobs finished
-  uint64_t deliveries = 0; // hand-overs to JS
-  uint64_t batches = 0;
-  uint64_t effects = 0;
-};
-
 class Engine : public Scheduler::Runner {
  public:
   using Poster = Outbox::Poster;
@@ -186,8 +144,8 @@ class Engine : public Scheduler::Runner {
   void ForgetFingerprint(CallScope& scope, Batch& result, uint64_t contactId, std::string account,
                          std::string protocol, std::string username, std::string fingerprintHex);
   void OpenChannel(CallScope& scope, Batch& result, ChannelRecord settings);  // channel.cc
-  void RunChannelOp(CallScope& scope, Batch& result, uint32_t channelId, ChannelOp op,
-                    std::string text, std::string data, int64_t number);      // channel.cc
+  // One call of a channel (contract.h, ChannelOpCall); each op's handler is in channel.cc.
+  void RunChannelOp(CallScope& scope, Batch& result, uint32_t channelId, ChannelOpCall call);  // channel.cc
   // Frees the contact's channel record and libotr contexts; its fingerprints stay (those not
   // verified go too with dropUnverified, and the file is rewritten).
   void ForgetContact(CallScope& scope, Batch& result, uint64_t contactId, std::string account,
@@ -229,6 +187,8 @@ class Engine : public Scheduler::Runner {
   void EmitWire(CallScope& scope, ChannelRecord* channel, const char* message);
 
  private:
+  friend struct ChannelOpHandler;  // channel.cc: one overload per channel op
+
   // A key being generated: _start done in a job, _calculate on its own thread.
   struct PendingKeygen {
     std::string account, protocol;

@@ -24,19 +24,4 @@ JobCost ReadCost(const std::string& text) {
   return JobCost::kCheap;
 }
 
-JobCost OpCost(ChannelOp op) {
-  switch (op) {
-    case ChannelOp::Refresh:
-    case ChannelOp::SmpVerify:
-    case ChannelOp::SmpRespond:
-      return JobCost::kExpensive;
-    case ChannelOp::Write:
-      return JobCost::kLikeLastWrite;
-    case ChannelOp::Read:
-      return JobCost::kLikeLastRead;  // ReadCost(text) knows better
-    default:
-      return JobCost::kCheap;
-  }
-}
-
 }  // namespace otr

@@ -11,6 +11,7 @@
 #include <napi.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -119,6 +120,48 @@ Limits LimitsArg(const Napi::CallbackInfo& info, size_t index) {
   limits.keyWorkWindow = std::chrono::milliseconds(windowMs);
   return limits;
 }
+
+// Reads a channel op's arguments in order, from `first` on: what each op's Decode asks for
+// (contract.h). The caller's mistakes throw a TypeError or RangeError naming the argument.
+class OpArgReader {
+ public:
+  OpArgReader(const Napi::CallbackInfo& info, size_t first) : info_(info), next_(first) {}
+
+  void String(std::string& out) { out = StringArg(info_, next_++); }
+  void OptionalString(bool& has, std::string& out) {
+    has = next_ < info_.Length() && !info_[next_].IsUndefined();
+    if (has) out = StringArg(info_, next_);
+    ++next_;
+  }
+  void Bytes(std::string& out) {
+    const size_t index = next_++;
+    if (index >= info_.Length() || !info_[index].IsBuffer()) {
+      throw Napi::TypeError::New(info_.Env(), "argument " + std::to_string(index) + " must be a Buffer");
+    }
+    auto buffer = info_[index].As<Napi::Buffer<char>>();
+    out.assign(buffer.Data(), buffer.Length());
+  }
+  void Uint32(uint32_t& out) { out = static_cast<uint32_t>(Integer(0, 0xffffffffLL)); }
+  void Int32(int& out) { out = static_cast<int>(Integer(INT32_MIN, INT32_MAX)); }
+  void Uint64(uint64_t& out) { out = static_cast<uint64_t>(Integer(0, int64_t{1} << 53)); }
+  void Bool(bool& out) {
+    out = next_ < info_.Length() && info_[next_].ToBoolean();
+    ++next_;
+  }
+
+ private:
+  int64_t Integer(int64_t min, int64_t max) {
+    const size_t index = next_++;
+    const int64_t value = NumberArg(info_, index);
+    if (value < min || value > max) {
+      throw Napi::RangeError::New(info_.Env(), "argument " + std::to_string(index) + " is out of range");
+    }
+    return value;
+  }
+
+  const Napi::CallbackInfo& info_;
+  size_t next_;
+};
 
 }  // namespace
 
@@ -335,26 +378,21 @@ class Handle : public Napi::ObjectWrap<Handle> {
     return info.Env().Undefined();
   }
 
-  // channelOp(job, channelId, op, text, data: Buffer | string, number)
+  // channelOp(job, channelId, op, ...args): the op's arguments as contract.json declares them.
   Napi::Value ChannelCall(const Napi::CallbackInfo& info) {
     const auto channelId = static_cast<uint32_t>(NumberArg(info, 1));
-    const auto op = static_cast<ChannelOp>(NumberArg(info, 2));
-    std::string text = StringArg(info, 3);
-    std::string data;
-    if (info[4].IsBuffer()) {
-      auto buffer = info[4].As<Napi::Buffer<char>>();
-      data.assign(buffer.Data(), buffer.Length());
-    } else if (info[4].IsString()) {
-      data = info[4].As<Napi::String>().Utf8Value();
+    const int64_t op = NumberArg(info, 2);
+    ChannelOpCall call;
+    OpArgReader args(info, 3);
+    if (!DecodeChannelOp(static_cast<int>(op), args, call)) {
+      throw Napi::RangeError::New(info.Env(), "unknown channel op " + std::to_string(op));
     }
-    const int64_t number = NumberArg(info, 5);
-    // libotr's poll looks at every contact: an instance-wide job.
-    const uint32_t strand = op == ChannelOp::Ping ? kInstanceWide : channelId;
-    const JobCost cost = op == ChannelOp::Read ? ReadCost(text) : OpCost(op);
+    const uint32_t strand = IsInstanceWide(call) ? kInstanceWide : channelId;
+    const auto* read = std::get_if<ReadArgs>(&call);
+    const JobCost cost = read != nullptr ? ReadCost(read->message) : CostOf(call);
     Submit(info.Env(), JobArg(info), strand,
-           [channelId, op, text = std::move(text), data = std::move(data), number](Engine& e, CallScope& s,
-                                                                                  Batch& b) mutable {
-             e.RunChannelOp(s, b, channelId, op, std::move(text), std::move(data), number);
+           [channelId, call = std::move(call)](Engine& e, CallScope& s, Batch& b) mutable {
+             e.RunChannelOp(s, b, channelId, std::move(call));
            },
            cost);
     return info.Env().Undefined();
@@ -371,19 +409,9 @@ class Handle : public Napi::ObjectWrap<Handle> {
     Napi::Env env = info.Env();
     const EngineStats stats = Live(env).Stats();
     Napi::Object out = Napi::Object::New(env);
-    auto set = [&](const char* name, uint64_t value) { out.Set(name, Napi::Number::New(env, static_cast<double>(value))); };
-    set("queued", stats.queued);
-    set("running", stats.running);
-    set("strands", stats.strands);
-    set("contacts", stats.contacts);
-    set("tombstones", stats.tombstones);
-    set("channels", stats.channels);
-    set("sessions", stats.sessions);
-    set("userStates", stats.userStates);
-    set("jobs", stats.jobs);
-    set("deliveries", stats.deliveries);
-    set("batches", stats.batches);
-    set("effects", stats.effects);
+    ForEachStat(stats, [&](const char* name, uint64_t value) {
+      out.Set(name, Napi::Number::New(env, static_cast<double>(value)));
+    });
     return out;
   }
 
@@ -463,32 +491,11 @@ class Handle : public Napi::ObjectWrap<Handle> {
 
 namespace {
 
-// Every number lib/native.ts shares with this addon, by name: lib/native.ts compares them
-// with its own at load and refuses to run on a mismatch (a stale build), so they cannot drift.
+// Every number lib/native.ts shares with this addon, by name (contract.h): lib/native.ts
+// compares them with its own at load and refuses to run on a mismatch (a stale build).
 Napi::Object SharedNumbers(Napi::Env env) {
   Napi::Object numbers = Napi::Object::New(env);
-  auto set = [&](const char* name, int64_t value) { numbers.Set(name, Napi::Number::New(env, static_cast<double>(value))); };
-  set("BATCH_SLOTS", kBatchSlots);
-  set("EFFECT_SLOTS", kEffectSlots);
-#define E(name) set("EffectKind." #name, static_cast<int>(EffectKind::name))
-  E(Write); E(Read); E(GoneSecure); E(GoneInsecure); E(StillSecure); E(NewFingerprint); E(Symkey);
-  E(Timer); E(SmpEvent); E(MsgEvent); E(ContactState); E(AccountReady); E(Error); E(LoadSkipped);
-  E(UnverifiedInstance); E(SessionRestart); E(AkeReceived);
-#undef E
-#define Q(name) set("QueryKind." #name, static_cast<int>(QueryKind::name))
-  Q(BeforeEncrypt); Q(AfterDecrypt); Q(IsLoggedIn); Q(ErrorText); Q(SmpSecret);
-#undef Q
-#define O(name) set("ChannelOp." #name, static_cast<int>(ChannelOp::name))
-  O(Init); O(Refresh); O(Finish); O(Symkey); O(Ping); O(SmpVerify); O(SmpRespond); O(SmpAbort); O(Write);
-  O(Read); O(SelectSession); O(SetQueryText); O(Dropped);
-#undef O
-  set("CallbackFlag.BeforeEncrypt", kHasBeforeEncrypt);
-  set("CallbackFlag.AfterDecrypt", kHasAfterDecrypt);
-  set("CallbackFlag.IsLoggedIn", kHasIsLoggedIn);
-  set("CallbackFlag.ErrorText", kHasErrorText);
-  set("CallbackFlag.Smp", kHasSmp);
-  set("BatchFlag.Done", kBatchDone);
-  set("BatchFlag.Ok", kBatchOk);
+  ForEachSharedNumber([&](const char* name, double value) { numbers.Set(name, Napi::Number::New(env, value)); });
   return numbers;
 }
 

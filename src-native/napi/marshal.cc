@@ -27,108 +27,31 @@ bool IsAscii(const std::string& text) {
   return (high & 0x8080808080808080ULL) == 0;
 }
 
-Napi::Object ContactToJs(Napi::Env env, const ContactState& state) {
-  Napi::Object contact = Napi::Object::New(env);
-  contact.Set("contact", Napi::Number::New(env, static_cast<double>(state.contactId)));
-  contact.Set("flags", Napi::Number::New(env, state.flags));
-  contact.Set("account", state.account);
-  contact.Set("protocol", state.protocol);
-  contact.Set("username", state.username);
-  contact.Set("current", Napi::Number::New(env, state.current));
-  contact.Set("status", Napi::Number::New(env, static_cast<int>(state.status)));
-  Napi::Array sessions = Napi::Array::New(env, state.sessions.size());
-  for (uint32_t i = 0; i < state.sessions.size(); ++i) {
-    Napi::Object session = Napi::Object::New(env);
-    session.Set("instag", Napi::Number::New(env, state.sessions[i].instag));
-    session.Set("status", Napi::Number::New(env, static_cast<int>(state.sessions[i].status)));
-    session.Set("fingerprint", state.sessions[i].fingerprint);
-    sessions.Set(i, session);
+// An object the addon builds for JS (contract.h, EncodeFields): field by field.
+class ObjectWriter {
+ public:
+  explicit ObjectWriter(Napi::Env env) : env_(env), object_(Napi::Object::New(env)) {}
+  void Number(const char* name, double value) { object_.Set(name, Napi::Number::New(env_, value)); }
+  void String(const char* name, const std::string& text) { object_.Set(name, Napi::Value(env_, MakeString(env_, text))); }
+  template <typename T>
+  void List(const char* name, const std::vector<T>& items) {
+    Napi::Array list = Napi::Array::New(env_, items.size());
+    for (uint32_t i = 0; i < items.size(); ++i) list.Set(i, ToJs(env_, items[i]));
+    object_.Set(name, list);
   }
-  contact.Set("sessions", sessions);
-  Napi::Array fingerprints = Napi::Array::New(env, state.fingerprints.size());
-  for (uint32_t i = 0; i < state.fingerprints.size(); ++i) {
-    Napi::Object fp = Napi::Object::New(env);
-    fp.Set("hex", state.fingerprints[i].hex);
-    fp.Set("trust", state.fingerprints[i].trust);
-    fp.Set("status", Napi::Number::New(env, static_cast<int>(state.fingerprints[i].status)));
-    fingerprints.Set(i, fp);
+  Napi::Object object() const { return object_; }
+
+  template <typename T>
+  static Napi::Object ToJs(Napi::Env env, const T& from) {
+    ObjectWriter out(env);
+    EncodeFields(from, out);
+    return out.object();
   }
-  contact.Set("fingerprints", fingerprints);
-  return contact;
-}
 
-Napi::Object AccountToJs(Napi::Env env, const AccountState& account) {
-  Napi::Object object = Napi::Object::New(env);
-  object.Set("name", account.name);
-  object.Set("protocol", account.protocol);
-  object.Set("fingerprint", account.fingerprint);
-  object.Set("instag", Napi::Number::New(env, account.instag));
-  return object;
-}
-
-// An effect in the dispatcher's layout (lib/native.ts): two numbers, a text and an extra
-// value, whose meaning depends on the kind.
-struct EffectSlots {
-  double a = 0;
-  double b = 0;
-  const std::string* text = nullptr;
-  Napi::Value extra;
+ private:
+  Napi::Env env_;
+  Napi::Object object_;
 };
-
-EffectSlots SlotsOf(Napi::Env env, const Effect& effect) {
-  EffectSlots slots;
-  std::visit(
-      [&](const auto& p) {
-        using P = std::decay_t<decltype(p)>;
-        if constexpr (std::is_same_v<P, WirePayload>) {
-          slots.text = &p.text;
-        } else if constexpr (std::is_same_v<P, ReadPayload>) {
-          slots.a = (p.encrypted ? 1 : 0) | (p.verified ? 2 : 0);
-          slots.b = p.instag;
-          slots.text = &p.text;
-          if (!p.fingerprint.empty()) slots.extra = Napi::Value(env, MakeString(env, p.fingerprint));
-        } else if constexpr (std::is_same_v<P, SessionRestartPayload>) {
-          slots.a = p.instag;
-        } else if constexpr (std::is_same_v<P, UnverifiedInstancePayload>) {
-          slots.a = p.instag;
-          slots.text = &p.human;
-        } else if constexpr (std::is_same_v<P, StillSecurePayload>) {
-          slots.a = p.isReply ? 1 : 0;
-        } else if constexpr (std::is_same_v<P, NewFingerprintPayload>) {
-          slots.a = p.seenBefore ? 1 : 0;
-          slots.text = &p.human;
-        } else if constexpr (std::is_same_v<P, SymkeyPayload>) {
-          slots.a = p.use;
-          slots.text = &p.useData;
-          Napi::Array pair = Napi::Array::New(env, 2);
-          pair.Set(0u, Napi::Buffer<char>::Copy(env, p.key.data(), p.key.size()));
-          pair.Set(1u, Napi::Buffer<char>::Copy(env, p.useData.data(), p.useData.size()));
-          slots.extra = pair;
-        } else if constexpr (std::is_same_v<P, TimerPayload>) {
-          slots.a = p.interval;
-        } else if constexpr (std::is_same_v<P, SmpPayload>) {
-          slots.a = p.event;
-          slots.b = p.progress;
-          if (p.hasQuestion) slots.text = &p.question;
-        } else if constexpr (std::is_same_v<P, MessageEventPayload>) {
-          slots.a = p.event;
-          if (p.hasText) slots.text = &p.text;
-        } else if constexpr (std::is_same_v<P, ContactStatePayload>) {
-          slots.extra = ContactToJs(env, *p.state);
-        } else if constexpr (std::is_same_v<P, AccountPayload>) {
-          slots.extra = AccountToJs(env, *p.account);
-        } else if constexpr (std::is_same_v<P, ErrorPayload>) {
-          slots.text = &p.code;
-          slots.extra = Napi::String::New(env, p.message);
-        } else if constexpr (std::is_same_v<P, SkippedLinePayload>) {
-          slots.a = static_cast<double>(p.line);
-          slots.text = &p.reason;
-          slots.extra = Napi::String::New(env, p.copy);
-        }
-      },
-      effect.payload);
-  return slots;
-}
 
 Napi::Value ResultToJs(Napi::Env env, const Batch& batch) {
   if (!batch.ok) {
@@ -143,19 +66,28 @@ Napi::Value ResultToJs(Napi::Env env, const Batch& batch) {
     case ResultValue::Type::Bytes:
       return Napi::Buffer<char>::Copy(env, batch.value.bytes.data(), batch.value.bytes.size());
     case ResultValue::Type::Account:
-      return AccountToJs(env, *batch.value.account);
+      return ObjectWriter::ToJs(env, *batch.value.account);
     default:
       return Napi::Value();
   }
 }
 
+// [kind, channel id, numbers…, values…] (contract.h, kQuerySlots); an absent value is undefined.
 Napi::Value QueryToJs(Napi::Env env, const Query& query) {
-  Napi::Array q = Napi::Array::New(env, 4);
-  q.Set(0u, Napi::Number::New(env, static_cast<int>(query.kind)));
-  q.Set(1u, Napi::Number::New(env, query.channel));
-  q.Set(2u, Napi::Number::New(env, static_cast<double>(query.code)));
-  q.Set(3u, Napi::Value(env, MakeString(env, query.text)));
-  return q;
+  struct Writer {
+    Napi::Env env;
+    Napi::Array array;
+    void Number(size_t slot, double value) { array.Set(static_cast<uint32_t>(2 + slot), Napi::Number::New(env, value)); }
+    void String(size_t slot, const std::string& text) { Set(slot, MakeString(env, text)); }
+    void Set(size_t slot, napi_value value) {
+      array.Set(static_cast<uint32_t>(2 + kQueryNumberSlots + slot), Napi::Value(env, value));
+    }
+  } out{env, Napi::Array::New(env, kQuerySlots)};
+  out.array.Set(0u, Napi::Number::New(env, static_cast<int>(query.kind)));
+  out.array.Set(1u, Napi::Number::New(env, query.channel));
+  for (size_t slot = 0; slot < kQueryNumberSlots; ++slot) out.Number(slot, 0);
+  std::visit([&](const auto& payload) { payload.Encode(out); }, query.payload);
+  return out.array;
 }
 
 class ValueList {
@@ -234,23 +166,51 @@ size_t SlotsFor(const Delivery& delivery) {
   return slots;
 }
 
+namespace {
+
+// Writes an effect's payload into its slots (contract.h, each payload's Encode): numbers after
+// (kind, channel), then the indexes of its values in the list.
+class EffectWriter {
+ public:
+  EffectWriter(Napi::Env env, double* slots, ValueList& list) : env_(env), slots_(slots), list_(list) {
+    for (size_t i = 0; i < kEffectNumberSlots; ++i) slots_[2 + i] = 0;
+    for (size_t i = 0; i < kEffectValueSlots; ++i) slots_[2 + kEffectNumberSlots + i] = kNone;
+  }
+  void Number(size_t slot, double value) { slots_[2 + slot] = value; }
+  void String(size_t slot, const std::string& text) { Value(slot, MakeString(env_, text)); }
+  void Bytes(size_t slot, const std::string& bytes) {
+    Value(slot, Napi::Buffer<char>::Copy(env_, bytes.data(), bytes.size()));
+  }
+  template <typename T>
+  void Object(size_t slot, const T& object) {
+    Value(slot, ObjectWriter::ToJs(env_, object));
+  }
+
+ private:
+  void Value(size_t slot, napi_value value) { slots_[2 + kEffectNumberSlots + slot] = list_.Add(value); }
+
+  Napi::Env env_;
+  double* slots_;
+  ValueList& list_;
+};
+
+}  // namespace
+
 void Encode(Napi::Env env, const Delivery& delivery, double* nums, std::vector<napi_value>& values) {
   ValueList list(values);
   size_t at = 0;
   for (const auto& batch : delivery.batches) {
-    nums[at++] = batch->job;
-    nums[at++] = (batch->done ? kBatchDone : 0) | (batch->ok ? kBatchOk : 0);
-    nums[at++] = list.Add(ResultToJs(env, *batch));
-    nums[at++] = batch->query ? list.Add(QueryToJs(env, *batch->query)) : kNone;
-    nums[at++] = static_cast<double>(batch->effects.size());
+    const uint32_t flags = (batch->done ? uint32_t{kBatchDone} : 0) | (batch->ok ? uint32_t{kBatchOk} : 0);
+    WriteBatchHeader(nums + at, batch->job, flags,
+                     list.Add(ResultToJs(env, *batch)), batch->query ? list.Add(QueryToJs(env, *batch->query)) : kNone,
+                     static_cast<double>(batch->effects.size()));
+    at += kBatchSlots;
     for (const Effect& effect : batch->effects) {
-      const EffectSlots slots = SlotsOf(env, effect);
-      nums[at++] = static_cast<int>(effect.kind);
-      nums[at++] = effect.channel;
-      nums[at++] = slots.a;
-      nums[at++] = slots.b;
-      nums[at++] = slots.text != nullptr ? list.Add(MakeString(env, *slots.text)) : kNone;
-      nums[at++] = list.Add(slots.extra);
+      nums[at] = static_cast<int>(effect.kind);
+      nums[at + 1] = effect.channel;
+      EffectWriter out(env, nums + at, list);
+      std::visit([&](const auto& payload) { payload.Encode(out); }, effect.payload);
+      at += kEffectSlots;
     }
   }
 }

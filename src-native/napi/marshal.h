@@ -1,6 +1,7 @@
 // The engine's deliveries → what the JS dispatcher reads. One call of the dispatcher carries a whole
 // Delivery (several jobs' batches); numbers travel in a Float64Array the handle reuses, and
-// only strings and objects are created as JS values. lib/native.ts documents the layout.
+// only strings and objects are created as JS values. contract.json declares the layout
+// (contract.h: kBatchSlots, kEffectSlots, each payload's Encode).
 #pragma once
 
 #include <napi.h>
@@ -10,13 +11,6 @@
 #include "engine/effects.h"
 
 namespace otr {
-
-// Slots a batch header and an effect take in the number array.
-constexpr size_t kBatchSlots = 5;   // job, flags, result value, query value, effect count
-constexpr size_t kEffectSlots = 6;  // kind, channel, a, b, text value, extra value
-// The batch flags (lib/native.ts BatchFlag).
-constexpr int kBatchDone = 1;
-constexpr int kBatchOk = 2;
 
 size_t SlotsFor(const Delivery& delivery);
 

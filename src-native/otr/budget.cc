@@ -67,13 +67,13 @@ void Engine::ReportOverBudget(CallScope& scope, ChannelRecord& channel) {
   if (channel.budgetReported) return;
   channel.budgetReported = true;
   scope.effects.push_back(MakeEffect(
-      EffectKind::MsgEvent, channel.id,
-      MessageEventPayload{OTRL_MSGEVENT_RCVDMSG_GENERAL_ERR, true,
-                          channel.username + " used up its budget of " + std::to_string(limits_.keyWorkPerWindow) +
-                              " key exchanges, SMP steps and replies per " +
-                              std::to_string(limits_.keyWorkWindow.count()) +
-                              " ms: until the window ends its key-exchange messages are dropped, SMP it starts is "
-                              "refused and nothing it sends is answered"}));
+      channel.id,
+      MsgEventPayload{OTRL_MSGEVENT_RCVDMSG_GENERAL_ERR, true,
+                      channel.username + " used up its budget of " + std::to_string(limits_.keyWorkPerWindow) +
+                          " key exchanges, SMP steps and replies per " +
+                          std::to_string(limits_.keyWorkWindow.count()) +
+                          " ms: until the window ends its key-exchange messages are dropped, SMP it starts is "
+                          "refused and nothing it sends is answered"}));
 }
 
 IncomingVerdict Engine::AdmitKeyWork(CallScope& scope, ChannelRecord& channel, const std::string& text,

@@ -17,12 +17,13 @@ void Fail(Batch& result, const char* code, const std::string& message, gcry_erro
   result.failure = MakeFailure(code, message, err);
 }
 
-void EmitEvent(CallScope& scope, ChannelRecord& channel, EffectKind kind, Payload payload = NoPayload{}) {
-  scope.effects.push_back(MakeEffect(kind, channel.id, std::move(payload)));
+template <typename P>
+void EmitEvent(CallScope& scope, ChannelRecord& channel, P payload) {
+  scope.effects.push_back(MakeEffect(channel.id, std::move(payload)));
 }
 
-MessageEventPayload MessageEvent(int event, const std::string& text) {
-  MessageEventPayload payload;
+MsgEventPayload MessageEvent(int event, const std::string& text) {
+  MsgEventPayload payload;
   payload.event = event;
   payload.hasText = true;
   payload.text = text;
@@ -154,7 +155,7 @@ void Engine::Receive(CallScope& scope, Batch&, ChannelRecord& channel, const std
     ReportOverBudget(scope, channel);
     scope.repliesWithheld = 0;
   }
-  if (IsAkeMessage(type)) EmitEvent(scope, channel, EffectKind::AkeReceived);
+  if (IsAkeMessage(type)) EmitEvent(scope, channel, AkeReceivedPayload{});
   if (type == OTRL_MSGTYPE_DATA && context == nullptr && !scope.lostSession) {
     NoticeUnknownInstanceData(scope, channel, input, before);
   }
@@ -181,16 +182,17 @@ void Engine::Receive(CallScope& scope, Batch&, ChannelRecord& channel, const std
     ReadPayload read{shown, scope.decrypted, context != nullptr ? context->their_instance : 0};
     if (scope.decrypted && context != nullptr && context->active_fingerprint != nullptr &&
         context->active_fingerprint->fingerprint != nullptr) {
+      read.hasFingerprint = true;
       read.fingerprint = FingerprintHex(context->active_fingerprint->fingerprint);
       read.verified = context->active_fingerprint->trust != nullptr && context->active_fingerprint->trust[0] != '\0';
     }
-    EmitEvent(scope, channel, EffectKind::Read, std::move(read));
+    EmitEvent(scope, channel, std::move(read));
   }
   // libotr 4 never calls gone_insecure: the contact ending the session arrives as a TLV.
   if (tlvs != nullptr && otrl_tlv_find(tlvs, OTRL_TLV_DISCONNECTED) != nullptr) {
     scope.stateMayHaveChanged = true;
     EmitStateIfChanged(scope, channel);
-    EmitEvent(scope, channel, EffectKind::GoneInsecure);
+    EmitEvent(scope, channel, GoneInsecurePayload{});
   }
   otrl_tlv_free(tlvs);
   if (plain != nullptr) Wipe(plain, std::strlen(plain));
@@ -211,13 +213,13 @@ void Engine::FinishChannel(CallScope& scope, ChannelRecord& channel) {
                                         channel.username.c_str());
   if (wasEncrypted) {
     EmitStateIfChanged(scope, channel);
-    EmitEvent(scope, channel, EffectKind::GoneInsecure);
+    EmitEvent(scope, channel, GoneInsecurePayload{});
   }
   channel.refreshing = false;
   channel.endedHere = true;  // the user's decision: a message still on its way does not undo it
   // Writes still waiting for an AKE will not go out: say so for each of them.
   while (!channel.held.empty()) {
-    EmitEvent(scope, channel, EffectKind::MsgEvent, MessageEvent(OTRL_MSGEVENT_CONNECTION_ENDED, channel.held.front()));
+    EmitEvent(scope, channel, MessageEvent(OTRL_MSGEVENT_CONNECTION_ENDED, channel.held.front()));
     channel.held.pop_front();
   }
 }
@@ -227,7 +229,7 @@ void Engine::RefreshChannel(CallScope& scope, Batch& result, ChannelRecord& chan
   if (current != nullptr && current->msgstate == OTRL_MSGSTATE_ENCRYPTED) {
     otrl_context_force_plaintext(current);
     EmitStateIfChanged(scope, channel);
-    EmitEvent(scope, channel, EffectKind::GoneInsecure);
+    EmitEvent(scope, channel, GoneInsecurePayload{});
     channel.refreshing = true;  // hold writes: nothing goes out in clear while re-keying
   }
   SendQuery(scope, result, channel);
@@ -286,126 +288,136 @@ void Engine::Poll(CallScope& scope) {
   lenders_.PollWith(us_, [&] { otrl_message_poll(us_, ops(), &scope); });
 }
 
-void Engine::RunChannelOp(CallScope& scope, Batch& result, uint32_t channelId, ChannelOp op, std::string text,
-                          std::string data, int64_t number) {
-  ChannelRecord* found = ChannelById(channelId);
-  // Its contact was displaced by a rename, or its open was refused (see lib/channel.ts).
-  if (found == nullptr) return Fail(result, "ERR_OTR_CLOSED", "the channel is closed");
-  ChannelRecord& channel = *found;
-  scope.channel = &channel;
-  WipeOnExit wipe(text, data);  // message text, SMP answers, symmetric key purposes
-  // Only sending and receiving data leave the state alone unless libotr says otherwise.
-  scope.stateMayHaveChanged = op != ChannelOp::Write && op != ChannelOp::Read;
+// One channel op, inside WithContact with the contact's contexts in view: one overload per op
+// of contract.json (std::visit picks it; an op without one does not compile).
+struct ChannelOpHandler {
+  Engine& engine;
+  CallScope& scope;
+  Batch& result;
+  ChannelRecord& channel;
 
-  auto encrypted = [&]() -> ConnContext* {
-    ConnContext* current = SelectedContext(channel);
+  // The selected session, when it is encrypted; else the call fails with ERR_OTR_NOT_PRIVATE.
+  ConnContext* Encrypted() {
+    ConnContext* current = engine.SelectedContext(channel);
     if (current == nullptr || current->msgstate != OTRL_MSGSTATE_ENCRYPTED) {
       Fail(result, "ERR_OTR_NOT_PRIVATE", "the channel to " + channel.username + " is not encrypted");
       return nullptr;
     }
     return current;
-  };
+  }
 
+  void operator()(InitArgs&) { engine.SendQuery(scope, result, channel); }
+
+  void operator()(RefreshArgs&) { engine.RefreshChannel(scope, result, channel); }
+
+  void operator()(FinishArgs&) { engine.FinishChannel(scope, channel); }
+
+  void operator()(WriteArgs& args) {
+    ConnContext* current = engine.SelectedContext(channel);
+    const bool encryptedNow = current != nullptr && current->msgstate == OTRL_MSGSTATE_ENCRYPTED;
+    const bool finished = current != nullptr && current->msgstate == OTRL_MSGSTATE_FINISHED;
+    const bool mustWait =
+        channel.refreshing || (!encryptedNow && !finished && (channel.policy & OTRL_POLICY_REQUIRE_ENCRYPTION) != 0);
+    if (!mustWait) return engine.SendNow(scope, result, channel, args.message);
+    // Our own queue, not libotr's single resend slot: every held write goes out, in order.
+    const bool startAke = channel.held.empty() && !channel.refreshing;
+    if (channel.held.empty()) scope.stateMayHaveChanged = true;  // JS sees "writes held" (flags)
+    channel.held.push_back(args.message);
+    EmitEvent(scope, channel, MessageEvent(OTRL_MSGEVENT_ENCRYPTION_REQUIRED, channel.held.back()));
+    if (startAke) engine.SendQuery(scope, result, channel);
+  }
+
+  void operator()(ReadArgs& args) { engine.Receive(scope, result, channel, args.message); }
+
+  void operator()(PingArgs&) {}  // done before, with every contact in sight
+
+  // A message JS refused before it came here (too large, NUL): reported in order.
+  void operator()(DroppedArgs& args) {
+    if (args.event == OTRL_MSGEVENT_RCVDMSG_MALFORMED || args.event == OTRL_MSGEVENT_RCVDMSG_GENERAL_ERR) {
+      EmitEvent(scope, channel, MessageEvent(args.event, args.message));
+    }
+  }
+
+  void operator()(SmpVerifyArgs& args) {
+    ConnContext* current = Encrypted();
+    if (current == nullptr) return;
+    if (args.hasQuestion) {
+      otrl_message_initiate_smp_q(scope.us, engine.ops(), &scope, current, args.question.c_str(), Bytes(args.answer),
+                                  args.answer.size());
+    } else {
+      otrl_message_initiate_smp(scope.us, engine.ops(), &scope, current, Bytes(args.answer), args.answer.size());
+    }
+  }
+
+  void operator()(SmpRespondArgs& args) {
+    ConnContext* current = Encrypted();
+    if (current != nullptr) {
+      otrl_message_respond_smp(scope.us, engine.ops(), &scope, current, Bytes(args.answer), args.answer.size());
+    }
+  }
+
+  void operator()(SmpAbortArgs&) {
+    ConnContext* current = engine.SelectedContext(channel);
+    if (current != nullptr) otrl_message_abort_smp(scope.us, engine.ops(), &scope, current);
+  }
+
+  void operator()(SymkeyArgs& args) {
+    ConnContext* current = Encrypted();
+    if (current == nullptr) return;
+    if (current->protocol_version < 3) {
+      return Fail(result, "ERR_OTR_SYMKEY", "the extra symmetric key needs OTR protocol version 3");
+    }
+    unsigned char key[OTRL_EXTRAKEY_BYTES];
+    const gcry_error_t err = otrl_message_symkey(scope.us, engine.ops(), &scope, current, args.use, Bytes(args.useFor),
+                                                 args.useFor.size(), key);
+    if (err != 0) {
+      Fail(result, "ERR_OTR_SYMKEY", "libotr could not derive the extra symmetric key", err);
+    } else {
+      result.value.type = ResultValue::Type::Bytes;
+      result.value.bytes.assign(reinterpret_cast<const char*>(key), sizeof key);
+    }
+    explicit_bzero(key, sizeof key);
+  }
+
+  void operator()(SetQueryTextArgs& args) {
+    channel.customQuery = args.hasQueryText;
+    channel.queryText = args.queryText;
+  }
+
+  void operator()(SelectSessionArgs& args) {
+    const otrl_instag_t wanted = args.instag;
+    bool known = wanted >= OTRL_INSTAG_BEST && wanted <= OTRL_INSTAG_RECENT_SENT;
+    ConnContext* master = engine.MasterFor(channel);
+    for (ConnContext* c = master != nullptr ? master->next : nullptr; !known && c != nullptr && c->m_context == master;
+         c = c->next) {
+      known = c->their_instance == wanted;
+    }
+    if (known) channel.selected = wanted;
+    result.value.type = ResultValue::Type::Bool;
+    result.value.flag = known;
+  }
+};
+
+void Engine::RunChannelOp(CallScope& scope, Batch& result, uint32_t channelId, ChannelOpCall call) {
+  // Message text, SMP answers, symmetric key purposes: wiped however the call ends.
+  struct WipeArgs {
+    ChannelOpCall& call;
+    ~WipeArgs() {
+      std::visit([](auto& args) { args.ForEachSecret([](std::string& text) { Wipe(text); }); }, call);
+    }
+  } wipe{call};
+  ChannelRecord* found = ChannelById(channelId);
+  // Its contact was displaced by a rename, or its open was refused (see lib/channel.ts).
+  if (found == nullptr) return Fail(result, "ERR_OTR_CLOSED", "the channel is closed");
+  ChannelRecord& channel = *found;
+  scope.channel = &channel;
+  // Only sending and receiving data leave the state alone unless libotr says otherwise.
+  scope.stateMayHaveChanged = !std::holds_alternative<WriteArgs>(call) && !std::holds_alternative<ReadArgs>(call);
   // libotr's poll looks at every contact (an instance-wide job); everything else here
   // concerns this one only.
-  if (op == ChannelOp::Ping) Poll(scope);
+  if (std::holds_alternative<PingArgs>(call)) Poll(scope);
   WithContact(scope, channel.account, channel.protocol, channel.username, [&] {
-    switch (op) {
-      case ChannelOp::Init:
-        SendQuery(scope, result, channel);
-        break;
-      case ChannelOp::Refresh:
-        RefreshChannel(scope, result, channel);
-        break;
-      case ChannelOp::Finish:
-        FinishChannel(scope, channel);
-        break;
-      case ChannelOp::Write: {
-        ConnContext* current = SelectedContext(channel);
-        const bool encryptedNow = current != nullptr && current->msgstate == OTRL_MSGSTATE_ENCRYPTED;
-        const bool finished = current != nullptr && current->msgstate == OTRL_MSGSTATE_FINISHED;
-        const bool mustWait = channel.refreshing ||
-                              (!encryptedNow && !finished && (channel.policy & OTRL_POLICY_REQUIRE_ENCRYPTION) != 0);
-        if (!mustWait) {
-          SendNow(scope, result, channel, text);
-          break;
-        }
-        // Our own queue, not libotr's single resend slot: every held write goes out, in order.
-        const bool startAke = channel.held.empty() && !channel.refreshing;
-        if (channel.held.empty()) scope.stateMayHaveChanged = true;  // JS sees "writes held" (flags)
-        channel.held.push_back(text);
-        EmitEvent(scope, channel, EffectKind::MsgEvent, MessageEvent(OTRL_MSGEVENT_ENCRYPTION_REQUIRED, channel.held.back()));
-        if (startAke) SendQuery(scope, result, channel);
-        break;
-      }
-      case ChannelOp::Read:
-        Receive(scope, result, channel, text);
-        break;
-      case ChannelOp::Ping:
-        break;  // done above, with every contact in sight
-      case ChannelOp::Dropped:
-        // A message JS refused before it came here (too large, NUL): reported in order.
-        if (number == OTRL_MSGEVENT_RCVDMSG_MALFORMED || number == OTRL_MSGEVENT_RCVDMSG_GENERAL_ERR) {
-          EmitEvent(scope, channel, EffectKind::MsgEvent, MessageEvent(static_cast<int>(number), text));
-        }
-        break;
-      case ChannelOp::SmpVerify: {
-        ConnContext* current = encrypted();
-        if (current == nullptr) break;
-        if (number == 0) {
-          otrl_message_initiate_smp(scope.us, ops(), &scope, current, Bytes(text), text.size());
-        } else {  // with a question, carried in `data`
-          otrl_message_initiate_smp_q(scope.us, ops(), &scope, current, data.c_str(), Bytes(text), text.size());
-        }
-        break;
-      }
-      case ChannelOp::SmpRespond: {
-        ConnContext* current = encrypted();
-        if (current != nullptr) otrl_message_respond_smp(scope.us, ops(), &scope, current, Bytes(text), text.size());
-        break;
-      }
-      case ChannelOp::SmpAbort: {
-        ConnContext* current = SelectedContext(channel);
-        if (current != nullptr) otrl_message_abort_smp(scope.us, ops(), &scope, current);
-        break;
-      }
-      case ChannelOp::Symkey: {
-        ConnContext* current = encrypted();
-        if (current == nullptr) break;
-        if (current->protocol_version < 3) {
-          Fail(result, "ERR_OTR_SYMKEY", "the extra symmetric key needs OTR protocol version 3");
-          break;
-        }
-        unsigned char key[OTRL_EXTRAKEY_BYTES];
-        const gcry_error_t err = otrl_message_symkey(scope.us, ops(), &scope, current, static_cast<unsigned int>(number),
-                                                     Bytes(data), data.size(), key);
-        if (err != 0) {
-          Fail(result, "ERR_OTR_SYMKEY", "libotr could not derive the extra symmetric key", err);
-        } else {
-          result.value.type = ResultValue::Type::Bytes;
-          result.value.bytes.assign(reinterpret_cast<const char*>(key), sizeof key);
-        }
-        explicit_bzero(key, sizeof key);
-        break;
-      }
-      case ChannelOp::SetQueryText:
-        channel.customQuery = number != 0;
-        channel.queryText = text;
-        break;
-      case ChannelOp::SelectSession: {
-        const auto wanted = static_cast<otrl_instag_t>(number);
-        bool known = wanted >= OTRL_INSTAG_BEST && wanted <= OTRL_INSTAG_RECENT_SENT;
-        ConnContext* master = MasterFor(channel);
-        for (ConnContext* c = master != nullptr ? master->next : nullptr; !known && c != nullptr && c->m_context == master;
-             c = c->next) {
-          known = c->their_instance == wanted;
-        }
-        if (known) channel.selected = wanted;
-        result.value.type = ResultValue::Type::Bool;
-        result.value.flag = known;
-        break;
-      }
-    }
+    std::visit(ChannelOpHandler{*this, scope, result, channel}, call);
     AfterLibotrCall(scope, channel);
   });
 }

@@ -191,7 +191,7 @@ void Engine::Load(CallScope& scope, Batch& result, FilePaths paths) {
         return fail(FileFailure("ERR_OTR_FINGERPRINTS_FILE", paths_.fingerprints + " has lines libotr cannot read, and " + why));
       }
       for (const SkippedLine& line : skipped) {
-        scope.effects.push_back(MakeEffect(EffectKind::LoadSkipped, 0, SkippedLinePayload{line.line, line.reason, copy}));
+        scope.effects.push_back(MakeEffect(0, LoadSkippedPayload{line.line, line.reason, copy}));
       }
       trust_->MarkDirty();  // written back without them once no job waits to start
     }
@@ -405,7 +405,7 @@ void Engine::EmitContactGone(CallScope& scope, const ContactRef& ref, uint64_t c
   state->account = ref.account;
   state->protocol = ref.protocol;
   state->username = ref.username;
-  scope.effects.push_back(MakeEffect(EffectKind::ContactState, 0, ContactStatePayload{std::move(state)}));
+  scope.effects.push_back(MakeEffect(0, ContactStatePayload{std::move(state)}));
 }
 
 void Engine::CheckUnverifiedInstance(CallScope& scope, ConnContext* context) {
@@ -424,7 +424,7 @@ void Engine::CheckUnverifiedInstance(CallScope& scope, ConnContext* context) {
   if (channel == nullptr) channel = scope.channel;
   char human[OTRL_PRIVKEY_FPRINT_HUMAN_LEN];
   otrl_privkey_hash_to_human(human, active->fingerprint);
-  scope.effects.push_back(MakeEffect(EffectKind::UnverifiedInstance, channel != nullptr ? channel->id : 0,
+  scope.effects.push_back(MakeEffect(channel != nullptr ? channel->id : 0,
                                      UnverifiedInstancePayload{context->their_instance, human}));
 }
 
@@ -473,7 +473,7 @@ void Engine::EmitContactState(CallScope& scope, ConnContext* master, ChannelReco
   }
 
   scope.effects.push_back(
-      MakeEffect(EffectKind::ContactState, channel != nullptr ? channel->id : 0, ContactStatePayload{std::move(state)}));
+      MakeEffect(channel != nullptr ? channel->id : 0, ContactStatePayload{std::move(state)}));
 }
 
 }  // namespace otr

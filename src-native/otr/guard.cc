@@ -90,8 +90,8 @@ void DropFragment(ConnContext* context) {
 }
 
 void Report(CallScope& scope, ChannelRecord& channel, std::string text) {
-  scope.effects.push_back(MakeEffect(EffectKind::MsgEvent, channel.id,
-                                     MessageEventPayload{OTRL_MSGEVENT_RCVDMSG_GENERAL_ERR, true, std::move(text)}));
+  scope.effects.push_back(MakeEffect(channel.id,
+                                     MsgEventPayload{OTRL_MSGEVENT_RCVDMSG_GENERAL_ERR, true, std::move(text)}));
 }
 
 template <typename Visit>

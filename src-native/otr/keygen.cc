@@ -27,7 +27,7 @@ std::shared_ptr<AccountState> DescribeAccount(OtrlUserState us, const char* name
 
 void Engine::EmitAccount(CallScope& scope, OtrlPrivKey* key) {
   scope.effects.push_back(
-      MakeEffect(EffectKind::AccountReady, 0, AccountPayload{DescribeAccount(us_, key->accountname, key->protocol)}));
+      MakeEffect(0, AccountReadyPayload{DescribeAccount(us_, key->accountname, key->protocol)}));
 }
 
 void Engine::EnsureAccount(CallScope& scope, Batch& result, std::string name, std::string protocol) {

@@ -58,8 +58,8 @@ void Engine::NoticeUnknownInstanceData(CallScope& scope, ChannelRecord& channel,
     bool added = true;
     for (const ConnContext* old : before) added = added && old != c;
     if (!added) return;
-    scope.effects.push_back(MakeEffect(EffectKind::MsgEvent, channel.id,
-                                       MessageEventPayload{OTRL_MSGEVENT_RCVDMSG_NOT_IN_PRIVATE, false, {}}));
+    scope.effects.push_back(MakeEffect(channel.id,
+                                       MsgEventPayload{OTRL_MSGEVENT_RCVDMSG_NOT_IN_PRIVATE, false, {}}));
     scope.lostSession = true;
     scope.lostSessionInstag = sender;
     return;
@@ -75,7 +75,7 @@ void Engine::RestartLostSession(CallScope& scope, ChannelRecord& channel) {
   if (queryOut || AkeUnderWay(MasterFor(channel), channel)) return;
   ++channel.budgetUsed;
   ++channel.restarts;
-  scope.effects.push_back(MakeEffect(EffectKind::SessionRestart, channel.id, SessionRestartPayload{scope.lostSessionInstag}));
+  scope.effects.push_back(MakeEffect(channel.id, SessionRestartPayload{scope.lostSessionInstag}));
   Batch sent;
   SendQuery(scope, sent, channel);
   if (!sent.ok) ReportError(scope, sent.failure);

@@ -29,8 +29,9 @@ uint32_t ChannelIdWithState(CallScope* scope, ConnContext* context) {
   return channel->id;
 }
 
-void Emit(CallScope* scope, EffectKind kind, uint32_t channel, Payload payload = NoPayload{}) {
-  scope->effects.push_back(MakeEffect(kind, channel, std::move(payload)));
+template <typename P>
+void Emit(CallScope* scope, uint32_t channel, P payload) {
+  scope->effects.push_back(MakeEffect(channel, std::move(payload)));
 }
 
 char* CopyString(const std::string& text) {
@@ -58,9 +59,7 @@ int IsLoggedIn(void* opdata, const char* account, const char* protocol, const ch
     CallScope* scope = ScopeOf(opdata);
     ChannelRecord* channel = scope->engine->ChannelFor(account, protocol, recipient);
     if (channel == nullptr || (channel->callbacks & kHasIsLoggedIn) == 0) return 1;
-    auto query = std::make_shared<Query>();
-    query->kind = QueryKind::IsLoggedIn;
-    query->channel = channel->id;
+    auto query = MakeQuery(channel->id, IsLoggedInQuery{});
     if (!scope->engine->Ask(*scope, query) || query->hasString) return 1;
     return static_cast<int>(query->number);
   } catch (...) {
@@ -99,7 +98,7 @@ void NewFingerprint(void* opdata, OtrlUserState, const char* account, const char
     ChannelRecord* channel = scope->engine->ChannelFor(account, protocol, username);
     scope->stateMayHaveChanged = true;
     if (channel != nullptr) scope->engine->EmitStateIfChanged(*scope, *channel);
-    Emit(scope, EffectKind::NewFingerprint, channel != nullptr ? channel->id : 0, NewFingerprintPayload{human, known > 0});
+    Emit(scope, channel != nullptr ? channel->id : 0, NewFingerprintPayload{human, known > 0});
     scope->fingerprintsChanged = true;
   } catch (...) {
   }
@@ -127,7 +126,7 @@ void GoneSecure(void* opdata, ConnContext* context) noexcept {
     CallScope* scope = ScopeOf(opdata);
     scope->wentSecure.push_back(context);
     NoteEncrypted(scope, context);
-    Emit(scope, EffectKind::GoneSecure, ChannelIdWithState(scope, context));
+    Emit(scope, ChannelIdWithState(scope, context), GoneSecurePayload{});
     scope->engine->CheckUnverifiedInstance(*scope, context);
   } catch (...) {
   }
@@ -136,7 +135,7 @@ void GoneSecure(void* opdata, ConnContext* context) noexcept {
 void GoneInsecure(void* opdata, ConnContext* context) noexcept {
   try {
     CallScope* scope = ScopeOf(opdata);
-    Emit(scope, EffectKind::GoneInsecure, ChannelIdWithState(scope, context));
+    Emit(scope, ChannelIdWithState(scope, context), GoneInsecurePayload{});
   } catch (...) {
   }
 }
@@ -161,9 +160,9 @@ void StillSecure(void* opdata, ConnContext* context, int isReply) noexcept {
       }
     }
     if (rekeyedByContact) {
-      Emit(scope, EffectKind::GoneSecure, ChannelIdWithState(scope, context));
+      Emit(scope, ChannelIdWithState(scope, context), GoneSecurePayload{});
     } else {
-      Emit(scope, EffectKind::StillSecure, ChannelIdWithState(scope, context), StillSecurePayload{isReply != 0});
+      Emit(scope, ChannelIdWithState(scope, context), StillSecurePayload{isReply != 0});
     }
     scope->engine->CheckUnverifiedInstance(*scope, context);
   } catch (...) {
@@ -193,7 +192,7 @@ void ReceivedSymkey(void* opdata, ConnContext* context, unsigned int use, const 
     payload.use = use;
     payload.useData.assign(reinterpret_cast<const char*>(usedata), usedatalen);
     payload.key.assign(reinterpret_cast<const char*>(symkey), OTRL_EXTRAKEY_BYTES);
-    Emit(scope, EffectKind::Symkey, ChannelIdFor(scope, context), std::move(payload));
+    Emit(scope, ChannelIdFor(scope, context), std::move(payload));
   } catch (...) {
   }
 }
@@ -221,10 +220,7 @@ const char* ErrorMessage(void* opdata, ConnContext* context, OtrlErrorCode code)
     CallScope* scope = ScopeOf(opdata);
     ChannelRecord* channel = scope->engine->ChannelFor(context);
     if (channel != nullptr && (channel->callbacks & kHasErrorText) != 0) {
-      auto query = std::make_shared<Query>();
-      query->kind = QueryKind::ErrorText;
-      query->channel = channel->id;
-      query->code = code;
+      auto query = MakeQuery(channel->id, ErrorTextQuery{code});
       if (scope->engine->Ask(*scope, query) && query->hasString) {
         char* text = CopyString(query->answer);
         if (text != nullptr) return text;
@@ -252,18 +248,14 @@ void HandleSmpEvent(void* opdata, OtrlSMPEvent event, ConnContext* context, unsi
     // A contact over its budget: the SMP it starts is refused (budget.cc) without a word.
     if (scope->withholdReplies && event == OTRL_SMPEVENT_ERROR) return;
     if (event != OTRL_SMPEVENT_ERROR && event != OTRL_SMPEVENT_ABORT) ++scope->smpSteps;
-    Emit(scope, EffectKind::SmpEvent, ChannelIdWithState(scope, context),
-         SmpPayload{event, progress, question != nullptr, question != nullptr ? question : ""});
+    Emit(scope, ChannelIdWithState(scope, context),
+         SmpEventPayload{event, progress, question != nullptr, question != nullptr ? question : ""});
     if (event == OTRL_SMPEVENT_CHEATED || event == OTRL_SMPEVENT_ERROR) scope->smpToAbort.push_back(context);
     ChannelRecord* channel = scope->engine->ChannelFor(context);
     const bool asked = event == OTRL_SMPEVENT_ASK_FOR_SECRET || event == OTRL_SMPEVENT_ASK_FOR_ANSWER;
     if (asked && channel != nullptr && (channel->callbacks & kHasSmp) != 0) {
       // onSmp's answer is sent within the same read(), so its promise covers the reply.
-      auto query = std::make_shared<Query>();
-      query->kind = QueryKind::SmpSecret;
-      query->channel = channel->id;
-      if (question != nullptr) query->text = question;
-      query->code = question != nullptr ? 1 : 0;
+      auto query = MakeQuery(channel->id, SmpSecretQuery{question != nullptr, question != nullptr ? question : ""});
       if (scope->engine->Ask(*scope, query) && query->hasString) {
         scope->smpAnswers.emplace_back(context, std::move(query->answer));
       }
@@ -285,8 +277,7 @@ void HandleMsgEvent(void* opdata, OtrlMessageEvent event, ConnContext* context, 
       scope->lostSession = true;
       scope->lostSessionInstag = context != nullptr ? context->their_instance : 0;
     }
-    Emit(scope, EffectKind::MsgEvent, ChannelIdFor(scope, context),
-         MessageEventPayload{event, message != nullptr || err != 0, std::move(text)});
+    Emit(scope, ChannelIdFor(scope, context), MsgEventPayload{event, message != nullptr || err != 0, std::move(text)});
   } catch (...) {
   }
 }
@@ -310,11 +301,9 @@ void ConvertMessage(void* opdata, ConnContext* context, OtrlConvertType type, ch
     ChannelRecord* channel = scope->engine->ChannelFor(context);
     const uint32_t wanted = type == OTRL_CONVERT_SENDING ? kHasBeforeEncrypt : kHasAfterDecrypt;
     if (channel == nullptr || (channel->callbacks & wanted) == 0 || source == nullptr) return;
-    auto query = std::make_shared<Query>();
-    query->kind = type == OTRL_CONVERT_SENDING ? QueryKind::BeforeEncrypt : QueryKind::AfterDecrypt;
-    query->channel = channel->id;
-    query->text = source;
-    if (scope->engine->Ask(*scope, query) && query->hasString && query->answer != query->text) {
+    auto query = type == OTRL_CONVERT_SENDING ? MakeQuery(channel->id, BeforeEncryptQuery{source})
+                                              : MakeQuery(channel->id, AfterDecryptQuery{source});
+    if (scope->engine->Ask(*scope, query) && query->hasString && query->answer != source) {
       *dest = CopyString(query->answer);
     }
   } catch (...) {
@@ -326,7 +315,7 @@ void FreeConverted(void*, ConnContext*, char* dest) noexcept { std::free(dest); 
 void TimerControl(void* opdata, unsigned int interval) noexcept {
   try {
     CallScope* scope = ScopeOf(opdata);
-    Emit(scope, EffectKind::Timer, scope->channel != nullptr ? scope->channel->id : 0, TimerPayload{interval});
+    Emit(scope, scope->channel != nullptr ? scope->channel->id : 0, TimerPayload{interval});
   } catch (...) {
   }
 }

@@ -49,7 +49,7 @@ std::string OneLine(const std::string& text) {
 }
 
 void Send(CallScope& scope, uint32_t channelId, std::string text) {
-  scope.effects.push_back(MakeEffect(EffectKind::Write, channelId, WirePayload{std::move(text)}));
+  scope.effects.push_back(MakeEffect(channelId, WritePayload{std::move(text)}));
 }
 
 }  // namespace

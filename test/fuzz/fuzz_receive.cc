@@ -1,5 +1,5 @@
-// libFuzzer harness for the addon's receive path: Engine::RunChannelOp(..., ChannelOp::Read,
-// ...) -> Engine::Receive -> otrl_message_receiving -> the project's ui_ops (src-native/).
+// libFuzzer harness for the addon's receive path: Engine::RunChannelOp(..., ReadArgs{text})
+// -> Engine::Receive -> otrl_message_receiving -> the project's ui_ops (src-native/).
 //
 // Two in-memory parties (Alice and Bob, each an otr::Engine with its own OtrlUserState, loaded
 // from the committed throwaway keys in test/fuzz/keys/) establish an encrypted v3 session once.
@@ -132,11 +132,11 @@ struct Party {
   }
 
   // One channel operation, as a job runs it; returns its effects.
-  std::vector<otr::Effect> Op(otr::ChannelOp op, const std::string& text) {
+  std::vector<otr::Effect> Op(otr::ChannelOpCall call) {
     otr::CallScope scope;
     otr::Batch result;
     Begin(scope);
-    engine->RunChannelOp(scope, result, kChannel, op, text, std::string(), 0);
+    engine->RunChannelOp(scope, result, kChannel, std::move(call));
     for (const otr::Effect& effect : scope.effects) {
       if (effect.kind == otr::EffectKind::GoneSecure) secure = true;
     }
@@ -147,7 +147,7 @@ struct Party {
 std::vector<std::string> Writes(const std::vector<otr::Effect>& effects) {
   std::vector<std::string> out;
   for (const otr::Effect& effect : effects) {
-    if (effect.kind == otr::EffectKind::Write) out.push_back(std::get<otr::WirePayload>(effect.payload).text);
+    if (effect.kind == otr::EffectKind::Write) out.push_back(std::get<otr::WritePayload>(effect.payload).text);
   }
   return out;
 }
@@ -163,16 +163,16 @@ struct World {
     alice = std::make_unique<Party>("alice", kAlice, kBob);
     bob = std::make_unique<Party>("bob", kBob, kAlice);
     // The AKE: Alice queries, then the parties exchange what they write until quiet.
-    std::vector<std::string> toBob = Writes(alice->Op(otr::ChannelOp::Init, std::string()));
+    std::vector<std::string> toBob = Writes(alice->Op(otr::InitArgs{}));
     std::vector<std::string> toAlice;
     for (int round = 0; round < 20 && (!toBob.empty() || !toAlice.empty()); ++round) {
       std::vector<std::string> next;
       for (const std::string& m : toBob) {
-        for (std::string& w : Writes(bob->Op(otr::ChannelOp::Read, m))) toAlice.push_back(std::move(w));
+        for (std::string& w : Writes(bob->Op(otr::ReadArgs{m}))) toAlice.push_back(std::move(w));
       }
       toBob.clear();
       for (const std::string& m : toAlice) {
-        for (std::string& w : Writes(alice->Op(otr::ChannelOp::Read, m))) next.push_back(std::move(w));
+        for (std::string& w : Writes(alice->Op(otr::ReadArgs{m}))) next.push_back(std::move(w));
       }
       toAlice.clear();
       toBob = std::move(next);
@@ -189,12 +189,12 @@ struct World {
   }
 
   static void Expect(Party& from, Party& to, const std::string& text) {
-    const std::vector<std::string> wire = Writes(from.Op(otr::ChannelOp::Write, text));
+    const std::vector<std::string> wire = Writes(from.Op(otr::WriteArgs{text}));
     bool seen = false;
     bool encrypted = !wire.empty();
     for (const std::string& m : wire) {
       encrypted = encrypted && m.rfind("?OTR:AAMD", 0) == 0;
-      for (const otr::Effect& effect : to.Op(otr::ChannelOp::Read, m)) {
+      for (const otr::Effect& effect : to.Op(otr::ReadArgs{m})) {
         if (effect.kind == otr::EffectKind::Read && std::get<otr::ReadPayload>(effect.payload).text == text) seen = true;
       }
     }
@@ -246,7 +246,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // A JS string handed to read() reaches the engine as UTF-8 without NULs cutting it short
   // only up to the first NUL (libotr takes a C string): the same here.
   std::string text(reinterpret_cast<const char*>(data), size);
-  world->bob->Op(otr::ChannelOp::Read, text);
+  world->bob->Op(otr::ReadArgs{text});
   if (++world->inputs % checkEvery == 0) world->Check();
   return 0;
 }
