@@ -2,7 +2,17 @@ import type { Account } from './account';
 import { type Instag, MessageEvent, Policy, SmpEvent, type ErrorCode } from './constants';
 import type { Contact } from './contact';
 import { ErrorCodes, OtrError } from './errors';
-import { CallbackFlag, ChannelOp, ContactFlag, EffectKind, type ChannelOpArgs, type ChannelOpResult, type Effect } from './native-contract';
+import {
+  CallbackFlag,
+  ChannelOp,
+  ContactFlag,
+  EffectKind,
+  QueryKind,
+  type ChannelOpArgs,
+  type ChannelOpResult,
+  type Effect,
+  type Query,
+} from './native-contract';
 import { statusWord, type Status } from './status';
 import { describe, invalid, rejectUnknownOptions, requireBoolean, requireInteger, requireText } from './validate';
 
@@ -675,6 +685,39 @@ export class Channel {
         return;
     }
   }
+
+  /** @internal The value of the user's callback libotr waits for, or undefined for its default. */
+  _answer(query: Query): unknown {
+    const o = this._options;
+    switch (query.kind) {
+      case QueryKind.BeforeEncrypt: {
+        const converted = synchronous('onBeforeEncrypt', o.onBeforeEncrypt?.(this, query.text));
+        return typeof converted === 'string' ? converted : undefined;
+      }
+      case QueryKind.AfterDecrypt: {
+        const converted = synchronous('onAfterDecrypt', o.onAfterDecrypt?.(this, query.text));
+        return typeof converted === 'string' ? converted : undefined;
+      }
+      case QueryKind.IsLoggedIn: {
+        const answer = synchronous('onIsContactLoggedIn', o.onIsContactLoggedIn?.(this));
+        if (answer === true) return 1;
+        if (answer === false) return 0;
+        if (answer === 1 || answer === 0 || answer === -1) return answer;
+        return 1;
+      }
+      case QueryKind.SmpSecret: {
+        // A returned string answers the request now; otherwise the app calls smpRespond later.
+        const answer = synchronous('onSmp', o.onSmp?.(this, query.question));
+        return typeof answer === 'string' && answer.length > 0 ? answer : undefined;
+      }
+      case QueryKind.ErrorText: {
+        const message = synchronous('onError', o.onError?.(this, query.code));
+        return typeof message === 'string' && !message.includes('\0') ? message : undefined;
+      }
+      default:
+        return undefined;
+    }
+  }
 }
 
 /**
@@ -716,6 +759,20 @@ function refusedIncoming(input: string, maxBytes: number): [MessageEvent, string
   }
   if (input.includes('\0')) return [MessageEvent.RCVDMSG_MALFORMED, 'dropped a message holding a NUL character'];
   return undefined;
+}
+
+// libotr needs the value of these callbacks before it can go on, so they are synchronous: a
+// Promise (an async function) would be a silent "no answer". It is the caller's mistake,
+// reported as ERR_OTR_CALLBACK naming the callback; the promise's own outcome is ignored.
+function synchronous<T>(name: string, value: T): T {
+  const then = (value as { then?: unknown } | null | undefined)?.then;
+  if (typeof then !== 'function') return value;
+  (value as unknown as Promise<unknown>).then(undefined, () => {});
+  throw new OtrError(
+    ErrorCodes.CALLBACK,
+    `${name} returned a Promise: libotr needs its answer synchronously, so it cannot be an async function` +
+      (name === 'onSmp' ? ' (return the answer, or return nothing and call smpRespond() when it is known)' : ''),
+  );
 }
 
 function requireSecret(answer: unknown): void {

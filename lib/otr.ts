@@ -15,7 +15,6 @@ import {
   ContactFlag,
   EFFECT_SLOTS,
   EffectKind,
-  QueryKind,
   SessionStatus,
   decodeEffect,
   decodeQuery,
@@ -922,37 +921,7 @@ export class OTR extends EventEmitter<OTREvents> {
   }
 
   #answer(query: Query): unknown {
-    const channel = this.#channels.get(query.channel);
-    if (!channel) return undefined;
-    const options = channel._options;
-    switch (query.kind) {
-      case QueryKind.BeforeEncrypt: {
-        const converted = synchronous('onBeforeEncrypt', options.onBeforeEncrypt?.(channel, query.text));
-        return typeof converted === 'string' ? converted : undefined;
-      }
-      case QueryKind.AfterDecrypt: {
-        const converted = synchronous('onAfterDecrypt', options.onAfterDecrypt?.(channel, query.text));
-        return typeof converted === 'string' ? converted : undefined;
-      }
-      case QueryKind.IsLoggedIn: {
-        const answer = synchronous('onIsContactLoggedIn', options.onIsContactLoggedIn?.(channel));
-        if (answer === true) return 1;
-        if (answer === false) return 0;
-        if (answer === 1 || answer === 0 || answer === -1) return answer;
-        return 1;
-      }
-      case QueryKind.SmpSecret: {
-        // A returned string answers the request now; otherwise the app calls smpRespond later.
-        const answer = synchronous('onSmp', options.onSmp?.(channel, query.question));
-        return typeof answer === 'string' && answer.length > 0 ? answer : undefined;
-      }
-      case QueryKind.ErrorText: {
-        const message = synchronous('onError', options.onError?.(channel, query.code));
-        return typeof message === 'string' && !message.includes('\0') ? message : undefined;
-      }
-      default:
-        return undefined;
-    }
+    return this.#channels.get(query.channel)?._answer(query);
   }
 
   // Without onTimer, one timer per OTR instance drives libotr's poll. It never keeps the
@@ -986,20 +955,6 @@ function evictionTier(channel: Channel): number {
   if (state?.sessions.some((s) => s.status !== SessionStatus.Unused && s.status !== SessionStatus.NotPrivate)) return 1;
   if (channel.contact.fingerprints().some((fp) => fp.isVerified)) return 1;
   return 0;
-}
-
-// libotr needs the value of these callbacks before it can go on, so they are synchronous: a
-// Promise (an async function) would be a silent "no answer". It is the caller's mistake,
-// reported as ERR_OTR_CALLBACK naming the callback; the promise's own outcome is ignored.
-function synchronous<T>(name: string, value: T): T {
-  const then = (value as { then?: unknown } | null | undefined)?.then;
-  if (typeof then !== 'function') return value;
-  (value as unknown as Promise<unknown>).then(undefined, () => {});
-  throw new OtrError(
-    ErrorCodes.CALLBACK,
-    `${name} returned a Promise: libotr needs its answer synchronously, so it cannot be an async function` +
-      (name === 'onSmp' ? ' (return the answer, or return nothing and call smpRespond() when it is known)' : ''),
-  );
 }
 
 function asCallbackError(cause: unknown): OtrError {
