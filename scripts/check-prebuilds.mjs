@@ -13,10 +13,10 @@ const warnOnly = args.includes('--warn');
 const given = args.filter((a) => a !== '--warn');
 const dir = path.resolve(given[0] ?? path.join(path.dirname(new URL(import.meta.url).pathname), '..'));
 const TARGETS = [
-  { file: 'linux-x64/node.napi.glibc.node', machine: 62, how: 'npm run prebuild:all' },
-  { file: 'linux-arm64/node.napi.glibc.node', machine: 183, how: 'npm run prebuild:all' },
-  { file: 'linux-x64/node.napi.musl.node', machine: 62, how: 'npm run prebuild:musl on Alpine x64 (the release workflow)' },
-  { file: 'linux-arm64/node.napi.musl.node', machine: 183, how: 'npm run prebuild:musl on Alpine arm64 (the release workflow)' },
+  { file: 'linux-x64/protocol-otr.glibc.node', machine: 62, how: 'npm run prebuild:all' },
+  { file: 'linux-arm64/protocol-otr.glibc.node', machine: 183, how: 'npm run prebuild:all' },
+  { file: 'linux-x64/protocol-otr.musl.node', machine: 62, how: 'npm run prebuild:musl on Alpine x64 (the release workflow)' },
+  { file: 'linux-arm64/protocol-otr.musl.node', machine: 183, how: 'npm run prebuild:musl on Alpine arm64 (the release workflow)' },
 ];
 const NEWEST_GLIBC = 28;
 

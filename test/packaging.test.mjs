@@ -58,23 +58,23 @@ test('prepublishOnly refuses a package without the four prebuilt binaries, or wi
   const empty = tmpdir('otr-pub-');
   const none = node([check, empty]);
   assert.equal(none.status, 1);
-  for (const target of ['linux-x64/node.napi.glibc.node', 'linux-arm64/node.napi.glibc.node', 'linux-x64/node.napi.musl.node', 'linux-arm64/node.napi.musl.node']) {
+  for (const target of ['linux-x64/protocol-otr.glibc.node', 'linux-arm64/protocol-otr.glibc.node', 'linux-x64/protocol-otr.musl.node', 'linux-arm64/protocol-otr.musl.node']) {
     assert.match(none.stderr, new RegExp(`prebuilds/${target} is missing`));
   }
   // This machine's own build as the x64 glibc binary: refused when it needs a glibc newer than 2.28.
   const built = path.join(REPO, 'build', 'Release', 'protocol_otr.node');
   const newest = Math.max(...[...fs.readFileSync(built).toString('latin1').matchAll(/GLIBC_2\.(\d+)/g)].map((m) => Number(m[1])));
   fs.mkdirSync(path.join(empty, 'prebuilds', 'linux-x64'), { recursive: true });
-  fs.copyFileSync(built, path.join(empty, 'prebuilds', 'linux-x64', 'node.napi.glibc.node'));
+  fs.copyFileSync(built, path.join(empty, 'prebuilds', 'linux-x64', 'protocol-otr.glibc.node'));
   const one = node([check, empty]);
   assert.equal(one.status, 1);
-  assert.doesNotMatch(one.stderr, /linux-x64\/node\.napi\.glibc\.node is (missing|not)/);
-  if (newest > 28) assert.match(one.stderr, new RegExp(`linux-x64/node\\.napi\\.glibc\\.node needs GLIBC_2\\.${newest}`));
+  assert.doesNotMatch(one.stderr, /linux-x64\/protocol-otr\.glibc\.node is (missing|not)/);
+  if (newest > 28) assert.match(one.stderr, new RegExp(`linux-x64/protocol-otr\\.glibc\\.node needs GLIBC_2\\.${newest}`));
   else assert.doesNotMatch(one.stderr, /needs GLIBC/);
   // An x64 binary where the arm64 one belongs is refused too.
   fs.mkdirSync(path.join(empty, 'prebuilds', 'linux-arm64'), { recursive: true });
-  fs.copyFileSync(built, path.join(empty, 'prebuilds', 'linux-arm64', 'node.napi.glibc.node'));
-  assert.match(node([check, empty]).stderr, /linux-arm64\/node\.napi\.glibc\.node is built for ELF machine 62, not 183/);
+  fs.copyFileSync(built, path.join(empty, 'prebuilds', 'linux-arm64', 'protocol-otr.glibc.node'));
+  assert.match(node([check, empty]).stderr, /linux-arm64\/protocol-otr\.glibc\.node is built for ELF machine 62, not 183/);
 });
 
 // A directory of links to the tools a source build uses, without python3: PATH for a machine
@@ -140,7 +140,7 @@ test('npm pack without the prebuilt binaries warns, naming npm run prebuild:all,
   assert.equal(pack.status, 0, pack.stderr);
   assert.match(pack.stderr, /protocol-otr: warning: packing without every prebuilt binary/);
   assert.match(pack.stderr, /Run npm run prebuild:all first/);
-  assert.match(pack.stderr, /prebuilds\/linux-x64\/node\.napi\.glibc\.node is missing/);
+  assert.match(pack.stderr, /prebuilds\/linux-x64\/protocol-otr\.glibc\.node is missing/);
   assert.match(pack.stdout, /protocol-otr-.*\.tgz/, 'the tarball is still made');
 });
 

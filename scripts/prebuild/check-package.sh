@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 roots=${1:-${OTR_ROOTS:-build-roots}}
 for target in linux-x64 linux-arm64; do
-  [ -f "prebuilds/$target/node.napi.glibc.node" ] || { echo "check-package: prebuilds/$target is missing: run npm run prebuild:all" >&2; exit 1; }
+  [ -f "prebuilds/$target/protocol-otr.glibc.node" ] || { echo "check-package: prebuilds/$target is missing: run npm run prebuild:all" >&2; exit 1; }
 done
 root=$(bash scripts/prebuild/debian-root.sh "$roots" runtime)
 in_root() { chroot "$root" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root CI="${CI:-}" "$@"; }
@@ -35,10 +35,15 @@ tarball=$(npm pack --silent --pack-destination "$root/check")
 for dep in $(node -p "Object.entries(require('./package.json').dependencies).map(([n, v]) => n + '@' + v).join(' ')"); do
   npm cache add --cache "$root/check/npm-cache" "$dep" >/dev/null
 done
-echo "packed $tarball: $(stat -c %s "$root/check/$tarball") bytes, $(tar tzf "$root/check/$tarball" | wc -l) files"
+echo "packed $tarball: $(stat -c %s "$root/check/$tarball") bytes, $(tar tzf "$root/check/$tarball" | wc -l) files; $(tar tvzf "$root/check/$tarball" | awk '/prebuilds\/.*\.node$/ {sub("^package/", "", $6); printf "%s%s %s bytes", sep, $6, $3; sep = ", "}')"
 in_root sh -c "cd /check/app && npm init -y >/dev/null && npm install --offline --cache /check/npm-cache --no-audit --no-fund --loglevel=error /check/$tarball" ||
   { echo "check-package: npm install of the tarball failed without a compiler" >&2; exit 1; }
 [ ! -e "$root/check/app/node_modules/protocol-otr/build" ] || { echo "check-package: the install built from source instead of using the prebuild" >&2; exit 1; }
+installed=/check/app/node_modules/protocol-otr
+chosen=$(in_root node -e "console.log(require('/check/app/node_modules/node-gyp-build').path('$installed'))")
+[ "$chosen" = "$installed/prebuilds/linux-x64/protocol-otr.glibc.node" ] ||
+  { echo "check-package: node-gyp-build chose $chosen, not prebuilds/linux-x64/protocol-otr.glibc.node" >&2; exit 1; }
+echo "node-gyp-build chose ${chosen#"$installed/"}"
 in_root sh -c "cd /check/app && node node_modules/protocol-otr/examples/demo.mjs" >"$roots/check-demo.log" 2>&1 ||
   { cat "$roots/check-demo.log" >&2; echo "check-package: the demo failed from the installed package" >&2; exit 1; }
 tail -3 "$roots/check-demo.log"
