@@ -4,11 +4,12 @@
 # of the end-to-end and shared-store tests (ngircd, prosody, PostgreSQL's server binaries, and iproute2
 # for the partition test's network namespace; no
 # daemon of theirs is started and no database cluster created: the tests start their own, on
-# loopback), clang-format (npm run format and the style check), then the npm dependencies, which
-# builds the addon and the TypeScript.
+# loopback), the OTR client of the interop test (irssi with irssi-plugin-otr, run under tmux),
+# clang-format (npm run format and the style check), then the npm dependencies, which builds the
+# addon and the TypeScript.
 #   bash scripts/install.sh                  all of it
-#   bash scripts/install.sh --library-only   without the test servers (their tests then skip)
-#                                            and clang-format
+#   bash scripts/install.sh --library-only   without the test servers and client (their tests
+#                                            then skip) and clang-format
 # System packages already installed are left alone; the others are installed through sudo
 # unless this runs as root.
 set -euo pipefail
@@ -88,7 +89,7 @@ mapfile -t build_missing < <(not_installed libotr5-dev libgcrypt20-dev pkg-confi
 servers_missing=()
 tools_missing=()
 if [ -n "$with_servers" ]; then
-  mapfile -t servers_missing < <(not_installed ngircd prosody postgresql iproute2)
+  mapfile -t servers_missing < <(not_installed ngircd prosody postgresql iproute2 irssi irssi-plugin-otr tmux)
   mapfile -t tools_missing < <(not_installed clang-format)
 fi
 if [ ${#build_missing[@]} -gt 0 ] || [ ${#servers_missing[@]} -gt 0 ] || [ ${#tools_missing[@]} -gt 0 ]; then as_root apt-get update -qq; fi
@@ -101,7 +102,7 @@ if [ ${#tools_missing[@]} -gt 0 ]; then
   apt_install --no-install-recommends "${tools_missing[@]}"
 fi
 if [ ${#servers_missing[@]} -gt 0 ]; then
-  echo "Installing the test servers: ${servers_missing[*]} (no daemon started, no database cluster created)"
+  echo "Installing the test servers and client: ${servers_missing[*]} (no daemon started, no database cluster created)"
   install_servers "${servers_missing[@]}"
 fi
 

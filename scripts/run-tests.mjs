@@ -1,6 +1,7 @@
 // `npm test`: the whole suite with the value-returning callbacks left out (what most users
-// run), then the behaviour suites again with every party installing them (a job asks JS
-// and waits). OTR_TEST_CALLBACKS selects the mode; see test/helpers/harness.mjs.
+// run), the interop run against irssi included, then the behaviour suites again with every
+// party installing them (a pool thread asks JS and waits for the answer). OTR_TEST_CALLBACKS
+// selects the mode; see test/helpers/harness.mjs.
 //   node scripts/run-tests.mjs              both passes
 //   node scripts/run-tests.mjs FILES...     those files, in both modes
 // Prints the test counts of each pass and their total; exits non-zero if either pass failed.
@@ -16,7 +17,7 @@ const wiresParties = (f) => /\b(createPair|securePair|new Net)\b/.test(fs.readFi
 
 const given = process.argv.slice(2);
 const passes = [
-  { mode: 'none', files: given.length ? given : [...list('test'), ...list('test/reliability')] },
+  { mode: 'none', files: given.length ? given : [...list('test'), ...list('test/interop'), ...list('test/reliability')] },
   { mode: 'values', files: given.length ? given : list('test').filter(wiresParties) },
 ];
 
