@@ -6,9 +6,9 @@
 //
 //   node bench/protocol-otr.mjs <scenario> [--n N] [--repeats R] [--contacts C] [--keys DIR] [--quick]
 //
-// Two OTR instances (alice, bob) live in this process, each with its own worker thread. The
-// wire is each channel's onWrite handing the text to the peer channel's read() (not awaited:
-// calls on one OTR instance run in the order they were made). Keys are the libotr key files
+// Two OTR instances (alice, bob) live in this process, sharing its pool of threads. The wire
+// is each channel's onWrite handing the text to the peer channel's read() (not awaited: calls
+// for one contact run in the order they were made). Keys are the libotr key files
 // DIR/alice.key and DIR/bob.key, copied in as each instance's private key file.
 //
 // Every scenario also reports how the event loop fared while it ran: perf_hooks'
@@ -62,8 +62,8 @@ const fail = failer('protocol-otr bench');
 const counter = (target) => countTo(target, fail);
 
 // While measuring: the event loop's delay, and the CPU time of the whole process (the JS
-// thread and the workers), which the machine's other load does not inflate the way it does
-// wall-clock rates.
+// thread and protocol-otr's threads), which the machine's other load does not inflate the way
+// it does wall-clock rates.
 const loopDelay = monitorEventLoopDelay({ resolution: 1 });
 let cpuStart;
 let cpuMicros = 0;

@@ -290,7 +290,7 @@ export class Channel {
     return this.lineBased ? plainQueryText(this.account.name) : undefined;
   }
 
-  // The worker keeps the text it puts in queries; it learns of a change, in queue order,
+  // The addon keeps the text it puts in queries; it learns of a change, in call order,
   // before the next call that may send one.
   #syncQueryText(): void {
     const text = this.#resolvedQueryText();

@@ -9,8 +9,8 @@ export type { NativeAccount, NativeContact, NativeFingerprint, NativeSession, Na
 export { BATCH_SLOTS, EFFECT_SLOTS } from './native-contract';
 
 /**
- * Called by the addon on the JS thread with everything the worker finished since the last
- * call. `numbers[0, count)` holds records, each a batch header (BATCH_SLOTS numbers, BatchSlot)
+ * Called by the addon on the JS thread with everything the pool's threads finished for
+ * this instance since the last call. `numbers[0, count)` holds records, each a batch header (BATCH_SLOTS numbers, BatchSlot)
  * followed by its effects (EFFECT_SLOTS numbers each, read by decodeEffect): the layout
  * src-native/contract.json declares. A "value" is an index into `values` (strings, objects,
  * Buffers: the arguments after `count`), or -1 for none. The return value answers the query,

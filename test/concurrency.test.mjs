@@ -91,7 +91,7 @@ test('close() while an AKE is in flight resolves cleanly', T, async () => {
   for (const e of pair.errors) assert.equal(e.error.code, 'ERR_OTR_CLOSED');
 });
 
-// CPU time (clock ticks) used so far by protocol-otr's threads (the workers and key
+// CPU time (clock ticks) used so far by protocol-otr's threads (the pool's threads and key
 // generation threads name themselves "protocol-otr…").
 function otherThreadsCpu() {
   let ticks = 0;
@@ -111,8 +111,8 @@ function otherThreadsCpu() {
 
 // Turns the event loop (setImmediate) until `work` settles; returns how many turns saw
 // protocol-otr's threads' CPU time grow since the turn before. Work done on the JS thread could not
-// grow between two turns; work on the worker grows while the loop keeps turning.
-async function turnsWhileWorkerComputes(work) {
+// grow between two turns; work on protocol-otr's threads grows while the loop keeps turning.
+async function turnsWhileThreadsCompute(work) {
   let done = false;
   let growing = 0;
   let last = otherThreadsCpu();
@@ -131,14 +131,14 @@ async function turnsWhileWorkerComputes(work) {
   return growing;
 }
 
-test('the event loop keeps turning while account() generates keys on the worker', T, async () => {
+test('the event loop keeps turning while account() generates keys on threads of their own', T, async () => {
   const otr = openOTR(tmpdir());
-  // Three keys, one after the other on the worker: tens of milliseconds of CPU at least.
+  // Three keys, each on a key generation thread: tens of milliseconds of CPU at least.
   const gen = Promise.all(['slow1', 'slow2', 'slow3'].map((n) => otr.account(`${n}@example.org`, PROTO)));
-  const growing = await turnsWhileWorkerComputes(gen);
+  const growing = await turnsWhileThreadsCompute(gen);
   const accounts = await gen;
   assert.ok(accounts.every((a) => a.fingerprint));
-  assert.ok(growing >= 1, `event-loop turns during which the worker's CPU time grew: ${growing}`);
+  assert.ok(growing >= 1, `event-loop turns during which the key generation threads' CPU time grew: ${growing}`);
 });
 
 test('the event loop keeps turning during an SMP (libotr work is off the JS thread)', T, async () => {
@@ -148,8 +148,8 @@ test('the event loop keeps turning during an SMP (libotr work is off the JS thre
   await pair.alice.channel.smpVerify('x');
   const [step1] = pair.bob.take();
   pair.bob.resume();
-  const growing = await turnsWhileWorkerComputes(pair.bob.channel.read(step1));
-  assert.ok(growing >= 1, `event-loop turns during which the worker's CPU time grew: ${growing}`);
+  const growing = await turnsWhileThreadsCompute(pair.bob.channel.read(step1));
+  assert.ok(growing >= 1, `event-loop turns during which the pool threads' CPU time grew: ${growing}`);
   await pair.settle();
   assert.equal(pair.alice.channel.status, 'Private');
 });

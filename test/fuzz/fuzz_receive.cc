@@ -1,7 +1,7 @@
 // libFuzzer harness for the addon's receive path: Engine::RunChannelOp(..., ReadArgs{text})
 // -> Engine::Receive -> otrl_message_receiving -> the project's ui_ops (src-native/).
 //
-// Two in-memory parties (Alice and Bob, each an otr::Engine with its own OtrlUserState, loaded
+// Two in-memory parties (Alice and Bob, each an otr::Engine run on its home OtrlUserState, loaded
 // from the committed throwaway keys in test/fuzz/keys/) establish an encrypted v3 session once.
 // Every fuzz input is then read by Bob's channel as if Alice had sent it. Every
 // kCheckEvery inputs, and at exit, a fresh data message is sent each way and must decrypt:

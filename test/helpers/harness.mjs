@@ -10,8 +10,8 @@
 // recorded, in order, with its arguments.
 //
 // Callback modes (OTR_TEST_CALLBACKS): the value-returning callbacks (onBeforeEncrypt,
-// onAfterDecrypt, onIsContactLoggedIn, onError, onSmp) make libotr's worker ask JS and wait
-// for the answer. In mode 'none' (the default, what most users run) a party installs them
+// onAfterDecrypt, onIsContactLoggedIn, onError, onSmp) make the pool thread running libotr ask
+// JS and wait for the answer. In mode 'none' (the default, what most users run) a party installs them
 // only when the test gives a handler; in mode 'values' every party installs all of them
 // (identity, 1 for "logged in", libotr's own texts and no SMP secret when the test gives no
 // handler). `npm test` runs the behaviour suites in both modes.
@@ -228,7 +228,8 @@ export async function twoInstances({ alice = [ALICE], bob = [BOB] } = {}) {
 }
 
 // n OTR instances, each over a fresh dir inside `parent` holding a copy of parent's key file
-// (for child processes and workers, which must not generate keys or remove the parent's dirs).
+// (for child processes and worker threads, which must not generate keys or remove the parent's
+// dirs).
 export async function openCopies(parent, n, prefix = 'c-') {
   const key = fs.readFileSync(filesIn(parent).privkeysFile);
   const out = [];

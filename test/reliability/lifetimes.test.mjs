@@ -16,10 +16,11 @@ import {
 const T = { timeout: 240_000 };
 after(closeAll);
 
-// Three round trips through another, still open instance's worker: each resolves in a poll
-// phase of the event loop, where anything the closed instance's worker had posted would have
-// been delivered too. (close() joins the worker and aborts its delivery function before it
-// resolves, so there is nothing left to post; this checks it without waiting on a clock.)
+// Three round trips through another, still open instance: each resolves in a poll phase of
+// the event loop, where anything the closed instance's jobs had posted would have been
+// delivered too. (close() waits until none of its jobs runs or is queued on the pool and aborts
+// its delivery function before it resolves, so there is nothing left to post; this checks it
+// without waiting on a clock.)
 let witnessCount = 0;
 async function quiet(openInstance) {
   const account = openInstance.accounts()[0];
@@ -261,7 +262,7 @@ test('re-entrancy: callbacks that write to, read on, and close their own channel
   await link.pump();
   await a.channel.smpVerify('shared');
   await link.pump();
-  // The echoes are writes made inside callbacks, possibly still on bob's worker when pump()
+  // The echoes are writes made inside callbacks, possibly still on a pool thread when pump()
   // found the inboxes empty: wait for each, then deliver what it wrote (which may echo more).
   for (let waited = 0; waited < echoes.length;) {
     const upTo = echoes.length;

@@ -11,7 +11,7 @@ if (process.argv[2] === 'run') {
   const n = Number(count);
   // Load the addon and initialise libgcrypt once before counting.
   const [warm] = await openCopies(dir, 1, 'warm-');
-  await warm.close(); // joins its worker thread before it resolves
+  await warm.close(); // its jobs done and key generation threads joined; the pool's threads stay
   const base = threads();
 
   async function useAndDrop(i) {
@@ -26,8 +26,8 @@ if (process.argv[2] === 'run') {
   }
   for (let i = 0; i < n; i++) await useAndDrop(i);
   const during = threads();
-  // Collect until the finalizers have ended the dropped instances' workers (no clock: if
-  // they never end, the parent's time limit fails the test).
+  // Collect until the finalizers have ended the dropped instances' key generation threads (no
+  // clock: if they never end, the parent's time limit fails the test).
   while (threads() > base + 1) {
     globalThis.gc();
     await tick();

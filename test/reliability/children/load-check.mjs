@@ -13,7 +13,6 @@ if (process.argv[2] === 'run') {
       contactsFile: path.join(dir, 'otr.fingerprints'),
       instanceTagsFile: path.join(dir, 'otr.instance_tags'),
     });
-    await otr.ready; // when the files are read on the worker (undefined when read in the constructor)
     console.log(JSON.stringify({ ok: true }));
   } catch (error) {
     console.log(JSON.stringify({ code: error.code, message: error.message, name: error.constructor.name }));
