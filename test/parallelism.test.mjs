@@ -190,8 +190,16 @@ test('otr.stats(): threads, queues, contacts, channels, sessions and deliveries'
   assert.ok(s.jobs >= before.jobs + 12, `jobs finished: ${before.jobs} → ${s.jobs}`);
   assert.ok(s.deliveries > before.deliveries && s.callbacks > before.callbacks, 'deliveries and callbacks counted');
   assert.ok(s.userStates >= 2 && s.userStates <= 1 + 3, `the home state plus at most one per thread: ${s.userStates}`);
-  assert.ok(s.threads.every((t) => t.busyMs >= 0 && t.tasks >= 0));
-  assert.ok(s.threads.reduce((sum, t) => sum + t.tasks, 0) > 0, 'the pool ran tasks');
+  // Each thread's counters only grow, and together: one that ran tasks since `before` spent
+  // time running them, one that ran none spent none.
+  s.threads.forEach((t, i) => {
+    const was = before.threads[i];
+    const what = `thread ${i}: ${was.tasks} → ${t.tasks} tasks, ${was.busyMs} → ${t.busyMs} ms`;
+    assert.ok(t.tasks >= was.tasks && t.busyMs >= was.busyMs, what);
+    assert.equal(t.busyMs > was.busyMs, t.tasks > was.tasks, what);
+  });
+  const tasks = (stats) => stats.threads.reduce((sum, t) => sum + t.tasks, 0);
+  assert.ok(tasks(s) > tasks(before), 'the pool ran the AKEs and writes');
   await links[0].b.channel.finish();
   await net.settle();
   assert.equal(bridgeOtr.stats().sessions, 5, 'a finished session is no longer counted');
