@@ -17,7 +17,7 @@
 // Then messages both ways, and the end of the session as irssi reports it.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -91,6 +91,16 @@ function completedTypes() {
     if (k === 1) firstPieceType = typeOf(fragment[3]);
     return k === n ? firstPieceType : undefined;
   };
+}
+
+// Tells irssi to quit and resolves once it has exited: irssi saves its settings and leaves,
+// its pane closes with it, and the tmux server with its last pane; a tmux client waiting on a
+// channel nobody signals returns exactly then (at once when the server is already gone).
+function quitIrssi(tmux) {
+  const waiting = spawn('tmux', ['-L', TMUX_SOCKET, 'wait-for', 'irssi-never-signals-this'], { stdio: 'ignore', env: foreignEnv() });
+  const gone = new Promise((resolve) => waiting.once('close', resolve));
+  waiting.once('spawn', () => tmux('send-keys', '-t', '0', '/quit', 'Enter'));
+  return gone;
 }
 
 const isPrivate = (channel) => channel.status === 'Unverified' || channel.status === 'Private';
@@ -182,11 +192,11 @@ settings = { core = { real_name = "carol"; user_name = "carol"; nick = "carol"; 
     await otr.close({ endSessions: true });
     await whenLogged(irssiLog, 'bot has finished the OTR session');
   } finally {
-    tmux('kill-server');
+    // irssi writes its settings into its home as it quits: the directory goes once it is gone.
+    await quitIrssi(tmux);
     await otr.close().catch(() => {});
     await bot?.quit();
     await server.stop();
-    // irssi may still be saving its files as it exits after the tmux server went away.
-    fs.rmSync(dir, { recursive: true, force: true, maxRetries: 50 });
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
