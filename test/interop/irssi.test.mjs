@@ -98,7 +98,7 @@ function completedTypes() {
 // channel nobody signals returns exactly then (at once when the server is already gone).
 function quitIrssi(tmux) {
   const waiting = spawn('tmux', ['-L', TMUX_SOCKET, 'wait-for', 'irssi-never-signals-this'], { stdio: 'ignore', env: foreignEnv() });
-  const gone = new Promise((resolve) => waiting.once('close', resolve));
+  const gone = new Promise((resolve) => waiting.once('close', resolve).once('error', resolve));
   waiting.once('spawn', () => tmux('send-keys', '-t', '0', '/quit', 'Enter'));
   return gone;
 }
