@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # Sets up a checkout of protocol-otr on a Debian/Ubuntu machine with Node.js 20.17 or newer, for
 # everything `npm test` runs: libotr's headers and a C++ toolchain (for the addon), the servers
-# of the end-to-end and shared-store tests (ngircd, prosody, PostgreSQL's server binaries, and iproute2
-# for the partition test's network namespace; no
-# daemon of theirs is started and no database cluster created: the tests start their own, on
-# loopback), the OTR client of the interop test (irssi with irssi-plugin-otr, run under tmux),
+# of the end-to-end and shared-store tests (ngircd, prosody, PostgreSQL's server binaries, and
+# iproute2 for the partition test's network namespace; no daemon of theirs is started and no
+# database cluster created: the tests start their own, on loopback), the OTR client of the interop test (irssi with irssi-plugin-otr, run under tmux),
 # clang-format (npm run format and the style check), then the npm dependencies, which builds the
 # addon and the TypeScript.
 #   bash scripts/install.sh                  all of it
