@@ -38,7 +38,7 @@ export interface NativeHandle {
   stats(): NativeStats;
 }
 
-/** The process-wide pool's figures (src-native/pool.h). */
+/** The process-wide pool's figures (src-native/engine/pool.h). */
 export interface NativePoolStats {
   threads: number;
   queued: number;
@@ -56,7 +56,7 @@ interface Addon {
   /** An exclusive flock() on path (created 0600); throws { code: 'ERR_OTR_LOCKED' } when held. */
   lockFile(path: string): number;
   unlockFile(fd: number): void;
-  /** Wipes and removes the temp files a killed write of `file` left (src-native/files.h); how many. */
+  /** Wipes and removes the temp files a killed write of `file` left (src-native/io/files.h); how many. */
   sweepTempFiles(file: string): number;
   /** The names of the `parent/<prefix>*` work directories whose owner is gone, wiped and removed. */
   sweepWorkDirs(parent: string, prefix: string, marker: string, keyFile: string): string[];
@@ -177,7 +177,7 @@ export function unlockFile(fd: number): void {
 
 /**
  * Wipes and removes the temp files a killed write of `file` left beside it: `<file>.tmp-`
- * and 12 hex digits, the names both writers use (src-native/files.h). Only the single writer
+ * and 12 hex digits, the names both writers use (src-native/io/files.h). Only the single writer
  * of `file` may call it: another writer's temp file would vanish under it.
  */
 export function sweepTempFiles(file: string): number {

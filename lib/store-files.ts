@@ -151,7 +151,7 @@ export function serialiseFingerprints(rows: FingerprintFileRow[]): string {
 
 /**
  * Temp file (mode 0600), fsync, rename, fsync of the directory. The temp file is named as the
- * native writer names its own (`<file>.tmp-` and 12 hex digits, src-native/files.h), and those
+ * native writer names its own (`<file>.tmp-` and 12 hex digits, src-native/io/files.h), and those
  * a killed write left beside `file` (a copy of a private key, perhaps) are wiped and removed
  * first. That sweep is safe because every caller is the only writer of `file`: the CLI's
  * `import` holds the file set's lock, `PostgresStore.exportFiles` too, and a store's node
