@@ -1,7 +1,6 @@
 // Exit codes of the operator CLI (documented in docs/CLI.md), one meaning each, and the error
-// that carries one with its stable code.
+// that carries one with its stable code and the lines skipped before it.
 import { ErrorCodes, OtrError, type OtrErrorCode } from '../errors';
-import type { SkippedLine } from './fileset';
 
 export const Exit = {
   OK: 0,
@@ -20,6 +19,18 @@ export const Exit = {
 } as const;
 
 export type ExitCode = (typeof Exit)[keyof typeof Exit];
+
+/** A line of a file that could not be read, and was left out. */
+export interface SkippedLine {
+  /** The file, as the command was given it. */
+  file: string;
+  /** Its line number (from 1). */
+  line: number;
+  /** Why it was skipped. */
+  reason: string;
+  /** Where the file as it was is kept, when the command rewrote it without the line. */
+  originalKeptAs?: string;
+}
 
 /** The `code` of the CLI's own errors (the others carry the library's ERR_OTR_* code). */
 export const CliCodes = {

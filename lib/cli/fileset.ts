@@ -7,24 +7,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ErrorCodes, OtrError, type OtrErrorCode } from '../errors';
 import { OTR } from '../otr';
-import { CliCodes, CliError, Exit, usageError } from './errors';
+import { CliCodes, CliError, Exit, usageError, type SkippedLine } from './errors';
 
 export interface FileSet {
   privkeysFile: string;
   contactsFile: string;
   instanceTagsFile: string;
-}
-
-/** A line of a file that could not be read, and was left out. */
-export interface SkippedLine {
-  /** The file, as the command was given it. */
-  file: string;
-  /** Its line number (from 1). */
-  line: number;
-  /** Why it was skipped. */
-  reason: string;
-  /** Where the file as it was is kept, when the command rewrote it without the line. */
-  originalKeptAs?: string;
 }
 
 /** What a command made, and the lines it had to skip to make it. */

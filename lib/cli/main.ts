@@ -5,8 +5,8 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { keysFingerprint, keysGenerate, keysList, trustChange, trustList, type TrustChange } from './commands';
 import { databaseTransfer } from './database';
-import { type CliError, Exit, asCliError, usageError, type ExitCode } from './errors';
-import { fileSetFrom, refuseSkipped, type SkippedLine, type WithSkipped } from './fileset';
+import { type CliError, Exit, asCliError, usageError, type ExitCode, type SkippedLine } from './errors';
+import { fileSetFrom, refuseSkipped, type WithSkipped } from './fileset';
 import { CLIENTS, clientFiles, importFiles, type Client } from './import';
 import { COMMANDS, GROUPS, USAGE, commandUsage, groupUsage } from './usage';
 
