@@ -16,7 +16,7 @@ import { ErrorCodes, OtrError } from './errors';
 import { FileSetLock } from './lock';
 import type { NativeContact } from './native';
 import { OTR } from './otr';
-import { type Lease, type LeaseSession, LeaseKeeper } from './postgres-leases';
+import { type Lease, type LeaseSession, LeaseKeeper } from './store/leases';
 import { Store, type StoreFiles, type TrustChange } from './store';
 import {
   parseFingerprints,
@@ -78,7 +78,7 @@ export interface PostgresStoreOptions {
   leaseTimeoutSeconds?: number;
 }
 
-export type { Lease } from './postgres-leases';
+export type { Lease } from './store/leases';
 
 // A fingerprint's row as read back: its trust word and the node that wrote it.
 interface StoredTrust {
@@ -788,7 +788,7 @@ export class PostgresStore extends Store {
     this.#track(done, [fromKey, toKey]);
   }
 
-  // ---- one owner per contact (the leases themselves: postgres-leases.ts) ----
+  // ---- one owner per contact (the leases themselves: store/leases.ts) ----
 
   // A lease connection: keepalives from the lease timeout, and the NOTIFY channel listened to.
   async #openLeaseConnection(broken: (why: string) => void): Promise<LeaseSession> {

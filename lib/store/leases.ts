@@ -18,7 +18,7 @@
 // (until the renew deadline, then they are refused) while the node reconnects with backoff.
 // Back in, each lease is taken again if no other node held it meanwhile — the lock is free and
 // the token is the one this node had — and its session carries on; the others are lost.
-import { ErrorCodes, OtrError } from './errors';
+import { ErrorCodes, OtrError } from '../errors';
 
 /** A contact this node owns. */
 export interface Lease {
