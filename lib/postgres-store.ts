@@ -29,7 +29,7 @@ import {
   type FingerprintFileRow,
   type KeyRow,
 } from './store-files';
-import { type Hint, HintQueue, type RenameHint, contactKey, parseHint } from './trust-hints';
+import { type Hint, HintQueue, type RenameHint, contactKey, parseHint } from './store/trust-hints';
 import { describe, hexToHuman, rejectUnknownOptions, requireInteger, requireName, requireText } from './validate';
 import { type WorkDir, makeWorkDir, sweepDeadWorkDirs } from './work-dir';
 
@@ -87,7 +87,7 @@ interface StoredTrust {
 }
 
 // Contacts waiting to be re-read before one read of the whole table replaces them, renames
-// waiting to be checked, and contacts re-read per statement (see trust-hints.ts).
+// waiting to be checked, and contacts re-read per statement (see store/trust-hints.ts).
 const MAX_HINTS = 1024;
 const MAX_RENAMES = 64;
 const HINT_BATCH = 256;
@@ -524,7 +524,7 @@ export class PostgresStore extends Store {
 
   // ---- fingerprints and trust: other nodes' changes in ----
 
-  // A notification only names what to re-read (see trust-hints.ts): the node reads the rows
+  // A notification only names what to re-read (see store/trust-hints.ts): the node reads the rows
   // back, which only the store's role can write, and applies what differs from its mirror.
   #notified(payload: string | undefined): void {
     const parsed = parseHint(payload);

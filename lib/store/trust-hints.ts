@@ -5,7 +5,7 @@
 // contact however many hints name it) and bounded: past `maxHints` contacts they are dropped
 // for one read of the whole table, so a flood of hints for random names costs bounded memory
 // and one statement per round of reading, not one per hint.
-import { requireName } from './validate';
+import { requireName } from '../validate';
 
 /** The key of a contact in a store's maps (names never hold U+0000). */
 export const contactKey = (account: string, protocol: string, contact: string): string => `${account}\0${protocol}\0${contact}`;
