@@ -28,7 +28,7 @@ import {
   writeFileAtomically,
   type FingerprintFileRow,
   type KeyRow,
-} from './store-files';
+} from './store/pidgin-files';
 import { type Hint, HintQueue, type RenameHint, contactKey, parseHint } from './store/trust-hints';
 import { describe, hexToHuman, rejectUnknownOptions, requireInteger, requireName, requireText } from './validate';
 import { type WorkDir, makeWorkDir, sweepDeadWorkDirs } from './work-dir';

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { lockFile, sweepWorkDirs, unlockFile } from './native';
-import { wipeFile } from './store-files';
+import { wipeFile } from './store/pidgin-files';
 
 const MARKER = 'owner.lock';
 const KEY_FILE = 'otr.private_key';

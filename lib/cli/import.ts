@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ErrorCodes, OtrError } from '../errors';
 import { FileSetLock } from '../lock';
-import { writeFileAtomically } from '../store-files';
+import { writeFileAtomically } from '../store/pidgin-files';
 import { CliCodes, CliError, Exit, notFound, usageError } from './errors';
 import { type FileSet, type WithSkipped, refuseSkipped, withSnapshot } from './fileset';
 

@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { sweepTempFiles } from './native';
+import { sweepTempFiles } from '../native';
 
 export interface KeyRow {
   account: string;
