@@ -31,7 +31,7 @@ import {
 } from './store/pidgin-files';
 import { type Hint, HintQueue, type RenameHint, contactKey, parseHint } from './store/trust-hints';
 import { describe, hexToHuman, rejectUnknownOptions, requireInteger, requireName, requireText } from './validate';
-import { type WorkDir, makeWorkDir, sweepDeadWorkDirs } from './work-dir';
+import { type WorkDir, makeWorkDir, sweepDeadWorkDirs } from './store/work-dir';
 
 const NODE_DIR_PREFIX = 'protocol-otr-node-';
 const KEYGEN_DIR_PREFIX = 'protocol-otr-keygen-';

@@ -5,8 +5,8 @@
 // directory's marker for as long as it lives (the kernel drops it with the process).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { lockFile, sweepWorkDirs, unlockFile } from './native';
-import { wipeFile } from './store/pidgin-files';
+import { lockFile, sweepWorkDirs, unlockFile } from '../native';
+import { wipeFile } from './pidgin-files';
 
 const MARKER = 'owner.lock';
 const KEY_FILE = 'otr.private_key';
