@@ -26,7 +26,7 @@ import {
   type Query,
 } from './native-contract';
 import type { Lease } from './postgres-store';
-import type { Store, TrustChange } from './store';
+import type { Store, TrustChange } from './store/store';
 import { describe, rejectUnknownOptions, requireBoolean, requireInteger, requireName, requireText } from './validate';
 
 /** Where an {@link OTR} instance keeps its files (libotr's formats, as Pidgin writes them). */

@@ -17,7 +17,7 @@ import { FileSetLock } from './lock';
 import type { NativeContact } from './native';
 import { OTR } from './otr';
 import { type Lease, type LeaseSession, LeaseKeeper } from './store/leases';
-import { Store, type StoreFiles, type TrustChange } from './store';
+import { Store, type StoreFiles, type TrustChange } from './store/store';
 import {
   parseFingerprints,
   parseInstanceTags,

@@ -2,7 +2,7 @@
 import type { Account } from '../account';
 import type { Fingerprint } from '../fingerprint';
 import type { OTR } from '../otr';
-import type { TrustChange as StoreTrustChange } from '../store';
+import type { TrustChange as StoreTrustChange } from '../store/store';
 import { fingerprintToHex, hexToHuman } from '../validate';
 import { notFound, usageError } from './errors';
 import { type FileSet, type WithSkipped, withFiles, withSnapshot } from './fileset';
