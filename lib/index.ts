@@ -1,6 +1,6 @@
 export { OTR, setThreads, type OTROptions, type OpenOptions, type OTRStats, type PoolThreadStats, type CloseOptions, type LoadReport, type OTREvents, type Limits } from './otr';
 export { Store, FileStore, type StoreFiles, type TrustChange } from './store/store';
-export { PostgresStore, type PostgresStoreOptions, type Lease } from './postgres-store';
+export { PostgresStore, type PostgresStoreOptions, type Lease } from './store/postgres-store';
 export { Account } from './account';
 export { Contact } from './contact';
 export { Fingerprint } from './fingerprint';

@@ -25,7 +25,7 @@ import {
   type NativeContact,
   type Query,
 } from './native-contract';
-import type { Lease } from './postgres-store';
+import type { Lease } from './store/postgres-store';
 import type { Store, TrustChange } from './store/store';
 import { describe, rejectUnknownOptions, requireBoolean, requireInteger, requireName, requireText } from './validate';
 

@@ -1,6 +1,6 @@
 // `db import` and `db export`: a file set to a PostgresStore's tables and back.
 import { ErrorCodes, OtrError } from '../errors';
-import { PostgresStore } from '../postgres-store';
+import { PostgresStore } from '../store/postgres-store';
 import { CliError, Exit } from './errors';
 import { type FileSet, type WithSkipped, refuseSkipped, withSnapshot } from './fileset';
 

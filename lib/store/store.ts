@@ -3,7 +3,7 @@
 // Pidgin-format files; a Store decides where they come from and where changes go.
 //
 //   - FileStore (the default, what `new OTR(options)` does): the files are the store.
-//   - PostgresStore (store/postgres-store.ts): the database is the store, shared by several nodes;
+//   - PostgresStore (postgres-store.ts): the database is the store, shared by several nodes;
 //     the files are a private working copy of one node, made at open.
 import type { NativeContact } from '../native';
 import type { OTR } from '../otr';

@@ -12,12 +12,12 @@ import { createHash, randomInt } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ErrorCodes, OtrError } from './errors';
-import { FileSetLock } from './lock';
-import type { NativeContact } from './native';
-import { OTR } from './otr';
-import { type Lease, type LeaseSession, LeaseKeeper } from './store/leases';
-import { Store, type StoreFiles, type TrustChange } from './store/store';
+import { ErrorCodes, OtrError } from '../errors';
+import { FileSetLock } from '../lock';
+import type { NativeContact } from '../native';
+import { OTR } from '../otr';
+import { type Lease, type LeaseSession, LeaseKeeper } from './leases';
+import { Store, type StoreFiles, type TrustChange } from './store';
 import {
   parseFingerprints,
   parseInstanceTags,
@@ -28,10 +28,10 @@ import {
   writeFileAtomically,
   type FingerprintFileRow,
   type KeyRow,
-} from './store/pidgin-files';
-import { type Hint, HintQueue, type RenameHint, contactKey, parseHint } from './store/trust-hints';
-import { describe, hexToHuman, rejectUnknownOptions, requireInteger, requireName, requireText } from './validate';
-import { type WorkDir, makeWorkDir, sweepDeadWorkDirs } from './store/work-dir';
+} from './pidgin-files';
+import { type Hint, HintQueue, type RenameHint, contactKey, parseHint } from './trust-hints';
+import { describe, hexToHuman, rejectUnknownOptions, requireInteger, requireName, requireText } from '../validate';
+import { type WorkDir, makeWorkDir, sweepDeadWorkDirs } from './work-dir';
 
 const NODE_DIR_PREFIX = 'protocol-otr-node-';
 const KEYGEN_DIR_PREFIX = 'protocol-otr-keygen-';
@@ -78,7 +78,7 @@ export interface PostgresStoreOptions {
   leaseTimeoutSeconds?: number;
 }
 
-export type { Lease } from './store/leases';
+export type { Lease } from './leases';
 
 // A fingerprint's row as read back: its trust word and the node that wrote it.
 interface StoredTrust {
@@ -87,7 +87,7 @@ interface StoredTrust {
 }
 
 // Contacts waiting to be re-read before one read of the whole table replaces them, renames
-// waiting to be checked, and contacts re-read per statement (see store/trust-hints.ts).
+// waiting to be checked, and contacts re-read per statement (see trust-hints.ts).
 const MAX_HINTS = 1024;
 const MAX_RENAMES = 64;
 const HINT_BATCH = 256;
@@ -524,7 +524,7 @@ export class PostgresStore extends Store {
 
   // ---- fingerprints and trust: other nodes' changes in ----
 
-  // A notification only names what to re-read (see store/trust-hints.ts): the node reads the rows
+  // A notification only names what to re-read (see trust-hints.ts): the node reads the rows
   // back, which only the store's role can write, and applies what differs from its mirror.
   #notified(payload: string | undefined): void {
     const parsed = parseHint(payload);
@@ -788,7 +788,7 @@ export class PostgresStore extends Store {
     this.#track(done, [fromKey, toKey]);
   }
 
-  // ---- one owner per contact (the leases themselves: store/leases.ts) ----
+  // ---- one owner per contact (the leases themselves: leases.ts) ----
 
   // A lease connection: keepalives from the lease timeout, and the NOTIFY channel listened to.
   async #openLeaseConnection(broken: (why: string) => void): Promise<LeaseSession> {
