@@ -25,8 +25,8 @@ import {
   type NativeContact,
   type Query,
 } from './native-contract';
-import type { Lease } from './store/postgres-store';
-import type { Store, TrustChange } from './store/store';
+import type { Lease } from './store/leases';
+import type { Store, StoreFiles, StoreHost, TrustChange } from './store/store';
 import { describe, rejectUnknownOptions, requireBoolean, requireInteger, requireName, requireText } from './validate';
 
 /** Where an {@link OTR} instance keeps its files (libotr's formats, as Pidgin writes them). */
@@ -336,7 +336,7 @@ export class OTR extends EventEmitter<OTREvents> {
     if (rest.privkeysFile !== undefined || rest.contactsFile !== undefined || rest.instanceTagsFile !== undefined) {
       throw new OtrError(ErrorCodes.INVALID_ARGUMENT, 'with a store, the store names the files: leave out privkeysFile, contactsFile and instanceTagsFile');
     }
-    const files = await store._open();
+    const files = await store._open({ makeKey });
     let otr: OTR;
     try {
       otr = new OTR({ ...rest, ...files });
@@ -345,8 +345,31 @@ export class OTR extends EventEmitter<OTREvents> {
       throw error;
     }
     otr.#store = store;
-    store._attach(otr);
+    store._attach(otr.#storeHost());
     return otr;
+  }
+
+  // What the store asks of this instance, by names.
+  #storeHost(): StoreHost {
+    const otr = this;
+    const contact = (account: string, protocol: string, name: string) => otr.findAccount(account, protocol)?.findContact(name);
+    return {
+      get closed() {
+        return otr.closed;
+      },
+      report: (error) => otr._report(error),
+      trustChanged: (change) => otr.emit('trustChanged', change),
+      leaseEvent: (event, leases, why) => (event === 'leasesRestored' ? otr.emit(event, leases) : otr.emit(event, leases, why)),
+      hasAccount: (account, protocol) => otr.findAccount(account, protocol) !== undefined,
+      hasIdleContact: (account, protocol, name) => {
+        const known = contact(account, protocol, name);
+        return known !== undefined && !known.existingChannel;
+      },
+      renameContact: (account, protocol, from, to) => contact(account, protocol, from)?.rename(to) ?? Promise.resolve(),
+      closeChannel: (account, protocol, name) => contact(account, protocol, name)?.existingChannel?.close() ?? Promise.resolve(),
+      showContact: (account, protocol, name) => void otr.findAccount(account, protocol)?._contactFromNative(name),
+      call: (submit) => otr._call(submit),
+    };
   }
 
   /** Where identity and trust are kept (undefined: the files named by the constructor's options). */
@@ -941,6 +964,16 @@ export class OTR extends EventEmitter<OTREvents> {
     const channel = this.#pollChannel;
     if (!channel || this.#closing || !this.#handle) return;
     this._channelOp(channel, ChannelOp.Ping, []).catch((error: unknown) => this._report(error));
+  }
+}
+
+// A key made as account() makes one, in files of its own: a store makes its accounts' keys so.
+async function makeKey(files: StoreFiles, account: string, protocol: string): Promise<void> {
+  const otr = new OTR(files);
+  try {
+    await otr.account(account, protocol);
+  } finally {
+    await otr.close();
   }
 }
 

@@ -15,9 +15,8 @@ import * as path from 'node:path';
 import { ErrorCodes, OtrError } from '../errors';
 import { FileSetLock } from '../lock';
 import type { NativeContact } from '../native';
-import { OTR } from '../otr';
 import { type Lease, type LeaseSession, LeaseKeeper } from './leases';
-import { Store, type StoreFiles, type TrustChange } from './store';
+import { Store, type StoreFiles, type StoreHost, type StoreOpening, type TrustChange } from './store';
 import {
   parseFingerprints,
   parseInstanceTags,
@@ -147,7 +146,7 @@ export class PostgresStore extends Store {
   #writer: Promise<PgClient> | undefined;
   #keeper: LeaseKeeper | undefined;
   #workDir: WorkDir | undefined;
-  #otr: OTR | undefined;
+  #host: StoreHost | undefined;
   #closed = false;
   #closing = false;
   // What the engine has for each contact (hex → trust): its changes are diffed against it.
@@ -323,7 +322,7 @@ export class PostgresStore extends Store {
   }
 
   /** @internal */
-  async _open(): Promise<StoreFiles> {
+  async _open(opening: StoreOpening): Promise<StoreFiles> {
     if (this.#keeper || this.#closed) throw new OtrError(ErrorCodes.STORE, 'a PostgresStore serves one OTR instance: make a new one');
     try {
       const db = await this.#ensureWriter();
@@ -335,8 +334,8 @@ export class PostgresStore extends Store {
         connect: (broken) => this.#openLeaseConnection(broken),
         lost: (leases, why) => this.#leasesLost(leases, why),
         taken: (leases) => this.#leasesTaken(leases),
-        restored: (leases) => this.#otrEmit('leasesRestored', leases),
-        suspended: (leases, why) => this.#otrEmit('leasesSuspended', leases, why),
+        restored: (leases) => this.#leaseEvent('leasesRestored', leases),
+        suspended: (leases, why) => this.#leaseEvent('leasesSuspended', leases, why),
         reconnected: () => this.#reconnected(),
       });
       // Listening before reading the rows: no change made meanwhile is missed.
@@ -344,7 +343,7 @@ export class PostgresStore extends Store {
 
       const { rows: have } = await db.query(`SELECT account, protocol FROM ${this.#table('accounts')}`);
       const missing = this.#accounts.filter((a) => !have.some((r) => r.account === a.name && r.protocol === a.protocol));
-      await Promise.all(missing.map((a) => this.#generateAndStore(db, a.name, a.protocol)));
+      await Promise.all(missing.map((a) => this.#generateAndStore(db, opening, a.name, a.protocol)));
 
       const { rows: accounts } = await db.query(`SELECT account, protocol, private_key, instance_tag FROM ${this.#table('accounts')} ORDER BY account, protocol`);
       const { rows: fingerprints } = await db.query(`SELECT account, protocol, contact, fingerprint, trust FROM ${this.#table('fingerprints')} ORDER BY account, protocol, contact, changed_at`);
@@ -377,7 +376,7 @@ export class PostgresStore extends Store {
 
   // Generates a key and instance tag in a scratch OTR instance, then stores them unless
   // another node stored its own first (then that one is what every node uses).
-  async #generateAndStore(db: PgClient, account: string, protocol: string): Promise<void> {
+  async #generateAndStore(db: PgClient, opening: StoreOpening, account: string, protocol: string): Promise<void> {
     const scratch = makeWorkDir(this.#workParent, KEYGEN_DIR_PREFIX);
     const files = {
       privkeysFile: path.join(scratch.path, 'otr.private_key'),
@@ -387,12 +386,7 @@ export class PostgresStore extends Store {
     let key: KeyRow | undefined;
     let instag: number | undefined;
     try {
-      const otr = new OTR(files);
-      try {
-        await otr.account(account, protocol);
-      } finally {
-        await otr.close();
-      }
+      await opening.makeKey(files, account, protocol);
       key = parsePrivateKeys(fs.readFileSync(files.privkeysFile, 'utf8'))[0];
       instag = parseInstanceTags(fs.readFileSync(files.instanceTagsFile, 'utf8'))[0]?.instag;
     } finally {
@@ -408,8 +402,8 @@ export class PostgresStore extends Store {
   }
 
   /** @internal */
-  override _attach(otr: OTR): void {
-    this.#otr = otr;
+  override _attach(host: StoreHost): void {
+    this.#host = host;
     this.#wake();
   }
 
@@ -494,7 +488,7 @@ export class PostgresStore extends Store {
       })
       .catch((error: unknown) => {
         const failure = storeError(`cannot store the ${kind === 'forget' ? 'removal' : 'trust'} of ${state.username}'s fingerprint ${hexToHuman(hex)}`, error);
-        this.#otr?._report(failure);
+        this.#host?.report(failure);
         throw failure;
       });
     this.#track(done, [contactKey(state.account, state.protocol, state.username)]);
@@ -530,20 +524,20 @@ export class PostgresStore extends Store {
     const parsed = parseHint(payload);
     if (!parsed || parsed.hint.node === this.node) return;
     const { hint, was } = parsed;
-    if (this.#otr && !this.#otr.findAccount(hint.account, hint.protocol)) return;
+    if (this.#host && !this.#host.hasAccount(hint.account, hint.protocol)) return;
     if (was === undefined) this.#hints.add(hint);
     else this.#hints.addRename({ account: hint.account, protocol: hint.protocol, from: was, to: hint.contact, node: hint.node });
     this.#wake();
   }
 
   #wake(): void {
-    if (this.#draining || !this.#otr || this.#closed) return;
+    if (this.#draining || !this.#host || this.#closed) return;
     this.#draining = true;
     this.#applying = this.#drain()
       .catch((error: unknown) => {
         // Whatever was taken is read again with everything else at the next hint.
         this.#hints.everything();
-        if (!this.#otr?.closed) this.#otr?._report(storeError('cannot apply the trust changes of another node', error));
+        if (!this.#host?.closed) this.#host?.report(storeError('cannot apply the trust changes of another node', error));
       })
       .finally(() => {
         this.#draining = false;
@@ -551,8 +545,8 @@ export class PostgresStore extends Store {
   }
 
   async #drain(): Promise<void> {
-    const otr = this.#otr!;
-    while (!otr.closed && !this.#closed && this.#hints.waiting) {
+    const host = this.#host!;
+    while (!host.closed && !this.#closed && this.#hints.waiting) {
       if (this.#hints.takeEverything()) {
         await this.#reread(undefined);
         continue;
@@ -618,27 +612,26 @@ export class PostgresStore extends Store {
     try {
       await this.#applyContactRows(hint, rows);
     } catch (error) {
-      if (this.#otr?.closed !== false) return;
-      this.#otr._report(storeError(`cannot apply the fingerprints another node stored for ${hint.contact}`, error));
+      if (this.#host?.closed !== false) return;
+      this.#host.report(storeError(`cannot apply the fingerprints another node stored for ${hint.contact}`, error));
     }
   }
 
   async #applyContactRows(hint: Hint, rows: Map<string, StoredTrust>): Promise<void> {
-    const otr = this.#otr;
+    const host = this.#host;
     const { account: a, protocol: p, contact: c } = hint;
-    const account = otr?.findAccount(a, p);
-    if (!otr || otr.closed || !account) return;
+    if (!host || host.closed || !host.hasAccount(a, p)) return;
     const key = contactKey(a, p, c);
     const mirror = new Map(this.#mirror.get(key) ?? []);
     const changes: TrustChange[] = [];
     const change = (hex: string, trust: string, forgotten: boolean, node: string) =>
       changes.push({ account: a, protocol: p, contact: c, fingerprint: hexToHuman(hex), trust, verified: trust !== '', forgotten, origin: 'remote', node });
     // Straight to the engine: the public calls would also wait for this node's own writes.
-    const engine = async (hex: string, expected: string | null, call: Parameters<OTR['_call']>[0]) => {
+    const engine = async (hex: string, expected: string | null, call: Parameters<StoreHost['call']>[0]) => {
       const id = `${key}\0${hex}`;
       this.#expect.set(id, expected);
       try {
-        await otr._call(call);
+        await host.call(call);
       } catch (error) {
         this.#expect.delete(id);
         throw error;
@@ -659,7 +652,7 @@ export class PostgresStore extends Store {
       change(hex, '', true, hint.node);
     }
     if (changes.length === 0) return;
-    account._contactFromNative(c);
+    host.showContact(a, p, c);
     for (const made of changes) this.#emit(made);
   }
 
@@ -673,12 +666,12 @@ export class PostgresStore extends Store {
     const table = await this.#readRows(hints);
     const fromKey = contactKey(a, p, from);
     const toKey = contactKey(a, p, to);
-    const contact = this.#otr?.findAccount(a, p)?.findContact(from);
+    const host = this.#host;
     const had = this.#mirror.get(fromKey);
     const moved = table.get(toKey);
     const follow =
-      contact !== undefined &&
-      !contact.existingChannel &&
+      host !== undefined &&
+      host.hasIdleContact(a, p, from) &&
       had !== undefined &&
       had.size > 0 &&
       !table.has(fromKey) &&
@@ -690,7 +683,7 @@ export class PostgresStore extends Store {
       this.#quiet.add(fromKey);
       this.#quiet.add(toKey);
       try {
-        await contact.rename(to);
+        await host.renameContact(a, p, from, to);
       } catch {
         // Refused here (this node has a contact under `to` with something to lose): the rows
         // below still make both names show what the table has.
@@ -711,8 +704,8 @@ export class PostgresStore extends Store {
   }
 
   #emit(change: TrustChange): void {
-    const otr = this.#otr;
-    if (otr && !otr.closed) otr.emit('trustChanged', change);
+    const host = this.#host;
+    if (host && !host.closed) host.trustChanged(change);
   }
 
   // ---- renames: the lease moves with the name ----
@@ -780,7 +773,7 @@ export class PostgresStore extends Store {
     )
       .catch((error: unknown) => {
         const failure = storeError(`cannot move ${from}'s fingerprints to ${to}`, error);
-        this.#otr?._report(failure);
+        this.#host?.report(failure);
         throw failure;
       })
       // A lease connection gone meanwhile took the lease with it: nothing left to give up.
@@ -813,24 +806,23 @@ export class PostgresStore extends Store {
     return session;
   }
 
-  #otrEmit(event: 'leasesRestored' | 'leasesSuspended' | 'leasesLost', leases: Lease[], why?: string): void {
-    const otr = this.#otr;
-    if (!otr || otr.closed) return;
-    if (event === 'leasesRestored') otr.emit(event, leases);
-    else otr.emit(event, leases, why ?? '');
+  #leaseEvent(event: 'leasesRestored' | 'leasesSuspended' | 'leasesLost', leases: Lease[], why?: string): void {
+    const host = this.#host;
+    if (!host || host.closed) return;
+    host.leaseEvent(event, leases, why ?? '');
   }
 
   // Given up at the renew deadline, or found taken on reconnection: the channels stay open and
   // refuse calls (ERR_OTR_NOT_OWNER) until the lease is taken again or they are closed.
   #leasesLost(leases: Lease[], why: string): void {
-    this.#otr?._report(new OtrError(ErrorCodes.STORE, `this node (${this.node}) gave up ${leases.length} leases (${why}): their channels refuse calls until the leases are taken again`));
-    this.#otrEmit('leasesLost', leases, why);
+    this.#host?.report(new OtrError(ErrorCodes.STORE, `this node (${this.node}) gave up ${leases.length} leases (${why}): their channels refuse calls until the leases are taken again`));
+    this.#leaseEvent('leasesLost', leases, why);
   }
 
   // Another node held these contacts meanwhile: this node's sessions with them are stale.
   #leasesTaken(leases: Lease[]): void {
     for (const lease of leases) {
-      this.#otr?.findAccount(lease.account, lease.protocol)?.findContact(lease.contact)?.existingChannel?.close().catch(() => {});
+      this.#host?.closeChannel(lease.account, lease.protocol, lease.contact).catch(() => {});
     }
   }
 
@@ -874,8 +866,7 @@ export class PostgresStore extends Store {
 
   /** Closes the contact's channel (its sessions end here) and gives its lease up. */
   async release(account: string, protocol: string, contact: string): Promise<void> {
-    const channel = this.#otr?.findAccount(account, protocol)?.findContact(contact)?.existingChannel;
-    if (channel) await channel.close().catch(() => {});
+    await this.#host?.closeChannel(account, protocol, contact).catch(() => {});
     await this.#keeper?.release({ account, protocol, contact });
   }
 
@@ -996,7 +987,7 @@ export class PostgresStore extends Store {
 
   /** Ends the connections of a store used only for importFiles/exportFiles. */
   async end(): Promise<void> {
-    if (this.#otr) throw new OtrError(ErrorCodes.STORE, 'this store belongs to an OTR instance: close the OTR instead');
+    if (this.#host) throw new OtrError(ErrorCodes.STORE, 'this store belongs to an OTR instance: close the OTR instead');
     await this._close();
   }
 }

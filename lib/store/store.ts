@@ -5,9 +5,9 @@
 //   - FileStore (the default, what `new OTR(options)` does): the files are the store.
 //   - PostgresStore (postgres-store.ts): the database is the store, shared by several nodes;
 //     the files are a private working copy of one node, made at open.
-import type { NativeContact } from '../native';
-import type { OTR } from '../otr';
+import type { NativeContact, NativeHandle } from '../native';
 import { describe, invalid, rejectUnknownOptions, requireText } from '../validate';
+import type { Lease } from './leases';
 
 /** The three files the engine loads. */
 export interface StoreFiles {
@@ -44,6 +44,39 @@ export interface TrustChange {
   node: string;
 }
 
+/** @internal What a store may ask of the library while it opens. */
+export interface StoreOpening {
+  /** Makes the account's key and instance tag in these files, as an OTR instance over them does. */
+  makeKey(files: StoreFiles, account: string, protocol: string): Promise<void>;
+}
+
+/**
+ * @internal What a store asks of the OTR instance it serves, by names: a store sees no Account,
+ * Contact or Channel (the instance's internals implement it).
+ */
+export interface StoreHost {
+  /** Whether otr.close() was called. */
+  readonly closed: boolean;
+  /** An error no caller waits for ('error' on the instance). */
+  report(error: unknown): void;
+  /** 'trustChanged' on the instance. */
+  trustChanged(change: TrustChange): void;
+  /** A lease event on the instance ('leasesRestored' carries no reason). */
+  leaseEvent(event: 'leasesLost' | 'leasesSuspended' | 'leasesRestored', leases: Lease[], why: string): void;
+  /** Whether the instance has the account (its key). */
+  hasAccount(account: string, protocol: string): boolean;
+  /** Whether the instance shows a contact under the name, with no channel. */
+  hasIdleContact(account: string, protocol: string, name: string): boolean;
+  /** Renames the contact as contact.rename() does. */
+  renameContact(account: string, protocol: string, from: string, to: string): Promise<void>;
+  /** Closes the contact's channel, if it has one (its sessions end here). */
+  closeChannel(account: string, protocol: string, name: string): Promise<void>;
+  /** Shows the engine's contact of that name as a Contact (after call() changed it). */
+  showContact(account: string, protocol: string, name: string): void;
+  /** One engine job, queued at once (the public calls would wait for the store's own writes). */
+  call(submit: (job: number, handle: NativeHandle) => void): Promise<unknown>;
+}
+
 /**
  * Where an OTR instance's identity and trust are kept; given to {@link OTR.open}. The
  * implementations are {@link FileStore} and {@link PostgresStore}.
@@ -53,9 +86,9 @@ export abstract class Store {
   abstract readonly kind: string;
 
   /** @internal Makes the files the engine loads; called once, by OTR.open(). */
-  abstract _open(): Promise<StoreFiles>;
-  /** @internal The OTR made over those files. */
-  _attach(_otr: OTR): void {}
+  abstract _open(opening: StoreOpening): Promise<StoreFiles>;
+  /** @internal The OTR instance made over those files. */
+  _attach(_host: StoreHost): void {}
   /** @internal A contact's state as the engine now has it (fingerprints and trust). */
   _contactState(_state: NativeContact): void {}
   /**
