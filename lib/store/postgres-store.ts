@@ -8,15 +8,17 @@
 // close. Every change the engine reports for a contact's fingerprints becomes one row-level
 // statement whose NOTIFY names the contact; another node reads that contact's rows back and
 // applies what differs to its live state (the payload itself is never trusted).
-import { createHash, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ErrorCodes, OtrError } from '../errors';
 import { FileSetLock } from '../lock';
 import type { NativeContact } from '../native';
+import { describe, hexToHuman, rejectUnknownOptions, requireInteger, requireName, requireText } from '../validate';
+import { Database } from './database';
 import { type Lease, type LeaseSession, LeaseKeeper } from './leases';
-import { Store, type StoreFiles, type StoreHost, type StoreOpening, type TrustChange } from './store';
+import { type PgClient, storeError } from './pg';
 import {
   parseFingerprints,
   parseInstanceTags,
@@ -28,29 +30,13 @@ import {
   type FingerprintFileRow,
   type KeyRow,
 } from './pidgin-files';
+import { Schema } from './schema';
+import { Store, type StoreFiles, type StoreHost, type StoreOpening, type TrustChange } from './store';
 import { type Hint, HintQueue, type RenameHint, contactKey, parseHint } from './trust-hints';
-import { describe, hexToHuman, rejectUnknownOptions, requireInteger, requireName, requireText } from '../validate';
 import { type WorkDir, makeWorkDir, sweepDeadWorkDirs } from './work-dir';
 
 const NODE_DIR_PREFIX = 'protocol-otr-node-';
 const KEYGEN_DIR_PREFIX = 'protocol-otr-keygen-';
-
-// The part of `pg` (node-postgres) this store uses.
-interface PgResult {
-  rows: Record<string, unknown>[];
-  rowCount: number | null;
-}
-interface PgClient {
-  connect(): Promise<void>;
-  query(text: string, values?: unknown[]): Promise<PgResult>;
-  end(): Promise<void>;
-  connection?: { stream?: { destroy?(): void } };
-  on(event: 'notification', listener: (message: { channel: string; payload?: string }) => void): unknown;
-  on(event: 'error' | 'end', listener: (error?: Error) => void): unknown;
-}
-interface PgModule {
-  Client: new (config: Record<string, unknown>) => PgClient;
-}
 
 /** Options of {@link PostgresStore}. */
 export interface PostgresStoreOptions {
@@ -91,31 +77,6 @@ const MAX_HINTS = 1024;
 const MAX_RENAMES = 64;
 const HINT_BATCH = 256;
 
-const SCHEMA_VERSION = 2;
-
-function loadPg(): PgModule {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return require('pg') as PgModule;
-  } catch (error) {
-    throw new OtrError(ErrorCodes.STORE, "PostgresStore needs the 'pg' package (node-postgres): npm install pg", { cause: error });
-  }
-}
-
-// Whether a query failed because the connection did (not because of the statement): then it is
-// sent again on a new connection. SQLSTATE classes 08 (connection exception) and 57P (the
-// server shutting down or starting), or no SQLSTATE at all (a socket error).
-function connectionLost(error: unknown): boolean {
-  if (error instanceof OtrError) return false;
-  const code = (error as { code?: unknown })?.code;
-  return typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code) || code.startsWith('08') || code.startsWith('57P');
-}
-
-function storeError(what: string, error: unknown): OtrError {
-  if (error instanceof OtrError) return error;
-  return new OtrError(ErrorCodes.STORE, `${what}: ${(error as Error)?.message ?? String(error)}`, { cause: error });
-}
-
 /**
  * A store in PostgreSQL shared by several nodes behind the same accounts: one identity, trust
  * shared live, one owner per contact (docs/MULTI-NODE.md). Serves one OTR instance
@@ -139,16 +100,14 @@ export class PostgresStore extends Store {
     stored: boolean;
   }[] = [];
 
-  readonly #pg: PgModule;
-  readonly #connection: Record<string, unknown>;
+  readonly #schema: Schema;
+  readonly #db: Database;
   readonly #accounts: { name: string; protocol: string }[];
   readonly #workParent: string;
-  #writer: Promise<PgClient> | undefined;
   #keeper: LeaseKeeper | undefined;
   #workDir: WorkDir | undefined;
   #host: StoreHost | undefined;
   #closed = false;
-  #closing = false;
   // What the engine has for each contact (hex → trust): its changes are diffed against it.
   #mirror = new Map<string, Map<string, string>>();
   // What a remote change being applied will make the engine show (null: forgotten): not a local change.
@@ -165,9 +124,6 @@ export class PostgresStore extends Store {
   #quiet = new Set<string>();
   // The leases a rename on its way took for it (given back if the engine refuses it).
   #takenForRename = new Map<string, string[]>();
-  #statements = 0;
-  #heartbeats = 0;
-  #migrated = false;
 
   /** Checks the options and loads `pg`; connects only when opened (or on import/export). */
   constructor(options: PostgresStoreOptions) {
@@ -175,8 +131,9 @@ export class PostgresStore extends Store {
     if (options === null || typeof options !== 'object') throw new OtrError(ErrorCodes.INVALID_ARGUMENT, `new PostgresStore() options must be an object, got ${describe(options)}`);
     rejectUnknownOptions('new PostgresStore()', options, ['connection', 'prefix', 'node', 'accounts', 'workDir', 'leaseTimeoutSeconds'] satisfies (keyof PostgresStoreOptions)[]);
     const { connection } = options;
-    if (typeof connection === 'string') this.#connection = { connectionString: requireText('connection', connection) };
-    else if (connection !== null && typeof connection === 'object') this.#connection = { ...connection };
+    let config: Record<string, unknown>;
+    if (typeof connection === 'string') config = { connectionString: requireText('connection', connection) };
+    else if (connection !== null && typeof connection === 'object') config = { ...connection };
     else throw new OtrError(ErrorCodes.INVALID_ARGUMENT, 'connection must be a connection string or a pg Client configuration');
     this.prefix = options.prefix ?? 'otr_';
     if (typeof this.prefix !== 'string' || !/^[a-z_][a-z0-9_]{0,40}$/.test(this.prefix)) {
@@ -190,147 +147,20 @@ export class PostgresStore extends Store {
     }));
     this.#workParent = requireText('workDir', options.workDir ?? os.tmpdir());
     this.leaseTimeoutSeconds = requireInteger('leaseTimeoutSeconds', options.leaseTimeoutSeconds ?? 10, 3, 3600);
-    this.#pg = loadPg();
-  }
-
-  #table(name: 'accounts' | 'fingerprints' | 'schema' | 'leases'): string {
-    return `"${this.prefix}${name}"`;
-  }
-
-  get #channel(): string {
-    return `${this.prefix}trust`;
-  }
-
-  // A 64-bit advisory lock key of this store (PostgreSQL's bigint form): [signed, high, low].
-  #lockKey(what: string): [string, number, number] {
-    const digest = createHash('sha256').update(`protocol-otr\0${this.prefix}\0${what}`).digest();
-    const unsigned = digest.readBigUInt64BE(0);
-    return [BigInt.asIntN(64, unsigned).toString(), Number(unsigned >> 32n), Number(unsigned & 0xffffffffn)];
-  }
-
-  // A connection whose queries run one after the other (pg wants no query issued while one
-  // runs); `onSent` is called when a query's turn comes. A connection attempt gives up after
-  // the lease timeout unless the configuration says otherwise.
-  async #client(): Promise<PgClient & LeaseSession> {
-    const client = new this.#pg.Client({ connectionTimeoutMillis: this.leaseTimeoutSeconds * 1000, ...this.#connection, application_name: this.node });
-    // An error before anyone listens must not be thrown as an uncaught 'error' event.
-    client.on('error', () => {});
-    try {
-      await client.connect();
-    } catch (error) {
-      client.connection?.stream?.destroy?.();
-      throw error;
-    }
-    let tail: Promise<unknown> = Promise.resolve();
-    return {
-      connect: () => client.connect(),
-      end: () => client.end(),
-      on: client.on.bind(client),
-      destroy: () => {
-        client.connection?.stream?.destroy?.();
-        client.end().catch(() => {});
-      },
-      query: (text: string, values?: unknown[], onSent?: () => void, heartbeat = false) => {
-        if (heartbeat) this.#heartbeats++;
-        else this.#statements++;
-        const run = tail.then(() => {
-          onSent?.();
-          return client.query(text, values);
-        });
-        tail = run.catch(() => {});
-        return run;
-      },
-    };
-  }
-
-  // The connection for rows and pg_locks; made again after it breaks.
-  #ensureWriter(): Promise<PgClient> {
-    if (this.#closed) return Promise.reject(new OtrError(ErrorCodes.STORE, 'the store is closed'));
-    if (!this.#writer) {
-      const made = this.#client().then(async (writer) => {
-        const drop = () => {
-          if (this.#writer === made) this.#writer = undefined;
-        };
-        writer.on('error', drop);
-        writer.on('end', drop);
-        await this.#migrate(writer);
-        return writer;
-      });
-      made.catch(() => {
-        if (this.#writer === made) this.#writer = undefined;
-      });
-      this.#writer = made;
-    }
-    return this.#writer;
-  }
-
-  // A row-level statement on the writer. Idempotent statements only: one the connection lost
-  // before its answer is sent again once the database is back (backoff up to 5 s), until the
-  // store closes — a trust change made while the database restarts is stored, not dropped.
-  async #run(sql: string, values: unknown[]): Promise<PgResult> {
-    for (let wait = 100; ; wait = Math.min(wait * 2, 5000)) {
-      try {
-        return await (await this.#ensureWriter()).query(sql, values);
-      } catch (error) {
-        if (this.#closing || !connectionLost(error)) throw error;
-      }
-      await new Promise((resolve) => setTimeout(resolve, wait));
-    }
-  }
-
-  /** Creates or upgrades this store's tables (done by every open; safe while other nodes run). */
-  async #migrate(db: PgClient): Promise<void> {
-    if (this.#migrated) return;
-    await db.query('BEGIN');
-    try {
-      await db.query('SELECT pg_advisory_xact_lock($1::bigint)', [this.#lockKey('schema')[0]]);
-      await db.query(`CREATE TABLE IF NOT EXISTS ${this.#table('schema')} (version integer NOT NULL)`);
-      const { rows } = await db.query(`SELECT version FROM ${this.#table('schema')}`);
-      let version = rows.length > 0 ? Number(rows[0].version) : 0;
-      if (rows.length === 0) await db.query(`INSERT INTO ${this.#table('schema')} (version) VALUES (0)`);
-      if (version > SCHEMA_VERSION) {
-        throw new OtrError(ErrorCodes.STORE, `the tables with prefix ${this.prefix} have schema version ${version}, newer than this protocol-otr knows (${SCHEMA_VERSION}): upgrade protocol-otr on this node`);
-      }
-      if (version < 1) {
-        await db.query(`CREATE TABLE ${this.#table('accounts')} (
-          account text NOT NULL, protocol text NOT NULL,
-          private_key text NOT NULL, instance_tag bigint NOT NULL,
-          created_by text NOT NULL, created_at timestamptz NOT NULL DEFAULT now(),
-          PRIMARY KEY (account, protocol))`);
-        await db.query(`CREATE TABLE ${this.#table('fingerprints')} (
-          account text NOT NULL, protocol text NOT NULL, contact text NOT NULL,
-          fingerprint text NOT NULL CHECK (fingerprint ~ '^[0-9a-f]{40}$'), trust text NOT NULL DEFAULT '',
-          changed_by text NOT NULL, changed_at timestamptz NOT NULL DEFAULT now(),
-          PRIMARY KEY (account, protocol, contact, fingerprint))`);
-        version = 1;
-      }
-      if (version < 2) {
-        // The fencing tokens: one row per contact ever leased, its token one more at every new owner.
-        await db.query(`CREATE TABLE ${this.#table('leases')} (
-          account text NOT NULL, protocol text NOT NULL, contact text NOT NULL,
-          token bigint NOT NULL, node text NOT NULL, taken_at timestamptz NOT NULL DEFAULT now(),
-          PRIMARY KEY (account, protocol, contact))`);
-        version = 2;
-      }
-      await db.query(`UPDATE ${this.#table('schema')} SET version = $1`, [version]);
-      await db.query('COMMIT');
-      this.#migrated = true;
-    } catch (error) {
-      await db.query('ROLLBACK').catch(() => {});
-      throw storeError('cannot create the store tables', error);
-    }
+    this.#schema = new Schema(this.prefix);
+    this.#db = new Database({ connection: config, node: this.node, timeoutSeconds: this.leaseTimeoutSeconds, schema: this.#schema });
   }
 
   /** @internal */
   async _open(opening: StoreOpening): Promise<StoreFiles> {
     if (this.#keeper || this.#closed) throw new OtrError(ErrorCodes.STORE, 'a PostgresStore serves one OTR instance: make a new one');
     try {
-      const db = await this.#ensureWriter();
+      const db = await this.#db.writer();
       this.#keeper = new LeaseKeeper({
         node: this.node,
         timeoutSeconds: this.leaseTimeoutSeconds,
-        table: this.#table('leases'),
-        lockKey: (l) => this.#lockKey(`contact\0${contactKey(l.account, l.protocol, l.contact)}`)[0],
+        table: this.#schema.table('leases'),
+        lockKey: (l) => this.#schema.lockKey(`contact\0${contactKey(l.account, l.protocol, l.contact)}`)[0],
         connect: (broken) => this.#openLeaseConnection(broken),
         lost: (leases, why) => this.#leasesLost(leases, why),
         taken: (leases) => this.#leasesTaken(leases),
@@ -341,12 +171,12 @@ export class PostgresStore extends Store {
       // Listening before reading the rows: no change made meanwhile is missed.
       await this.#keeper.open();
 
-      const { rows: have } = await db.query(`SELECT account, protocol FROM ${this.#table('accounts')}`);
+      const { rows: have } = await db.query(`SELECT account, protocol FROM ${this.#schema.table('accounts')}`);
       const missing = this.#accounts.filter((a) => !have.some((r) => r.account === a.name && r.protocol === a.protocol));
       await Promise.all(missing.map((a) => this.#generateAndStore(db, opening, a.name, a.protocol)));
 
-      const { rows: accounts } = await db.query(`SELECT account, protocol, private_key, instance_tag FROM ${this.#table('accounts')} ORDER BY account, protocol`);
-      const { rows: fingerprints } = await db.query(`SELECT account, protocol, contact, fingerprint, trust FROM ${this.#table('fingerprints')} ORDER BY account, protocol, contact, changed_at`);
+      const { rows: accounts } = await db.query(`SELECT account, protocol, private_key, instance_tag FROM ${this.#schema.table('accounts')} ORDER BY account, protocol`);
+      const { rows: fingerprints } = await db.query(`SELECT account, protocol, contact, fingerprint, trust FROM ${this.#schema.table('fingerprints')} ORDER BY account, protocol, contact, changed_at`);
       const fpRows = fingerprints as unknown as FingerprintFileRow[];
       for (const row of fpRows) {
         const key = contactKey(row.account, row.protocol, row.contact);
@@ -394,7 +224,7 @@ export class PostgresStore extends Store {
     }
     if (!key || instag === undefined) throw new OtrError(ErrorCodes.KEYGEN, `no key was generated for ${account} (${protocol})`);
     const { rowCount } = await db.query(
-      `INSERT INTO ${this.#table('accounts')} (account, protocol, private_key, instance_tag, created_by)
+      `INSERT INTO ${this.#schema.table('accounts')} (account, protocol, private_key, instance_tag, created_by)
        VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
       [account, protocol, key.privateKey, instag, this.node],
     );
@@ -464,7 +294,7 @@ export class PostgresStore extends Store {
   }
 
   #write(state: NativeContact, hex: string, kind: 'seen' | 'trust' | 'forget', trust: string): void {
-    const fp = this.#table('fingerprints');
+    const fp = this.#schema.table('fingerprints');
     // The notification names the contact, not the change: other nodes read the row back.
     const notify = `SELECT pg_notify($6, json_build_object('n', $5::text, 'a', account, 'p', protocol, 'c', contact)::text) FROM row`;
     const sql =
@@ -479,8 +309,8 @@ export class PostgresStore extends Store {
                WHERE f.trust IS DISTINCT FROM EXCLUDED.trust RETURNING *) ${notify}`
           : `WITH row AS (DELETE FROM ${fp} WHERE account = $1 AND protocol = $2 AND contact = $3 AND fingerprint = $4
                RETURNING *, $7::text AS unused) ${notify}`;
-    const values = [state.account, state.protocol, state.username, hex, this.node, this.#channel, trust];
-    const done = this.#run(sql, values)
+    const values = [state.account, state.protocol, state.username, hex, this.node, this.#schema.channel, trust];
+    const done = this.#db.run(sql, values)
       .then(({ rowCount }) => {
         if (rowCount === 1 && kind !== 'seen') {
           this.#emit({ account: state.account, protocol: state.protocol, contact: state.username, fingerprint: hexToHuman(hex), trust, verified: trust !== '', forgotten: kind === 'forget', origin: 'local', node: this.node });
@@ -562,8 +392,8 @@ export class PostgresStore extends Store {
 
   // The rows of these contacts (every contact's when undefined), by contact key then fingerprint.
   async #readRows(hints: Hint[] | undefined): Promise<Map<string, Map<string, StoredTrust>>> {
-    const db = await this.#ensureWriter();
-    const fp = this.#table('fingerprints');
+    const db = await this.#db.writer();
+    const fp = this.#schema.table('fingerprints');
     const columns = 'account, protocol, contact, fingerprint, trust, changed_by';
     const { rows } = hints
       ? await db.query(
@@ -760,8 +590,8 @@ export class PostgresStore extends Store {
     const id = `${fromKey}\0${to}`;
     if (this.#following.has(id)) return;
     this.#takenForRename.delete(id);
-    const fp = this.#table('fingerprints');
-    const done = this.#run(
+    const fp = this.#schema.table('fingerprints');
+    const done = this.#db.run(
           `WITH moved AS (DELETE FROM ${fp} WHERE account = $1 AND protocol = $2 AND contact = $3 RETURNING fingerprint, trust),
            put AS (INSERT INTO ${fp} AS f (account, protocol, contact, fingerprint, trust, changed_by)
              SELECT $1, $2, $4, fingerprint, trust, $5 FROM moved
@@ -769,7 +599,7 @@ export class PostgresStore extends Store {
              DO UPDATE SET trust = EXCLUDED.trust, changed_by = EXCLUDED.changed_by, changed_at = now() RETURNING 1)
            SELECT (SELECT count(*) FROM put) AS moved,
              pg_notify($6, json_build_object('n', $5::text, 'a', $1::text, 'p', $2::text, 'c', $4::text, 'w', $3::text)::text)`,
-          [account, protocol, from, to, this.node, this.#channel],
+          [account, protocol, from, to, this.node, this.#schema.channel],
     )
       .catch((error: unknown) => {
         const failure = storeError(`cannot move ${from}'s fingerprints to ${to}`, error);
@@ -785,7 +615,7 @@ export class PostgresStore extends Store {
 
   // A lease connection: keepalives from the lease timeout, and the NOTIFY channel listened to.
   async #openLeaseConnection(broken: (why: string) => void): Promise<LeaseSession> {
-    const session = await this.#client();
+    const session = await this.#db.client();
     session.on('error', (error) => broken(`lease connection: ${error?.message}`));
     session.on('end', () => broken('lease connection ended'));
     session.on('notification', (message) => this.#notified(message.payload));
@@ -798,7 +628,7 @@ export class PostgresStore extends Store {
       await session.query(`SET tcp_keepalives_interval = ${interval}`);
       await session.query('SET tcp_keepalives_count = 3');
       await session.query(`SET tcp_user_timeout = ${t * 1000}`);
-      await session.query(`LISTEN "${this.#channel}"`);
+      await session.query(`LISTEN "${this.#schema.channel}"`);
     } catch (error) {
       session.destroy();
       throw error;
@@ -853,8 +683,8 @@ export class PostgresStore extends Store {
 
   /** The node holding the contact's lease now, if any. */
   async owner(account: string, protocol: string, contact: string): Promise<string | undefined> {
-    const [, high, low] = this.#lockKey(`contact\0${contactKey(account, protocol, contact)}`);
-    const db = await this.#ensureWriter();
+    const [, high, low] = this.#schema.lockKey(`contact\0${contactKey(account, protocol, contact)}`);
+    const db = await this.#db.writer();
     const { rows } = await db.query(
       `SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
        WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.classid = $1::oid AND l.objid = $2::oid
@@ -875,12 +705,12 @@ export class PostgresStore extends Store {
    * workload costs the database.
    */
   get statements(): number {
-    return this.#statements;
+    return this.#db.statements;
   }
 
   /** Heartbeats sent on the lease connection so far (one every third of `leaseTimeoutSeconds`, whatever the workload). */
   get heartbeats(): number {
-    return this.#heartbeats;
+    return this.#db.heartbeats;
   }
 
   /** The contacts this node owns (on a live lease connection, or on hold while it reconnects). */
@@ -899,14 +729,12 @@ export class PostgresStore extends Store {
   /** @internal */
   override async _close(): Promise<void> {
     if (this.#closed) return;
-    this.#closing = true;
+    this.#db.stopRetries();
     await this._settled().catch(() => {});
     await this.#applying;
     this.#closed = true;
     this.#keeper?.close();
-    const writer = this.#writer;
-    this.#writer = undefined;
-    await writer?.then((w) => w.end()).catch(() => {});
+    await this.#db.end();
     this.#workDir?.remove();
     this.#workDir = undefined;
   }
@@ -927,7 +755,7 @@ export class PostgresStore extends Store {
     /** Fingerprint rows added. */
     fingerprints: number;
   }> {
-    const db = await this.#ensureWriter();
+    const db = await this.#db.writer();
     const read = (file: string | undefined) => (file && fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '');
     const keys = parsePrivateKeys(read(files.privkeysFile));
     const instags = parseInstanceTags(read(files.instanceTagsFile));
@@ -936,20 +764,20 @@ export class PostgresStore extends Store {
     for (const key of keys) {
       const instag = instags.find((t) => t.account === key.account && t.protocol === key.protocol)?.instag ?? randomInt(0x100, 0xffffffff);
       const { rowCount } = await db.query(
-        `INSERT INTO ${this.#table('accounts')} (account, protocol, private_key, instance_tag, created_by) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
+        `INSERT INTO ${this.#schema.table('accounts')} (account, protocol, private_key, instance_tag, created_by) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
         [key.account, key.protocol, key.privateKey, instag, this.node],
       );
       accounts += rowCount ?? 0;
     }
     let added = 0;
-    const fp = this.#table('fingerprints');
+    const fp = this.#schema.table('fingerprints');
     for (const row of fingerprints) {
       const { rows } = await db.query(
         `WITH row AS (INSERT INTO ${fp} AS f (account, protocol, contact, fingerprint, trust, changed_by) VALUES ($1, $2, $3, $4, $5, $6)
            ON CONFLICT (account, protocol, contact, fingerprint) DO UPDATE SET trust = EXCLUDED.trust, changed_by = EXCLUDED.changed_by, changed_at = now()
            WHERE EXCLUDED.trust <> '' AND f.trust IS DISTINCT FROM EXCLUDED.trust RETURNING *, (xmax = 0) AS inserted)
          SELECT inserted, pg_notify($7, json_build_object('n', $6::text, 'a', account, 'p', protocol, 'c', contact)::text) FROM row`,
-        [row.account, row.protocol, row.contact, row.fingerprint, row.trust, this.node, this.#channel],
+        [row.account, row.protocol, row.contact, row.fingerprint, row.trust, this.node, this.#schema.channel],
       );
       if (rows[0]?.inserted === true) added++;
     }
@@ -973,9 +801,9 @@ export class PostgresStore extends Store {
       { file: files.instanceTagsFile, code: ErrorCodes.INSTAG_FILE },
     ]);
     try {
-      const db = await this.#ensureWriter();
-      const { rows: accounts } = await db.query(`SELECT account, protocol, private_key, instance_tag FROM ${this.#table('accounts')} ORDER BY account, protocol`);
-      const { rows: fingerprints } = await db.query(`SELECT account, protocol, contact, fingerprint, trust FROM ${this.#table('fingerprints')} ORDER BY account, protocol, contact, changed_at`);
+      const db = await this.#db.writer();
+      const { rows: accounts } = await db.query(`SELECT account, protocol, private_key, instance_tag FROM ${this.#schema.table('accounts')} ORDER BY account, protocol`);
+      const { rows: fingerprints } = await db.query(`SELECT account, protocol, contact, fingerprint, trust FROM ${this.#schema.table('fingerprints')} ORDER BY account, protocol, contact, changed_at`);
       writeFileAtomically(path.resolve(files.privkeysFile), serialisePrivateKeys(accounts.map((r) => ({ account: String(r.account), protocol: String(r.protocol), privateKey: String(r.private_key) }))));
       writeFileAtomically(path.resolve(files.instanceTagsFile), serialiseInstanceTags(accounts.map((r) => ({ account: String(r.account), protocol: String(r.protocol), instag: Number(r.instance_tag) }))));
       writeFileAtomically(path.resolve(files.contactsFile), serialiseFingerprints(fingerprints as unknown as FingerprintFileRow[]));
