@@ -8,35 +8,19 @@
 // close. Every change the engine reports for a contact's fingerprints becomes one row-level
 // statement whose NOTIFY names the contact; another node reads that contact's rows back and
 // applies what differs to its live state (the payload itself is never trusted).
-import { randomInt } from 'node:crypto';
-import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as path from 'node:path';
 import { ErrorCodes, OtrError } from '../errors';
-import { FileSetLock } from '../lock';
 import type { NativeContact } from '../native';
 import { describe, hexToHuman, rejectUnknownOptions, requireInteger, requireName, requireText } from '../validate';
 import { Database } from './database';
+import { type IdentityOptions, storeMissingKeys, writeWorkingCopy } from './identity';
 import { type Lease, type LeaseSession, LeaseKeeper } from './leases';
-import { type PgClient, storeError } from './pg';
-import {
-  parseFingerprints,
-  parseInstanceTags,
-  parsePrivateKeys,
-  serialiseFingerprints,
-  serialiseInstanceTags,
-  serialisePrivateKeys,
-  writeFileAtomically,
-  type FingerprintFileRow,
-  type KeyRow,
-} from './pidgin-files';
+import { storeError } from './pg';
 import { Schema } from './schema';
 import { Store, type StoreFiles, type StoreHost, type StoreOpening, type TrustChange } from './store';
+import { exportFiles, importFiles } from './transfer';
 import { type Hint, HintQueue, type RenameHint, contactKey, parseHint } from './trust-hints';
-import { type WorkDir, makeWorkDir, sweepDeadWorkDirs } from './work-dir';
-
-const NODE_DIR_PREFIX = 'protocol-otr-node-';
-const KEYGEN_DIR_PREFIX = 'protocol-otr-keygen-';
+import type { WorkDir } from './work-dir';
 
 /** Options of {@link PostgresStore}. */
 export interface PostgresStoreOptions {
@@ -103,7 +87,7 @@ export class PostgresStore extends Store {
   readonly #schema: Schema;
   readonly #db: Database;
   readonly #accounts: { name: string; protocol: string }[];
-  readonly #workParent: string;
+  readonly #identity: IdentityOptions;
   #keeper: LeaseKeeper | undefined;
   #workDir: WorkDir | undefined;
   #host: StoreHost | undefined;
@@ -145,9 +129,9 @@ export class PostgresStore extends Store {
       name: requireName(`accounts[${i}].name`, a?.name),
       protocol: requireName(`accounts[${i}].protocol`, a?.protocol),
     }));
-    this.#workParent = requireText('workDir', options.workDir ?? os.tmpdir());
     this.leaseTimeoutSeconds = requireInteger('leaseTimeoutSeconds', options.leaseTimeoutSeconds ?? 10, 3, 3600);
     this.#schema = new Schema(this.prefix);
+    this.#identity = { schema: this.#schema, node: this.node, workParent: requireText('workDir', options.workDir ?? os.tmpdir()) };
     this.#db = new Database({ connection: config, node: this.node, timeoutSeconds: this.leaseTimeoutSeconds, schema: this.#schema });
   }
 
@@ -171,64 +155,20 @@ export class PostgresStore extends Store {
       // Listening before reading the rows: no change made meanwhile is missed.
       await this.#keeper.open();
 
-      const { rows: have } = await db.query(`SELECT account, protocol FROM ${this.#schema.table('accounts')}`);
-      const missing = this.#accounts.filter((a) => !have.some((r) => r.account === a.name && r.protocol === a.protocol));
-      await Promise.all(missing.map((a) => this.#generateAndStore(db, opening, a.name, a.protocol)));
-
-      const { rows: accounts } = await db.query(`SELECT account, protocol, private_key, instance_tag FROM ${this.#schema.table('accounts')} ORDER BY account, protocol`);
-      const { rows: fingerprints } = await db.query(`SELECT account, protocol, contact, fingerprint, trust FROM ${this.#schema.table('fingerprints')} ORDER BY account, protocol, contact, changed_at`);
-      const fpRows = fingerprints as unknown as FingerprintFileRow[];
-      for (const row of fpRows) {
+      await storeMissingKeys(db, this.#identity, this.#accounts, opening, this.keysGenerated);
+      const copy = await writeWorkingCopy(db, this.#identity);
+      this.#workDir = copy.dir;
+      for (const row of copy.fingerprints) {
         const key = contactKey(row.account, row.protocol, row.contact);
         const known = this.#mirror.get(key) ?? new Map<string, string>();
         known.set(row.fingerprint, row.trust);
         this.#mirror.set(key, known);
       }
-      // Working copies of nodes that died here without removing them (kill -9, OOM) go first:
-      // each holds a copy of the private key.
-      for (const prefix of [NODE_DIR_PREFIX, KEYGEN_DIR_PREFIX]) sweepDeadWorkDirs(this.#workParent, prefix);
-      this.#workDir = makeWorkDir(this.#workParent, NODE_DIR_PREFIX);
-      const dir = this.#workDir.path;
-      const files: StoreFiles = {
-        privkeysFile: path.join(dir, 'otr.private_key'),
-        contactsFile: path.join(dir, 'otr.fingerprints'),
-        instanceTagsFile: path.join(dir, 'otr.instance_tags'),
-      };
-      writeFileAtomically(files.privkeysFile, serialisePrivateKeys(accounts.map((r) => ({ account: String(r.account), protocol: String(r.protocol), privateKey: String(r.private_key) }))));
-      writeFileAtomically(files.instanceTagsFile, serialiseInstanceTags(accounts.map((r) => ({ account: String(r.account), protocol: String(r.protocol), instag: Number(r.instance_tag) }))));
-      writeFileAtomically(files.contactsFile, serialiseFingerprints(fpRows));
-      return files;
+      return copy.files;
     } catch (error) {
       await this._close();
       throw storeError('cannot open the PostgreSQL store', error);
     }
-  }
-
-  // Generates a key and instance tag in a scratch OTR instance, then stores them unless
-  // another node stored its own first (then that one is what every node uses).
-  async #generateAndStore(db: PgClient, opening: StoreOpening, account: string, protocol: string): Promise<void> {
-    const scratch = makeWorkDir(this.#workParent, KEYGEN_DIR_PREFIX);
-    const files = {
-      privkeysFile: path.join(scratch.path, 'otr.private_key'),
-      contactsFile: path.join(scratch.path, 'otr.fingerprints'),
-      instanceTagsFile: path.join(scratch.path, 'otr.instance_tags'),
-    };
-    let key: KeyRow | undefined;
-    let instag: number | undefined;
-    try {
-      await opening.makeKey(files, account, protocol);
-      key = parsePrivateKeys(fs.readFileSync(files.privkeysFile, 'utf8'))[0];
-      instag = parseInstanceTags(fs.readFileSync(files.instanceTagsFile, 'utf8'))[0]?.instag;
-    } finally {
-      scratch.remove();
-    }
-    if (!key || instag === undefined) throw new OtrError(ErrorCodes.KEYGEN, `no key was generated for ${account} (${protocol})`);
-    const { rowCount } = await db.query(
-      `INSERT INTO ${this.#schema.table('accounts')} (account, protocol, private_key, instance_tag, created_by)
-       VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
-      [account, protocol, key.privateKey, instag, this.node],
-    );
-    this.keysGenerated.push({ account, protocol, stored: rowCount === 1 });
   }
 
   /** @internal */
@@ -755,33 +695,7 @@ export class PostgresStore extends Store {
     /** Fingerprint rows added. */
     fingerprints: number;
   }> {
-    const db = await this.#db.writer();
-    const read = (file: string | undefined) => (file && fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '');
-    const keys = parsePrivateKeys(read(files.privkeysFile));
-    const instags = parseInstanceTags(read(files.instanceTagsFile));
-    const fingerprints = parseFingerprints(read(files.contactsFile));
-    let accounts = 0;
-    for (const key of keys) {
-      const instag = instags.find((t) => t.account === key.account && t.protocol === key.protocol)?.instag ?? randomInt(0x100, 0xffffffff);
-      const { rowCount } = await db.query(
-        `INSERT INTO ${this.#schema.table('accounts')} (account, protocol, private_key, instance_tag, created_by) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
-        [key.account, key.protocol, key.privateKey, instag, this.node],
-      );
-      accounts += rowCount ?? 0;
-    }
-    let added = 0;
-    const fp = this.#schema.table('fingerprints');
-    for (const row of fingerprints) {
-      const { rows } = await db.query(
-        `WITH row AS (INSERT INTO ${fp} AS f (account, protocol, contact, fingerprint, trust, changed_by) VALUES ($1, $2, $3, $4, $5, $6)
-           ON CONFLICT (account, protocol, contact, fingerprint) DO UPDATE SET trust = EXCLUDED.trust, changed_by = EXCLUDED.changed_by, changed_at = now()
-           WHERE EXCLUDED.trust <> '' AND f.trust IS DISTINCT FROM EXCLUDED.trust RETURNING *, (xmax = 0) AS inserted)
-         SELECT inserted, pg_notify($7, json_build_object('n', $6::text, 'a', account, 'p', protocol, 'c', contact)::text) FROM row`,
-        [row.account, row.protocol, row.contact, row.fingerprint, row.trust, this.node, this.#schema.channel],
-      );
-      if (rows[0]?.inserted === true) added++;
-    }
-    return { accounts, accountsKept: keys.length - accounts, fingerprints: added };
+    return importFiles(await this.#db.writer(), this.#schema, this.node, files);
   }
 
   /**
@@ -795,22 +709,7 @@ export class PostgresStore extends Store {
     /** Fingerprint lines written. */
     fingerprints: number;
   }> {
-    const lock = FileSetLock.acquire([
-      { file: files.privkeysFile, code: ErrorCodes.PRIVKEY_FILE },
-      { file: files.contactsFile, code: ErrorCodes.FINGERPRINTS_FILE },
-      { file: files.instanceTagsFile, code: ErrorCodes.INSTAG_FILE },
-    ]);
-    try {
-      const db = await this.#db.writer();
-      const { rows: accounts } = await db.query(`SELECT account, protocol, private_key, instance_tag FROM ${this.#schema.table('accounts')} ORDER BY account, protocol`);
-      const { rows: fingerprints } = await db.query(`SELECT account, protocol, contact, fingerprint, trust FROM ${this.#schema.table('fingerprints')} ORDER BY account, protocol, contact, changed_at`);
-      writeFileAtomically(path.resolve(files.privkeysFile), serialisePrivateKeys(accounts.map((r) => ({ account: String(r.account), protocol: String(r.protocol), privateKey: String(r.private_key) }))));
-      writeFileAtomically(path.resolve(files.instanceTagsFile), serialiseInstanceTags(accounts.map((r) => ({ account: String(r.account), protocol: String(r.protocol), instag: Number(r.instance_tag) }))));
-      writeFileAtomically(path.resolve(files.contactsFile), serialiseFingerprints(fingerprints as unknown as FingerprintFileRow[]));
-      return { accounts: accounts.length, fingerprints: fingerprints.length };
-    } finally {
-      lock.release();
-    }
+    return exportFiles(() => this.#db.writer(), this.#schema, files);
   }
 
   /** Ends the connections of a store used only for importFiles/exportFiles. */
