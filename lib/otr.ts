@@ -1,32 +1,17 @@
 import { EventEmitter } from 'node:events';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Account } from './account';
-import type { Contact } from './contact';
+import type { Account } from './account';
 import type { Channel } from './channel';
+import type { Contact } from './contact';
 import { ErrorCodes, OtrError, fromNative } from './errors';
+import { Instance } from './instance/instance';
+import { newInstanceNumber, unregister } from './instance/delivery';
 import { FileSetLock } from './lock';
-import { createHandle, poolStats, poolThreads, setPoolThreads, type NativeHandle } from './native';
-import {
-  BATCH_SLOTS,
-  BatchFlag,
-  BatchSlot,
-  ChannelOp,
-  ContactFlag,
-  EFFECT_SLOTS,
-  EffectKind,
-  SessionStatus,
-  decodeEffect,
-  decodeQuery,
-  type ChannelOpArgs,
-  type ChannelOpResult,
-  type Effect,
-  type NativeAccount,
-  type NativeContact,
-  type Query,
-} from './native-contract';
+import { poolStats, poolThreads, setPoolThreads, type NativeHandle } from './native';
+import type { ChannelOp, ChannelOpArgs, ChannelOpResult, NativeAccount } from './native-contract';
 import type { Lease } from './store/leases';
-import type { Store, StoreFiles, StoreHost, TrustChange } from './store/store';
+import type { Store, StoreFiles, TrustChange } from './store/store';
 import { describe, rejectUnknownOptions, requireBoolean, requireInteger, requireName, requireText } from './validate';
 
 /** Where an {@link OTR} instance keeps its files (libotr's formats, as Pidgin writes them). */
@@ -196,43 +181,9 @@ export interface LoadReport {
   copies: string[];
 }
 
-interface PendingCall {
-  resolve(value: unknown): void;
-  reject(error: unknown): void;
-  callbackError?: unknown;
-  channel?: Channel; // whose call it is: a channel with calls in flight is never evicted
-  // Run when the call succeeds, before its promise resolves and before any later delivery is applied.
-  done?: () => void;
-}
-
-// Instances reachable from the addon's dispatcher. Weak while idle, so an OTR nobody holds
-// can be collected; strong while calls are in flight, so their promises always settle.
-const instances = new Map<number, WeakRef<OTR>>();
-const busy = new Set<OTR>();
-let nextInstance = 1;
-
-// How long results are applied in one turn of the event loop before the rest waits for the
-// next (see OTR._deliver).
-const DELIVERY_SLICE_MS = 0.5;
-
-// Whether a delivery ends with a question a libotr call waits on (only its last batch can).
-function asksForValue(numbers: Float64Array, count: number): boolean {
-  let at = 0;
-  let queryAt = -1;
-  while (at < count) {
-    queryAt = numbers[at + BatchSlot.Query];
-    at += BATCH_SLOTS + numbers[at + BatchSlot.Effects] * EFFECT_SLOTS;
-  }
-  return queryAt >= 0;
-}
-
-function dispatch(instance: number, numbers: Float64Array, count: number, ...values: unknown[]): unknown {
-  return instances.get(instance)?.deref()?._deliver(numbers, count, values);
-}
-
 // An OTR dropped without close(): forget it and release its files' lock.
-const finalizer = new FinalizationRegistry<{ instance: number; lock: FileSetLock }>(({ instance, lock }) => {
-  instances.delete(instance);
+const finalizer = new FinalizationRegistry<{ number: number; lock: FileSetLock }>(({ number, lock }) => {
+  unregister(number);
   lock.release();
 });
 
@@ -294,29 +245,9 @@ export class OTR extends EventEmitter<OTREvents> {
   /** Lines the constructor skipped (each is also emitted as an 'error' right after it returns). */
   readonly loadReport: LoadReport = { skipped: [], copies: [] };
 
-  #handle: NativeHandle | undefined;
-  #instance: number;
-  #nextJob = 1;
-  #calls = new Map<number, PendingCall>();
-  #accounts = new Map<string, Account>();
+  // The internals: the engine, its calls and deliveries, and what the public classes ask of it.
+  readonly #instance: Instance;
   #accountRequests = new Map<string, Promise<Account>>();
-  // Contacts in the fingerprints file of an account that has no key yet: shown once it does.
-  #contactsWithoutAccount = new Map<string, Map<string, NativeContact>>();
-  #channels = new Map<number, Channel>();
-  // Open channels, least recently used first, with when each was last used (kept only with
-  // maxContacts or idleSessionTimeout).
-  #recent = new Map<Channel, number>();
-  #idleTimer: NodeJS.Timeout | undefined;
-  #nextChannel = 1;
-  // Every live Contact by its id (see Contact._id): the addon's states name them so.
-  #contactIds = new Map<number, Contact>();
-  #nextContactId = 1;
-  #closing: Promise<void> | undefined;
-  #pollTimer: NodeJS.Timeout | undefined;
-  #pollChannel: Channel | undefined;
-  #queryText: string | undefined;
-  #lock: FileSetLock;
-  #store: Store | undefined;
 
   /**
    * Opens an OTR instance over a store: `store` prepares the files the engine loads (a
@@ -344,37 +275,13 @@ export class OTR extends EventEmitter<OTREvents> {
       await store._close().catch(() => {});
       throw error;
     }
-    otr.#store = store;
-    store._attach(otr.#storeHost());
+    otr.#instance.attachStore(store);
     return otr;
-  }
-
-  // What the store asks of this instance, by names.
-  #storeHost(): StoreHost {
-    const otr = this;
-    const contact = (account: string, protocol: string, name: string) => otr.findAccount(account, protocol)?.findContact(name);
-    return {
-      get closed() {
-        return otr.closed;
-      },
-      report: (error) => otr._report(error),
-      trustChanged: (change) => otr.emit('trustChanged', change),
-      leaseEvent: (event, leases, why) => (event === 'leasesRestored' ? otr.emit(event, leases) : otr.emit(event, leases, why)),
-      hasAccount: (account, protocol) => otr.findAccount(account, protocol) !== undefined,
-      hasIdleContact: (account, protocol, name) => {
-        const known = contact(account, protocol, name);
-        return known !== undefined && !known.existingChannel;
-      },
-      renameContact: (account, protocol, from, to) => contact(account, protocol, from)?.rename(to) ?? Promise.resolve(),
-      closeChannel: (account, protocol, name) => contact(account, protocol, name)?.existingChannel?.close() ?? Promise.resolve(),
-      showContact: (account, protocol, name) => void otr.findAccount(account, protocol)?._contactFromNative(name),
-      call: (submit) => otr._call(submit),
-    };
   }
 
   /** Where identity and trust are kept (undefined: the files named by the constructor's options). */
   get store(): Store | undefined {
-    return this.#store;
+    return this.#instance.store;
   }
 
   /**
@@ -389,7 +296,7 @@ export class OTR extends EventEmitter<OTREvents> {
     this.privkeysFile = requireText('privkeysFile', options.privkeysFile ?? 'otr.private_key');
     this.contactsFile = requireText('contactsFile', options.contactsFile ?? 'otr.fingerprints');
     this.instanceTagsFile = requireText('instanceTagsFile', options.instanceTagsFile ?? 'otr.instance_tags');
-    this.queryText = options.queryText;
+    const queryText = options.queryText === undefined ? undefined : requireText('queryText', options.queryText, { allowEmpty: true });
     this.limits = Object.freeze({
       maxInstancesPerContact: requireInteger('maxInstancesPerContact', options.maxInstancesPerContact ?? 32, 1, 0xffff),
       maxFragmentedSize: requireInteger('maxFragmentedSize', options.maxFragmentedSize ?? MiB, 1, 0xffffffff),
@@ -401,10 +308,10 @@ export class OTR extends EventEmitter<OTREvents> {
     this.idleSessionTimeout = requireInteger('idleSessionTimeout', options.idleSessionTimeout ?? 0, 0, 0x7fffffff);
     this.evictUnverifiedFingerprints = requireBoolean('evictUnverifiedFingerprints', options.evictUnverifiedFingerprints ?? false);
     if (options.threads !== undefined) setThreads(options.threads);
-    this.#instance = nextInstance++;
+    const number = newInstanceNumber();
     // One writer per file set, held until close(): a second instance on these files fails
     // here with ERR_OTR_LOCKED instead of silently undoing this one's writes.
-    this.#lock = FileSetLock.acquire([
+    const lock = FileSetLock.acquire([
       { file: this.privkeysFile, code: ErrorCodes.PRIVKEY_FILE },
       { file: this.contactsFile, code: ErrorCodes.FINGERPRINTS_FILE },
       { file: this.instanceTagsFile, code: ErrorCodes.INSTAG_FILE },
@@ -414,20 +321,31 @@ export class OTR extends EventEmitter<OTREvents> {
     try {
       if (poolThreads() === 0) setPoolThreads(os.availableParallelism());
       const { maxKeyWorkPerContact, keyWorkWindow, ...bounds } = this.limits;
-      this.#handle = createHandle(this.#instance, dispatch, {
-        privkeys: path.resolve(this.privkeysFile),
-        fingerprints: path.resolve(this.contactsFile),
-        instags: path.resolve(this.instanceTagsFile),
-      }, { ...bounds, keyWorkPerWindow: maxKeyWorkPerContact, keyWorkWindowMs: keyWorkWindow });
+      this.#instance = new Instance(this, {
+        number,
+        files: {
+          privkeys: path.resolve(this.privkeysFile),
+          fingerprints: path.resolve(this.contactsFile),
+          instags: path.resolve(this.instanceTagsFile),
+        },
+        limits: { ...bounds, keyWorkPerWindow: maxKeyWorkPerContact, keyWorkWindowMs: keyWorkWindow },
+        lock,
+        maxContacts: this.maxContacts,
+        idleSessionTimeout: this.idleSessionTimeout,
+        evictUnverifiedFingerprints: this.evictUnverifiedFingerprints,
+        loadSkipped: (line, reason, copy) => {
+          this.loadReport.skipped.push({ file: this.contactsFile, line, reason });
+          if (!this.loadReport.copies.includes(copy)) this.loadReport.copies.push(copy);
+        },
+      });
     } catch (error) {
-      this.#lock.release();
+      lock.release();
       throw fromNative(error);
     }
-    instances.set(this.#instance, new WeakRef(this));
-    finalizer.register(this, { instance: this.#instance, lock: this.#lock });
+    this.#instance.queryText = queryText;
+    finalizer.register(this, { number, lock });
     // All of it now, however long: the accounts and contacts are known when the constructor returns.
-    const [numbers, count, values] = this.#handle.takeLoadedState();
-    this.#applyBatches(numbers, count, values, Infinity);
+    this.#instance.loadState();
     if (this.loadReport.skipped.length > 0) {
       const copy = this.loadReport.copies[0];
       const problems = this.loadReport.skipped.map(
@@ -435,7 +353,7 @@ export class OTR extends EventEmitter<OTREvents> {
           new OtrError(ErrorCodes.FINGERPRINTS_FILE, `${file} line ${line} skipped (${reason}); the original file is kept as ${copy}`),
       );
       // After the constructor returns, so a listener added right after it hears them.
-      process.nextTick(() => problems.forEach((problem) => this._report(problem)));
+      process.nextTick(() => problems.forEach((problem) => this.#instance.report(problem)));
     }
   }
 
@@ -451,16 +369,16 @@ export class OTR extends EventEmitter<OTREvents> {
     requireName('name', name);
     requireName('protocol', protocol);
     const key = `${name}\0${protocol}`;
-    const known = this.#accounts.get(key);
+    const known = this.#instance.findAccount(name, protocol);
     if (known) {
-      this._ensureOpen();
+      this.#instance.ensureOpen();
       return known;
     }
     let request = this.#accountRequests.get(key);
     if (!request) {
-      this.#store?._allowsNewAccount(name, protocol);
-      request = this._call((job, handle) => handle.ensureAccount(job, name, protocol)).then(
-        (value) => this._accountFromNative(value as NativeAccount),
+      this.#instance.store?._allowsNewAccount(name, protocol);
+      request = this.#instance.call((job, handle) => handle.ensureAccount(job, name, protocol)).then(
+        (value) => this.#instance.accountFromNative(value as NativeAccount),
       );
       this.#accountRequests.set(key, request);
       const forget = () => this.#accountRequests.delete(key);
@@ -473,22 +391,22 @@ export class OTR extends EventEmitter<OTREvents> {
   findAccount(name: string, protocol: string): Account | undefined {
     requireName('name', name);
     requireName('protocol', protocol);
-    return this.#accounts.get(`${name}\0${protocol}`);
+    return this.#instance.findAccount(name, protocol);
   }
 
   /** Every account with a key, in the order they became known. */
   accounts(): Account[] {
-    return [...this.#accounts.values()];
+    return this.#instance.accounts();
   }
 
   /** The human-readable part of OTR queries, unless an account or channel sets its own. */
   get queryText(): string | undefined {
-    return this.#queryText;
+    return this.#instance.queryText;
   }
 
   /** Sets the default query text for every account (undefined: libotr's or the built-in one). */
   set queryText(text: string | undefined) {
-    this.#queryText = text === undefined ? undefined : requireText('queryText', text, { allowEmpty: true });
+    this.#instance.queryText = text === undefined ? undefined : requireText('queryText', text, { allowEmpty: true });
   }
 
   /**
@@ -504,38 +422,17 @@ export class OTR extends EventEmitter<OTREvents> {
    * as CONNECTION_ENDED events; SMP exchanges under way end (`'ended'`).
    */
   close(options: CloseOptions = {}): Promise<void> {
-    if (!this.#closing) {
-      let endSessions: boolean;
-      try {
-        if (options === null || typeof options !== 'object') throw new OtrError(ErrorCodes.INVALID_ARGUMENT, `otr.close() options must be an object, got ${describe(options)}`);
-        rejectUnknownOptions('otr.close()', options, CLOSE_OPTION_NAMES);
-        endSessions = requireBoolean('endSessions', options.endSessions ?? false);
-      } catch (error) {
-        return Promise.reject(error);
-      }
-      for (const channel of this.#channels.values()) channel._stopRetries();
-      const handle = this.#handle;
-      const store = this.#store;
-      // With a shared store, the OTR disconnect goes only to contacts this node may act for now.
-      if (store && endSessions) {
-        for (const channel of [...this.#channels.values()]) {
-          if (!channel._closed && !store._mayAct(channel.account.name, channel.account.protocol, channel.contact.name)) {
-            channel._close(`the channel to ${channel.contact.name} is closed`, false, false).catch(() => {});
-          }
-        }
-      }
-      const closed = handle
-        ? this._call((job, h) => h.close(job, endSessions), true).then(
-            () => this.#dispose(),
-            (error: unknown) => {
-              this.#dispose();
-              throw fromNative(error);
-            },
-          )
-        : Promise.resolve();
-      this.#closing = store ? closed.finally(() => store._close()) : closed;
+    const closing = this.#instance.closing;
+    if (closing) return closing;
+    let endSessions: boolean;
+    try {
+      if (options === null || typeof options !== 'object') throw new OtrError(ErrorCodes.INVALID_ARGUMENT, `otr.close() options must be an object, got ${describe(options)}`);
+      rejectUnknownOptions('otr.close()', options, CLOSE_OPTION_NAMES);
+      endSessions = requireBoolean('endSessions', options.endSessions ?? false);
+    } catch (error) {
+      return Promise.reject(error);
     }
-    return this.#closing;
+    return this.#instance.close(endSessions);
   }
 
   /**
@@ -544,20 +441,19 @@ export class OTR extends EventEmitter<OTREvents> {
    * stop reading its socket while the threads catch up.
    */
   get pendingCalls(): number {
-    return this.#calls.size;
+    return this.#instance.pendingCalls;
   }
 
   /** Figures for operators (see OTRStats); throws ERR_OTR_CLOSED after close(). */
   stats(): OTRStats {
-    this._ensureOpen();
-    const own = this.#handle!.stats();
+    const own = this.#instance.engineStats();
     const pool = poolStats();
     return {
       threads: pool.busyNs.map((busyNs, i) => ({ busyMs: busyNs / 1e6, tasks: pool.tasks[i] })),
       poolQueued: pool.queued,
       queued: own.queued,
       running: own.running,
-      pending: this.#calls.size,
+      pending: this.#instance.pendingCalls,
       contacts: own.contacts,
       tombstones: own.tombstones,
       channels: own.channels,
@@ -571,399 +467,59 @@ export class OTR extends EventEmitter<OTREvents> {
 
   /** True once {@link OTR.close} was called. */
   get closed(): boolean {
-    return this.#closing !== undefined;
+    return this.#instance.closed;
   }
 
-  #dispose(): void {
-    this.#setPollTimer(0, undefined);
-    if (this.#idleTimer) clearInterval(this.#idleTimer);
-    this.#idleTimer = undefined;
-    const handle = this.#handle;
-    this.#handle = undefined;
-    handle?.dispose();
-    for (const channel of this.#channels.values()) channel._endSmp('ended');
-    this.#lock.release();
-    busy.delete(this);
-    instances.delete(this.#instance);
+  // What the public classes reach for, passed to the instance's internals.
+
+  /** @internal */
+  _call(submit: (job: number, handle: NativeHandle) => void, _closing = false, channel?: Channel): Promise<unknown> {
+    return this.#instance.call(submit, channel);
   }
 
-  /** @internal Queues one native job; the promise settles when its batch is done. */
-  _call(submit: (job: number, handle: NativeHandle) => void, closing = false, channel?: Channel, done?: () => void): Promise<unknown> {
-    if (!this.#handle || (this.#closing && !closing)) {
-      return Promise.reject(new OtrError(ErrorCodes.CLOSED, 'this OTR instance is closed'));
-    }
-    const job = this.#nextJob++;
-    if (this.#nextJob > 0xffffffff) this.#nextJob = 1;
-    if (channel) channel._inFlight++;
-    return new Promise((resolve, reject) => {
-      this.#calls.set(job, { resolve, reject, channel, done });
-      busy.add(this);
-      try {
-        submit(job, this.#handle!);
-      } catch (error) {
-        this.#calls.delete(job);
-        if (channel) channel._inFlight--;
-        if (this.#calls.size === 0) busy.delete(this);
-        reject(fromNative(error));
-      }
-    });
-  }
-
-  /** @internal Settles when the store holds every change reported so far. */
+  /** @internal */
   _storeSettled(): Promise<void> {
-    return this.#store ? this.#store._settled() : Promise.resolve();
+    return this.#instance.storeSettled();
   }
 
   /** @internal */
   _ensureOpen(): void {
-    if (!this.#handle || this.#closing) throw new OtrError(ErrorCodes.CLOSED, 'this OTR instance is closed');
+    this.#instance.ensureOpen();
   }
 
-  /** @internal `done` runs once the call succeeded, before anything delivered after it (see PendingCall). */
+  /** @internal */
   _channelOp<O extends ChannelOp>(channel: Channel, op: O, args: ChannelOpArgs[O], done?: () => void): Promise<ChannelOpResult[O]> {
-    if (channel._closed) return Promise.reject(new OtrError(ErrorCodes.CLOSED, channel._closed));
-    // With a shared store, a call acts for the contact only while this node's lease is
-    // confirmed; calls that wait keep their order, and later ones queue behind them.
-    const admitted = channel._admission ?? this.#store?._admit(channel.account.name, channel.account.protocol, channel.contact.name);
-    if (admitted) {
-      channel._admission = admitted;
-      channel._admissionWaiting++;
-      const admittedNow = () => {
-        if (--channel._admissionWaiting === 0) channel._admission = undefined;
-      };
-      return admitted.then(
-        () => {
-          admittedNow();
-          if (channel._closed) throw new OtrError(ErrorCodes.CLOSED, channel._closed);
-          return this.#submitOp(channel, op, args, done);
-        },
-        (error: unknown) => {
-          admittedNow();
-          throw error;
-        },
-      );
-    }
-    return this.#submitOp(channel, op, args, done);
-  }
-
-  #submitOp<O extends ChannelOp>(channel: Channel, op: O, args: ChannelOpArgs[O], done?: () => void): Promise<ChannelOpResult[O]> {
-    if (this.#recent.delete(channel)) this.#recent.set(channel, performance.now());
-    return this._call((job, handle) => handle.channelOp(job, channel._id, op, ...args), false, channel, done) as Promise<ChannelOpResult[O]>;
+    return this.#instance.channelOp(channel, op, args, done);
   }
 
   /** @internal */
   _registerChannel(channel: Channel, open: (job: number, handle: NativeHandle, id: number) => void): number {
-    this._ensureOpen();
-    const id = this.#nextChannel++;
-    this.#channels.set(id, channel);
-    this._call((job, handle) => open(job, handle, id)).catch((error: unknown) => {
-      // The addon keeps no record of it (one channel per contact): calls on it reject.
-      channel._closedByAddon(`the channel to ${channel.contact.name} could not be opened: ${(error as Error)?.message ?? error}`);
-      this._report(error);
-    });
-    if (this.maxContacts > 0 || this.idleSessionTimeout > 0) {
-      this.#recent.set(channel, performance.now());
-      this.#evictOverCap(channel);
-      this.#armIdleTimer();
-    }
-    return id;
+    return this.#instance.registerChannel(channel, open);
   }
 
-  /** @internal A new Contact's id (never reused). */
+  /** @internal */
   _newContactId(): number {
-    return this.#nextContactId++;
+    return this.#instance.newContactId();
   }
 
   /** @internal */
   _contactAdded(contact: Contact): void {
-    this.#contactIds.set(contact._id, contact);
+    this.#instance.contactAdded(contact);
   }
 
   /** @internal */
   _contactRemoved(contact: Contact): void {
-    if (this.#contactIds.get(contact._id) === contact) this.#contactIds.delete(contact._id);
+    this.#instance.contactRemoved(contact);
   }
 
-  /** @internal The channel is closed: its id is forgotten once its effects have arrived. */
+  /** @internal */
   _channelClosed(channel: Channel, forgotten: Promise<unknown>): void {
-    this.#recent.delete(channel);
-    if (this.#pollChannel === channel) {
-      const other = this.#channels.values().next().value;
-      this.#pollChannel = other !== channel ? other : undefined;
-    }
-    const drop = () => {
-      this.#channels.delete(channel._id);
-      if (this.#pollChannel === channel) this.#pollChannel = undefined;
-    };
-    forgotten.then(drop, drop);
+    this.#instance.channelClosed(channel, forgotten);
   }
 
-  // Frees contacts while more than maxContacts have an open channel: one with no call in
-  // flight (its results are still coming) and no rename on its way, among the least recently
-  // used three quarters (the newest quarter — conversations just started — is left alone while
-  // there are older ones): one with nothing to lose first, then one with a session, an AKE
-  // under way or a verified fingerprint (an encrypted or finished one leaves a tombstone), then
-  // one with writes held (each reported); the least recently used first within each. None
-  // free: the cap is exceeded until a call settles (see #settle).
-  #evictOverCap(opened?: Channel): void {
-    while (this.maxContacts > 0 && this.#recent.size > this.maxContacts) {
-      const older = this.#recent.size - Math.floor(this.#recent.size / 4);
-      const victim = this.#pickVictim(opened, older) ?? this.#pickVictim(opened, Infinity);
-      if (!victim) return;
-      this.#evict(victim, 'maxContacts');
-    }
-  }
-
-  // The first `within` channels in least-recently-used order: the one with the least to lose.
-  #pickVictim(opened: Channel | undefined, within: number): Channel | undefined {
-    let victim: Channel | undefined;
-    let victimTier = Infinity;
-    let seen = 0;
-    for (const channel of this.#recent.keys()) {
-      if (seen++ >= within) break;
-      if (channel === opened || !this.#evictable(channel)) continue;
-      const tier = evictionTier(channel);
-      if (tier < victimTier) {
-        victim = channel;
-        victimTier = tier;
-        if (tier === 0) break;
-      }
-    }
-    return victim;
-  }
-
-  #evictable(channel: Channel): boolean {
-    return channel._inFlight === 0 && !channel._closed && !channel.account._nameBusy(channel.contact.name);
-  }
-
-  #evict(channel: Channel, why: string): void {
-    const contact = channel.contact;
-    this.#recent.delete(channel);
-    contact
-      ._forget({ dropUnverified: this.evictUnverifiedFingerprints, endSessions: true, reason: `${contact.name} was evicted (${why})` })
-      .catch((error: unknown) => this._report(error));
-    this.emit('contactEvicted', contact);
-  }
-
-  #armIdleTimer(): void {
-    if (this.idleSessionTimeout <= 0 || this.#idleTimer) return;
-    const self = new WeakRef(this);
-    this.#idleTimer = setInterval(() => self.deref()?._expireIdle(), Math.max(10, Math.min(this.idleSessionTimeout / 4, 60_000)));
-    this.#idleTimer.unref();
-  }
-
-  /** @internal Frees the contacts idle for idleSessionTimeout (oldest first). */
-  _expireIdle(): void {
-    if (this.#closing || !this.#handle) return;
-    const before = performance.now() - this.idleSessionTimeout;
-    for (const [channel, used] of [...this.#recent]) {
-      if (used > before) break;
-      if (this.#evictable(channel)) this.#evict(channel, 'idleSessionTimeout');
-    }
-  }
-
-  /** @internal Errors no caller is waiting for: an 'error' event, or a warning if nobody listens. */
+  /** @internal */
   _report(error: unknown): void {
-    const wrapped = error instanceof OtrError ? error : new OtrError(ErrorCodes.CALLBACK, String((error as Error)?.message ?? error), { cause: error });
-    if (this.listenerCount('error') > 0) {
-      this.emit('error', wrapped);
-    } else {
-      process.emitWarning(wrapped.message, { code: wrapped.code, type: 'OtrWarning' });
-    }
-  }
-
-  /** @internal */
-  _accountFromNative(state: NativeAccount): Account {
-    const key = `${state.name}\0${state.protocol}`;
-    let account = this.#accounts.get(key);
-    if (!account) {
-      account = new Account(this, state.name, state.protocol, state.fingerprint, state.instag);
-      this.#accounts.set(key, account);
-      for (const contact of this.#contactsWithoutAccount.get(key)?.values() ?? []) {
-        account._contactFromNative(contact.username)._update(contact);
-      }
-
-      this.#contactsWithoutAccount.delete(key);
-    } else {
-      account._update(state.fingerprint, state.instag);
-    }
-    return account;
-  }
-
-  /**
-   * @internal Runs on the JS thread for everything the addon delivers, in order. Node hands
-   * over every delivery waiting for the thread in one go, so under load results would be
-   * applied for tens of milliseconds without a break: past DELIVERY_SLICE_MS the rest waits
-   * in #backlog for the next turn of the event loop (timers and I/O run in between). A
-   * delivery that asks for a callback's value is applied at once, after the backlog, since a
-   * libotr call waits for the answer.
-   */
-  _deliver(numbers: Float64Array, count: number, values: unknown[]): unknown {
-    if (asksForValue(numbers, count)) {
-      this.#applyBacklog(Infinity);
-      return this.#applyBatches(numbers, count, values, Infinity).answer;
-    }
-    if (this.#backlog.length > 0) {
-      this.#backlog.push({ numbers: numbers.slice(0, count), values });
-      return undefined;
-    }
-    const { at } = this.#applyBatches(numbers, count, values, performance.now() + DELIVERY_SLICE_MS);
-    if (at < count) {
-      // The handle reuses its array for the next delivery: keep a copy of what is left.
-      this.#backlog.push({ numbers: numbers.slice(at, count), values });
-      setImmediate(this.#continueBacklog);
-    }
-    return undefined;
-  }
-
-  #backlog: { numbers: Float64Array; values: unknown[] }[] = [];
-
-  #continueBacklog = (): void => {
-    if (!this.#applyBacklog(performance.now() + DELIVERY_SLICE_MS)) setImmediate(this.#continueBacklog);
-  };
-
-  // Applies waiting deliveries until `deadline`; true when none is left.
-  #applyBacklog(deadline: number): boolean {
-    while (this.#backlog.length > 0) {
-      const first = this.#backlog[0];
-      const { at } = this.#applyBatches(first.numbers, first.numbers.length, first.values, deadline);
-      if (at < first.numbers.length) {
-        first.numbers = first.numbers.subarray(at);
-        return false;
-      }
-      this.#backlog.shift();
-    }
-    return true;
-  }
-
-  // Applies whole batches until `count`, or until `deadline` has passed; `at`: where it stopped.
-  #applyBatches(numbers: Float64Array, count: number, values: unknown[], deadline: number): { at: number; answer: unknown } {
-    let answer: unknown;
-    let at = 0;
-    while (at < count) {
-      if (deadline !== Infinity && performance.now() > deadline) break;
-      const job = numbers[at + BatchSlot.Job];
-      const flags = numbers[at + BatchSlot.Flags];
-      const resultAt = numbers[at + BatchSlot.Result];
-      const queryAt = numbers[at + BatchSlot.Query];
-      const effects = numbers[at + BatchSlot.Effects];
-      at += BATCH_SLOTS;
-      const call = job !== 0 ? this.#calls.get(job) : undefined;
-      for (let k = 0; k < effects; k++, at += EFFECT_SLOTS) {
-        const effect = decodeEffect(numbers, at, values);
-        if (!effect) continue;
-        try {
-          this.#apply(effect);
-        } catch (error) {
-          this.#callbackFailed(call, error);
-        }
-      }
-      if (queryAt >= 0) {
-        try {
-          const query = decodeQuery(values[queryAt] as unknown[]);
-          answer = query && this.#answer(query);
-        } catch (error) {
-          this.#callbackFailed(call, error);
-          answer = undefined;
-        }
-      }
-      if (flags & BatchFlag.Done && call) this.#settle(job, call, flags, resultAt < 0 ? undefined : values[resultAt]);
-    }
-    return { at, answer };
-  }
-
-  #settle(job: number, call: PendingCall, flags: number, result: unknown): void {
-    this.#calls.delete(job);
-    if (call.channel && --call.channel._inFlight === 0 && this.maxContacts > 0 && this.#recent.size > this.maxContacts) {
-      queueMicrotask(() => this.#evictOverCap());
-    }
-    if (this.#calls.size === 0) busy.delete(this);
-    if (!(flags & BatchFlag.Ok)) {
-      call.reject(fromNative(result));
-    } else if (call.callbackError !== undefined) {
-      const cause = call.callbackError;
-      call.reject(asCallbackError(cause));
-    } else {
-      call.done?.();
-      call.resolve(result);
-    }
-  }
-
-  #callbackFailed(call: PendingCall | undefined, error: unknown): void {
-    if (call) {
-      if (call.callbackError === undefined) call.callbackError = error ?? new Error('callback threw a nullish value');
-    } else {
-      this._report(asCallbackError(error));
-    }
-  }
-
-  #apply(effect: Effect): void {
-    if (effect.kind === EffectKind.AccountReady) {
-      this._accountFromNative(effect.account);
-      return;
-    }
-    if (effect.kind === EffectKind.LoadSkipped) {
-      this.loadReport.skipped.push({ file: this.contactsFile, line: effect.line, reason: effect.reason });
-      if (!this.loadReport.copies.includes(effect.copy)) this.loadReport.copies.push(effect.copy);
-      return;
-    }
-    if (effect.kind === EffectKind.Error) {
-      this._report(fromNative({ code: effect.code, message: effect.message }));
-      return;
-    }
-    if (effect.kind === EffectKind.ContactState) {
-      const { state } = effect;
-      const key = `${state.account}\0${state.protocol}`;
-      const account = this.#accounts.get(key);
-      const channel = effect.channel !== 0 ? this.#channels.get(effect.channel) : undefined;
-      // By the contact's id (or channel), not by name: a name may have changed since.
-      const contact = state.contactId !== 0 ? this.#contactIds.get(state.contactId) : channel?.contact;
-      if (contact) {
-        // The addon renamed it: JS follows (the rename's promise settles after this).
-        if (contact.name !== state.username) contact.account._renamed(contact, state.username);
-        contact._update(state);
-      } else if (state.contactId !== 0 || channel) {
-        // A contact object forgotten since: its state concerns nobody in JS.
-      } else if (account) {
-        account._contactFromNative(state.username)._update(state);
-      } else {
-        const waiting = this.#contactsWithoutAccount.get(key) ?? new Map<string, NativeContact>();
-        waiting.set(state.username, state);
-        this.#contactsWithoutAccount.set(key, waiting);
-      }
-      this.#store?._contactState(state);
-      return;
-    }
-    const channel = this.#channels.get(effect.channel);
-    if (!channel) return;
-    if (effect.kind === EffectKind.Timer && !channel._options.onTimer) {
-      this.#setPollTimer(effect.interval, channel);
-      return;
-    }
-    channel._fire(effect);
-  }
-
-  #answer(query: Query): unknown {
-    return this.#channels.get(query.channel)?._answer(query);
-  }
-
-  // Without onTimer, one timer per OTR instance drives libotr's poll. It never keeps the
-  // process alive, and it holds the instance only weakly.
-  #setPollTimer(seconds: number, channel: Channel | undefined): void {
-    if (this.#pollTimer) clearInterval(this.#pollTimer);
-    this.#pollTimer = undefined;
-    this.#pollChannel = seconds > 0 ? channel : undefined;
-    if (seconds <= 0 || !channel) return;
-    const self = new WeakRef(this);
-    this.#pollTimer = setInterval(() => self.deref()?._poll(), seconds * 1000);
-    this.#pollTimer.unref();
-  }
-
-  /** @internal */
-  _poll(): void {
-    const channel = this.#pollChannel;
-    if (!channel || this.#closing || !this.#handle) return;
-    this._channelOp(channel, ChannelOp.Ping, []).catch((error: unknown) => this._report(error));
+    this.#instance.report(error);
   }
 }
 
@@ -975,22 +531,4 @@ async function makeKey(files: StoreFiles, account: string, protocol: string): Pr
   } finally {
     await otr.close();
   }
-}
-
-// What freeing the channel's contact would lose (lower is less): 0 nothing, 1 a session, one
-// on its way (an AKE started) or trust, 2 writes waiting for an encrypted session.
-function evictionTier(channel: Channel): number {
-  const state = channel.contact._state;
-  const flags = state?.flags ?? 0;
-  if (flags & ContactFlag.WritesHeld) return 2;
-  if (flags & (ContactFlag.WasPrivate | ContactFlag.Refreshing | ContactFlag.AkeUnderWay)) return 1;
-  if (state && state.status !== SessionStatus.Unused && state.status !== SessionStatus.NotPrivate) return 1; // encrypted or finished
-  if (state?.sessions.some((s) => s.status !== SessionStatus.Unused && s.status !== SessionStatus.NotPrivate)) return 1;
-  if (channel.contact.fingerprints().some((fp) => fp.isVerified)) return 1;
-  return 0;
-}
-
-function asCallbackError(cause: unknown): OtrError {
-  if (cause instanceof OtrError && cause.code === ErrorCodes.CALLBACK) return cause;
-  return new OtrError(ErrorCodes.CALLBACK, `a callback threw: ${(cause as Error)?.message ?? String(cause)}`, { cause });
 }
