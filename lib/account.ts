@@ -1,9 +1,22 @@
+// An account: one of our own identities, with its contacts (one per name, renames in order)
+// and the routers made for it. It reaches the OTR instance through AccountContext, which
+// extends what its contacts, channels and routers ask; the public links of those to it
+// (contact.account, channel.account, router.account) are declared at the end of this file.
 import type { Channel, ChannelOptions } from './channel';
-import { Contact } from './contact';
+import { Contact, type ContactContext } from './contact';
 import { ErrorCodes, OtrError } from './errors';
-import type { OTR } from './otr';
-import { Router } from './router';
+import { Router, type RouterContext } from './router';
 import { fingerprintToHex, requireBoolean, requireName, requireText } from './validate';
+
+/** @internal What an account (and what it holds) asks of the OTR instance (the instance's internals implement it). */
+export interface AccountContext extends ContactContext, RouterContext {
+  /** A new Contact's id (never reused). */
+  newContactId(): number;
+  /** A contact now known by its id (effects name it so). */
+  contactAdded(contact: Contact): void;
+  /** A contact no longer known. */
+  contactRemoved(contact: Contact): void;
+}
 
 // An operation on names that waits until no rename involving them is on its way, and until
 // every operation on them queued before it has run.
@@ -14,8 +27,6 @@ interface Deferred {
 
 /** One of our own identities: a name on a protocol, with its DSA key. */
 export class Account {
-  /** The {@link OTR} instance the account belongs to. */
-  readonly ctx: OTR;
   /** Our name on the protocol (`alice@example.org`). */
   readonly name: string;
   /** The protocol identifier, as libotr's files store it (`prpl-jabber`, `prpl-irc`, …). */
@@ -31,10 +42,13 @@ export class Account {
   #waiting = new Map<string, number>();
   #flushing = false;
   #queryText: string | undefined;
+  readonly #context: AccountContext;
 
   /** @internal */
-  constructor(ctx: OTR, name: string, protocol: string, fingerprint: string, instag: number) {
-    this.ctx = ctx;
+  constructor(otr: object, context: AccountContext, name: string, protocol: string, fingerprint: string, instag: number) {
+    // Published as `ctx`, which otr.ts declares (the OTR instance): here it is only an object.
+    Object.assign(this, { ctx: otr });
+    this.#context = context;
     this.name = name;
     this.protocol = protocol;
     this.#fingerprint = fingerprint;
@@ -77,14 +91,13 @@ export class Account {
     requireName('name', name);
     const hex = fingerprint === undefined ? '' : fingerprintToHex(fingerprint);
     requireBoolean('verified', verified);
-    this.ctx._ensureOpen();
+    this.#context.ensureOpen();
     if (this._nameBusy(name)) await this._whenFree([name], () => Promise.resolve());
     const existing = this.#contacts.get(name);
     const contact = existing ?? this.#add(name);
     try {
-      await this.ctx._call(
+      await this.#context.call(
         (job, handle) => handle.addContact(job, contact._id, this.name, this.protocol, name, hex, verified),
-        false,
         contact.existingChannel, // a call in flight on it: eviction passes it by
       );
     } catch (error) {
@@ -92,7 +105,7 @@ export class Account {
       if (!existing && !contact.existingChannel && contact._state === undefined) this._removeContact(contact);
       throw error;
     }
-    await this.ctx._storeSettled();
+    await this.#context.storeSettled();
     // Forgotten meanwhile (forget(), a rename taking the name): the name's contact now.
     return contact._isForgotten ? this._contactFromNative(name) : contact;
   }
@@ -116,21 +129,21 @@ export class Account {
    * out of range throws ERR_OTR_INVALID_ARGUMENT here, not at the first message.
    */
   router(options: ChannelOptions): Router {
-    this.ctx._ensureOpen();
-    return new Router(this, options);
+    this.#context.ensureOpen();
+    return new Router(this, this.#context, options);
   }
 
   #add(name: string): Contact {
-    const contact = new Contact(this, name, this.ctx._newContactId());
+    const contact = new Contact(this, this.#context, name, this.#context.newContactId());
     this.#contacts.set(name, contact);
-    this.ctx._contactAdded(contact);
+    this.#context.contactAdded(contact);
     return contact;
   }
 
   /** @internal */
   _removeContact(contact: Contact): void {
     if (this.#contacts.get(contact.name) === contact) this.#contacts.delete(contact.name);
-    this.ctx._contactRemoved(contact);
+    this.#context.contactRemoved(contact);
   }
 
   /**
@@ -139,14 +152,14 @@ export class Account {
    */
   _routedChannel(name: string, options: ChannelOptions, waited: boolean): Channel {
     requireName('name', name);
-    this.ctx._ensureOpen();
+    this.#context.ensureOpen();
     if (!waited && this._nameBusy(name)) {
       throw new OtrError(ErrorCodes.RENAMING, `a rename to or from ${name} is on its way: router.read() and router.write() wait for it; await the rename before asking for the channel`);
     }
     const known = this.#contacts.get(name);
     if (known?.existingChannel) return known.existingChannel;
     // Checked before anything is made: a refused channel leaves no contact behind.
-    this.ctx.store?._requireOwner(this.name, this.protocol, name);
+    this.#context.store?._requireOwner(this.name, this.protocol, name);
     const contact = known ?? this.#add(name);
     try {
       return contact.channel(options);
@@ -242,12 +255,11 @@ export class Account {
       if (contact._isForgotten) throw new OtrError(ErrorCodes.CLOSED, `${contact.name} was forgotten`);
       const from = contact.name;
       if (from === to) return;
-      const store = this.ctx.store;
+      const store = this.#context.store;
       if (store) await store._beforeRename(this.name, this.protocol, from, to);
       try {
-        await this.ctx._call(
+        await this.#context.call(
           (job, handle) => handle.renameContact(job, contact._id, this.name, this.protocol, from, to),
-          false,
           contact.existingChannel,
         );
       } catch (error) {
@@ -255,7 +267,7 @@ export class Account {
         throw error;
       }
       this._renamed(contact, to);
-      await this.ctx._storeSettled();
+      await this.#context.storeSettled();
     };
     const done = contact._queueRename(run);
     done.then(release, release);
@@ -274,12 +286,33 @@ export class Account {
     if (this.#contacts.get(from) === contact) this.#contacts.delete(from);
     this.#contacts.set(to, contact);
     contact._setName(to);
-    this.ctx.store?._renamed(this.name, this.protocol, from, to);
+    this.#context.store?._renamed(this.name, this.protocol, from, to);
   }
 
   /** @internal */
   _update(fingerprint: string, instag: number): void {
     this.#fingerprint = fingerprint;
     this.#instag = instag;
+  }
+}
+
+declare module './contact' {
+  interface Contact {
+    /** The account this contact talks to. */
+    readonly account: Account;
+  }
+}
+
+declare module './channel' {
+  interface Channel {
+    /** The account this channel speaks for. */
+    readonly account: Account;
+  }
+}
+
+declare module './router' {
+  interface Router {
+    /** The account whose contacts this router serves. */
+    readonly account: Account;
   }
 }

@@ -1,7 +1,9 @@
-import type { Account } from './account';
+// A channel: the OTR conversation with one contact, its options and callbacks. It reaches its
+// contact, its account and the OTR instance through ChannelContact, ChannelAccount and
+// ChannelContext, implemented by the Contact, the Account and the instance's internals.
 import { type Instag, MessageEvent, Policy, SmpEvent, type ErrorCode } from './constants';
-import type { Contact } from './contact';
 import { ErrorCodes, OtrError } from './errors';
+import type { NativeHandle } from './native';
 import {
   CallbackFlag,
   ChannelOp,
@@ -11,6 +13,7 @@ import {
   type ChannelOpArgs,
   type ChannelOpResult,
   type Effect,
+  type NativeContact,
   type Query,
 } from './native-contract';
 import { statusWord, type Status } from './status';
@@ -204,12 +207,45 @@ const FRAGMENT_OVERHEAD = 37;
 
 const utf8 = new TextDecoder('utf-8');
 
+/** @internal What a channel asks of the OTR instance it belongs to (the instance's internals implement it). */
+export interface ChannelContext {
+  /** Whether otr.close() was called. */
+  readonly closed: boolean;
+  /** otr.close()'s promise, once it was called. */
+  readonly closing: Promise<void> | undefined;
+  /** The instance's query text (OTR's queryText). */
+  readonly queryText: string | undefined;
+  /** The largest message read() hands to libotr (OTROptions.maxIncomingSize). */
+  readonly maxIncomingSize: number;
+  /** An error no caller waits for ('error' on the instance). */
+  report(error: unknown): void;
+  /** Registers a new channel, and queues `open` (its openChannel job); returns the channel's id. */
+  registerChannel(channel: Channel, open: (job: number, handle: NativeHandle, id: number) => void): number;
+  /** One call of the channel; `done` runs once it succeeded, before anything delivered after it. */
+  channelOp<O extends ChannelOp>(channel: Channel, op: O, args: ChannelOpArgs[O], done?: () => void): Promise<ChannelOpResult[O]>;
+  /** The channel is closed: its id is forgotten once `forgotten` settles. */
+  channelClosed(channel: Channel, forgotten: Promise<unknown>): void;
+}
+
+/** @internal What a channel asks of its contact (the Contact implements it). */
+export interface ChannelContact {
+  readonly _id: number;
+  readonly name: string;
+  readonly _state: NativeContact | undefined;
+  _humanFingerprint(hex: string): string;
+  _forgetNative(dropUnverified: boolean, endSessions: boolean): Promise<void>;
+  _channelClosed(channel: Channel): void;
+}
+
+/** @internal What a channel asks of its account (the Account implements it). */
+export interface ChannelAccount {
+  readonly name: string;
+  readonly protocol: string;
+  readonly queryText: string | undefined;
+}
+
 /** An OTR conversation with one contact: every message in and out goes through it. */
 export class Channel {
-  /** The account this channel speaks for. */
-  readonly account: Account;
-  /** The contact it speaks to. */
-  readonly contact: Contact;
   /** The policy it was opened with. */
   readonly policy: number;
   /** The fragment size it uses (0: no fragmentation). */
@@ -241,14 +277,17 @@ export class Channel {
   // The last read(): a deadline that finds calls in flight is decided once it has settled.
   #lastRead: Promise<unknown> | undefined;
   #deadlineWaits = false;
+  readonly #contact: ChannelContact;
+  readonly #account: ChannelAccount;
+  readonly #context: ChannelContext;
   /** @internal */
   readonly _options: ChannelOptions;
   /** @internal */
   readonly _id: number;
 
   /** @internal */
-  constructor(contact: Contact, options: ChannelOptions) {
-    const settings = channelSettings(options, contact.account.protocol, 'contact.channel()');
+  constructor(contact: ChannelContact, account: ChannelAccount, context: ChannelContext, options: ChannelOptions) {
+    const settings = channelSettings(options, account.protocol, 'contact.channel()');
     this.policy = settings.policy;
     const size = settings.maxMessageSize;
     this.maxMessageSize = size;
@@ -257,8 +296,12 @@ export class Channel {
     this.queryRetryInterval = settings.queryRetryInterval;
     this.#queryText = settings.queryText;
     this.restartLostSessions = settings.restartLostSessions;
-    this.contact = contact;
-    this.account = contact.account;
+    // Published as `account` and `contact`, which account.ts and contact.ts declare (an Account,
+    // a Contact): here they are only what a channel asks of them.
+    Object.assign(this, { account, contact });
+    this.#contact = contact;
+    this.#account = account;
+    this.#context = context;
     this._options = { ...options };
     const flags =
       (options.onBeforeEncrypt ? CallbackFlag.BeforeEncrypt : 0) |
@@ -266,10 +309,9 @@ export class Channel {
       (options.onIsContactLoggedIn ? CallbackFlag.IsLoggedIn : 0) |
       (options.onError ? CallbackFlag.ErrorText : 0) |
       (options.onSmp ? CallbackFlag.Smp : 0);
-    const account = this.account;
     const queryText = this.#resolvedQueryText();
     this.#queryTextSent = queryText;
-    this._id = account.ctx._registerChannel(this, (job, handle, id) =>
+    this._id = context.registerChannel(this, (job, handle, id) =>
       handle.openChannel(job, id, contact._id, account.name, account.protocol, contact.name, this.policy, size, flags, this.lineBased, queryText, this.restartLostSessions),
     );
   }
@@ -285,9 +327,9 @@ export class Channel {
   }
 
   #resolvedQueryText(): string | undefined {
-    const text = this.#queryText ?? this.account.queryText ?? this.account.ctx.queryText;
+    const text = this.#queryText ?? this.#account.queryText ?? this.#context.queryText;
     if (text !== undefined) return text;
-    return this.lineBased ? plainQueryText(this.account.name) : undefined;
+    return this.lineBased ? plainQueryText(this.#account.name) : undefined;
   }
 
   // The addon keeps the text it puts in queries; it learns of a change, in call order,
@@ -297,13 +339,13 @@ export class Channel {
     if (text === this.#queryTextSent) return;
     this.#queryTextSent = text;
     this.#op(ChannelOp.SetQueryText, [text]).catch((error: unknown) =>
-      this.account.ctx._report(error),
+      this.#context.report(error),
     );
   }
 
   /** @internal Calls queued and not yet settled. */
   _inFlight = 0;
-  /** @internal With a shared store: what calls wait for before they may act (see OTR._channelOp). */
+  /** @internal With a shared store: what calls wait for before they may act (see Instance.channelOp). */
   _admission: Promise<void> | undefined;
   /** @internal How many calls wait for `_admission`. */
   _admissionWaiting = 0;
@@ -326,8 +368,8 @@ export class Channel {
   close(): Promise<void> {
     if (this.#closing) return this.#closing;
     if (this._closed) return Promise.resolve();
-    if (this.account.ctx.closed) return this.account.ctx.close();
-    this.#closing = this._close(`the channel to ${this.contact.name} is closed`, false, false);
+    if (this.#context.closing) return this.#context.closing;
+    this.#closing = this._close(`the channel to ${this.#contact.name} is closed`, false, false);
     return this.#closing;
   }
 
@@ -336,9 +378,9 @@ export class Channel {
     this._closed = reason;
     this._stopRetries();
     this._endSmp('ended');
-    const forgotten = this.contact._forgetNative(dropUnverified, endSessions);
-    this.contact._channelClosed(this);
-    this.account.ctx._channelClosed(this, forgotten);
+    const forgotten = this.#contact._forgetNative(dropUnverified, endSessions);
+    this.#contact._channelClosed(this);
+    this.#context.channelClosed(this, forgotten);
     return forgotten;
   }
 
@@ -348,13 +390,13 @@ export class Channel {
     this._closed = reason;
     this._stopRetries();
     this._endSmp('ended');
-    this.contact._channelClosed(this);
-    this.account.ctx._channelClosed(this, Promise.resolve());
+    this.#contact._channelClosed(this);
+    this.#context.channelClosed(this, Promise.resolve());
   }
 
   /** Status of the selected session. */
   get status(): Status {
-    return statusWord(this.contact._state?.status ?? 0);
+    return statusWord(this.#contact._state?.status ?? 0);
   }
 
   /**
@@ -399,13 +441,13 @@ export class Channel {
     try {
       this.#retryNow();
     } catch (error) {
-      this.account.ctx._report(error);
+      this.#context.report(error);
     }
   }
 
   #retryNow(): void {
     this.#retryTimer = undefined;
-    if (this.#queriesSent === 0 || this.account.ctx.closed) return;
+    if (this.#queriesSent === 0 || this.#context.closed) return;
     // What the contact sent before the deadline counts: its reads finish first.
     if (this._inFlight > 0 && this.#lastRead && !this.#deadlineWaits) {
       this.#deadlineWaits = true;
@@ -414,7 +456,7 @@ export class Channel {
         this.#retryNow();
         this.#deadlineWaits = false;
       };
-      this.#lastRead.then(decide, decide).catch((error: unknown) => this.account.ctx._report(error));
+      this.#lastRead.then(decide, decide).catch((error: unknown) => this.#context.report(error));
       return;
     }
     if (this.#isEncrypted()) return this.#reportQuery(true);
@@ -437,7 +479,7 @@ export class Channel {
       },
       (error: unknown) => {
         this._stopRetries();
-        this.account.ctx._report(error);
+        this.#context.report(error);
       },
     );
   }
@@ -446,7 +488,7 @@ export class Channel {
   // query, the last one less than AKE_PATIENCE_MS of deadlines ago, and our side of the AKE
   // has not ended (completed, or given up by libotr).
   #akeUnderWay(): boolean {
-    const flags = this.contact._state?.flags ?? 0;
+    const flags = this.#contact._state?.flags ?? 0;
     return this.#akeSinceQuery && this.#akeQuietMs < AKE_PATIENCE_MS && (flags & ContactFlag.AkeUnderWay) !== 0;
   }
 
@@ -592,7 +634,7 @@ export class Channel {
    */
   read(input: string): Promise<void> {
     if (typeof input !== 'string') return Promise.reject(invalid(`input must be a string, got ${describe(input)}`));
-    const dropped = refusedIncoming(input, this.account.ctx.limits.maxIncomingSize);
+    const dropped = refusedIncoming(input, this.#context.maxIncomingSize);
     if (dropped) return this.#op(ChannelOp.Dropped, dropped);
     this.#syncQueryText();
     this.#heard = true;
@@ -603,12 +645,12 @@ export class Channel {
 
   /** Instance tags the contact has used with us. */
   sessions(): number[] {
-    return (this.contact._state?.sessions ?? []).map((s) => s.instag).filter((tag) => tag !== 0);
+    return (this.#contact._state?.sessions ?? []).map((s) => s.instag).filter((tag) => tag !== 0);
   }
 
   /** The contact's instance tag in use now (0 when there is none). */
   get currentSession(): number {
-    return this.contact._state?.current ?? 0;
+    return this.#contact._state?.current ?? 0;
   }
 
   /**
@@ -622,7 +664,7 @@ export class Channel {
   }
 
   #op<O extends ChannelOp>(op: O, args: ChannelOpArgs[O], done?: () => void): Promise<ChannelOpResult[O]> {
-    return this.account.ctx._channelOp(this, op, args, done);
+    return this.#context.channelOp(this, op, args, done);
   }
 
   /** @internal Calls the user's callback for one effect. */
@@ -634,7 +676,7 @@ export class Channel {
         return;
       case EffectKind.Read: {
         const { text, encrypted, instag, verified } = effect;
-        const fingerprint = effect.fingerprint === undefined ? undefined : this.contact._humanFingerprint(effect.fingerprint);
+        const fingerprint = effect.fingerprint === undefined ? undefined : this.#contact._humanFingerprint(effect.fingerprint);
         o.onRead(this, text, { encrypted, instag, fingerprint, verified });
         return;
       }

@@ -1,8 +1,12 @@
-import type { Account } from './account';
-import { Channel, type ChannelOptions } from './channel';
+// A contact: someone an account talks to, its fingerprints and its one channel. It reaches its
+// account through ContactOwner and the OTR instance through ContactContext; the public links
+// of its channel and fingerprints to it (channel.contact, fingerprint.contact) are declared at
+// the end of this file.
+import { Channel, type ChannelAccount, type ChannelContext, type ChannelOptions } from './channel';
 import { ErrorCodes, OtrError } from './errors';
 import { Fingerprint } from './fingerprint';
-import type { NativeContact } from './native';
+import type { NativeContact, NativeHandle } from './native';
+import type { Store } from './store/store';
 import { describe, hexToHuman, invalid, rejectUnknownOptions, requireBoolean, requireName } from './validate';
 
 /** How {@link Contact.forget} and eviction free a contact. */
@@ -12,10 +16,28 @@ interface ForgetHow {
   reason: string;
 }
 
+/** @internal What a contact (and its channel) asks of the OTR instance (the instance's internals implement it). */
+export interface ContactContext extends ChannelContext {
+  /** Throws ERR_OTR_CLOSED once otr.close() was called. */
+  ensureOpen(): void;
+  /** One engine job; with `channel`, counted as a call in flight on it (eviction passes it by). */
+  call(submit: (job: number, handle: NativeHandle) => void, channel?: Channel): Promise<unknown>;
+  /** Settles when the store holds every change reported so far. */
+  storeSettled(): Promise<void>;
+  /** The store, if the instance was opened over one. */
+  readonly store: Store | undefined;
+  /** 'contactEvicted' on the instance. */
+  contactEvicted(contact: Contact): void;
+}
+
+/** @internal What a contact asks of its account (the Account implements it). */
+export interface ContactOwner extends ChannelAccount {
+  _removeContact(contact: Contact): void;
+  _rename(contact: Contact, to: string): Promise<void>;
+}
+
 /** Someone an account talks to, with the fingerprints libotr has seen or was given. */
 export class Contact {
-  /** The account this contact talks to. */
-  readonly account: Account;
   /**
    * @internal Who this object is to the addon: it binds the id to the contact of the name on
    * first use, and resolves it by id from then on (a call made before a rename reaches the
@@ -28,10 +50,15 @@ export class Contact {
   #channel: Channel | undefined;
   #forgotten = false;
   #renames: Promise<void> = Promise.resolve();
+  readonly #owner: ContactOwner;
+  readonly #context: ContactContext;
 
   /** @internal */
-  constructor(account: Account, name: string, id: number) {
-    this.account = account;
+  constructor(owner: ContactOwner, context: ContactContext, name: string, id: number) {
+    // Published as `account`, which account.ts declares (an Account): here it is only the owner.
+    Object.assign(this, { account: owner });
+    this.#owner = owner;
+    this.#context = context;
     this.#name = name;
     this._id = id;
   }
@@ -61,12 +88,12 @@ export class Contact {
   rename(newName: string): Promise<void> {
     try {
       requireName('newName', newName);
-      this.account.ctx._ensureOpen();
+      this.#context.ensureOpen();
       if (this.#forgotten) throw new OtrError(ErrorCodes.CLOSED, `${this.#name} was forgotten`);
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.account._rename(this, newName);
+    return this.#owner._rename(this, newName);
   }
 
   /** @internal Runs renames of this contact one after the other. */
@@ -127,7 +154,7 @@ export class Contact {
       if (options === null || typeof options !== 'object') throw invalid(`contact.forget() options must be an object, got ${describe(options)}`);
       rejectUnknownOptions('contact.forget()', options, ['unverifiedFingerprints']);
       unverifiedFingerprints = requireBoolean('unverifiedFingerprints', options.unverifiedFingerprints ?? false);
-      this.account.ctx._ensureOpen();
+      this.#context.ensureOpen();
     } catch (error) {
       return Promise.reject(error);
     }
@@ -138,7 +165,7 @@ export class Contact {
   _forget(how: ForgetHow): Promise<void> {
     if (this.#forgotten) return Promise.resolve();
     this.#forgotten = true;
-    this.account._removeContact(this);
+    this.#owner._removeContact(this);
     const channel = this.#channel;
     if (channel && !channel._closed) return channel._close(how.reason, how.dropUnverified, how.endSessions);
     return this._forgetNative(how.dropUnverified, how.endSessions);
@@ -146,10 +173,32 @@ export class Contact {
 
   /** @internal Frees what the addon keeps for this contact (and its channel). */
   _forgetNative(dropUnverified: boolean, endSessions: boolean): Promise<void> {
-    const account = this.account;
-    return account.ctx
-      ._call((job, handle) => handle.forgetContact(job, this._id, account.name, account.protocol, this.#name, dropUnverified, endSessions))
-      .then(() => account.ctx._storeSettled());
+    const account = this.#owner;
+    return this.#context
+      .call((job, handle) => handle.forgetContact(job, this._id, account.name, account.protocol, this.#name, dropUnverified, endSessions))
+      .then(() => this.#context.storeSettled());
+  }
+
+  /** @internal Sets the trust in one of its fingerprints (Fingerprint.setVerified). */
+  async _setTrust(hex: string, verified: boolean): Promise<boolean> {
+    const account = this.#owner;
+    // Counted as a call in flight on the contact's channel: eviction (maxContacts) passes it by.
+    const result = await this.#context.call(
+      (job, handle) => handle.setTrust(job, this._id, account.name, account.protocol, this.#name, hex, verified),
+      this.#channel,
+    );
+    await this.#context.storeSettled();
+    return result as boolean;
+  }
+
+  /** @internal Drops one of its fingerprints (Fingerprint.forget). */
+  async _forgetFingerprint(hex: string): Promise<void> {
+    const account = this.#owner;
+    await this.#context.call(
+      (job, handle) => handle.forgetFingerprint(job, this._id, account.name, account.protocol, this.#name, hex),
+      this.#channel,
+    );
+    await this.#context.storeSettled();
   }
 
   /**
@@ -159,9 +208,9 @@ export class Contact {
   _displaced(by: Contact): void {
     if (this.#forgotten) return;
     this.#forgotten = true;
-    this.account._removeContact(this);
+    this.#owner._removeContact(this);
     this.#channel?._closedByAddon(`${this.#name} was taken by ${by.name}'s rename`);
-    this.account.ctx.emit('contactEvicted', this);
+    this.#context.contactEvicted(this);
   }
 
   /** @internal */
@@ -174,11 +223,11 @@ export class Contact {
     if (this.#forgotten) {
       throw new OtrError(ErrorCodes.CLOSED, `${this.name} was forgotten: account.contact() gives a new contact`);
     }
-    this.account.ctx.store?._requireOwner(this.account.name, this.account.protocol, this.#name);
+    this.#context.store?._requireOwner(this.#owner.name, this.#owner.protocol, this.#name);
     if (this.#channel) {
-      throw new OtrError(ErrorCodes.CHANNEL_EXISTS, `a channel to ${this.name} from ${this.account.name} is already open`);
+      throw new OtrError(ErrorCodes.CHANNEL_EXISTS, `a channel to ${this.name} from ${this.#owner.name} is already open`);
     }
-    const channel = new Channel(this, options);
+    const channel = new Channel(this, this.#owner, this.#context, options);
     this.#channel = channel;
     return channel;
   }
@@ -207,5 +256,19 @@ export class Contact {
         this.#fingerprints.delete(hex);
       }
     }
+  }
+}
+
+declare module './channel' {
+  interface Channel {
+    /** The contact it speaks to. */
+    readonly contact: Contact;
+  }
+}
+
+declare module './fingerprint' {
+  interface Fingerprint {
+    /** Whose fingerprint this is. */
+    readonly contact: Contact;
   }
 }

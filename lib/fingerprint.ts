@@ -1,13 +1,22 @@
-import type { Contact } from './contact';
+// A fingerprint of a contact, with our trust in it. It reaches its contact through
+// FingerprintOwner (the Contact), which makes the engine calls.
 import { ErrorCodes, OtrError } from './errors';
 import type { NativeFingerprint } from './native';
 import { statusWord, type Status } from './status';
 import { hexToHuman, requireBoolean } from './validate';
 
+/** @internal What a fingerprint asks of its contact (the Contact implements it). */
+export interface FingerprintOwner {
+  readonly name: string;
+  readonly _isForgotten: boolean;
+  /** Sets the trust in one of its fingerprints; resolves once it is stored. */
+  _setTrust(hex: string, verified: boolean): Promise<boolean>;
+  /** Drops one of its fingerprints; resolves once it is stored. */
+  _forgetFingerprint(hex: string): Promise<void>;
+}
+
 /** A contact's DSA key fingerprint, as libotr knows it, with our trust in it. */
 export class Fingerprint {
-  /** Whose fingerprint this is. */
-  readonly contact: Contact;
   /** Human form: `12345678 90ABCDEF 12345678 90ABCDEF 12345678`. */
   readonly hash: string;
   /** @internal 40 lower-case hex digits */
@@ -15,10 +24,13 @@ export class Fingerprint {
   #trust = '';
   #status = 0;
   #forgotten = false;
+  readonly #owner: FingerprintOwner;
 
   /** @internal */
-  constructor(contact: Contact, hex: string) {
-    this.contact = contact;
+  constructor(owner: FingerprintOwner, hex: string) {
+    // Published as `contact`, which contact.ts declares (a Contact): here it is only the owner.
+    Object.assign(this, { contact: owner });
+    this.#owner = owner;
     this._hex = hex;
     this.hash = hexToHuman(hex);
   }
@@ -50,15 +62,7 @@ export class Fingerprint {
   async setVerified(verified: boolean): Promise<boolean> {
     requireBoolean('verified', verified);
     this.#ensureKnown();
-    const account = this.contact.account;
-    // Counted as a call in flight on the contact's channel: eviction (maxContacts) passes it by.
-    const result = await account.ctx._call(
-      (job, handle) => handle.setTrust(job, this.contact._id, account.name, account.protocol, this.contact.name, this._hex, verified),
-      false,
-      this.contact.existingChannel,
-    );
-    await account.ctx._storeSettled();
-    return result as boolean;
+    return this.#owner._setTrust(this._hex, verified);
   }
 
   /**
@@ -68,19 +72,13 @@ export class Fingerprint {
    */
   async forget(): Promise<void> {
     this.#ensureKnown();
-    const account = this.contact.account;
-    await account.ctx._call(
-      (job, handle) => handle.forgetFingerprint(job, this.contact._id, account.name, account.protocol, this.contact.name, this._hex),
-      false,
-      this.contact.existingChannel,
-    );
-    await account.ctx._storeSettled();
+    await this.#owner._forgetFingerprint(this._hex);
   }
 
   #ensureKnown(): void {
     if (this.#forgotten) throw new OtrError(ErrorCodes.UNKNOWN_FINGERPRINT, `fingerprint ${this.hash} was forgotten`);
-    if (this.contact._isForgotten) {
-      throw new OtrError(ErrorCodes.CLOSED, `${this.contact.name} was forgotten: account.contact() gives its contact now`);
+    if (this.#owner._isForgotten) {
+      throw new OtrError(ErrorCodes.CLOSED, `${this.#owner.name} was forgotten: account.contact() gives its contact now`);
     }
   }
 

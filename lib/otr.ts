@@ -1,15 +1,17 @@
+// The public OTR class: its options and their checks, open() and close(), accounts, stats and
+// events. Its internals are in instance/ (one Instance per OTR); the public link of an account
+// to it (account.ctx) is declared at the end of this file.
 import { EventEmitter } from 'node:events';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Account } from './account';
-import type { Channel } from './channel';
 import type { Contact } from './contact';
 import { ErrorCodes, OtrError, fromNative } from './errors';
 import { Instance } from './instance/instance';
 import { newInstanceNumber, unregister } from './instance/delivery';
 import { FileSetLock } from './lock';
-import { poolStats, poolThreads, setPoolThreads, type NativeHandle } from './native';
-import type { ChannelOp, ChannelOpArgs, ChannelOpResult, NativeAccount } from './native-contract';
+import { poolStats, poolThreads, setPoolThreads } from './native';
+import type { NativeAccount } from './native-contract';
 import type { Lease } from './store/leases';
 import type { Store, StoreFiles, TrustChange } from './store/store';
 import { describe, rejectUnknownOptions, requireBoolean, requireInteger, requireName, requireText } from './validate';
@@ -469,58 +471,6 @@ export class OTR extends EventEmitter<OTREvents> {
   get closed(): boolean {
     return this.#instance.closed;
   }
-
-  // What the public classes reach for, passed to the instance's internals.
-
-  /** @internal */
-  _call(submit: (job: number, handle: NativeHandle) => void, _closing = false, channel?: Channel): Promise<unknown> {
-    return this.#instance.call(submit, channel);
-  }
-
-  /** @internal */
-  _storeSettled(): Promise<void> {
-    return this.#instance.storeSettled();
-  }
-
-  /** @internal */
-  _ensureOpen(): void {
-    this.#instance.ensureOpen();
-  }
-
-  /** @internal */
-  _channelOp<O extends ChannelOp>(channel: Channel, op: O, args: ChannelOpArgs[O], done?: () => void): Promise<ChannelOpResult[O]> {
-    return this.#instance.channelOp(channel, op, args, done);
-  }
-
-  /** @internal */
-  _registerChannel(channel: Channel, open: (job: number, handle: NativeHandle, id: number) => void): number {
-    return this.#instance.registerChannel(channel, open);
-  }
-
-  /** @internal */
-  _newContactId(): number {
-    return this.#instance.newContactId();
-  }
-
-  /** @internal */
-  _contactAdded(contact: Contact): void {
-    this.#instance.contactAdded(contact);
-  }
-
-  /** @internal */
-  _contactRemoved(contact: Contact): void {
-    this.#instance.contactRemoved(contact);
-  }
-
-  /** @internal */
-  _channelClosed(channel: Channel, forgotten: Promise<unknown>): void {
-    this.#instance.channelClosed(channel, forgotten);
-  }
-
-  /** @internal */
-  _report(error: unknown): void {
-    this.#instance.report(error);
-  }
 }
 
 // A key made as account() makes one, in files of its own: a store makes its accounts' keys so.
@@ -530,5 +480,12 @@ async function makeKey(files: StoreFiles, account: string, protocol: string): Pr
     await otr.account(account, protocol);
   } finally {
     await otr.close();
+  }
+}
+
+declare module './account' {
+  interface Account {
+    /** The {@link OTR} instance the account belongs to. */
+    readonly ctx: OTR;
   }
 }

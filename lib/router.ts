@@ -1,7 +1,24 @@
-import type { Account } from './account';
+// A router: a bridge's traffic by contact name. It reaches its account through RouterOwner and
+// the OTR instance through RouterContext.
 import { channelSettings, type Channel, type ChannelOptions } from './channel';
 import type { Contact } from './contact';
 import { requireName } from './validate';
+
+/** @internal What a router asks of its account (the Account implements it). */
+export interface RouterOwner {
+  readonly protocol: string;
+  findContact(name: string): Contact | undefined;
+  contacts(): Contact[];
+  _routedChannel(name: string, options: ChannelOptions, waited: boolean): Channel;
+  _nameBusy(name: string): boolean;
+  _whenFree<T>(names: string[], operation: () => Promise<T>): Promise<T>;
+}
+
+/** @internal What a router asks of the OTR instance (the instance's internals implement it). */
+export interface RouterContext {
+  /** Throws ERR_OTR_CLOSED once otr.close() was called. */
+  ensureOpen(): void;
+}
 
 /**
  * Routes a bridge's traffic by contact name. Everything is synchronous up to the library's
@@ -9,14 +26,17 @@ import { requireName } from './validate';
  * away, so messages reach libotr in the order they were handed in — no promise cache needed.
  */
 export class Router {
-  /** The account whose contacts this router serves. */
-  readonly account: Account;
+  readonly #owner: RouterOwner;
+  readonly #context: RouterContext;
   readonly #options: ChannelOptions;
 
   /** @internal The options are checked now, not when the first channel opens. */
-  constructor(account: Account, options: ChannelOptions) {
-    channelSettings(options, account.protocol, 'account.router()');
-    this.account = account;
+  constructor(owner: RouterOwner, context: RouterContext, options: ChannelOptions) {
+    channelSettings(options, owner.protocol, 'account.router()');
+    // Published as `account`, which account.ts declares (an Account): here it is only the owner.
+    Object.assign(this, { account: owner });
+    this.#owner = owner;
+    this.#context = context;
     this.#options = { ...options };
   }
 
@@ -26,7 +46,7 @@ export class Router {
    * means is known once it settles).
    */
   channel(name: string): Channel {
-    return this.account._routedChannel(name, this.#options, false);
+    return this.#owner._routedChannel(name, this.#options, false);
   }
 
   /**
@@ -53,14 +73,14 @@ export class Router {
     const now = (): Promise<void> => {
       let channel: Channel;
       try {
-        channel = this.account._routedChannel(name, this.#options, true);
+        channel = this.#owner._routedChannel(name, this.#options, true);
       } catch (error) {
         return Promise.reject(error);
       }
       return call(channel);
     };
     try {
-      return this.account._nameBusy(name) ? this.account._whenFree([name], now) : now();
+      return this.#owner._nameBusy(name) ? this.#owner._whenFree([name], now) : now();
     } catch (error) {
       return Promise.reject(error);
     }
@@ -77,20 +97,20 @@ export class Router {
     try {
       requireName('from', from);
       requireName('to', to);
-      this.account.ctx._ensureOpen();
+      this.#context.ensureOpen();
     } catch (error) {
       return Promise.reject(error);
     }
     const renameNow = (): Promise<void> => {
-      const contact: Contact | undefined = this.account.findContact(from);
+      const contact: Contact | undefined = this.#owner.findContact(from);
       return contact ? contact.rename(to) : Promise.resolve();
     };
-    if (from === to || !(this.account._nameBusy(from) || this.account._nameBusy(to))) return renameNow();
-    return this.account._whenFree([from, to], renameNow);
+    if (from === to || !(this.#owner._nameBusy(from) || this.#owner._nameBusy(to))) return renameNow();
+    return this.#owner._whenFree([from, to], renameNow);
   }
 
   /** The channels opened so far, by any means, for this account. */
   channels(): Channel[] {
-    return this.account.contacts().flatMap((contact) => (contact.existingChannel ? [contact.existingChannel] : []));
+    return this.#owner.contacts().flatMap((contact) => (contact.existingChannel ? [contact.existingChannel] : []));
   }
 }

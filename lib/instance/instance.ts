@@ -2,14 +2,13 @@
 // calls, what it delivers and whom that concerns, eviction, the poll timer), and what the
 // public classes (AccountContext and the contexts it extends) and the store (StoreHost) ask of
 // the instance. The public OTR class holds one and adds options, validation and its events.
-import { Account } from '../account';
+import { Account, type AccountContext } from '../account';
 import type { Channel } from '../channel';
 import type { Contact } from '../contact';
 import { ErrorCodes, OtrError, fromNative } from '../errors';
 import type { FileSetLock } from '../lock';
 import { createHandle, type FilePaths, type NativeHandle, type NativeLimits, type NativeStats } from '../native';
 import { ChannelOp, type ChannelOpArgs, type ChannelOpResult } from '../native-contract';
-import type { OTR } from '../otr';
 import type { Lease } from '../store/leases';
 import type { Store, StoreHost, TrustChange } from '../store/store';
 import { Calls } from './calls';
@@ -39,7 +38,7 @@ export interface InstanceOptions extends EvictionOptions {
   loadSkipped(line: number, reason: string, copy: string): void;
 }
 
-export class Instance implements StoreHost {
+export class Instance implements AccountContext, StoreHost {
   /** The largest message read() hands to libotr, in UTF-8 bytes. */
   readonly maxIncomingSize: number;
   readonly #owner: InstanceOwner;
@@ -66,7 +65,7 @@ export class Instance implements StoreHost {
     this.maxIncomingSize = options.limits.maxIncomingSize;
     this.#calls = new Calls(owner, (error) => this.report(error), () => this.#eviction.channelIdle());
     this.#routing = new Routing({
-      makeAccount: (state) => new Account(owner as OTR, state.name, state.protocol, state.fingerprint, state.instag),
+      makeAccount: (state) => new Account(owner, this, state.name, state.protocol, state.fingerprint, state.instag),
       loadSkipped: options.loadSkipped,
       report: (error) => this.report(error),
       get store() {
