@@ -58,7 +58,6 @@ export class Instance implements AccountContext, StoreHost {
 
   /** Makes the engine's handle, which reads the three files (throws what the addon throws). */
   constructor(owner: InstanceOwner, options: InstanceOptions) {
-    const instance = this;
     this.#owner = owner;
     this.#number = options.number;
     this.#lock = options.lock;
@@ -66,11 +65,9 @@ export class Instance implements AccountContext, StoreHost {
     this.#calls = new Calls(owner, (error) => this.report(error), () => this.#eviction.channelIdle());
     this.#routing = new Routing({
       makeAccount: (state) => new Account(owner, this, state.name, state.protocol, state.fingerprint, state.instag),
-      loadSkipped: options.loadSkipped,
+      loadSkipped: (line, reason, copy) => options.loadSkipped(line, reason, copy),
       report: (error) => this.report(error),
-      get store() {
-        return instance.#store;
-      },
+      store: () => this.#store,
       setPollTimer: (seconds, channel) => this.#poll.set(seconds, channel),
     });
     this.#delivery = new Delivery(this.#calls, this.#routing);

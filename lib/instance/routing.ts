@@ -18,7 +18,7 @@ export interface RoutingHost {
   /** An error no caller waits for. */
   report(error: unknown): void;
   /** The store, told of every contact's state. */
-  readonly store: Store | undefined;
+  store(): Store | undefined;
   /** libotr's poll, driven by the instance for a channel without onTimer. */
   setPollTimer(seconds: number, channel: Channel): void;
 }
@@ -89,7 +89,7 @@ export class Routing {
         waiting.set(state.username, state);
         this.#contactsWithoutAccount.set(key, waiting);
       }
-      this.#host.store?._contactState(state);
+      this.#host.store()?._contactState(state);
       return;
     }
     const channel = this.channels.get(effect.channel);

@@ -78,6 +78,6 @@ export class Mirror {
   async settled(): Promise<void> {
     const results = await Promise.allSettled([...this.#pending]);
     const failed = results.find((r) => r.status === 'rejected');
-    if (failed) throw (failed as PromiseRejectedResult).reason;
+    if (failed) throw failed.reason;
   }
 }

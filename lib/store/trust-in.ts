@@ -141,7 +141,7 @@ export class TrustIn {
     for (const hint of targets) {
       const key = contactKey(hint.account, hint.protocol, hint.contact);
       if (this.#mirror.writing(key)) later.push(hint);
-      else await this.#applyRows(hint, table.get(key) ?? new Map());
+      else await this.#applyRows(hint, table.get(key) ?? new Map<string, StoredTrust>());
     }
     if (later.length > 0) {
       await this.#mirror.written();
@@ -236,7 +236,7 @@ export class TrustIn {
         this.#mirror.quiet.delete(toKey);
       }
     }
-    for (const hint of hints) await this.#applyRows(hint, table.get(contactKey(a, p, hint.contact)) ?? new Map());
+    for (const hint of hints) await this.#applyRows(hint, table.get(contactKey(a, p, hint.contact)) ?? new Map<string, StoredTrust>());
   }
 
   // After a reconnection: notifications sent while this node was away are lost, so the whole
