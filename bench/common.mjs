@@ -143,3 +143,29 @@ export function payload(len, i) {
   const num = String(i).padStart(8, '0');
   return (num + s.slice(num.length)).slice(0, len);
 }
+
+// Where a message's cost goes besides CPU: the process's context switches (voluntary and
+// involuntary, all threads, from /proc/self/status) and its heap allocations — counted by
+// bench/c/build/alloc_count.so when `npm run bench` preloads it (LD_PRELOAD) with
+// BENCH_ALLOC_COUNT_FILE naming the file it counts into; `allocs` is null without it.
+export function processCounters() {
+  const status = fs.readFileSync('/proc/self/status', 'latin1');
+  const field = (name) => Number(new RegExp(`^${name}:\\s*(\\d+)`, 'm').exec(status)?.[1] ?? NaN);
+  const switches = field('voluntary_ctxt_switches') + field('nonvoluntary_ctxt_switches');
+  const file = process.env.BENCH_ALLOC_COUNT_FILE;
+  let allocs = null;
+  if (file && process.env.LD_PRELOAD?.includes('alloc_count')) {
+    const slots = fs.readFileSync(file);
+    allocs = 0;
+    // one 64-byte slot per thread, its count in the first 8 bytes
+    for (let at = 0; at + 8 <= slots.length; at += 64) allocs += Number(slots.readBigUInt64LE(at));
+  }
+  return { switches, allocs };
+}
+
+// The growth of processCounters() since `start`, per message.
+export function perMessage(start, messages) {
+  const now = processCounters();
+  const per = (a, b) => (a === null || b === null || messages === 0 ? null : r3((a - b) / messages));
+  return { switches_per_msg: per(now.switches, start.switches), allocs_per_msg: per(now.allocs, start.allocs) };
+}

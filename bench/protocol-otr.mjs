@@ -34,8 +34,10 @@ import {
   failer,
   parseArgs,
   payload,
+  processCounters,
   r3,
 } from './common.mjs';
+import { fanin, paced } from './bulk.mjs';
 import { flood } from './flood.mjs';
 
 const PROTOCOL = 'bench';
@@ -52,6 +54,8 @@ const DEFAULTS = {
   frag: { n: 5000, repeats: 5 },
   memory: { n: 10000, repeats: 1 },
   flood: { n: 2000, repeats: 8 },
+  fanin: { n: 200, repeats: 5 },
+  paced: { n: 5000, repeats: 1 },
 };
 
 // ------------------------------------------------------------------
@@ -67,6 +71,9 @@ const counter = (target) => countTo(target, fail);
 const loopDelay = monitorEventLoopDelay({ resolution: 1 });
 let cpuStart;
 let cpuMicros = 0;
+// The process's context switches and allocations inside the measured windows.
+let countersStart;
+const counted = { switches: 0, allocs: 0 };
 // V8's garbage-collection pauses, which stop the event loop too: what explains a loop delay
 // the library's own work does not.
 const gcPauses = []; // [start, duration] in ms
@@ -78,11 +85,15 @@ function measuring(on) {
   if (on) {
     loopDelay.enable();
     cpuStart = process.cpuUsage();
+    countersStart = processCounters();
     windows.push([performance.now(), Infinity]);
   } else {
     loopDelay.disable();
     const used = process.cpuUsage(cpuStart);
     cpuMicros += used.user + used.system;
+    const now = processCounters();
+    counted.switches += now.switches - countersStart.switches;
+    counted.allocs = now.allocs === null ? null : counted.allocs + now.allocs - countersStart.allocs;
     windows.at(-1)[1] = performance.now();
   }
 }
@@ -109,6 +120,8 @@ function emit(o, unit, n, values, extra = {}) {
     ...gcFigures(),
     threads: threadCount,
     cpu_us_per_op: r3(cpuMicros / (n * values.length)),
+    switches_per_op: r3(counted.switches / (n * values.length)),
+    allocs_per_op: counted.allocs === null ? null : r3(counted.allocs / (n * values.length)),
     ...extra,
   });
 }
@@ -514,17 +527,29 @@ async function run(opts) {
       return latencyUnderLoad(opts, keys);
     case 'flood':
       return flood(opts, { party, keys, fail, timed, measuring, emit });
+    case 'fanin':
+      return fanin(opts, { party, keys, fail, timed, measuring, emit, Bench });
+    case 'paced':
+      return paced(opts, { party, keys, fail, timed, measuring, emit, Bench });
   }
 }
 
 // One unrecorded warm-up pass, as otrjs: the full size for the message scenarios, a quarter
 // (and a tenth of the contacts) for the others, none for keygen and memory.
-o.warmup = !o.quick && o.scenario !== 'keygen' && o.scenario !== 'memory' && o.scenario !== 'latency_under_load';
+o.warmup = !o.quick && !['keygen', 'memory', 'latency_under_load', 'paced'].includes(o.scenario);
 if (o.warmup) {
-  const full = o.scenario.startsWith('msg_oneway_') || o.scenario === 'frag';
-  await run({ ...o, silent: true, repeats: 1, n: full ? o.n : Math.max(1, Math.floor(o.n / 4)), contacts: Math.max(1, Math.floor(o.contacts / 10)) });
+  const full = o.scenario.startsWith('msg_oneway_') || o.scenario === 'frag' || o.scenario === 'fanin';
+  await run({
+    ...o,
+    silent: true,
+    repeats: 1,
+    n: full ? o.n : Math.max(1, Math.floor(o.n / 4)),
+    contacts: o.scenario === 'fanin' ? o.contacts : Math.max(1, Math.floor(o.contacts / 10)),
+  });
   blocking.max = 0;
   cpuMicros = 0;
+  counted.switches = 0;
+  counted.allocs = 0;
   loopDelay.reset();
   windows.length = 0;
 }

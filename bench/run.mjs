@@ -9,13 +9,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { r3 } from './common.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const SCENARIOS = ['msg_oneway_16', 'msg_oneway_1024', 'msg_oneway_16384', 'conversation', 'ake', 'smp', 'keygen', 'frag', 'memory', 'latency_under_load', 'scaling', 'flood'];
+const SCENARIOS = ['msg_oneway_16', 'msg_oneway_1024', 'msg_oneway_16384', 'conversation', 'ake', 'smp', 'keygen', 'frag', 'memory', 'fanin', 'paced', 'latency_under_load', 'scaling', 'flood'];
 // protocol-otr only; C's figure for latency_under_load is its longest single SMP call, and
-// flood has no C counterpart (its baseline is its own run without the flood).
-const JS_ONLY = new Set(['latency_under_load', 'scaling', 'flood']);
+// flood and paced have no C counterpart (flood's baseline is its own run without the flood).
+const JS_ONLY = new Set(['latency_under_load', 'scaling', 'flood', 'paced']);
 const C_REFERENCE = new Set(['latency_under_load']);
+// C's counterpart of fanin is its one-core one-way rate, msg_oneway_1024; npm otr has none.
+const NO_OTRJS = new Set(['fanin']);
 const SCALING_THREADS = [1, 2, 4, 8];
 const IMPLS = ['c', 'protocol-otr', 'otrjs'];
 
@@ -29,6 +32,10 @@ if (args.includes('--store')) {
 const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : SCENARIOS;
 const skipOtrjs = args.includes('--skip-otrjs');
 const keysDir = path.join(HERE, 'c', 'build', 'keys');
+// protocol-otr runs with the allocation counter preloaded (bench/c/alloc_count.c), counting
+// into a file of this directory.
+const countsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'protocol-otr-bench-counts-'));
+process.on('exit', () => fs.rmSync(countsDir, { recursive: true, force: true }));
 
 process.stderr.write('building the C baseline...\n');
 execFileSync(path.join(HERE, 'c', 'build.sh'), { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -39,6 +46,7 @@ function command(impl, scenario, extra = []) {
   const common = [scenario, '--keys', keysDir, ...(quick ? ['--quick'] : []), ...extra];
   // C's reference for latency_under_load: the longest single libotr call of an SMP.
   if (impl === 'c' && scenario === 'latency_under_load') return [baseline, ['smp', ...common.slice(1)]];
+  if (impl === 'c' && scenario === 'fanin') return [baseline, ['msg_oneway_1024', ...common.slice(1)]];
   if (impl === 'c') return [baseline, common];
   const script = impl === 'otrjs' ? 'otrjs.mjs' : 'protocol-otr.mjs';
   return [process.execPath, ['--expose-gc', path.join(HERE, script), ...common]];
@@ -48,13 +56,20 @@ function runOne(impl, scenario, extra = [], label = scenario) {
   const [file, argv] = command(impl, scenario, extra);
   process.stderr.write(`${impl} ${label}... `);
   const t0 = Date.now();
-  const run = spawnSync(file, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 30 * 60 * 1000 });
+  // C and protocol-otr run with the allocation counter preloaded; protocol-otr reads it around
+  // its timed repeats, C's whole run (setup included) is read here after it ended.
+  const counts = path.join(countsDir, `${impl}-${label}.counts`);
+  const env = impl === 'otrjs'
+    ? process.env
+    : { ...process.env, LD_PRELOAD: path.join(HERE, 'c', 'build', 'alloc_count.so'), BENCH_ALLOC_COUNT_FILE: counts };
+  const run = spawnSync(file, argv, { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'inherit'], timeout: 30 * 60 * 1000 });
   const line = run.stdout.trim().split('\n').filter(Boolean).at(-1);
   if (run.status !== 0 || !line) {
     process.stderr.write(`failed (${run.status ?? run.signal})\n`);
     return { impl, scenario: label, failed: true };
   }
   const result = { ...JSON.parse(line), scenario: label };
+  if (impl === 'c' && fs.existsSync(counts)) result.allocs_per_op = r3(allocations(counts) / (result.n * result.repeats.length));
   process.stderr.write(`${fmt(result.median)} ${result.unit} (${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
   return result;
 }
@@ -70,12 +85,19 @@ for (const scenario of only) {
     continue;
   }
   for (const impl of IMPLS) {
-    if (impl === 'otrjs' && (skipOtrjs || JS_ONLY.has(scenario))) continue;
+    if (impl === 'otrjs' && (skipOtrjs || JS_ONLY.has(scenario) || NO_OTRJS.has(scenario))) continue;
     if (impl === 'c' && JS_ONLY.has(scenario) && !C_REFERENCE.has(scenario)) continue;
     results.push(runOne(impl, scenario));
   }
 }
 
+// The allocation counter's file: one 64-byte slot per thread, its count in the first 8 bytes.
+function allocations(file) {
+  const slots = fs.readFileSync(file);
+  let sum = 0;
+  for (let at = 0; at + 8 <= slots.length; at += 64) sum += Number(slots.readBigUInt64LE(at));
+  return sum;
+}
 function fmt(x) {
   if (x === undefined) return '—';
   if (x >= 100) return Math.round(x).toLocaleString('en-US');
@@ -94,10 +116,11 @@ function ratio(scenario, other) {
   return { raw: p.median / o.median, better: higherIsBetter(p.unit) ? p.median / o.median : o.median / p.median };
 }
 
-const rows = [['scenario', 'unit', 'C', 'protocol-otr', 'npm otr', 'p-otr / C', 'p-otr / otr', 'loop p50/p99/max ms']];
+const rows = [['scenario', 'unit', 'C', 'protocol-otr', 'npm otr', 'p-otr / C', 'p-otr / otr', 'loop p50/p99/max ms', 'switches / allocs per op', 'C allocs per op']];
 for (const scenario of only.filter((s) => !JS_ONLY.has(s))) {
   const cell = (impl) => {
     const r = get(impl, scenario);
+    if (!r && impl === 'otrjs' && NO_OTRJS.has(scenario)) return '—';
     if (!r) return impl === 'otrjs' && skipOtrjs ? 'skipped' : 'failed';
     return r.repeats.length > 1 ? `${fmt(r.median)} (${fmt(r.min)}–${fmt(r.max)})` : fmt(r.median);
   };
@@ -113,6 +136,8 @@ for (const scenario of only.filter((s) => !JS_ONLY.has(s))) {
     rc ? `${rc.raw.toFixed(2)}×` : '—',
     ro ? `${ro.raw.toFixed(ro.raw >= 10 ? 0 : 2)}×` : '—',
     p ? `${p.eld_p50_ms} / ${p.eld_p99_ms} / ${p.eld_max_ms}` : '—',
+    p ? `${p.switches_per_op} / ${p.allocs_per_op ?? '—'}` : '—',
+    get('c', scenario)?.allocs_per_op ?? '—',
   ]);
 }
 const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)));
@@ -121,6 +146,23 @@ printRow(rows[0]);
 console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
 rows.slice(1).forEach(printRow);
 console.log('\nRatios are of the medians: for msg/s and AKE/s higher is better, for ms and bytes lower is better.');
+console.log("fanin's C figure is C's one-core one-way rate (msg_oneway_1024) of this run. Switches and allocations: the whole process's, per message (AKE, SMP, key),\n" +
+  "protocol-otr's in its timed repeats, C's over its whole run (setup included) divided by the messages of its repeats.");
+
+// paced: 1 KB messages offered at fixed rates over the contacts.
+const pacedRun = get('protocol-otr', 'paced');
+if (only.includes('paced')) {
+  console.log(`\npaced (contacts → bridge, 1 KB, offered rates over ${pacedRun?.contacts ?? '?'} contacts, ${pacedRun?.seconds_per_rate ?? '?'} s each):`);
+  if (pacedRun) {
+    console.log('| offered msg/s | achieved msg/s | loop p99 / max ms | latency p50 / p99 / max ms | switches / allocs per msg |');
+    console.log('|---|---|---|---|---|');
+    for (const r of pacedRun.rates) {
+      console.log(`| ${fmt(r.offered)} | ${fmt(r.achieved)} | ${r.eld_p99_ms} / ${r.eld_max_ms} | ${r.latency_p50_ms} / ${r.latency_p99_ms} / ${r.latency_max_ms} | ${r.switches_per_msg} / ${r.allocs_per_msg ?? '—'} |`);
+    }
+  } else {
+    console.log('  protocol-otr: failed');
+  }
+}
 
 // latency_under_load: the probe's write() → bridge onRead, alone and under load, against the
 // longest single libotr call C made during an SMP in the same run.
@@ -174,6 +216,11 @@ if (only.includes('flood')) {
 // [name, check, scenarios it needs]: a target whose scenarios were not run says so.
 const targets = [
   ['msg_oneway_1024 ≥ 1.0× C', () => ratio('msg_oneway_1024', 'c')?.raw >= 1.0],
+  ['fanin ≥ 1.0× C\'s one-core one-way rate', () => ratio('fanin', 'c')?.raw >= 1.0],
+  ['paced: at 100,000 msg/s loop p99 ≤ 2 ms and latency p99 ≤ 5 ms', () => {
+    const top = pacedRun?.rates.find((r) => r.offered === 100000);
+    return top && top.achieved >= 0.95 * top.offered && top.eld_p99_ms <= 2 && top.latency_p99_ms <= 5;
+  }],
   ['conversation ≥ 1.6× C', () => ratio('conversation', 'c')?.raw >= 1.6],
   ['ake ≥ 1.6× C', () => ratio('ake', 'c')?.raw >= 1.6],
   ['smp ≤ 1.1× C', () => ratio('smp', 'c')?.raw <= 1.1],
