@@ -15,6 +15,15 @@ std::string ChannelKey(const std::string& account, const std::string& protocol, 
   return key;
 }
 
+const std::string& LookupKey(std::string_view account, std::string_view protocol, std::string_view username) {
+  static thread_local std::string key;
+  key.clear();
+  key.append(account).push_back('\0');
+  key.append(protocol).push_back('\0');
+  key.append(username);
+  return key;
+}
+
 ConnContext* ContactIndex::Master(const std::string& key) const {
   std::shared_lock<std::shared_mutex> lock(mutex_);
   const auto found = masters_.find(key);
@@ -22,6 +31,10 @@ ConnContext* ContactIndex::Master(const std::string& key) const {
 }
 
 void ContactIndex::AddMaster(const std::string& key, ConnContext* master) {
+  {
+    std::shared_lock<std::shared_mutex> lock(mutex_);
+    if (masters_.find(key) != masters_.end()) return;
+  }
   std::unique_lock<std::shared_mutex> lock(mutex_);
   masters_.emplace(key, master);
 }

@@ -16,6 +16,7 @@
 #include <memory>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -27,11 +28,15 @@ namespace otr {
 
 // account, protocol and username joined by NULs: the key of a contact and of its channel.
 std::string ChannelKey(const std::string& account, const std::string& protocol, const std::string& username);
+// The same key in a buffer of this thread's, for a lookup: every job looks its contact up, and
+// a key built afresh each time is an allocation or two per message. Valid until the thread's
+// next LookupKey.
+const std::string& LookupKey(std::string_view account, std::string_view protocol, std::string_view username);
 
 class ContactIndex {
  public:
   ConnContext* Master(const std::string& key) const;
-  // Keeps an entry already there.
+  // Keeps an entry already there (found under the shared lock: nearly always the case).
   void AddMaster(const std::string& key, ConnContext* master);
   void EraseMaster(const std::string& key);
 

@@ -188,7 +188,7 @@ void Engine::FreeUserstate() {
 
 ChannelRecord* Engine::ChannelFor(const char* account, const char* protocol, const char* username) {
   if (account == nullptr || protocol == nullptr || username == nullptr) return nullptr;
-  return index_.ChannelByName(ChannelKey(account, protocol, username));
+  return index_.ChannelByName(LookupKey(account, protocol, username));
 }
 
 ChannelRecord* Engine::ChannelById(uint32_t id) { return index_.Channel(id); }

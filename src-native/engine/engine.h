@@ -294,7 +294,7 @@ void Engine::WithContact(CallScope& scope, const std::string& account, const std
   } viewing;
   tViewing = scope.us;
   calls();
-  if (view.master() != nullptr) index_.AddMaster(ChannelKey(account, protocol, username), view.master());
+  if (view.master() != nullptr) index_.AddMaster(LookupKey(account, protocol, username), view.master());
   if (scope.fingerprintsChanged && view.master() != nullptr) SyncTrustRows(view.master());
   scope.fingerprintsChanged = false;
 }

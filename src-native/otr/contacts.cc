@@ -330,7 +330,7 @@ ConnContext* Engine::MasterFor(ChannelRecord& channel) {
 }
 
 ConnContext* Engine::FindMaster(const std::string& account, const std::string& protocol, const std::string& username) {
-  const std::string key = ChannelKey(account, protocol, username);
+  const std::string& key = LookupKey(account, protocol, username);
   if (ConnContext* master = index_.Master(key)) return master;
   // Created by libotr in the call running now, under a view of this contact (on this thread).
   ConnContext* head = tViewing != nullptr ? tViewing->context_root : nullptr;
