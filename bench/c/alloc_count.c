@@ -24,8 +24,11 @@ extern void *__libc_memalign(size_t, size_t);
 
 static volatile uint64_t *slots;
 static volatile uint64_t next_slot;
-static __thread volatile uint64_t *mine;
-static __thread int resolving;
+/* initial-exec: a preloaded library's thread-locals sit in the static TLS block, so reaching
+ * them never calls malloc (the general model may, on a thread's first access) */
+#define THREAD_LOCAL __thread __attribute__((tls_model("initial-exec")))
+static THREAD_LOCAL volatile uint64_t *mine;
+static THREAD_LOCAL int resolving;
 
 __attribute__((constructor)) static void open_counts(void)
 {
