@@ -64,7 +64,10 @@ async function phase(bench, legit, queries) {
         toFlooder.bytes += Buffer.byteLength(message);
         return;
       }
-      track(timed(() => remoteChannels[index(c.contact.name)].read(message)), 'remote read');
+      track(
+        timed(() => remoteChannels[index(c.contact.name)].read(message)),
+        'remote read',
+      );
     },
     onRead: (c) => fail(`the bridge was shown a message from ${c.contact.name}`),
     onGoneSecure: (c) => (c.contact.name === FLOODER ? fail('the flooder went secure') : goneSecure(index(c.contact.name), 0)),
@@ -75,14 +78,20 @@ async function phase(bench, legit, queries) {
   });
   for (let i = 0; i < legit; i++) {
     const contact = await remote.account.contact(`alice${i}`);
-    remoteChannels.push(contact.channel({
-      maxMessageSize: 0,
-      queryRetries: 0,
-      onWrite: (c, message) => track(timed(() => router.read(`bob${i}`, message)), 'bridge read'),
-      onRead: () => fail(`remote party ${i} was shown a message`),
-      onGoneSecure: () => goneSecure(i, 1),
-      onEvent: (c, code, message) => HEARTBEAT_EVENTS.has(code) || fail(`remote party ${i}: event ${code} ${message ?? ''}`),
-    }));
+    remoteChannels.push(
+      contact.channel({
+        maxMessageSize: 0,
+        queryRetries: 0,
+        onWrite: (c, message) =>
+          track(
+            timed(() => router.read(`bob${i}`, message)),
+            'bridge read',
+          ),
+        onRead: () => fail(`remote party ${i} was shown a message`),
+        onGoneSecure: () => goneSecure(i, 1),
+        onEvent: (c, code, message) => HEARTBEAT_EVENTS.has(code) || fail(`remote party ${i}: event ${code} ${message ?? ''}`),
+      }),
+    );
     router.channel(`bob${i}`); // opened before the clock starts, as the flooder's below
   }
   if (queries > 0) router.channel(FLOODER);
@@ -98,12 +107,15 @@ async function phase(bench, legit, queries) {
   for (let i = 0; i < legit; i++) {
     if (i > 0) await new Promise((resolve) => setTimeout(resolve, SPACING_MS));
     timings[i].start = performance.now();
-    track(timed(() => remoteChannels[i].init()), 'init');
+    track(
+      timed(() => remoteChannels[i].init()),
+      'init',
+    );
   }
   await secured;
   const floodMs = await floodDone;
   // Calls handed in while waiting are in `pending` too: wait until no new one appears.
-  for (let settled = 0; settled < pending.length; ) {
+  for (let settled = 0; settled < pending.length;) {
     const upTo = pending.length;
     await Promise.all(pending.slice(settled, upTo));
     settled = upTo;
@@ -146,30 +158,41 @@ export async function flood(o, bench) {
   const events = {};
   for (const run of runs) for (const [code, count] of Object.entries(run.floodOnly.toFlooder.events)) events[code] = (events[code] ?? 0) + count;
   const floodCpuMs = med((run) => run.floodOnly.cpuMs);
-  bench.emit(o, 'ms', legit, runs.map((run) => pct([...run.both.akeMs].sort((a, b) => a - b), 99)), {
-    contacts: legit,
-    flood_queries: o.n,
-    alone_p50_ms: r3(pct(alone, 50)),
-    alone_p99_ms: r3(pct(alone, 99)),
-    alone_max_ms: r3(alone.at(-1)),
-    flood_p50_ms: r3(pct(flooded, 50)),
-    flood_p99_ms: r3(pct(flooded, 99)),
-    flood_max_ms: r3(flooded.at(-1)),
-    p99_ratio: r3(pct(flooded, 99) / pct(alone, 99)),
-    // The flood alone: every figure the bridge's.
-    flood_bytes_in: bytesIn,
-    flood_bytes_out: bytesOut,
-    flood_amplification: r3(bytesOut / bytesIn),
-    flood_wire_messages: med((run) => run.floodOnly.toFlooder.messages),
-    flood_events: events,
-    flood_cpu_ms: floodCpuMs,
-    flood_cpu_us_per_query: r3((floodCpuMs * 1000) / o.n),
-    flood_pool_busy_ms: med((run) => run.floodOnly.busyMs),
-    flood_wall_ms: med((run) => run.floodOnly.wallMs),
-    // Alongside the AKEs: the phase's process CPU minus that of the AKEs alone.
-    flood_cpu_ms_concurrent: med((run) => run.both.cpuMs - run.alone.cpuMs),
-    flood_wall_ms_concurrent: med((run) => run.both.floodMs),
-    // The AKEs alone, per AKE (both sides: the remote parties are in this process too).
-    cpu_us_per_op: r3(median(runs.map((run) => (run.alone.cpuMs * 1000) / legit))),
-  });
+  bench.emit(
+    o,
+    'ms',
+    legit,
+    runs.map((run) =>
+      pct(
+        [...run.both.akeMs].sort((a, b) => a - b),
+        99,
+      ),
+    ),
+    {
+      contacts: legit,
+      flood_queries: o.n,
+      alone_p50_ms: r3(pct(alone, 50)),
+      alone_p99_ms: r3(pct(alone, 99)),
+      alone_max_ms: r3(alone.at(-1)),
+      flood_p50_ms: r3(pct(flooded, 50)),
+      flood_p99_ms: r3(pct(flooded, 99)),
+      flood_max_ms: r3(flooded.at(-1)),
+      p99_ratio: r3(pct(flooded, 99) / pct(alone, 99)),
+      // The flood alone: every figure the bridge's.
+      flood_bytes_in: bytesIn,
+      flood_bytes_out: bytesOut,
+      flood_amplification: r3(bytesOut / bytesIn),
+      flood_wire_messages: med((run) => run.floodOnly.toFlooder.messages),
+      flood_events: events,
+      flood_cpu_ms: floodCpuMs,
+      flood_cpu_us_per_query: r3((floodCpuMs * 1000) / o.n),
+      flood_pool_busy_ms: med((run) => run.floodOnly.busyMs),
+      flood_wall_ms: med((run) => run.floodOnly.wallMs),
+      // Alongside the AKEs: the phase's process CPU minus that of the AKEs alone.
+      flood_cpu_ms_concurrent: med((run) => run.both.cpuMs - run.alone.cpuMs),
+      flood_wall_ms_concurrent: med((run) => run.both.floodMs),
+      // The AKEs alone, per AKE (both sides: the remote parties are in this process too).
+      cpu_us_per_op: r3(median(runs.map((run) => (run.alone.cpuMs * 1000) / legit))),
+    },
+  );
 }

@@ -180,7 +180,6 @@ class Bench {
   }
 }
 
-
 // ------------------------------------------------------------------
 // scenarios
 
@@ -205,7 +204,7 @@ async function oneway(o, keys, len, fragment_size) {
     b.maxWire = 0;
     blocking.max = 0;
     const t0 = performance.now();
-    for (let sent = 0; sent < o.n; ) {
+    for (let sent = 0; sent < o.n;) {
       const k = Math.min(BURST, o.n - sent);
       burst = counter(k);
       expect = [];

@@ -133,7 +133,6 @@ const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'protocol-otr-bench-'));
 process.on('exit', () => fs.rmSync(scratch, { recursive: true, force: true }));
 let instances = 0;
 
-
 // A fresh OTR instance for `who`, whose private key file is a copy of the bench key.
 async function party(who, keyFile) {
   const dir = path.join(scratch, `${who}-${++instances}`);
@@ -209,7 +208,6 @@ class Bench {
   }
 }
 
-
 // ------------------------------------------------------------------
 // scenarios
 
@@ -238,7 +236,7 @@ async function oneway(o, keys, len, maxMessageSize) {
     wireBefore = b.wire;
     measuring(true);
     const t0 = performance.now();
-    for (let sent = 0; sent < o.n; ) {
+    for (let sent = 0; sent < o.n;) {
       const burst = Math.min(BURST, o.n - sent);
       const done = new Promise((resolve) => (window = { target: sent + burst, resolve }));
       for (let k = 0; k < burst; k++, sent++) {

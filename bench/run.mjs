@@ -12,7 +12,22 @@ import { fileURLToPath } from 'node:url';
 import { r3 } from './common.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const SCENARIOS = ['msg_oneway_16', 'msg_oneway_1024', 'msg_oneway_16384', 'conversation', 'ake', 'smp', 'keygen', 'frag', 'memory', 'fanin', 'paced', 'latency_under_load', 'scaling', 'flood'];
+const SCENARIOS = [
+  'msg_oneway_16',
+  'msg_oneway_1024',
+  'msg_oneway_16384',
+  'conversation',
+  'ake',
+  'smp',
+  'keygen',
+  'frag',
+  'memory',
+  'fanin',
+  'paced',
+  'latency_under_load',
+  'scaling',
+  'flood',
+];
 // protocol-otr only; C's figure for latency_under_load is its longest single SMP call, and
 // flood and paced have no C counterpart (flood's baseline is its own run without the flood).
 const JS_ONLY = new Set(['latency_under_load', 'scaling', 'flood', 'paced']);
@@ -59,9 +74,7 @@ function runOne(impl, scenario, extra = [], label = scenario) {
   // C and protocol-otr run with the allocation counter preloaded; protocol-otr reads it around
   // its timed repeats, C's whole run (setup included) is read here after it ended.
   const counts = path.join(countsDir, `${impl}-${label}.counts`);
-  const env = impl === 'otrjs'
-    ? process.env
-    : { ...process.env, LD_PRELOAD: path.join(HERE, 'c', 'build', 'alloc_count.so'), BENCH_ALLOC_COUNT_FILE: counts };
+  const env = impl === 'otrjs' ? process.env : { ...process.env, LD_PRELOAD: path.join(HERE, 'c', 'build', 'alloc_count.so'), BENCH_ALLOC_COUNT_FILE: counts };
   const run = spawnSync(file, argv, { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'inherit'], timeout: 30 * 60 * 1000 });
   const line = run.stdout.trim().split('\n').filter(Boolean).at(-1);
   if (run.status !== 0 || !line) {
@@ -116,7 +129,9 @@ function ratio(scenario, other) {
   return { raw: p.median / o.median, better: higherIsBetter(p.unit) ? p.median / o.median : o.median / p.median };
 }
 
-const rows = [['scenario', 'unit', 'C', 'protocol-otr', 'npm otr', 'p-otr / C', 'p-otr / otr', 'loop p50/p99/max ms', 'switches / allocs per op', 'C allocs per op']];
+const rows = [
+  ['scenario', 'unit', 'C', 'protocol-otr', 'npm otr', 'p-otr / C', 'p-otr / otr', 'loop p50/p99/max ms', 'switches / allocs per op', 'C allocs per op'],
+];
 for (const scenario of only.filter((s) => !JS_ONLY.has(s))) {
   const cell = (impl) => {
     const r = get(impl, scenario);
@@ -146,8 +161,10 @@ printRow(rows[0]);
 console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
 rows.slice(1).forEach(printRow);
 console.log('\nRatios are of the medians: for msg/s and AKE/s higher is better, for ms and bytes lower is better.');
-console.log("fanin's C figure is C's one-core one-way rate (msg_oneway_1024) of this run. Switches and allocations: the whole process's, per message (AKE, SMP, key),\n" +
-  "protocol-otr's in its timed repeats, C's over its whole run (setup included) divided by the messages of its repeats.");
+console.log(
+  "fanin's C figure is C's one-core one-way rate (msg_oneway_1024) of this run. Switches and allocations: the whole process's, per message (AKE, SMP, key),\n" +
+    "protocol-otr's in its timed repeats, C's over its whole run (setup included) divided by the messages of its repeats.",
+);
 
 // paced: 1 KB messages offered at fixed rates over the contacts.
 const pacedRun = get('protocol-otr', 'paced');
@@ -157,7 +174,9 @@ if (only.includes('paced')) {
     console.log('| offered msg/s | achieved msg/s | loop p99 / max ms | latency p50 / p99 / max ms | switches / allocs per msg |');
     console.log('|---|---|---|---|---|');
     for (const r of pacedRun.rates) {
-      console.log(`| ${fmt(r.offered)} | ${fmt(r.achieved)} | ${r.eld_p99_ms} / ${r.eld_max_ms} | ${r.latency_p50_ms} / ${r.latency_p99_ms} / ${r.latency_max_ms} | ${r.switches_per_msg} / ${r.allocs_per_msg ?? '—'} |`);
+      console.log(
+        `| ${fmt(r.offered)} | ${fmt(r.achieved)} | ${r.eld_p99_ms} / ${r.eld_max_ms} | ${r.latency_p50_ms} / ${r.latency_p99_ms} / ${r.latency_max_ms} | ${r.switches_per_msg} / ${r.allocs_per_msg ?? '—'} |`,
+      );
     }
   } else {
     console.log('  protocol-otr: failed');
@@ -172,13 +191,17 @@ if (only.includes('latency_under_load')) {
   console.log('\nlatency_under_load (1 KB probe every 20 ms, write() → bridge onRead):');
   if (latency) {
     console.log(`  alone:      p50 ${latency.alone_p50_ms} ms, p99 ${latency.alone_p99_ms} ms`);
-    console.log(`  under load: p50 ${latency.load_p50_ms} ms, p99 ${latency.load_p99_ms} ms, max ${latency.load_max_ms} ms ` +
-      `(${latency.background} contacts: ${latency.turns_per_s} turns/s, ${latency.refreshes_per_s} refresh/s, ${latency.smps_per_s} SMP/s; loop p99 ${latency.eld_p99_ms} ms)`);
+    console.log(
+      `  under load: p50 ${latency.load_p50_ms} ms, p99 ${latency.load_p99_ms} ms, max ${latency.load_max_ms} ms ` +
+        `(${latency.background} contacts: ${latency.turns_per_s} turns/s, ${latency.refreshes_per_s} refresh/s, ${latency.smps_per_s} SMP/s; loop p99 ${latency.eld_p99_ms} ms)`,
+    );
   } else {
     console.log('  protocol-otr: failed');
   }
-  console.log(`  C's longest single SMP call: ${longestSmpCall ?? 'failed'} ms` +
-    (latency && longestSmpCall ? `; p99 under load / that call = ${(latency.load_p99_ms / longestSmpCall).toFixed(2)}` : ''));
+  console.log(
+    `  C's longest single SMP call: ${longestSmpCall ?? 'failed'} ms` +
+      (latency && longestSmpCall ? `; p99 under load / that call = ${(latency.load_p99_ms / longestSmpCall).toFixed(2)}` : ''),
+  );
 }
 
 // scaling: one OTR pair's conversation throughput by thread count.
@@ -191,7 +214,9 @@ if (only.includes('scaling')) {
   console.log('|---------|-------|------------|-----|-------------|');
   for (const t of SCALING_THREADS) {
     const r = scale(t);
-    console.log(`| ${t} | ${r ? fmt(r.median) : 'failed'} | ${r && one ? (r.median / one).toFixed(2) : '—'} | ${r && cConv ? (r.median / cConv).toFixed(2) : '—'} | ${r?.eld_p99_ms ?? '—'} |`);
+    console.log(
+      `| ${t} | ${r ? fmt(r.median) : 'failed'} | ${r && one ? (r.median / one).toFixed(2) : '—'} | ${r && cConv ? (r.median / cConv).toFixed(2) : '—'} | ${r?.eld_p99_ms ?? '—'} |`,
+    );
   }
 }
 
@@ -201,12 +226,18 @@ if (only.includes('flood')) {
   console.log('\nflood (one contact hands the bridge a burst of OTR queries while the others run their AKEs):');
   if (flood) {
     const kb = (b) => `${(b / 1024).toFixed(1)} KB`;
-    console.log(`  the others' AKEs (${flood.contacts}, a query every 10 ms; query → both sides secure): without the flood p50 ${flood.alone_p50_ms} ms, p99 ${flood.alone_p99_ms} ms; ` +
-      `with ${flood.flood_queries} queries p50 ${flood.flood_p50_ms} ms, p99 ${flood.flood_p99_ms} ms; p99 ratio ${flood.p99_ratio}`);
-    console.log(`  to the flooder: ${flood.flood_wire_messages} wire messages, ${kb(flood.flood_bytes_out)} sent for ${kb(flood.flood_bytes_in)} received ` +
-      `(${flood.flood_amplification}×); events ${JSON.stringify(flood.flood_events)}`);
-    console.log(`  the bridge's CPU for the flood: ${flood.flood_cpu_ms} ms of process CPU (${flood.flood_cpu_us_per_query} µs a query), ` +
-      `pool threads busy ${flood.flood_pool_busy_ms} ms, over ${flood.flood_wall_ms} ms; alongside the AKEs +${flood.flood_cpu_ms_concurrent} ms`);
+    console.log(
+      `  the others' AKEs (${flood.contacts}, a query every 10 ms; query → both sides secure): without the flood p50 ${flood.alone_p50_ms} ms, p99 ${flood.alone_p99_ms} ms; ` +
+        `with ${flood.flood_queries} queries p50 ${flood.flood_p50_ms} ms, p99 ${flood.flood_p99_ms} ms; p99 ratio ${flood.p99_ratio}`,
+    );
+    console.log(
+      `  to the flooder: ${flood.flood_wire_messages} wire messages, ${kb(flood.flood_bytes_out)} sent for ${kb(flood.flood_bytes_in)} received ` +
+        `(${flood.flood_amplification}×); events ${JSON.stringify(flood.flood_events)}`,
+    );
+    console.log(
+      `  the bridge's CPU for the flood: ${flood.flood_cpu_ms} ms of process CPU (${flood.flood_cpu_us_per_query} µs a query), ` +
+        `pool threads busy ${flood.flood_pool_busy_ms} ms, over ${flood.flood_wall_ms} ms; alongside the AKEs +${flood.flood_cpu_ms_concurrent} ms`,
+    );
   } else {
     console.log('  protocol-otr: failed');
   }
@@ -216,26 +247,30 @@ if (only.includes('flood')) {
 // [name, check, scenarios it needs]: a target whose scenarios were not run says so.
 const targets = [
   ['msg_oneway_1024 ≥ 1.0× C', () => ratio('msg_oneway_1024', 'c')?.raw >= 1.0],
-  ['fanin ≥ 1.0× C\'s one-core one-way rate', () => ratio('fanin', 'c')?.raw >= 1.0],
-  ['paced: at 100,000 msg/s loop p99 ≤ 2 ms and latency p99 ≤ 5 ms', () => {
-    const top = pacedRun?.rates.find((r) => r.offered === 100000);
-    return top && top.achieved >= 0.95 * top.offered && top.eld_p99_ms <= 2 && top.latency_p99_ms <= 5;
-  }],
+  ["fanin ≥ 1.0× C's one-core one-way rate", () => ratio('fanin', 'c')?.raw >= 1.0],
+  [
+    'paced: at 100,000 msg/s loop p99 ≤ 2 ms and latency p99 ≤ 5 ms',
+    () => {
+      const top = pacedRun?.rates.find((r) => r.offered === 100000);
+      return top && top.achieved >= 0.95 * top.offered && top.eld_p99_ms <= 2 && top.latency_p99_ms <= 5;
+    },
+  ],
   ['conversation ≥ 1.6× C', () => ratio('conversation', 'c')?.raw >= 1.6],
   ['ake ≥ 1.6× C', () => ratio('ake', 'c')?.raw >= 1.6],
   ['smp ≤ 1.1× C', () => ratio('smp', 'c')?.raw <= 1.1],
   ['memory ≤ 1.0× C per secure context', () => ratio('memory', 'c')?.raw <= 1.0],
   ['event-loop delay p99 ≤ 2 ms in every scenario', () => results.filter((r) => r.impl === 'protocol-otr').every((r) => (r.eld_p99_ms ?? Infinity) <= 2)],
-  ['latency_under_load p99 < ½ C\'s longest SMP call', () => latency && longestSmpCall && latency.load_p99_ms < longestSmpCall / 2],
+  ["latency_under_load p99 < ½ C's longest SMP call", () => latency && longestSmpCall && latency.load_p99_ms < longestSmpCall / 2],
   ['scaling: 2 threads ≥ 1.6× 1 thread', () => scale(2) && scale(1) && scale(2).median / scale(1).median >= 1.6],
-  ['flood: the others\' AKE p99 ≤ 1.5× without it', () => flood && flood.p99_ratio <= 1.5],
+  ["flood: the others' AKE p99 ≤ 1.5× without it", () => flood && flood.p99_ratio <= 1.5],
   ['msg_oneway_1024 ≥ 100× npm otr', () => ratio('msg_oneway_1024', 'otrjs')?.raw >= 100],
   ['ake ≥ 20× npm otr', () => ratio('ake', 'otrjs')?.raw >= 20],
   ['conversation ≥ 20× npm otr', () => ratio('conversation', 'otrjs')?.raw >= 20],
   ['smp ≥ 20× npm otr', () => ratio('smp', 'otrjs')?.better >= 20],
 ];
 console.log('\nTargets:');
-const needs = (name) => SCENARIOS.filter((s) => name.startsWith(`${s} `) || name.startsWith(`${s}:`) || (s === 'conversation' && name.startsWith('conversation ')));
+const needs = (name) =>
+  SCENARIOS.filter((s) => name.startsWith(`${s} `) || name.startsWith(`${s}:`) || (s === 'conversation' && name.startsWith('conversation ')));
 const checked = targets.map(([name, check]) => {
   const scenarios = name.startsWith('event-loop') ? only : needs(name);
   if (!scenarios.every((s) => only.includes(s))) {

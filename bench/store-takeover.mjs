@@ -62,7 +62,8 @@ async function run(connection, prefix, contacts, messages) {
     await Promise.all(live.map((n) => nodes[n].call('leaseMany', { contacts: moved.filter((c) => next(c) === n), waitMs: 10_000 })));
     const takeover = performance.now() - t0;
     const owned = (await Promise.all(live.map((n) => nodes[n].call('leases')))).flat();
-    if (owned.length !== contacts.length || new Set(owned).size !== contacts.length) throw new Error(`${owned.length} leases held for ${contacts.length} contacts`);
+    if (owned.length !== contacts.length || new Set(owned).size !== contacts.length)
+      throw new Error(`${owned.length} leases held for ${contacts.length} contacts`);
 
     const who = Object.fromEntries(live.map((n) => [n, [contacts.find((c) => first(c) === n), moved.find((c) => next(c) === n)].filter(Boolean)]));
     const talks = await talkOnNodes(nodes, who, messages, () => fs.mkdtempSync(path.join(dir, 'users-')));
@@ -92,7 +93,10 @@ export async function takeoverScenario({ connection, repeats, messages, contacts
   const row = (what, figure) => console.log(`  ${what.padEnd(52)} ${figure}`);
   console.log(`\ntakeover: ${NAMES.length} nodes × ${count.toLocaleString('en-US')} contacts (consistent hash), kill -9 of ${VICTIM}, medians of ${repeats}`);
   row(`baseline: the ${NAMES.length} nodes take their shares at start`, `${split.toFixed(0)} ms (${runs.map((m) => m.split.toFixed(0)).join(', ')})`);
-  row(`kill -9 until its ${runs[0].moved} contacts are owned again`, `${takeover.toFixed(0)} ms (${runs.map((m) => m.takeover.toFixed(0)).join(', ')}; target 2,000 ms)`);
+  row(
+    `kill -9 until its ${runs[0].moved} contacts are owned again`,
+    `${takeover.toFixed(0)} ms (${runs.map((m) => m.takeover.toFixed(0)).join(', ')}; target 2,000 ms)`,
+  );
   row('takeover / baseline', `${(takeover / split).toFixed(2)}×`);
   row('SQL statements / data messages', `${runs.map((m) => `${m.statements} / ${m.sent}`).join(', ')} (target 0 per message)`);
 }

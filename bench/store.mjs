@@ -120,7 +120,9 @@ try {
   console.log(`files          ${fp('files').toFixed(3).padEnd(46)} ${msg('files').toFixed(1)}`);
   console.log(`postgres       ${fp('postgres').toFixed(3).padEnd(46)} ${msg('postgres').toFixed(1)}`);
   console.log(`postgres/files ${`${(fp('postgres') / fp('files')).toFixed(2)}×`.padEnd(46)} ${(msg('postgres') / msg('files')).toFixed(2)}×`);
-  console.log(`SQL statements the PostgreSQL store sent during the data messages: ${results.postgres.map((m) => m.statements).join(', ')} (of ${MESSAGES} messages per run)`);
+  console.log(
+    `SQL statements the PostgreSQL store sent during the data messages: ${results.postgres.map((m) => m.statements).join(', ')} (of ${MESSAGES} messages per run)`,
+  );
   await takeoverScenario({ connection: tcpConnection, repeats: REPEATS, messages: quick ? 50 : 500 });
 } finally {
   await user.close();

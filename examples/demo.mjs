@@ -53,8 +53,7 @@ function party(who, peer) {
     onRead: (c, message) => console.log(`  ${who} reads: "${message}"`),
     onGoneSecure: (c) => console.log(`  ${who}: gone secure (${c.status})`),
     onGoneInsecure: (c) => console.log(`  ${who}: gone insecure (${c.status})`),
-    onUnverifiedFingerprint: (c, hash, seenBefore) =>
-      console.log(`  ${who}: ${seenBefore ? 'another' : 'new'} fingerprint for ${c.contact.name}: ${hash}`),
+    onUnverifiedFingerprint: (c, hash, seenBefore) => console.log(`  ${who}: ${seenBefore ? 'another' : 'new'} fingerprint for ${c.contact.name}: ${hash}`),
     onSmp: (c, question) => {
       console.log(`  ${who}: asked "${question}", answering`);
       return 'the blue door';
@@ -69,10 +68,7 @@ const aliceOtr = new OTR(files('alice'));
 const bobOtr = new OTR(files('bob'));
 
 console.log('Generating keys (off the event loop)...');
-const [alice, bob] = await Promise.all([
-  aliceOtr.account('alice@example.org', 'prpl-jabber'),
-  bobOtr.account('bob@example.org', 'prpl-jabber'),
-]);
+const [alice, bob] = await Promise.all([aliceOtr.account('alice@example.org', 'prpl-jabber'), bobOtr.account('bob@example.org', 'prpl-jabber')]);
 console.log(`  alice: ${alice.fingerprint}\n  bob:   ${bob.fingerprint}`);
 
 channels.alice = (await alice.contact('bob@example.org')).channel(party('alice', 'bob'));

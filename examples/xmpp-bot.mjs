@@ -90,7 +90,9 @@ function chooseMechanism(offered, secure) {
   const usable = offered.filter((m) => m !== 'ANONYMOUS' && (m !== 'PLAIN' || secure || o.plain));
   const mechanism = o.plain ? usable.find((m) => m === 'PLAIN') : usable[0];
   if (!mechanism) {
-    throw new LoginRefused(`no SASL mechanism to use: the server offers ${offered.join(', ') || 'none'}${offered.includes('PLAIN') && !o.plain ? ' (PLAIN without TLS only with --plain)' : ''}`);
+    throw new LoginRefused(
+      `no SASL mechanism to use: the server offers ${offered.join(', ') || 'none'}${offered.includes('PLAIN') && !o.plain ? ' (PLAIN without TLS only with --plain)' : ''}`,
+    );
   }
   return mechanism;
 }
@@ -98,7 +100,7 @@ function chooseMechanism(offered, secure) {
 // One line for any failure: the server's condition rather than its XML, no stack trace.
 function describe(error) {
   if (error.condition) return `${error.condition}${error.text ? ` (${error.text})` : ''}`;
-  const hint = /certificate/i.test(error.message) ? ' (--ca FILE trusts a server\'s own certificate)' : '';
+  const hint = /certificate/i.test(error.message) ? " (--ca FILE trusts a server's own certificate)" : '';
   return `${error.message}${hint}`.replace(/\s+/g, ' ');
 }
 
@@ -106,8 +108,7 @@ const xmpp = client({
   service,
   domain,
   resource: 'otr-bot',
-  credentials: (authenticate, offered, _fast, entity) =>
-    authenticate({ username, password: o.password }, chooseMechanism(offered, entity.isSecure())),
+  credentials: (authenticate, offered, _fast, entity) => authenticate({ username, password: o.password }, chooseMechanism(offered, entity.isSecure())),
 });
 let online = false;
 // Before the first login, start() reports the failure; after it, each error is a line.
@@ -129,7 +130,9 @@ const bridge = await openBridge({
   smpSecret: o['smp-secret'],
   echo: o.echo,
   // What a client without OTR shows of our query: plain text (libotr's own is HTML).
-  channelOptions: { queryText: `${o.jid} asks for an encrypted (Off-the-Record) conversation, which your client does not support: see https://otr.cypherpunks.ca/` },
+  channelOptions: {
+    queryText: `${o.jid} asks for an encrypted (Off-the-Record) conversation, which your client does not support: see https://otr.cypherpunks.ca/`,
+  },
   transport: {
     send: (to, text) => {
       last = last.then(() => xmpp.send(xml('message', { type: 'chat', to }, xml('body', {}, text))));

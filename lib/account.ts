@@ -154,7 +154,10 @@ export class Account {
     requireName('name', name);
     this.#context.ensureOpen();
     if (!waited && this._nameBusy(name)) {
-      throw new OtrError(ErrorCodes.RENAMING, `a rename to or from ${name} is on its way: router.read() and router.write() wait for it; await the rename before asking for the channel`);
+      throw new OtrError(
+        ErrorCodes.RENAMING,
+        `a rename to or from ${name} is on its way: router.read() and router.write() wait for it; await the rename before asking for the channel`,
+      );
     }
     const known = this.#contacts.get(name);
     if (known?.existingChannel) return known.existingChannel;
@@ -224,7 +227,7 @@ export class Account {
     this.#flushing = true;
     try {
       const blocked = new Set<string>();
-      for (let i = 0; i < this.#deferred.length; ) {
+      for (let i = 0; i < this.#deferred.length;) {
         const next = this.#deferred[i];
         if (next.names.some((name) => (this.#holds.get(name) ?? 0) > 0 || blocked.has(name))) {
           for (const name of next.names) blocked.add(name);
@@ -258,10 +261,7 @@ export class Account {
       const store = this.#context.store;
       if (store) await store._beforeRename(this.name, this.protocol, from, to);
       try {
-        await this.#context.call(
-          (job, handle) => handle.renameContact(job, contact._id, this.name, this.protocol, from, to),
-          contact.existingChannel,
-        );
+        await this.#context.call((job, handle) => handle.renameContact(job, contact._id, this.name, this.protocol, from, to), contact.existingChannel);
       } catch (error) {
         if (store) await store._renameRefused(this.name, this.protocol, from, to);
         throw error;

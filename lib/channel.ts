@@ -165,18 +165,53 @@ export interface ChannelOptions {
 }
 
 const CALLBACKS = [
-  'onWrite', 'onRead', 'onGoneSecure', 'onGoneInsecure', 'onStillSecure', 'onUnverifiedFingerprint', 'onUnverifiedInstance',
-  'onSymkey', 'onTimer', 'onSmp', 'onError', 'onEvent', 'onSmpEvent', 'onBeforeEncrypt',
-  'onAfterDecrypt', 'onIsContactLoggedIn', 'onQueryResult', 'onSessionRestart',
+  'onWrite',
+  'onRead',
+  'onGoneSecure',
+  'onGoneInsecure',
+  'onStillSecure',
+  'onUnverifiedFingerprint',
+  'onUnverifiedInstance',
+  'onSymkey',
+  'onTimer',
+  'onSmp',
+  'onError',
+  'onEvent',
+  'onSmpEvent',
+  'onBeforeEncrypt',
+  'onAfterDecrypt',
+  'onIsContactLoggedIn',
+  'onQueryResult',
+  'onSessionRestart',
 ] as const satisfies (keyof ChannelOptions)[];
 
 // Every option name, checked against the interface: a misspelt one (`onSmpEvnt`) is refused, not ignored.
 const CHANNEL_OPTION_NAMES = Object.keys({
-  policy: true, maxMessageSize: true, lineBased: true, queryText: true, queryRetries: true, queryRetryInterval: true,
-  onWrite: true, onRead: true, onQueryResult: true, onGoneSecure: true, onGoneInsecure: true, onStillSecure: true,
-  onUnverifiedFingerprint: true, onUnverifiedInstance: true, onSymkey: true, onTimer: true, onSmp: true, onError: true,
-  onEvent: true, onSmpEvent: true, onBeforeEncrypt: true, onAfterDecrypt: true, onIsContactLoggedIn: true,
-  restartLostSessions: true, onSessionRestart: true,
+  policy: true,
+  maxMessageSize: true,
+  lineBased: true,
+  queryText: true,
+  queryRetries: true,
+  queryRetryInterval: true,
+  onWrite: true,
+  onRead: true,
+  onQueryResult: true,
+  onGoneSecure: true,
+  onGoneInsecure: true,
+  onStillSecure: true,
+  onUnverifiedFingerprint: true,
+  onUnverifiedInstance: true,
+  onSymkey: true,
+  onTimer: true,
+  onSmp: true,
+  onError: true,
+  onEvent: true,
+  onSmpEvent: true,
+  onBeforeEncrypt: true,
+  onAfterDecrypt: true,
+  onIsContactLoggedIn: true,
+  restartLostSessions: true,
+  onSessionRestart: true,
 } satisfies Record<keyof ChannelOptions, true>);
 
 // Transports where a line break ends the message (the rest would be a command, or chat).
@@ -312,7 +347,20 @@ export class Channel {
     const queryText = this.#resolvedQueryText();
     this.#queryTextSent = queryText;
     this._id = context.registerChannel(this, (job, handle, id) =>
-      handle.openChannel(job, id, contact._id, account.name, account.protocol, contact.name, this.policy, size, flags, this.lineBased, queryText, this.restartLostSessions),
+      handle.openChannel(
+        job,
+        id,
+        contact._id,
+        account.name,
+        account.protocol,
+        contact.name,
+        this.policy,
+        size,
+        flags,
+        this.lineBased,
+        queryText,
+        this.restartLostSessions,
+      ),
     );
   }
 
@@ -338,9 +386,7 @@ export class Channel {
     const text = this.#resolvedQueryText();
     if (text === this.#queryTextSent) return;
     this.#queryTextSent = text;
-    this.#op(ChannelOp.SetQueryText, [text]).catch((error: unknown) =>
-      this.#context.report(error),
-    );
+    this.#op(ChannelOp.SetQueryText, [text]).catch((error: unknown) => this.#context.report(error));
   }
 
   /** @internal Calls queued and not yet settled. */

@@ -194,10 +194,7 @@ export class Contact {
   /** @internal Drops one of its fingerprints (Fingerprint.forget). */
   async _forgetFingerprint(hex: string): Promise<void> {
     const account = this.#owner;
-    await this.#context.call(
-      (job, handle) => handle.forgetFingerprint(job, this._id, account.name, account.protocol, this.#name, hex),
-      this.#channel,
-    );
+    await this.#context.call((job, handle) => handle.forgetFingerprint(job, this._id, account.name, account.protocol, this.#name, hex), this.#channel);
     await this.#context.storeSettled();
   }
 

@@ -27,10 +27,31 @@ export interface NativeHandle {
   addContact(job: number, contact: number, account: string, protocol: string, username: string, fingerprintHex: string, verified: boolean): void;
   setTrust(job: number, contact: number, account: string, protocol: string, username: string, fingerprintHex: string, verified: boolean): void;
   forgetFingerprint(job: number, contact: number, account: string, protocol: string, username: string, fingerprintHex: string): void;
-  forgetContact(job: number, contact: number, account: string, protocol: string, username: string, dropUnverifiedFingerprints: boolean, endSessions: boolean): void;
+  forgetContact(
+    job: number,
+    contact: number,
+    account: string,
+    protocol: string,
+    username: string,
+    dropUnverifiedFingerprints: boolean,
+    endSessions: boolean,
+  ): void;
   /** Resolves with whether a squatter was displaced from `to`. */
   renameContact(job: number, contact: number, account: string, protocol: string, from: string, to: string): void;
-  openChannel(job: number, channel: number, contact: number, account: string, protocol: string, username: string, policy: number, maxMessageSize: number, callbacks: number, lineBased: boolean, queryText: string | undefined, restartLostSessions: boolean): void;
+  openChannel(
+    job: number,
+    channel: number,
+    contact: number,
+    account: string,
+    protocol: string,
+    username: string,
+    policy: number,
+    maxMessageSize: number,
+    callbacks: number,
+    lineBased: boolean,
+    queryText: string | undefined,
+    restartLostSessions: boolean,
+  ): void;
   /** One call of a channel: `args` as src-native/contract.json declares them for `op`. */
   channelOp<O extends ChannelOp>(job: number, channel: number, op: O, ...args: ChannelOpArgs[O]): void;
   close(job: number, endSessions: boolean): void;
@@ -84,7 +105,10 @@ export function sharedNumbersMismatch(native: Record<string, number> | undefined
   const names = new Set([...Object.keys(SHARED_NUMBERS), ...Object.keys(native ?? {})]);
   const differ = [...names].filter((name) => native?.[name] !== SHARED_NUMBERS[name]);
   if (differ.length === 0) return undefined;
-  const shown = differ.slice(0, 5).map((name) => `${name} (addon ${native?.[name]}, lib ${SHARED_NUMBERS[name]})`).join(', ');
+  const shown = differ
+    .slice(0, 5)
+    .map((name) => `${name} (addon ${native?.[name]}, lib ${SHARED_NUMBERS[name]})`)
+    .join(', ');
   return `the addon and lib/native.ts disagree on ${differ.length} shared number(s): ${shown}: the addon was built from another src-native/contract.json; rebuild (npm run compile)`;
 }
 
@@ -123,8 +147,7 @@ function loadAddon(): Addon {
   return addon;
 }
 
-const BUILD_NEEDS =
-  "libotr's headers and a C++ toolchain (Debian/Ubuntu: apt-get install libotr5-dev libgcrypt20-dev pkg-config g++ make python3)";
+const BUILD_NEEDS = "libotr's headers and a C++ toolchain (Debian/Ubuntu: apt-get install libotr5-dev libgcrypt20-dev pkg-config g++ make python3)";
 // libotr's run-time package: Debian 13 and Ubuntu 24.04 renamed it in the 64-bit time_t transition.
 const RUNTIME_PACKAGES =
   'Debian 11-12 and Ubuntu 20.04-22.04: apt-get install libotr5; Debian 13 and Ubuntu 24.04 or later: apt-get install libotr5t64; Alpine: apk add libotr';

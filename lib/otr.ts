@@ -262,7 +262,8 @@ export class OTR extends EventEmitter<OTREvents> {
    * unknown option (before the store is touched); the store is closed again on failure.
    */
   static async open(options: OpenOptions = {}): Promise<OTR> {
-    if (options === null || typeof options !== 'object') throw new OtrError(ErrorCodes.INVALID_ARGUMENT, `OTR.open() options must be an object, got ${describe(options)}`);
+    if (options === null || typeof options !== 'object')
+      throw new OtrError(ErrorCodes.INVALID_ARGUMENT, `OTR.open() options must be an object, got ${describe(options)}`);
     rejectUnknownOptions('OTR.open()', options, OPEN_OPTION_NAMES);
     const { store, ...rest } = options;
     if (store === undefined) return new OTR(rest);
@@ -293,7 +294,8 @@ export class OTR extends EventEmitter<OTREvents> {
    */
   constructor(options: OTROptions = {}) {
     super();
-    if (options === null || typeof options !== 'object') throw new OtrError(ErrorCodes.INVALID_ARGUMENT, `new OTR() options must be an object, got ${describe(options)}`);
+    if (options === null || typeof options !== 'object')
+      throw new OtrError(ErrorCodes.INVALID_ARGUMENT, `new OTR() options must be an object, got ${describe(options)}`);
     rejectUnknownOptions('new OTR()', options, OTR_OPTION_NAMES);
     this.privkeysFile = requireText('privkeysFile', options.privkeysFile ?? 'otr.private_key');
     this.contactsFile = requireText('contactsFile', options.contactsFile ?? 'otr.fingerprints');
@@ -379,9 +381,9 @@ export class OTR extends EventEmitter<OTREvents> {
     let request = this.#accountRequests.get(key);
     if (!request) {
       this.#instance.store?._allowsNewAccount(name, protocol);
-      request = this.#instance.call((job, handle) => handle.ensureAccount(job, name, protocol)).then(
-        (value) => this.#instance.accountFromNative(value as NativeAccount),
-      );
+      request = this.#instance
+        .call((job, handle) => handle.ensureAccount(job, name, protocol))
+        .then((value) => this.#instance.accountFromNative(value as NativeAccount));
       this.#accountRequests.set(key, request);
       const forget = () => this.#accountRequests.delete(key);
       request.then(forget, forget);
@@ -428,7 +430,8 @@ export class OTR extends EventEmitter<OTREvents> {
     if (closing) return closing;
     let endSessions: boolean;
     try {
-      if (options === null || typeof options !== 'object') throw new OtrError(ErrorCodes.INVALID_ARGUMENT, `otr.close() options must be an object, got ${describe(options)}`);
+      if (options === null || typeof options !== 'object')
+        throw new OtrError(ErrorCodes.INVALID_ARGUMENT, `otr.close() options must be an object, got ${describe(options)}`);
       rejectUnknownOptions('otr.close()', options, CLOSE_OPTION_NAMES);
       endSessions = requireBoolean('endSessions', options.endSessions ?? false);
     } catch (error) {

@@ -33,7 +33,10 @@ function fieldsOf(record, where) {
     field.name = name;
     const { type } = field;
     const known =
-      type in NUMBER_TYPES || ['bool', 'string', 'string?', 'bytes'].includes(type) || type in enums || type in objects ||
+      type in NUMBER_TYPES ||
+      ['bool', 'string', 'string?', 'bytes'].includes(type) ||
+      type in enums ||
+      type in objects ||
       (type.startsWith('list:') && type.slice(5) in objects);
     if (!known) fail(`${where}.${name}: unknown type ${type}`);
     return field;
@@ -112,7 +115,12 @@ const ops = Object.entries(contract.channelOps.ops).map(([name, spec]) => {
 checkIds(ops, 'channelOps');
 const batchSlots = Object.entries(contract.batch.slots);
 const stats = Object.entries(contract.stats.fields);
-const objectList = Object.entries(objects).map(([name, spec]) => ({ name, ts: spec.ts ?? name, doc: spec.doc, fields: fieldsOf(spec.fields, `objects.${name}`) }));
+const objectList = Object.entries(objects).map(([name, spec]) => ({
+  name,
+  ts: spec.ts ?? name,
+  doc: spec.doc,
+  fields: fieldsOf(spec.fields, `objects.${name}`),
+}));
 const flagSets = Object.entries(contract.flags).map(([name, spec]) => ({
   name,
   doc: spec.doc,
@@ -128,9 +136,16 @@ const QUERY_SLOTS = 2 + queries.numbers + queries.values;
 function withoutDocs(value) {
   if (Array.isArray(value)) return value.map(withoutDocs);
   if (value === null || typeof value !== 'object') return value;
-  return Object.fromEntries(Object.entries(value).filter(([key]) => key !== 'doc').map(([key, v]) => [key, withoutDocs(v)]));
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([key]) => key !== 'doc')
+      .map(([key, v]) => [key, withoutDocs(v)]),
+  );
 }
-const digest = createHash('sha256').update(JSON.stringify(withoutDocs(contract))).digest('hex').slice(0, 12);
+const digest = createHash('sha256')
+  .update(JSON.stringify(withoutDocs(contract)))
+  .digest('hex')
+  .slice(0, 12);
 
 // [name, C++ expression, TypeScript expression]: the addon exports what it compiled.
 const sharedNumbers = [
@@ -209,12 +224,7 @@ const isText = (type) => type === 'string' || type === 'string?' || type === 'by
 function cppSecrets(fields, indent, constness = '') {
   const texts = fields.filter((f) => isText(f.type));
   if (texts.length === 0) return [`${indent}template <typename F>`, `${indent}void ForEachSecret(F&&)${constness} {}`];
-  return [
-    `${indent}template <typename F>`,
-    `${indent}void ForEachSecret(F&& f)${constness} {`,
-    ...texts.map((f) => `${indent}  f(${f.name});`),
-    `${indent}}`,
-  ];
+  return [`${indent}template <typename F>`, `${indent}void ForEachSecret(F&& f)${constness} {`, ...texts.map((f) => `${indent}  f(${f.name});`), `${indent}}`];
 }
 
 // Out: Number(slot, double), String(slot, text), Bytes(slot, bytes), Object(slot, object).
@@ -329,9 +339,20 @@ function cppHeader() {
   for (const k of effects.kinds) {
     const capped = k.fields.filter((f) => f.capped);
     const size = capped.length === 0 ? '0' : capped.map((f) => `${f.name}.size()`).join(' + ');
-    out.push(...cppRecord(k, 'Payload', 'EffectKind', [`  // Bytes of message text: what a delivery is capped by.`, `  size_t CappedBytes() const { return ${size}; }`]));
+    out.push(
+      ...cppRecord(k, 'Payload', 'EffectKind', [
+        `  // Bytes of message text: what a delivery is capped by.`,
+        `  size_t CappedBytes() const { return ${size}; }`,
+      ]),
+    );
   }
-  out.push(...cppVariant('Payload', effects.kinds.map((k) => `${k.name}Payload`)), '');
+  out.push(
+    ...cppVariant(
+      'Payload',
+      effects.kinds.map((k) => `${k.name}Payload`),
+    ),
+    '',
+  );
 
   out.push(...comment(contract.queries.doc));
   out.push(`constexpr size_t kQueryNumberSlots = ${queries.numbers};`);
@@ -341,7 +362,13 @@ function cppHeader() {
   for (const k of queries.kinds) out.push(...withDoc(`  ${k.name} = ${k.id},`, k.doc));
   out.push('};', '');
   for (const k of queries.kinds) out.push(...cppRecord(k, 'Query', 'QueryKind'));
-  out.push(...cppVariant('QueryPayload', queries.kinds.map((k) => `${k.name}Query`)), '');
+  out.push(
+    ...cppVariant(
+      'QueryPayload',
+      queries.kinds.map((k) => `${k.name}Query`),
+    ),
+    '',
+  );
 
   out.push(...comment(contract.channelOps.doc));
   out.push('enum class ChannelOp : int {');
@@ -364,7 +391,13 @@ function cppHeader() {
     }
     out.push(...cppSecrets(op.args, '  '), '};', '');
   }
-  out.push(...cppVariant('ChannelOpCall', ops.map((op) => `${op.name}Args`)), '');
+  out.push(
+    ...cppVariant(
+      'ChannelOpCall',
+      ops.map((op) => `${op.name}Args`),
+    ),
+    '',
+  );
   out.push('template <typename Args, typename In>', 'ChannelOpCall DecodeArgs(In& in) {', '  Args args;', '  args.Decode(in);', '  return args;', '}', '');
   out.push('// The call `op` names, its arguments read by `in`; false for an op this build does not know.');
   out.push('template <typename In>', 'bool DecodeChannelOp(int op, In& in, ChannelOpCall& call) {', '  switch (static_cast<ChannelOp>(op)) {');
@@ -446,14 +479,21 @@ function tsModule() {
     out.push('}', '');
   }
 
-  out.push(...tsDoc(contract.batch.doc), `export const BATCH_SLOTS = ${batchSlots.length};`, '', '/** Where each field of a batch header is. */', 'export const enum BatchSlot {');
+  out.push(
+    ...tsDoc(contract.batch.doc),
+    `export const BATCH_SLOTS = ${batchSlots.length};`,
+    '',
+    '/** Where each field of a batch header is. */',
+    'export const enum BatchSlot {',
+  );
   batchSlots.forEach(([name, doc], i) => out.push(...tsDoc(doc, '  '), `  ${upper(name)} = ${i},`));
   out.push('}', '');
 
   out.push(...tsDoc(contract.channelOps.doc), 'export const enum ChannelOp {');
   for (const op of ops) out.push(...tsDoc(op.doc, '  '), `  ${op.name} = ${op.id},`);
-  out.push('}', '', "/** What each op takes after (job, channel, op). */", 'export interface ChannelOpArgs {');
-  for (const op of ops) out.push(`  [ChannelOp.${op.name}]: [${op.args.map((a) => `${a.name}: ${a.type === 'bytes' ? 'Uint8Array' : tsType(a.type)}`).join(', ')}];`);
+  out.push('}', '', '/** What each op takes after (job, channel, op). */', 'export interface ChannelOpArgs {');
+  for (const op of ops)
+    out.push(`  [ChannelOp.${op.name}]: [${op.args.map((a) => `${a.name}: ${a.type === 'bytes' ? 'Uint8Array' : tsType(a.type)}`).join(', ')}];`);
   out.push('}', '', '/** What each op resolves with. */', 'export interface ChannelOpResult {');
   for (const op of ops) out.push(`  [ChannelOp.${op.name}]: ${{ none: 'undefined', bool: 'boolean', bytes: 'Buffer' }[op.result]};`);
   out.push('}', '');
@@ -498,7 +538,11 @@ function tsModule() {
   out.push('  const channel = query[1] as number;');
   out.push('  switch (query[0] as QueryKind) {');
   for (const k of queries.kinds) {
-    const reads = tsReads(k, (slot) => `(query[${2 + slot}] as number)`, (slot) => `query[${2 + queries.numbers + slot}]`);
+    const reads = tsReads(
+      k,
+      (slot) => `(query[${2 + slot}] as number)`,
+      (slot) => `query[${2 + queries.numbers + slot}]`,
+    );
     out.push(`    case QueryKind.${k.name}:`, ...tsReturn(`kind: QueryKind.${k.name}`, reads));
   }
   out.push('    default:', '      return undefined;', '  }', '}', '');

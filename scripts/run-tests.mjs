@@ -11,7 +11,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const list = (dir) => fs.readdirSync(path.join(root, dir)).filter((f) => f.endsWith('.test.mjs')).sort().map((f) => `${dir}/${f}`);
+const list = (dir) =>
+  fs
+    .readdirSync(path.join(root, dir))
+    .filter((f) => f.endsWith('.test.mjs'))
+    .sort()
+    .map((f) => `${dir}/${f}`);
 // Behaviour suites: the files that wire parties together through the harness.
 const wiresParties = (f) => /\b(createPair|securePair|new Net)\b/.test(fs.readFileSync(path.join(root, f), 'utf8'));
 
@@ -50,7 +55,9 @@ for (const pass of passes) results.push(await runPass(pass));
 console.log('');
 for (const r of results) {
   const c = r.counts;
-  console.log(`== mode '${r.mode}': ${c.tests ?? '?'} tests, ${c.pass ?? '?'} passed, ${c.fail ?? '?'} failed, ${c.cancelled ?? 0} cancelled, ${c.skipped ?? 0} skipped${r.code ? ` (exit ${r.code}${r.signal ? `, ${r.signal}` : ''})` : ''}`);
+  console.log(
+    `== mode '${r.mode}': ${c.tests ?? '?'} tests, ${c.pass ?? '?'} passed, ${c.fail ?? '?'} failed, ${c.cancelled ?? 0} cancelled, ${c.skipped ?? 0} skipped${r.code ? ` (exit ${r.code}${r.signal ? `, ${r.signal}` : ''})` : ''}`,
+  );
 }
 // Both passes together, in the plain form any CI reads: 'N passed, N failed, N skipped'.
 const total = (key) => results.reduce((sum, r) => sum + (r.counts[key] ?? 0), 0);

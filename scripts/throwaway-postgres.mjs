@@ -30,7 +30,10 @@ export function findPostgres() {
   }
   const root = '/usr/lib/postgresql';
   const versions = fs.existsSync(root)
-    ? fs.readdirSync(root).filter((v) => fs.existsSync(path.join(root, v, 'bin', 'initdb'))).sort((a, b) => Number(b) - Number(a))
+    ? fs
+        .readdirSync(root)
+        .filter((v) => fs.existsSync(path.join(root, v, 'bin', 'initdb')))
+        .sort((a, b) => Number(b) - Number(a))
     : [];
   if (versions.length === 0) return { why: 'PostgreSQL server binaries not found (apt-get install postgresql, or set PG_BIN)' };
   return { bin: path.join(root, versions[0], 'bin') };
@@ -79,7 +82,11 @@ export async function startPostgres({ tcp = [] } = {}) {
     }
     port = tcp.length > 0 ? await freePort() : 5432;
     const settings = [`-k ${dir}`, `-c listen_addresses='${tcp.join(',')}'`, `-p ${port}`, '-c fsync=off', '-c max_connections=400'].join(' ');
-    await run(path.join(found.bin, 'pg_ctl'), ['-D', data, '-l', path.join(dir, 'server.log'), '-o', settings, '-w', '-t', '120', 'start'], { ...as, env, cwd: dir });
+    await run(path.join(found.bin, 'pg_ctl'), ['-D', data, '-l', path.join(dir, 'server.log'), '-o', settings, '-w', '-t', '120', 'start'], {
+      ...as,
+      env,
+      cwd: dir,
+    });
   } catch (error) {
     fs.rmSync(dir, { recursive: true, force: true });
     throw error;
@@ -96,7 +103,11 @@ export async function startPostgres({ tcp = [] } = {}) {
     dir,
     /** `pg_ctl restart -m fast`: every connection is ended; resolves once the server accepts connections again. */
     restart() {
-      return run(path.join(found.bin, 'pg_ctl'), ['-D', data, '-l', path.join(dir, 'server.log'), '-m', 'fast', '-w', '-t', '120', 'restart'], { ...as, env, cwd: dir });
+      return run(path.join(found.bin, 'pg_ctl'), ['-D', data, '-l', path.join(dir, 'server.log'), '-m', 'fast', '-w', '-t', '120', 'restart'], {
+        ...as,
+        env,
+        cwd: dir,
+      });
     },
     stop() {
       stopped ??= run(path.join(found.bin, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', 'stop'], { ...as, env, cwd: dir })

@@ -5,7 +5,19 @@ import test, { after } from 'node:test';
 import assert from 'node:assert/strict';
 import { OTR, MessageEvent, ErrorCode, OtrError } from 'protocol-otr';
 import {
-  ALICE, BOB, PROTO, T, keys, cloneDir, openOTR, tmpdir, filesIn, closeAll, createPair, securePair, rejectsCode,
+  ALICE,
+  BOB,
+  PROTO,
+  T,
+  keys,
+  cloneDir,
+  openOTR,
+  tmpdir,
+  filesIn,
+  closeAll,
+  createPair,
+  securePair,
+  rejectsCode,
   hexToHuman,
 } from './helpers/harness.mjs';
 
@@ -26,7 +38,11 @@ async function aliceAccount() {
 test('new OTR() with wrong option types throws ERR_OTR_INVALID_ARGUMENT', () => {
   const d = tmpdir();
   for (const bad of ['a string', 42, { privkeysFile: 42 }, { ...filesIn(d), contactsFile: {} }, { ...filesIn(d), instanceTagsFile: [] }]) {
-    assert.throws(() => new OTR(bad), (e) => e instanceof OtrError && e.code === INVALID, JSON.stringify(bad));
+    assert.throws(
+      () => new OTR(bad),
+      (e) => e instanceof OtrError && e.code === INVALID,
+      JSON.stringify(bad),
+    );
   }
 });
 
@@ -87,7 +103,11 @@ test('channel methods with wrong types: ERR_OTR_INVALID_ARGUMENT, and the channe
   await rejectsCode(() => ch.smpVerify('a', 42), INVALID, 'smpVerify(a, 42)');
   await rejectsCode(() => ch.smpRespond(null), INVALID, 'smpRespond(null)');
   await rejectsCode(() => ch.selectSession('abc'), INVALID, 'selectSession("abc")');
-  assert.deepEqual(pair.alice.wire.filter((w) => w.startsWith('?OTR:AAMD')), [], 'nothing was sent');
+  assert.deepEqual(
+    pair.alice.wire.filter((w) => w.startsWith('?OTR:AAMD')),
+    [],
+    'nothing was sent',
+  );
   await ch.write('fine');
   await pair.settle();
   assert.deepEqual(pair.bob.received, ['fine']);
@@ -126,7 +146,10 @@ test('well-formed fingerprints (40 hex, 44-char human form, any case) are accept
   const human = hexToHuman(GOOD_HEX);
   for (const [i, fp] of [GOOD_HEX, GOOD_HEX.toUpperCase(), human, human.toLowerCase()].entries()) {
     const c = await acct.contact(`ok${i}@example.org`, fp);
-    assert.deepEqual(c.fingerprints().map((f) => f.hash), [human]);
+    assert.deepEqual(
+      c.fingerprints().map((f) => f.hash),
+      [human],
+    );
   }
 });
 
@@ -171,7 +194,15 @@ test('onRead that throws: read() rejects with ERR_OTR_CALLBACK (cause = the erro
 });
 
 test('onGoneSecure that throws: the same operation still runs its other callbacks (the peer goes secure too)', T, async () => {
-  const pair = await createPair({ alice: { handlers: { onGoneSecure: () => { throw new Error('gone secure boom'); } } } });
+  const pair = await createPair({
+    alice: {
+      handlers: {
+        onGoneSecure: () => {
+          throw new Error('gone secure boom');
+        },
+      },
+    },
+  });
   await pair.alice.channel.init();
   await pair.settle();
   // the read that completed alice's side rejected...
@@ -210,20 +241,44 @@ test('onWrite that throws: write() rejects with ERR_OTR_CALLBACK and later write
 });
 
 test('onEvent that throws: read() rejects with ERR_OTR_CALLBACK, the event was delivered', T, async () => {
-  const pair = await securePair({ bob: { handlers: { onEvent: () => { throw new Error('event boom'); } } } });
+  const pair = await securePair({
+    bob: {
+      handlers: {
+        onEvent: () => {
+          throw new Error('event boom');
+        },
+      },
+    },
+  });
   await rejectsCode(() => pair.bob.channel.read('plain while private'), 'ERR_OTR_CALLBACK', 'read');
   assert.deepEqual(pair.bob.args('onEvent'), [[MessageEvent.RCVDMSG_UNENCRYPTED, 'plain while private']]);
 });
 
 test('onBeforeEncrypt that throws: the message goes out unchanged and write() rejects with ERR_OTR_CALLBACK', T, async () => {
-  const pair = await securePair({ alice: { handlers: { onBeforeEncrypt: () => { throw new Error('no'); } } } });
+  const pair = await securePair({
+    alice: {
+      handlers: {
+        onBeforeEncrypt: () => {
+          throw new Error('no');
+        },
+      },
+    },
+  });
   await rejectsCode(() => pair.alice.channel.write('unchanged'), 'ERR_OTR_CALLBACK', 'write');
   await pair.settle();
   assert.deepEqual(pair.bob.received, ['unchanged']);
 });
 
 test('onError that throws: the default error text is sent and read() rejects with ERR_OTR_CALLBACK', T, async () => {
-  const pair = await securePair({ bob: { handlers: { onError: () => { throw new Error('no text'); } } } });
+  const pair = await securePair({
+    bob: {
+      handlers: {
+        onError: () => {
+          throw new Error('no text');
+        },
+      },
+    },
+  });
   const m = pair.alice.mark();
   await pair.alice.channel.write('once');
   await pair.settle();
@@ -295,13 +350,22 @@ async function garbageCase(input, expectedEvents, { expectError } = {}) {
   const data = typeof input === 'function' ? await input(pair) : input;
   const m2 = pair.bob.mark();
   await pair.bob.channel.read(data); // resolves: peer input is never an exception
-  const events = pair.bob.since(m2).filter((c) => c.name === 'onEvent').map((c) => c.args[0]);
+  const events = pair.bob
+    .since(m2)
+    .filter((c) => c.name === 'onEvent')
+    .map((c) => c.args[0]);
   assert.ok(
     expectedEvents.some((e) => events.includes(e)),
     `expected one of ${expectedEvents} for ${JSON.stringify(String(data).slice(0, 40))}, got ${events}`,
   );
   if (expectError !== undefined) {
-    assert.deepEqual(pair.bob.since(m2).filter((c) => c.name === 'onError').map((c) => c.args[0]), [expectError]);
+    assert.deepEqual(
+      pair.bob
+        .since(m2)
+        .filter((c) => c.name === 'onError')
+        .map((c) => c.args[0]),
+      [expectError],
+    );
   }
   assert.equal(pair.bob.since(m2).filter((c) => c.name === 'onRead').length, 0, 'nothing shown to the user');
   await pair.settle();
@@ -319,25 +383,32 @@ test('a short garbage data message raises RCVDMSG_MALFORMED and onError(MSG_MALF
 });
 
 test('a truncated data message raises RCVDMSG_MALFORMED', T, async () => {
-  await garbageCase(async (pair) => {
-    pair.bob.pause();
-    await pair.alice.channel.write('a message that will be cut in half on the way');
-    const [msg] = pair.bob.take();
-    pair.bob.resume();
-    return msg.slice(0, Math.floor(msg.length / 2));
-  }, [MessageEvent.RCVDMSG_MALFORMED]);
+  await garbageCase(
+    async (pair) => {
+      pair.bob.pause();
+      await pair.alice.channel.write('a message that will be cut in half on the way');
+      const [msg] = pair.bob.take();
+      pair.bob.resume();
+      return msg.slice(0, Math.floor(msg.length / 2));
+    },
+    [MessageEvent.RCVDMSG_MALFORMED],
+  );
 });
 
 test('a tampered data message raises RCVDMSG_UNREADABLE and onError(MSG_UNREADABLE)', T, async () => {
-  await garbageCase(async (pair) => {
-    pair.bob.pause();
-    await pair.alice.channel.write('tamper with me');
-    const [msg] = pair.bob.take();
-    pair.bob.resume();
-    const i = 9 + 140; // inside the D-H key of the data message, covered by the MAC
-    const flipped = msg[i] === 'A' ? 'B' : 'A';
-    return msg.slice(0, i) + flipped + msg.slice(i + 1);
-  }, [MessageEvent.RCVDMSG_UNREADABLE], { expectError: ErrorCode.MSG_UNREADABLE });
+  await garbageCase(
+    async (pair) => {
+      pair.bob.pause();
+      await pair.alice.channel.write('tamper with me');
+      const [msg] = pair.bob.take();
+      pair.bob.resume();
+      const i = 9 + 140; // inside the D-H key of the data message, covered by the MAC
+      const flipped = msg[i] === 'A' ? 'B' : 'A';
+      return msg.slice(0, i) + flipped + msg.slice(i + 1);
+    },
+    [MessageEvent.RCVDMSG_UNREADABLE],
+    { expectError: ErrorCode.MSG_UNREADABLE },
+  );
 });
 
 test('an unknown OTR message type raises RCVDMSG_UNRECOGNIZED', T, async () => {
@@ -365,16 +436,19 @@ test('a garbage fragment raises RCVDMSG_MALFORMED', T, async () => {
 });
 
 test('a message addressed to another instance raises RCVDMSG_FOR_OTHER_INSTANCE', T, async () => {
-  await garbageCase(async (pair) => {
-    pair.bob.pause();
-    await pair.alice.channel.write('not for you');
-    const [msg] = pair.bob.take();
-    pair.bob.resume();
-    const body = /\?OTR:([A-Za-z0-9+/=]+)\./.exec(msg)[1];
-    const raw = Buffer.from(body, 'base64');
-    raw.writeUInt32BE(0x0abcdef0, 7); // receiver instance tag
-    return `?OTR:${raw.toString('base64')}.`;
-  }, [MessageEvent.RCVDMSG_FOR_OTHER_INSTANCE]);
+  await garbageCase(
+    async (pair) => {
+      pair.bob.pause();
+      await pair.alice.channel.write('not for you');
+      const [msg] = pair.bob.take();
+      pair.bob.resume();
+      const body = /\?OTR:([A-Za-z0-9+/=]+)\./.exec(msg)[1];
+      const raw = Buffer.from(body, 'base64');
+      raw.writeUInt32BE(0x0abcdef0, 7); // receiver instance tag
+      return `?OTR:${raw.toString('base64')}.`;
+    },
+    [MessageEvent.RCVDMSG_FOR_OTHER_INSTANCE],
+  );
 });
 
 test('incomplete fragments followed by a whole message: the message still arrives', T, async () => {
@@ -403,12 +477,16 @@ test('huge and odd inputs to read() never crash: 1 MB garbage, lone surrogates, 
   assert.equal(pair.bob.channel.status, 'Unverified');
 });
 
-test('NUL: a write holding it is refused with ERR_OTR_INVALID_ARGUMENT (libotr would cut it short); a received message holding it is dropped with RCVDMSG_MALFORMED and read() resolves', T, async () => {
-  const pair = await securePair();
-  await pair.bob.channel.read('nul\u0000inside');
-  assert.ok(pair.bob.args('onEvent').some(([code, text]) => code === MessageEvent.RCVDMSG_MALFORMED && /NUL/.test(text)));
-  await rejectsCode(() => pair.alice.channel.write('nul\u0000inside'), INVALID, 'write with NUL');
-  await pair.alice.channel.write('fine');
-  await pair.settle();
-  assert.deepEqual(pair.bob.received, ['fine']);
-});
+test(
+  'NUL: a write holding it is refused with ERR_OTR_INVALID_ARGUMENT (libotr would cut it short); a received message holding it is dropped with RCVDMSG_MALFORMED and read() resolves',
+  T,
+  async () => {
+    const pair = await securePair();
+    await pair.bob.channel.read('nul\u0000inside');
+    assert.ok(pair.bob.args('onEvent').some(([code, text]) => code === MessageEvent.RCVDMSG_MALFORMED && /NUL/.test(text)));
+    await rejectsCode(() => pair.alice.channel.write('nul\u0000inside'), INVALID, 'write with NUL');
+    await pair.alice.channel.write('fine');
+    await pair.settle();
+    assert.deepEqual(pair.bob.received, ['fine']);
+  },
+);

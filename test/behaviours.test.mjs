@@ -4,9 +4,7 @@
 import test, { after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Policy, MessageEvent, SmpEvent } from 'protocol-otr';
-import {
-  BOB, T, closeAll, createPair, securePair, isQuery, hexToHuman,
-} from './helpers/harness.mjs';
+import { BOB, T, closeAll, createPair, securePair, isQuery, hexToHuman } from './helpers/harness.mjs';
 
 after(closeAll);
 
@@ -23,7 +21,13 @@ test('pre-seeded wrong fingerprint: the AKE learns a second one and onUnverified
   assert.equal(bob.channel.status, 'Unverified');
   assert.deepEqual(alice.args('onUnverifiedFingerprint'), [[fingerprints.bob, true]], 'alice had seen another key before');
   assert.deepEqual(bob.args('onUnverifiedFingerprint'), [[fingerprints.alice, false]], 'fresh contact: not seen before');
-  assert.deepEqual(alice.contact.fingerprints().map((f) => f.hash).sort(), [hexToHuman(WRONG_HEX), fingerprints.bob].sort());
+  assert.deepEqual(
+    alice.contact
+      .fingerprints()
+      .map((f) => f.hash)
+      .sort(),
+    [hexToHuman(WRONG_HEX), fingerprints.bob].sort(),
+  );
   assert.equal(alice.contact.activeFingerprint.hash, fingerprints.bob);
   const wrong = alice.contact.fingerprints().find((f) => f.hash === hexToHuman(WRONG_HEX));
   assert.equal(wrong.status, 'Unused');
@@ -129,7 +133,10 @@ test('SMP with the right answer makes both sides Private with the fingerprint ve
   await pair.alice.channel.smpVerify('Zuzanna lubi je tylko jesienią.');
   await pair.settle();
   for (const p of [pair.alice, pair.bob]) {
-    assert.ok(p.smpEvents().some(([c, pr]) => c === SmpEvent.SUCCESS && pr === 100), `${p.name} SUCCESS`);
+    assert.ok(
+      p.smpEvents().some(([c, pr]) => c === SmpEvent.SUCCESS && pr === 100),
+      `${p.name} SUCCESS`,
+    );
     assert.equal(p.channel.status, 'Private', `${p.name} Private`);
     assert.equal(p.contact.activeFingerprint.isVerified, true);
     assert.equal(p.contact.activeFingerprint.status, 'Private');
@@ -142,7 +149,10 @@ test('SMP with a wrong answer gives SmpEvent.FAILURE on both sides', T, async ()
   await pair.alice.channel.smpVerify('Zuzanna lubi je tylko jesienią.', 'W Paryżu najlepsze kasztany są…?');
   await pair.settle();
   for (const p of [pair.alice, pair.bob]) {
-    assert.ok(p.smpEvents().some(([c]) => c === SmpEvent.FAILURE), `${p.name} FAILURE: ${JSON.stringify(p.smpEvents())}`);
+    assert.ok(
+      p.smpEvents().some(([c]) => c === SmpEvent.FAILURE),
+      `${p.name} FAILURE: ${JSON.stringify(p.smpEvents())}`,
+    );
     assert.ok(!p.smpEvents().some(([c]) => c === SmpEvent.SUCCESS));
     assert.equal(p.channel.status, 'Unverified');
     assert.equal(p.contact.activeFingerprint.isVerified, false);
@@ -160,8 +170,20 @@ test('refresh(): the refreshing side sees gone-insecure then gone-secure; the ot
   assert.equal(alice.channel.status, 'Not private', 'back to plaintext until the new AKE completes');
   assert.ok(alice.wireSince(am).some(isQuery), 'refresh sends an OTR query');
   await pair.settle();
-  assert.deepEqual(alice.since(am).filter((c) => STATES.includes(c.name)).map((c) => c.name), ['onGoneInsecure', 'onGoneSecure']);
-  assert.deepEqual(bob.since(bm).filter((c) => STATES.includes(c.name)).map((c) => c.name), ['onGoneSecure']);
+  assert.deepEqual(
+    alice
+      .since(am)
+      .filter((c) => STATES.includes(c.name))
+      .map((c) => c.name),
+    ['onGoneInsecure', 'onGoneSecure'],
+  );
+  assert.deepEqual(
+    bob
+      .since(bm)
+      .filter((c) => STATES.includes(c.name))
+      .map((c) => c.name),
+    ['onGoneSecure'],
+  );
   assert.equal(alice.channel.status, 'Unverified');
   assert.equal(bob.channel.status, 'Unverified');
   await bob.channel.write('with fresh keys');
@@ -226,8 +248,14 @@ test('finish() drops queued writes and reports each with CONNECTION_ENDED', T, a
   await pair.alice.channel.write('q2');
   const m = pair.alice.mark();
   await pair.alice.channel.finish();
-  const ended = pair.alice.since(m).filter((c) => c.name === 'onEvent').map((c) => c.args);
-  assert.deepEqual(ended, [[MessageEvent.CONNECTION_ENDED, 'q1'], [MessageEvent.CONNECTION_ENDED, 'q2']]);
+  const ended = pair.alice
+    .since(m)
+    .filter((c) => c.name === 'onEvent')
+    .map((c) => c.args);
+  assert.deepEqual(ended, [
+    [MessageEvent.CONNECTION_ENDED, 'q1'],
+    [MessageEvent.CONNECTION_ENDED, 'q2'],
+  ]);
   pair.bob.resume();
   await pair.settle();
   assert.deepEqual(pair.bob.received, [], 'dropped messages never arrive');
@@ -301,7 +329,10 @@ test('SMP secrets and questions are UTF-8 on both sides', T, async () => {
   await pair.alice.channel.smpVerify(secret, question);
   await pair.settle();
   assert.deepEqual(pair.bob.args('onSmp'), [[question]]);
-  assert.ok(pair.alice.smpEvents().some(([c]) => c === SmpEvent.SUCCESS), JSON.stringify(pair.alice.smpEvents()));
+  assert.ok(
+    pair.alice.smpEvents().some(([c]) => c === SmpEvent.SUCCESS),
+    JSON.stringify(pair.alice.smpEvents()),
+  );
   assert.equal(pair.alice.channel.status, 'Private');
 });
 

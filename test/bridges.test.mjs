@@ -114,7 +114,7 @@ test('a plaintext message with line breaks goes out as one wire message per line
   assert.deepEqual(p.wire.alice, ['first', 'second', 'third']);
 });
 
-test('the query text is settable per OTR, account and channel; non-line-based protocols keep libotr\'s text by default', T, async () => {
+test("the query text is settable per OTR, account and channel; non-line-based protocols keep libotr's text by default", T, async () => {
   const p = await bridgePair({ protocol: 'prpl-jabber', drop: () => true }); // only our queries on the wire
   const ch = p.routers.alice.channel('bob');
   assert.equal(ch.lineBased, false);
@@ -163,7 +163,7 @@ test('onRead says whether libotr decrypted the message, and from which instance'
   assert.deepEqual(p.reads.alice.slice(1), [{ from: 'eve', text: 'hello', info: { encrypted: false, instag: 0, fingerprint: undefined, verified: false } }]);
 });
 
-test('a router opens channels on first use and keeps each contact\'s arrival order without awaiting anything', T, async () => {
+test("a router opens channels on first use and keeps each contact's arrival order without awaiting anything", T, async () => {
   const p = await bridgePair();
   const ch = p.routers.alice.channel('bob');
   await ch.init();
@@ -179,9 +179,15 @@ test('a router opens channels on first use and keeps each contact\'s arrival ord
   // Each contact's messages in the order they arrived (contacts run in parallel).
   for (let n = 0; n < 5; n++) {
     const own = (r) => r.from === `nick${n}`;
-    assert.deepEqual(p.reads.alice.filter((r) => !r.info.encrypted && own(r)).map((r) => r.text), texts.filter((_, i) => i % 5 === n));
+    assert.deepEqual(
+      p.reads.alice.filter((r) => !r.info.encrypted && own(r)).map((r) => r.text),
+      texts.filter((_, i) => i % 5 === n),
+    );
   }
-  assert.deepEqual(p.reads.alice.filter((r) => r.info.encrypted).map((r) => r.text), Array.from({ length: 200 }, (_, i) => `e${i}`));
+  assert.deepEqual(
+    p.reads.alice.filter((r) => r.info.encrypted).map((r) => r.text),
+    Array.from({ length: 200 }, (_, i) => `e${i}`),
+  );
   assert.equal(p.routers.alice.channels().length, 6);
   assert.equal(p.routers.alice.channel('nick3'), p.a.findContact('nick3').existingChannel);
 });
@@ -203,7 +209,11 @@ test('contact.rename: the session and trust follow a nick change; the fingerprin
   p.routers.bob.write('alice_', 'to the new nick');
   await renamed;
   await p.until(() => p.reads.bob.length === 1 && p.reads.alice.length === 1);
-  assert.deepEqual(p.reads.bob[0], { from: 'alice_', text: 'after the nick change', info: { encrypted: true, instag: p.a.instanceTag, fingerprint: p.a.fingerprint, verified: true } });
+  assert.deepEqual(p.reads.bob[0], {
+    from: 'alice_',
+    text: 'after the nick change',
+    info: { encrypted: true, instag: p.a.instanceTag, fingerprint: p.a.fingerprint, verified: true },
+  });
   assert.equal(p.reads.alice[0].text, 'to the new nick');
   assert.equal(toAlice.contact.name, 'alice_');
   assert.equal(toAlice.status, 'Private', 'trust followed the rename');
@@ -236,7 +246,10 @@ test('close({ endSessions: true }) tells every encrypted contact we are leaving 
   await p.A.close({ endSessions: true });
   assert.equal(p.wire.alice.length, sent + 1, 'one disconnect message, to bob only');
   await p.until(() => back.status === 'Finished');
-  await rejectsCode(p.A.close({ endSessions: 'yes' }).then(() => p.B.close({ endSessions: 1 })), 'ERR_OTR_INVALID_ARGUMENT');
+  await rejectsCode(
+    p.A.close({ endSessions: 'yes' }).then(() => p.B.close({ endSessions: 1 })),
+    'ERR_OTR_INVALID_ARGUMENT',
+  );
 });
 
 test('init() retries the query while the contact does not answer, and reports the outcome', T, async (t) => {
@@ -306,7 +319,10 @@ test('Pacer: lets a burst through, then paces, in order, with its depth visible'
   assert.equal(pacer.depth, 25 - sent.length);
   await pacer.drained();
   const elapsed = performance.now() - started;
-  assert.deepEqual(sent, Array.from({ length: 25 }, (_, i) => `l${i}`));
+  assert.deepEqual(
+    sent,
+    Array.from({ length: 25 }, (_, i) => `l${i}`),
+  );
   assert.equal(pacer.depth, 0);
   assert.equal(pacer.sent, 25);
   // 20 lines after the burst at 200/s cannot take less than 100 ms (a lower bound only).

@@ -45,7 +45,12 @@ function pidginDir() {
 }
 
 const fingerprintLines = (file) =>
-  fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.includes('\t')).map((l) => l.split('\t')).sort();
+  fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('\t'))
+    .map((l) => l.split('\t'))
+    .sort();
 
 function contents(dir) {
   const out = {};
@@ -75,16 +80,13 @@ test('keys list and keys fingerprint read the Pidgin fixture (text and --json), 
   assert.deepEqual(contents(dir), before, 'reading commands leave the directory as it was');
 });
 
-test('trust list shows the contacts\' fingerprints and trust; --account/--protocol filter', T, () => {
+test("trust list shows the contacts' fingerprints and trust; --account/--protocol filter", T, () => {
   const dir = pidginDir();
   const rows = cli('trust', 'list', '--dir', dir, '--json').result();
-  assert.deepEqual(
-    rows.map((r) => [r.contact, r.fingerprint, r.trust, r.verified]).sort(),
-    [
-      ['bob@example.org', BOB_FP, 'verified', true],
-      ['carol@example.org', 'FEDCBA98 76543210 FEDCBA98 76543210 FEDCBA98', '', false],
-    ],
-  );
+  assert.deepEqual(rows.map((r) => [r.contact, r.fingerprint, r.trust, r.verified]).sort(), [
+    ['bob@example.org', BOB_FP, 'verified', true],
+    ['carol@example.org', 'FEDCBA98 76543210 FEDCBA98 76543210 FEDCBA98', '', false],
+  ]);
   const text = cli('trust', 'list', '--dir', dir);
   assert.match(text.stdout, new RegExp(`bob@example.org\\t${BOB_FP}\\tverified`));
   assert.match(text.stdout, /carol@example.org\t.*\tuntrusted/);
@@ -108,7 +110,10 @@ test('trust verify, distrust and forget change the fingerprints file (libotr for
   assert.ok(fingerprintLines(file).some((l) => l[0] === 'dave@example.org' && l[3] === 'aaaaaaaabbbbbbbbccccccccddddddddeeeeeeee' && l[4] === 'verified'));
   const distrust = cli('trust', 'distrust', ALICE, PROTO, 'bob@example.org', BOB_HEX, '--dir', dir);
   assert.equal(distrust.status, 0, distrust.stderr);
-  assert.deepEqual(fingerprintLines(file).find((l) => l[0] === 'bob@example.org'), ['bob@example.org', ALICE, PROTO, BOB_HEX, '']);
+  assert.deepEqual(
+    fingerprintLines(file).find((l) => l[0] === 'bob@example.org'),
+    ['bob@example.org', ALICE, PROTO, BOB_HEX, ''],
+  );
   const forget = cli('trust', 'forget', ALICE, PROTO, 'bob@example.org', BOB_FP, '--dir', dir);
   assert.equal(forget.status, 0, forget.stderr);
   assert.ok(!fingerprintLines(file).some((l) => l[0] === 'bob@example.org'), 'bob is gone from the file');
@@ -152,7 +157,7 @@ test('exit codes: 4 for an unknown account or fingerprint, 2 for a wrong command
   assert.match(corrupt.json().error.message, new RegExp(dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), 'the message names the real file, not a copy');
 });
 
-test('import --from pidgin takes over the directory\'s files; the key and trust load unchanged', T, () => {
+test("import --from pidgin takes over the directory's files; the key and trust load unchanged", T, () => {
   const source = pidginDir();
   const target = tmpdir('otr-cli-target-');
   const imported = cli('import', '--from', 'pidgin', source, '--dir', target, '--json');
@@ -162,7 +167,12 @@ test('import --from pidgin takes over the directory\'s files; the key and trust 
   for (const f of Object.values(filesIn(target))) assert.equal((fs.statSync(f).mode & 0o777).toString(8), '600', f);
   assert.equal(cli('keys', 'fingerprint', ALICE, PROTO, '--dir', target).stdout.trim(), FIXTURE_FP);
   assert.equal(cli('keys', 'list', '--dir', target, '--json').result()[0].instanceTag, 0x1a2b3c4d);
-  assert.equal(cli('trust', 'list', '--dir', target, '--json').result().find((r) => r.contact === 'bob@example.org').trust, 'verified');
+  assert.equal(
+    cli('trust', 'list', '--dir', target, '--json')
+      .result()
+      .find((r) => r.contact === 'bob@example.org').trust,
+    'verified',
+  );
   // Never over an existing set: refused, and the target is left as it was.
   const before = contents(target);
   const again = cli('import', '--from', 'pidgin', source, '--dir', target);
@@ -295,77 +305,88 @@ test('exit codes mean one thing each, as docs/CLI.md lists them, and every JSON 
   for (const code of ['2', '3', '4', '5', '6']) assert.equal(documented[code], seen[code], `exit code ${code}`);
 });
 
-test('lines skipped from a fingerprints file are reported with the real file and line (and in --json), exit code 6 unless --force (it was a Node warning naming a temp copy, exit 0)', T, () => {
-  const { dir, file } = dirWithBadLine();
-  const before = contents(dir);
-  for (const command of [['trust', 'list'], ['keys', 'list']]) {
-    const text = cli(...command, '--dir', dir);
-    assert.equal(text.status, 6, text.stderr);
-    assert.match(text.stderr, new RegExp(`^protocol-otr: ${escape(file)} line 2 skipped: .+$`, 'm'));
-    assert.match(text.stderr, /--force/);
-    assert.doesNotMatch(text.stderr, /Warning|\.protocol-otr-read-|orig-/, 'no Node warning, no temporary copy named');
-    assert.ok(text.stdout.length > 0, 'what could be read is shown');
-    const json = cli(...command, '--dir', dir, '--json').json();
-    assert.deepEqual(json.skipped, [{ file, line: 2, reason: json.skipped[0].reason }]);
-    assert.equal(json.error.code, 'ERR_OTR_CLI_SKIPPED');
-    const forced = cli(...command, '--dir', dir, '--json', '--force');
-    assert.equal(forced.status, 0, forced.stderr);
-    assert.deepEqual(forced.json().skipped, json.skipped);
-    assert.deepEqual(forced.json().result, json.result);
-  }
-  assert.equal(cli('trust', 'list', '--dir', dir, '--json').result().length, 2, 'the two good lines');
-  // A writing command writes nothing without --force ...
-  const refused = cli('trust', 'verify', ALICE, PROTO, 'carol@example.org', CAROL_HEX, '--dir', dir, '--json');
-  assert.equal(refused.status, 6, refused.stderr);
-  assert.match(refused.stderr, /nothing was written/);
-  assert.deepEqual(contents(dir), before, 'the files are as they were');
-  // ... and with it rewrites the file without the line, keeping the original.
-  const forced = cli('trust', 'verify', ALICE, PROTO, 'carol@example.org', CAROL_HEX, '--dir', dir, '--json', '--force');
-  assert.equal(forced.status, 0, forced.stderr);
-  const [line] = forced.json().skipped;
-  assert.equal(line.file, file);
-  assert.equal(fs.readFileSync(line.originalKeptAs).toString('base64'), before['otr.fingerprints'], 'the original is kept as it was');
-  assert.match(forced.stderr, new RegExp(`original is kept as ${escape(line.originalKeptAs)}`));
-  assert.equal(fingerprintLines(file).length, 2);
-  // An import refuses a source with such lines, naming the source's file.
-  const source = dirWithBadLine();
-  const target = tmpdir('otr-cli-target-');
-  const imported = cli('import', '--from', 'pidgin', source.dir, '--dir', target, '--json');
-  assert.equal(imported.status, 6, imported.stderr);
-  assert.equal(imported.json().skipped[0].file, source.file);
-  assert.deepEqual(fs.readdirSync(target), [], 'nothing was imported');
-  assert.equal(cli('import', '--from', 'pidgin', source.dir, '--dir', target, '--force').status, 0);
-});
-
-test('--version prints the package version; no arguments is the usage on stderr with exit code 2; "keys" alone is its usage; --help works everywhere', T, () => {
-  const version = cli('--version');
-  assert.equal(version.status, 0, version.stderr);
-  assert.equal(version.stdout, `${PKG.version}\n`);
-  const none = cli();
-  assert.equal(none.status, 2);
-  assert.equal(none.stdout, '');
-  assert.match(none.stderr, /usage: protocol-otr <command>/);
-  const keys = cli('keys');
-  assert.equal(keys.status, 2);
-  assert.match(keys.stderr, /usage: protocol-otr keys <list\|fingerprint\|generate>/);
-  assert.doesNotMatch(keys.stderr, /unknown command/);
-  const dir = tmpdir('otr-cli-');
-  for (const [args, usage] of [
-    [[], /usage: protocol-otr <command>/],
-    [['keys'], /usage: protocol-otr keys <list\|fingerprint\|generate>/],
-    [['trust'], /usage: protocol-otr trust <list\|verify\|distrust\|forget>/],
-    [['db'], /usage: protocol-otr db <import\|export>/],
-    [['keys', 'list'], /usage: protocol-otr keys list \[options\]/],
-    [['keys', 'generate', 'bridge@example.org', 'prpl-irc', '--dir', dir], /usage: protocol-otr keys generate <account> <protocol>/],
-    [['trust', 'verify'], /usage: protocol-otr trust verify <account> <protocol> <contact> <fingerprint>/],
-    [['import'], /usage: protocol-otr import --from/],
-    [['db', 'export'], /usage: protocol-otr db export --db/],
-  ]) {
-    for (const flag of ['--help', '-h']) {
-      const r = cli(...args, flag);
-      assert.equal(r.status, 0, `${args.join(' ')} ${flag}: ${r.stderr}`);
-      assert.match(r.stdout, usage, `${args.join(' ')} ${flag}`);
+test(
+  'lines skipped from a fingerprints file are reported with the real file and line (and in --json), exit code 6 unless --force (it was a Node warning naming a temp copy, exit 0)',
+  T,
+  () => {
+    const { dir, file } = dirWithBadLine();
+    const before = contents(dir);
+    for (const command of [
+      ['trust', 'list'],
+      ['keys', 'list'],
+    ]) {
+      const text = cli(...command, '--dir', dir);
+      assert.equal(text.status, 6, text.stderr);
+      assert.match(text.stderr, new RegExp(`^protocol-otr: ${escape(file)} line 2 skipped: .+$`, 'm'));
+      assert.match(text.stderr, /--force/);
+      assert.doesNotMatch(text.stderr, /Warning|\.protocol-otr-read-|orig-/, 'no Node warning, no temporary copy named');
+      assert.ok(text.stdout.length > 0, 'what could be read is shown');
+      const json = cli(...command, '--dir', dir, '--json').json();
+      assert.deepEqual(json.skipped, [{ file, line: 2, reason: json.skipped[0].reason }]);
+      assert.equal(json.error.code, 'ERR_OTR_CLI_SKIPPED');
+      const forced = cli(...command, '--dir', dir, '--json', '--force');
+      assert.equal(forced.status, 0, forced.stderr);
+      assert.deepEqual(forced.json().skipped, json.skipped);
+      assert.deepEqual(forced.json().result, json.result);
     }
-  }
-  assert.deepEqual(fs.readdirSync(dir), [], '--help runs nothing: no key was generated');
-});
+    assert.equal(cli('trust', 'list', '--dir', dir, '--json').result().length, 2, 'the two good lines');
+    // A writing command writes nothing without --force ...
+    const refused = cli('trust', 'verify', ALICE, PROTO, 'carol@example.org', CAROL_HEX, '--dir', dir, '--json');
+    assert.equal(refused.status, 6, refused.stderr);
+    assert.match(refused.stderr, /nothing was written/);
+    assert.deepEqual(contents(dir), before, 'the files are as they were');
+    // ... and with it rewrites the file without the line, keeping the original.
+    const forced = cli('trust', 'verify', ALICE, PROTO, 'carol@example.org', CAROL_HEX, '--dir', dir, '--json', '--force');
+    assert.equal(forced.status, 0, forced.stderr);
+    const [line] = forced.json().skipped;
+    assert.equal(line.file, file);
+    assert.equal(fs.readFileSync(line.originalKeptAs).toString('base64'), before['otr.fingerprints'], 'the original is kept as it was');
+    assert.match(forced.stderr, new RegExp(`original is kept as ${escape(line.originalKeptAs)}`));
+    assert.equal(fingerprintLines(file).length, 2);
+    // An import refuses a source with such lines, naming the source's file.
+    const source = dirWithBadLine();
+    const target = tmpdir('otr-cli-target-');
+    const imported = cli('import', '--from', 'pidgin', source.dir, '--dir', target, '--json');
+    assert.equal(imported.status, 6, imported.stderr);
+    assert.equal(imported.json().skipped[0].file, source.file);
+    assert.deepEqual(fs.readdirSync(target), [], 'nothing was imported');
+    assert.equal(cli('import', '--from', 'pidgin', source.dir, '--dir', target, '--force').status, 0);
+  },
+);
+
+test(
+  '--version prints the package version; no arguments is the usage on stderr with exit code 2; "keys" alone is its usage; --help works everywhere',
+  T,
+  () => {
+    const version = cli('--version');
+    assert.equal(version.status, 0, version.stderr);
+    assert.equal(version.stdout, `${PKG.version}\n`);
+    const none = cli();
+    assert.equal(none.status, 2);
+    assert.equal(none.stdout, '');
+    assert.match(none.stderr, /usage: protocol-otr <command>/);
+    const keys = cli('keys');
+    assert.equal(keys.status, 2);
+    assert.match(keys.stderr, /usage: protocol-otr keys <list\|fingerprint\|generate>/);
+    assert.doesNotMatch(keys.stderr, /unknown command/);
+    const dir = tmpdir('otr-cli-');
+    for (const [args, usage] of [
+      [[], /usage: protocol-otr <command>/],
+      [['keys'], /usage: protocol-otr keys <list\|fingerprint\|generate>/],
+      [['trust'], /usage: protocol-otr trust <list\|verify\|distrust\|forget>/],
+      [['db'], /usage: protocol-otr db <import\|export>/],
+      [['keys', 'list'], /usage: protocol-otr keys list \[options\]/],
+      [['keys', 'generate', 'bridge@example.org', 'prpl-irc', '--dir', dir], /usage: protocol-otr keys generate <account> <protocol>/],
+      [['trust', 'verify'], /usage: protocol-otr trust verify <account> <protocol> <contact> <fingerprint>/],
+      [['import'], /usage: protocol-otr import --from/],
+      [['db', 'export'], /usage: protocol-otr db export --db/],
+    ]) {
+      for (const flag of ['--help', '-h']) {
+        const r = cli(...args, flag);
+        assert.equal(r.status, 0, `${args.join(' ')} ${flag}: ${r.stderr}`);
+        assert.match(r.stdout, usage, `${args.join(' ')} ${flag}`);
+      }
+    }
+    assert.deepEqual(fs.readdirSync(dir), [], '--help runs nothing: no key was generated');
+  },
+);

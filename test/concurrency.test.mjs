@@ -5,9 +5,7 @@ import test, { after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { Policy } from 'protocol-otr';
-import {
-  ALICE, PROTO, T, closeAll, createPair, securePair, openOTR, tmpdir, rejectsCode,
-} from './helpers/harness.mjs';
+import { ALICE, PROTO, T, closeAll, createPair, securePair, openOTR, tmpdir, rejectsCode } from './helpers/harness.mjs';
 
 after(closeAll);
 

@@ -10,7 +10,7 @@ import { Policy, ErrorCode, MessageEvent, SmpEvent, Instag, libotr } from 'proto
 const FAMILIES = { POLICY_: Policy, ERRCODE_: ErrorCode, SMPEVENT_: SmpEvent, MSGEVENT_: MessageEvent, INSTAG_: Instag };
 const flatNames = Object.keys(otr).filter((k) => Object.keys(FAMILIES).some((prefix) => k.startsWith(prefix)));
 
-test('every flat name and enum member has the value the addon read from libotr\'s headers', () => {
+test("every flat name and enum member has the value the addon read from libotr's headers", () => {
   const fromHeaders = libotr.constants;
   assert.ok(flatNames.length >= 46, `flat names exported: ${flatNames.length}`);
   for (const name of flatNames) {
@@ -28,7 +28,10 @@ test('every flat name and enum member has the value the addon read from libotr\'
   }
   assert.equal(members, flatNames.length - 1, 'one flat name per enum member, plus POLICY_DEFAULT');
   // Nothing the headers give is missing from lib/constants.ts but the symmetric key length.
-  assert.deepEqual(Object.keys(fromHeaders).filter((k) => !flatNames.includes(k)), ['EXTRAKEY_BYTES']);
+  assert.deepEqual(
+    Object.keys(fromHeaders).filter((k) => !flatNames.includes(k)),
+    ['EXTRAKEY_BYTES'],
+  );
   assert.equal(otr.POLICY_DEFAULT, Policy.OPPORTUNISTIC);
 });
 
@@ -39,8 +42,18 @@ test('Policy.MANUAL, OPPORTUNISTIC and ALWAYS are the libotr flag combinations',
 });
 
 test('every name API.md lists exists in its enum', () => {
-  for (const k of ['NEVER', 'MANUAL', 'OPPORTUNISTIC', 'ALWAYS', 'ALLOW_V2', 'ALLOW_V3', 'REQUIRE_ENCRYPTION',
-    'SEND_WHITESPACE_TAG', 'WHITESPACE_START_AKE', 'ERROR_START_AKE']) {
+  for (const k of [
+    'NEVER',
+    'MANUAL',
+    'OPPORTUNISTIC',
+    'ALWAYS',
+    'ALLOW_V2',
+    'ALLOW_V3',
+    'REQUIRE_ENCRYPTION',
+    'SEND_WHITESPACE_TAG',
+    'WHITESPACE_START_AKE',
+    'ERROR_START_AKE',
+  ]) {
     assert.equal(typeof Policy[k], 'number', `Policy.${k}`);
   }
   for (const k of ['NONE', 'ENCRYPTION_ERROR', 'MSG_NOT_IN_PRIVATE', 'MSG_UNREADABLE', 'MSG_MALFORMED']) {
@@ -79,5 +92,8 @@ test('an addon built from another contract is refused at load even when every en
   // Another op argument or effect field changes no enum, only the digest.
   const otherContract = { ...SHARED_NUMBERS, CONTRACT_DIGEST: SHARED_NUMBERS.CONTRACT_DIGEST + 1 };
   const why = native.sharedNumbersMismatch(otherContract);
-  assert.match(why, /disagree on 1 shared number\(s\): CONTRACT_DIGEST \(addon \d+, lib \d+\): the addon was built from another src-native\/contract\.json; rebuild \(npm run compile\)/);
+  assert.match(
+    why,
+    /disagree on 1 shared number\(s\): CONTRACT_DIGEST \(addon \d+, lib \d+\): the addon was built from another src-native\/contract\.json; rebuild \(npm run compile\)/,
+  );
 });

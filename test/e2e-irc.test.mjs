@@ -79,13 +79,22 @@ async function conversation({ floodPenalties, messages, pacing }) {
     alice.changeName = nickChange(a, b);
     const figures = await runConversation({ alice, bob, protocol: PROTOCOL, messages, renameHalfway: true, keys });
     await Promise.all(pacers.map((p) => p.drained()));
-    for (const [who, e] of [['alice', alice], ['bob', bob]]) {
+    for (const [who, e] of [
+      ['alice', alice],
+      ['bob', bob],
+    ]) {
       assert.deepEqual(e.stats.cut, [], `${who}: no line cut by the server`);
       assert.deepEqual(e.stats.errors, [], `${who}: no error from the server`);
       assert.equal(e.stats.closed, false, `${who}: still connected`);
     }
     assert.match(figures.fingerprintsFile, /^alice_\tbob\tprpl-irc\t[0-9a-f]{40}\tsmp$/m, 'trust is stored under the new nick');
-    return { ...figures, lines: alice.stats.linesOut + bob.stats.linesOut, privmsgsIn: alice.stats.privmsgsIn + bob.stats.privmsgsIn, maxDepth, pacerDropped: pacers.reduce((n, p) => n + p.dropped, 0) };
+    return {
+      ...figures,
+      lines: alice.stats.linesOut + bob.stats.linesOut,
+      privmsgsIn: alice.stats.privmsgsIn + bob.stats.privmsgsIn,
+      maxDepth,
+      pacerDropped: pacers.reduce((n, p) => n + p.dropped, 0),
+    };
   } finally {
     await Promise.all(clients.map((c) => c.quit()));
     await server.stop();
@@ -102,11 +111,17 @@ before(() => {
   if (missing) console.log(`# skipped: ${missing}`);
 });
 
-test('IRC (ngircd, flood penalties off): AKE, SMP with a question, 1,000 messages each way, a nick change, finish — 0 lost, 0 reordered, no [CUT]', T, async () => {
-  const f = await conversation({ floodPenalties: false, messages: 1000 });
-  assert.equal(f.privmsgsIn, f.lines, 'every line sent arrived');
-  console.log(`# IRC e2e: 1,000 messages each way (50 per side multi-fragment, 143 per side unicode), ${f.lines} PRIVMSG lines, AKE ${f.akeMs} ms, SMP + messages + nick change ${f.messagesMs} ms, total ${f.totalMs} ms`);
-});
+test(
+  'IRC (ngircd, flood penalties off): AKE, SMP with a question, 1,000 messages each way, a nick change, finish — 0 lost, 0 reordered, no [CUT]',
+  T,
+  async () => {
+    const f = await conversation({ floodPenalties: false, messages: 1000 });
+    assert.equal(f.privmsgsIn, f.lines, 'every line sent arrived');
+    console.log(
+      `# IRC e2e: 1,000 messages each way (50 per side multi-fragment, 143 per side unicode), ${f.lines} PRIVMSG lines, AKE ${f.akeMs} ms, SMP + messages + nick change ${f.messagesMs} ms, total ${f.totalMs} ms`,
+    );
+  },
+);
 
 test('IRC (ngircd, default flood penalties) with a Pacer: nothing dropped, nobody disconnected', T, async () => {
   // ngircd's default lets about 2 lines/s per client through once a short burst is spent;
@@ -116,6 +131,7 @@ test('IRC (ngircd, default flood penalties) with a Pacer: nothing dropped, nobod
   assert.equal(f.privmsgsIn, f.lines, 'every line sent arrived');
   assert.ok(f.maxDepth > 0, 'the pacers held lines back');
   assert.equal(f.pacerDropped, 0, 'the pacers dropped nothing');
-  console.log(`# IRC e2e with flood penalties: 40 messages each way (2 per side multi-fragment), ${f.lines} PRIVMSG lines paced at 2 lines/s (burst 3) per client, deepest pacer queue ${f.maxDepth}, AKE ${f.akeMs} ms, SMP + messages + nick change ${f.messagesMs} ms, total ${f.totalMs} ms`);
+  console.log(
+    `# IRC e2e with flood penalties: 40 messages each way (2 per side multi-fragment), ${f.lines} PRIVMSG lines paced at 2 lines/s (burst 3) per client, deepest pacer queue ${f.maxDepth}, AKE ${f.akeMs} ms, SMP + messages + nick change ${f.messagesMs} ms, total ${f.totalMs} ms`,
+  );
 });
-

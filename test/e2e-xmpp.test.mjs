@@ -75,13 +75,18 @@ test('XMPP (prosody): AKE, SMP with a question, 1,000 messages each way, finish 
     // XMPP carries large stanzas; a 1,000-byte limit makes the long messages multi-fragment.
     const f = await runConversation({ alice, bob, protocol: PROTOCOL, messages: 1000, keys, channelOptions: { maxMessageSize: 1000 } });
     await Promise.all([alice.flushed(), bob.flushed()]);
-    for (const [who, e] of [['alice', alice], ['bob', bob]]) {
+    for (const [who, e] of [
+      ['alice', alice],
+      ['bob', bob],
+    ]) {
       assert.deepEqual(e.stats.errors, [], `${who}: no error`);
       assert.equal(e.stats.offline, false, `${who}: still online`);
     }
     const stanzas = alice.stats.stanzasOut + bob.stats.stanzasOut;
     assert.equal(alice.stats.messagesIn + bob.stats.messagesIn, stanzas, 'every stanza sent arrived');
-    console.log(`# XMPP e2e: 1,000 messages each way (50 per side multi-fragment, 143 per side unicode), ${stanzas} message stanzas, AKE ${f.akeMs} ms, SMP + messages ${f.messagesMs} ms, total ${f.totalMs} ms`);
+    console.log(
+      `# XMPP e2e: 1,000 messages each way (50 per side multi-fragment, 143 per side unicode), ${stanzas} message stanzas, AKE ${f.akeMs} ms, SMP + messages ${f.messagesMs} ms, total ${f.totalMs} ms`,
+    );
   } finally {
     await Promise.all(endpoints.map((e) => e.stop().catch(() => {})));
     await server.stop();

@@ -33,7 +33,12 @@ function tableRows(file, heading) {
     const h = /^(#+) /.exec(line);
     if (h && h[1].length <= level) break;
     if (!line.startsWith('|') || /^\|[-| :]+\|$/.test(line)) continue;
-    rows.push(line.slice(1, -1).split(/(?<!\\)\|/).map((cell) => cell.trim()));
+    rows.push(
+      line
+        .slice(1, -1)
+        .split(/(?<!\\)\|/)
+        .map((cell) => cell.trim()),
+    );
   }
   return rows;
 }
@@ -49,8 +54,16 @@ test("docs/API.md's error-code table lists every ErrorCodes code, and no code th
   const rows = tableRows('docs/API.md', '## Error codes').slice(1); // the header row
   const listed = rows.flatMap((cells) => cells[0].match(CODE) ?? []);
   assert.equal(new Set(listed).size, listed.length, `a code listed twice: ${listed}`);
-  assert.deepEqual([...libraryCodes].filter((code) => !listed.includes(code)), [], 'ErrorCodes values missing from the table');
-  assert.deepEqual(listed.filter((code) => !libraryCodes.has(code)), [], 'codes in the table that ErrorCodes does not have');
+  assert.deepEqual(
+    [...libraryCodes].filter((code) => !listed.includes(code)),
+    [],
+    'ErrorCodes values missing from the table',
+  );
+  assert.deepEqual(
+    listed.filter((code) => !libraryCodes.has(code)),
+    [],
+    'codes in the table that ErrorCodes does not have',
+  );
   for (const cells of rows) assert.ok(cells[1]?.length > 0, `a row says when its code comes: ${cells.join(' | ')}`);
 });
 
@@ -60,7 +73,11 @@ test("docs/CLI.md's exit-code table gives every CLI code with its exit code", ()
   for (const [name, code] of Object.entries(CliCodes)) {
     assert.equal(byCode.get(code), Exit[name], `${code} documented with exit code ${Exit[name]}`);
   }
-  assert.deepEqual([...byCode.keys()].filter((code) => !cliCodes.has(code)), [], 'CLI codes in the table that do not exist');
+  assert.deepEqual(
+    [...byCode.keys()].filter((code) => !cliCodes.has(code)),
+    [],
+    'CLI codes in the table that do not exist',
+  );
 });
 
 test('every ERR_OTR_ code named in the README, docs/, examples/ and lib/ exists', () => {

@@ -22,7 +22,17 @@ after(async () => {
 });
 
 function bot(server, user, extra = []) {
-  return runExample('xmpp-bot.mjs', ['--service', `xmpp://127.0.0.1:${server.port}`, '--jid', `${user}@localhost`, '--password', `${user}-pw`, '--keys', tempDir(), ...extra]);
+  return runExample('xmpp-bot.mjs', [
+    '--service',
+    `xmpp://127.0.0.1:${server.port}`,
+    '--jid',
+    `${user}@localhost`,
+    '--password',
+    `${user}-pw`,
+    '--keys',
+    tempDir(),
+    ...extra,
+  ]);
 }
 const LOOPBACK = ['--allow-unencrypted', '--plain']; // quick logins where login is not the point
 
@@ -49,36 +59,60 @@ test('xmpp-bot without --plain logs in with SCRAM-SHA-1 (a server that offers no
   }
 });
 
-test('xmpp-bot requires TLS by default: STARTTLS with a certificate given by --ca, SCRAM over it; without TLS it refuses to log in, in one line', T, async () => {
-  const secure = await startProsody({ alice: 'alice-pw' }, { tls: TLS });
-  const alice = bot(secure, 'alice', ['--ca', CERTIFICATE]);
-  try {
-    await alice.waitFor(/^connected alice@localhost$/);
-    alice.send('/quit');
-    assert.equal(await alice.exited, 0);
-  } finally {
-    alice.kill();
-    await secure.stop();
-  }
-  const unencrypted = await startProsody({ alice: 'alice-pw' });
-  try {
-    const refused = bot(unencrypted, 'alice');
-    await failsInOneLine(refused, /^error: cannot log in as alice@localhost at xmpp:\/\/127\.0\.0\.1:\d+: xmpp:\/\/127\.0\.0\.1:\d+ offers no TLS: .*--allow-unencrypted/);
-  } finally {
-    await unencrypted.stop();
-  }
-});
+test(
+  'xmpp-bot requires TLS by default: STARTTLS with a certificate given by --ca, SCRAM over it; without TLS it refuses to log in, in one line',
+  T,
+  async () => {
+    const secure = await startProsody({ alice: 'alice-pw' }, { tls: TLS });
+    const alice = bot(secure, 'alice', ['--ca', CERTIFICATE]);
+    try {
+      await alice.waitFor(/^connected alice@localhost$/);
+      alice.send('/quit');
+      assert.equal(await alice.exited, 0);
+    } finally {
+      alice.kill();
+      await secure.stop();
+    }
+    const unencrypted = await startProsody({ alice: 'alice-pw' });
+    try {
+      const refused = bot(unencrypted, 'alice');
+      await failsInOneLine(
+        refused,
+        /^error: cannot log in as alice@localhost at xmpp:\/\/127\.0\.0\.1:\d+: xmpp:\/\/127\.0\.0\.1:\d+ offers no TLS: .*--allow-unencrypted/,
+      );
+    } finally {
+      await unencrypted.stop();
+    }
+  },
+);
 
 test('xmpp-bot connection and login errors are one line (exit 1): no stack trace, no server XML', T, async () => {
   const secure = await startProsody({ alice: 'alice-pw' }, { tls: TLS });
   try {
     await failsInOneLine(bot(secure, 'alice'), /^error: cannot connect as alice@localhost at .*: self-signed certificate.*--ca FILE/);
-    await failsInOneLine(runExample('xmpp-bot.mjs', ['--service', `xmpp://127.0.0.1:${secure.port}`, '--jid', 'alice@localhost', '--password', 'wrong', '--keys', tempDir(), '--ca', CERTIFICATE]), /^error: cannot log in as alice@localhost at .*: not-authorized/);
+    await failsInOneLine(
+      runExample('xmpp-bot.mjs', [
+        '--service',
+        `xmpp://127.0.0.1:${secure.port}`,
+        '--jid',
+        'alice@localhost',
+        '--password',
+        'wrong',
+        '--keys',
+        tempDir(),
+        '--ca',
+        CERTIFICATE,
+      ]),
+      /^error: cannot log in as alice@localhost at .*: not-authorized/,
+    );
   } finally {
     await secure.stop();
   }
   const closed = await freePort();
-  await failsInOneLine(runExample('xmpp-bot.mjs', ['--service', `xmpp://127.0.0.1:${closed}`, '--jid', 'alice@localhost', '--password', 'pw', '--keys', tempDir()]), /^error: cannot connect as alice@localhost at .*: connect ECONNREFUSED/);
+  await failsInOneLine(
+    runExample('xmpp-bot.mjs', ['--service', `xmpp://127.0.0.1:${closed}`, '--jid', 'alice@localhost', '--password', 'pw', '--keys', tempDir()]),
+    /^error: cannot connect as alice@localhost at .*: connect ECONNREFUSED/,
+  );
 });
 
 test('xmpp-bot console: /otr, /finish, /smp and every other command without its arguments print a usage line and crash nothing', T, async () => {
@@ -112,7 +146,7 @@ test('xmpp-bot console: /otr, /finish, /smp and every other command without its 
   }
 });
 
-test('xmpp-bot without --smp-secret: the contact\'s SMP request is answered (/smp-answer) or aborted (/smp-abort) from the console', T, async () => {
+test("xmpp-bot without --smp-secret: the contact's SMP request is answered (/smp-answer) or aborted (/smp-abort) from the console", T, async () => {
   const server = await startProsody({ alice: 'alice-pw', bob: 'bob-pw' });
   const alice = bot(server, 'alice', LOOPBACK);
   const bob = bot(server, 'bob', LOOPBACK);
@@ -144,7 +178,12 @@ test('xmpp-bot without --smp-secret: the contact\'s SMP request is answered (/sm
 test('xmpp-bot: the query a client without OTR shows is plain text, not HTML', T, async () => {
   const server = await startProsody({ alice: 'alice-pw', carol: 'carol-pw' });
   const alice = bot(server, 'alice', LOOPBACK);
-  const carol = xmppClient({ service: `xmpp://127.0.0.1:${server.port}`, domain: 'localhost', resource: 'plain', credentials: (auth) => auth({ username: 'carol', password: 'carol-pw' }, 'PLAIN') });
+  const carol = xmppClient({
+    service: `xmpp://127.0.0.1:${server.port}`,
+    domain: 'localhost',
+    resource: 'plain',
+    credentials: (auth) => auth({ username: 'carol', password: 'carol-pw' }, 'PLAIN'),
+  });
   try {
     const body = new Promise((resolve) => carol.on('stanza', (s) => s.is('message') && s.getChildText('body') !== null && resolve(s.getChildText('body'))));
     await carol.start();

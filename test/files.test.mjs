@@ -7,8 +7,25 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { OTR, SmpEvent } from 'protocol-otr';
 import {
-  ALICE, BOB, PROTO, REPO, T, FIXTURES, keys, cloneDir, openOTR, reopen, filesIn, tmpdir, closeAll, createPair, securePair,
-  rejectsCode, humanToHex, hexToHuman, awaitWithLoopAlive,
+  ALICE,
+  BOB,
+  PROTO,
+  REPO,
+  T,
+  FIXTURES,
+  keys,
+  cloneDir,
+  openOTR,
+  reopen,
+  filesIn,
+  tmpdir,
+  closeAll,
+  createPair,
+  securePair,
+  rejectsCode,
+  humanToHex,
+  hexToHuman,
+  awaitWithLoopAlive,
 } from './helpers/harness.mjs';
 
 after(closeAll);
@@ -16,12 +33,23 @@ after(closeAll);
 const CLI = path.join(REPO, JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')).bin['protocol-otr']);
 const FIXTURE_FP = '3643E954 4455417C 60A84B17 0C5F0A40 698A170D';
 // The three files and the lock files beside them (see README, "Operating a bridge").
-const ALLOWED = new Set(['otr.private_key', 'otr.fingerprints', 'otr.instance_tags', 'otr.private_key.lock', 'otr.fingerprints.lock', 'otr.instance_tags.lock']);
+const ALLOWED = new Set([
+  'otr.private_key',
+  'otr.fingerprints',
+  'otr.instance_tags',
+  'otr.private_key.lock',
+  'otr.fingerprints.lock',
+  'otr.instance_tags.lock',
+]);
 
 function fingerprintLines(dir) {
   const f = filesIn(dir).contactsFile;
   if (!fs.existsSync(f)) return [];
-  return fs.readFileSync(f, 'utf8').split('\n').filter((l) => l.includes('\t')).map((l) => l.split('\t'));
+  return fs
+    .readFileSync(f, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('\t'))
+    .map((l) => l.split('\t'));
 }
 
 function instagOf(dir, account, protocol = PROTO) {
@@ -37,7 +65,10 @@ test('reload after close() gives the same account and fingerprint, without a new
   await otr.close();
   const keyBytes = fs.readFileSync(filesIn(dir).privkeysFile);
   const again = await reopen(dir);
-  assert.deepEqual(again.accounts().map((a) => [a.name, a.protocol, a.fingerprint]), [['me@example.org', PROTO, fp]]);
+  assert.deepEqual(
+    again.accounts().map((a) => [a.name, a.protocol, a.fingerprint]),
+    [['me@example.org', PROTO, fp]],
+  );
   assert.equal((await again.account('me@example.org', PROTO)).fingerprint, fp);
   await again.close();
   assert.deepEqual(fs.readFileSync(filesIn(dir).privkeysFile), keyBytes, 'key file not rewritten');
@@ -127,7 +158,7 @@ test('the instance tag survives a reload: the peer sees the same currentSession'
   const tagOfAlice = p1.bob.channel.currentSession;
   await p1.alice.otr.close();
   await p1.bob.otr.close();
-  assert.equal(instagOf(p1.alice.dir, ALICE), tagOfAlice, 'alice\'s tag is in her instance tags file');
+  assert.equal(instagOf(p1.alice.dir, ALICE), tagOfAlice, "alice's tag is in her instance tags file");
   assert.equal(instagOf(p1.bob.dir, BOB), tagOfBob);
 
   const p2 = await createPair({ alice: { dir: p1.alice.dir }, bob: { dir: p1.bob.dir } });
@@ -148,14 +179,10 @@ test('a Pidgin-format fixture (libotr key, hand-written fingerprints and instanc
   fs.chmodSync(filesIn(dir).privkeysFile, 0o600);
   const bobHex = humanToHex(k.fingerprints.bob);
   const carolHex = 'a1b2c3d4e5f60718293a4b5c6d7e8f9012345678';
-  fs.writeFileSync(
-    filesIn(dir).contactsFile,
-    `${BOB}\t${ALICE}\t${PROTO}\t${bobHex}\tverified\n` + `carol@example.org\t${ALICE}\t${PROTO}\t${carolHex}\t\n`,
-  );
+  fs.writeFileSync(filesIn(dir).contactsFile, `${BOB}\t${ALICE}\t${PROTO}\t${bobHex}\tverified\n` + `carol@example.org\t${ALICE}\t${PROTO}\t${carolHex}\t\n`);
   fs.writeFileSync(
     filesIn(dir).instanceTagsFile,
-    "# WARNING! You shouldn't copy this file to another computer. It is unnecessary and can cause problems.\n" +
-      `${ALICE}\t${PROTO}\t1a2b3c4d\n`,
+    "# WARNING! You shouldn't copy this file to another computer. It is unnecessary and can cause problems.\n" + `${ALICE}\t${PROTO}\t1a2b3c4d\n`,
   );
 
   const otr = await reopen(dir);
@@ -164,8 +191,17 @@ test('a Pidgin-format fixture (libotr key, hand-written fingerprints and instanc
   assert.equal(acct.fingerprint, FIXTURE_FP, 'same fingerprint libotr computed');
   const bob = acct.findContact(BOB);
   assert.ok(bob, 'contact from the fingerprints file');
-  assert.deepEqual(bob.fingerprints().map((f) => [f.hash, f.isVerified]), [[k.fingerprints.bob, true]]);
-  assert.deepEqual(acct.findContact('carol@example.org').fingerprints().map((f) => [f.hash, f.isVerified]), [[hexToHuman(carolHex), false]]);
+  assert.deepEqual(
+    bob.fingerprints().map((f) => [f.hash, f.isVerified]),
+    [[k.fingerprints.bob, true]],
+  );
+  assert.deepEqual(
+    acct
+      .findContact('carol@example.org')
+      .fingerprints()
+      .map((f) => [f.hash, f.isVerified]),
+    [[hexToHuman(carolHex), false]],
+  );
   await otr.close();
 
   // Talk to the real bob: the pre-verified key makes the channel Private at once; bob sees the tag.
@@ -272,10 +308,14 @@ test('a key file that cannot be written is an OtrError from account(), not a cra
     instanceTagsFile: path.join(dir, 'otr.instance_tags'),
   };
   let otr;
-  await rejectsCode(async () => {
-    otr = new OTR(files);
-    await otr.account(ALICE, PROTO);
-  }, ['ERR_OTR_FILE_WRITE', 'ERR_OTR_KEYGEN', 'ERR_OTR_PRIVKEY_FILE'], 'unwritable key file');
+  await rejectsCode(
+    async () => {
+      otr = new OTR(files);
+      await otr.account(ALICE, PROTO);
+    },
+    ['ERR_OTR_FILE_WRITE', 'ERR_OTR_KEYGEN', 'ERR_OTR_PRIVKEY_FILE'],
+    'unwritable key file',
+  );
   if (otr) await otr.close().catch(() => {});
 });
 
@@ -335,7 +375,10 @@ test('without an "error" listener such an error is a process warning, not a cras
   } finally {
     process.off('warning', onWarning);
   }
-  assert.ok(warnings.some((w) => w.code === 'ERR_OTR_FILE_WRITE'), `warnings: ${warnings.map((w) => w.code)}`);
+  assert.ok(
+    warnings.some((w) => w.code === 'ERR_OTR_FILE_WRITE'),
+    `warnings: ${warnings.map((w) => w.code)}`,
+  );
   await pair.alice.otr.close().catch(() => {});
 });
 
@@ -376,41 +419,53 @@ function assertWipedAndRemoved(file, fd, size) {
   const read = fs.readSync(fd, left, 0, left.length, 0);
   fs.closeSync(fd);
   assert.equal(read, size, `${path.basename(file)} kept its size`);
-  assert.ok(left.subarray(0, read).every((b) => b === 0), `${path.basename(file)} was wiped before its removal`);
+  assert.ok(
+    left.subarray(0, read).every((b) => b === 0),
+    `${path.basename(file)} was wiped before its removal`,
+  );
 }
 
-test('Files: temp files of the JS writer (.tmp- and 12 hex digits: a killed import or db export) are wiped and removed at load and by the writer itself before it writes', T, async () => {
-  const k = await keys();
-  const key = fs.readFileSync(filesIn(k.aliceDir).privkeysFile);
-  // At load: the names the JS writer and the native writer use, and the native writer's
-  // older six-character ones.
-  const dir = cloneDir(k.aliceDir);
-  const files = filesIn(dir);
-  const stale = [
-    `${files.privkeysFile}.tmp-0123456789ab`, `${files.contactsFile}.tmp-fedcba987654`, `${files.instanceTagsFile}.tmp-a1b2c3d4e5f6`,
-    `${files.privkeysFile}.tmp-Zx9Qw1`, `${files.contactsFile}.orig-20250102T030405Z.tmp-00aa11bb22cc`,
-  ];
-  const witnesses = stale.map((f) => leftBehind(f, key));
-  const unrelated = [
-    `${files.privkeysFile}.tmp-0123456789abc`, `${files.privkeysFile}.tmp-0123456789aB`, path.join(dir, 'notes.tmp-0123456789ab'),
-    `${files.contactsFile}.orig-x.tmp-00aa11bb22cc`,
-  ];
-  for (const f of unrelated) fs.writeFileSync(f, 'not ours', { mode: 0o600 });
-  const otr = openOTR(dir);
-  stale.forEach((f, i) => assertWipedAndRemoved(f, witnesses[i], key.length));
-  for (const f of unrelated) assert.equal(fs.readFileSync(f, 'utf8'), 'not ours', `${path.basename(f)} kept`);
-  assert.ok(otr.findAccount(ALICE, PROTO), 'the real files loaded');
-  await otr.close();
+test(
+  'Files: temp files of the JS writer (.tmp- and 12 hex digits: a killed import or db export) are wiped and removed at load and by the writer itself before it writes',
+  T,
+  async () => {
+    const k = await keys();
+    const key = fs.readFileSync(filesIn(k.aliceDir).privkeysFile);
+    // At load: the names the JS writer and the native writer use, and the native writer's
+    // older six-character ones.
+    const dir = cloneDir(k.aliceDir);
+    const files = filesIn(dir);
+    const stale = [
+      `${files.privkeysFile}.tmp-0123456789ab`,
+      `${files.contactsFile}.tmp-fedcba987654`,
+      `${files.instanceTagsFile}.tmp-a1b2c3d4e5f6`,
+      `${files.privkeysFile}.tmp-Zx9Qw1`,
+      `${files.contactsFile}.orig-20250102T030405Z.tmp-00aa11bb22cc`,
+    ];
+    const witnesses = stale.map((f) => leftBehind(f, key));
+    const unrelated = [
+      `${files.privkeysFile}.tmp-0123456789abc`,
+      `${files.privkeysFile}.tmp-0123456789aB`,
+      path.join(dir, 'notes.tmp-0123456789ab'),
+      `${files.contactsFile}.orig-x.tmp-00aa11bb22cc`,
+    ];
+    for (const f of unrelated) fs.writeFileSync(f, 'not ours', { mode: 0o600 });
+    const otr = openOTR(dir);
+    stale.forEach((f, i) => assertWipedAndRemoved(f, witnesses[i], key.length));
+    for (const f of unrelated) assert.equal(fs.readFileSync(f, 'utf8'), 'not ours', `${path.basename(f)} kept`);
+    assert.ok(otr.findAccount(ALICE, PROTO), 'the real files loaded');
+    await otr.close();
 
-  // The writer itself (here the CLI's import): a target nothing ever loads is swept too.
-  const target = tmpdir('otr-import-target-');
-  const left = `${filesIn(target).privkeysFile}.tmp-00112233aabb`;
-  const witness = leftBehind(left, key);
-  const imported = spawnSync(process.execPath, [CLI, 'import', '--from', 'pidgin', k.aliceDir, '--dir', target], { encoding: 'utf8', timeout: 120_000 });
-  assert.equal(imported.status, 0, imported.stderr);
-  assertWipedAndRemoved(left, witness, key.length);
-  assert.deepEqual(fs.readFileSync(filesIn(target).privkeysFile), key, 'the import itself happened');
-});
+    // The writer itself (here the CLI's import): a target nothing ever loads is swept too.
+    const target = tmpdir('otr-import-target-');
+    const left = `${filesIn(target).privkeysFile}.tmp-00112233aabb`;
+    const witness = leftBehind(left, key);
+    const imported = spawnSync(process.execPath, [CLI, 'import', '--from', 'pidgin', k.aliceDir, '--dir', target], { encoding: 'utf8', timeout: 120_000 });
+    assert.equal(imported.status, 0, imported.stderr);
+    assertWipedAndRemoved(left, witness, key.length);
+    assert.deepEqual(fs.readFileSync(filesIn(target).privkeysFile), key, 'the import itself happened');
+  },
+);
 
 test('the fingerprints file follows every trust change: seen, verified, unverified, forgotten, renamed, contact forgotten', T, async () => {
   const k = await keys();
@@ -420,10 +475,13 @@ test('the fingerprints file follows every trust change: seen, verified, unverifi
   const hex = (n) => String(n).repeat(40).slice(0, 40);
   // What the file must hold: `${contact}\t${hex}` → trust.
   const model = new Map();
-  const onDisk = () => new Map(fingerprintLines(dir).map(([u, a, p, h, t]) => {
-    assert.deepEqual([a, p], [ALICE, PROTO]);
-    return [`${u}\t${h}`, t ?? ''];
-  }));
+  const onDisk = () =>
+    new Map(
+      fingerprintLines(dir).map(([u, a, p, h, t]) => {
+        assert.deepEqual([a, p], [ALICE, PROTO]);
+        return [`${u}\t${h}`, t ?? ''];
+      }),
+    );
   const check = (step) => {
     const lines = fingerprintLines(dir);
     assert.equal(new Set(lines.map((l) => `${l[0]}\t${l[3]}`)).size, lines.length, `${step}: no duplicate lines`);
@@ -438,13 +496,19 @@ test('the fingerprints file follows every trust change: seen, verified, unverifi
   model.set(`c1@example.org\t${hex(7)}`, '');
   check('a second fingerprint for c1');
   const c1 = acct.findContact('c1@example.org');
-  await c1.fingerprints().find((f) => humanToHex(f.hash) === hex(7)).setVerified(true);
+  await c1
+    .fingerprints()
+    .find((f) => humanToHex(f.hash) === hex(7))
+    .setVerified(true);
   model.set(`c1@example.org\t${hex(7)}`, 'verified');
   check('c1 second fingerprint verified');
   await acct.findContact('c2@example.org').fingerprints()[0].setVerified(false);
   model.set(`c2@example.org\t${hex(2)}`, '');
   check('c2 unverified');
-  await c1.fingerprints().find((f) => humanToHex(f.hash) === hex(1)).forget();
+  await c1
+    .fingerprints()
+    .find((f) => humanToHex(f.hash) === hex(1))
+    .forget();
   model.delete(`c1@example.org\t${hex(1)}`);
   check('c1 first fingerprint forgotten');
   await acct.findContact('c3@example.org').rename('c3-renamed@example.org');

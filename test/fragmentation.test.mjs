@@ -3,9 +3,7 @@
 import test, { after } from 'node:test';
 import assert from 'node:assert/strict';
 import { SmpEvent } from 'protocol-otr';
-import {
-  T, closeAll, createPair, securePair, isQuery, tmpdir, Net,
-} from './helpers/harness.mjs';
+import { T, closeAll, createPair, securePair, isQuery, tmpdir, Net } from './helpers/harness.mjs';
 
 after(closeAll);
 
@@ -82,7 +80,10 @@ test('SMP with unicode secret and question over maxMessageSize 417: fragmented, 
   await pair.alice.channel.smpVerify(s, q);
   await pair.settle();
   assert.deepEqual(pair.bob.args('onSmp'), [[q]]);
-  assert.ok(pair.alice.smpEvents().some(([c]) => c === SmpEvent.SUCCESS), JSON.stringify(pair.alice.smpEvents()));
+  assert.ok(
+    pair.alice.smpEvents().some(([c]) => c === SmpEvent.SUCCESS),
+    JSON.stringify(pair.alice.smpEvents()),
+  );
   assert.ok(pair.bob.smpEvents().some(([c]) => c === SmpEvent.SUCCESS));
   const smpWire = [...pair.alice.wireSince(am), ...pair.bob.wireSince(bm)];
   assert.ok(smpWire.length > 8, 'SMP messages were fragmented');

@@ -4,20 +4,7 @@
 import { after, mock, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MessageEvent, Policy } from 'protocol-otr';
-import {
-  ALICE,
-  BOB,
-  PROTO,
-  T,
-  cloneDir,
-  closeAll,
-  isQuery,
-  keys,
-  openOTR,
-  securePair,
-  tick,
-  tmpdir,
-} from './helpers/harness.mjs';
+import { ALICE, BOB, PROTO, T, cloneDir, closeAll, isQuery, keys, openOTR, securePair, tick, tmpdir } from './helpers/harness.mjs';
 
 after(closeAll);
 
@@ -71,36 +58,43 @@ for (const [version, policy] of [
   ['OTR v3', undefined],
   ['OTR v2 (as profanity speaks it)', Policy.ALLOW_V2 | Policy.WHITESPACE_START_AKE | Policy.ERROR_START_AKE],
 ]) {
-  test(`a contact that writes into a session this side lost to a restart gets a fresh AKE started by the library, and its next write arrives encrypted (${version})`, T, async () => {
-    const net = await securePair({ alice: { policy } });
-    const bob = await restartBob(net);
-    assert.equal(bob.channel.status, 'Not private', 'the restarted side has no session');
+  test(
+    `a contact that writes into a session this side lost to a restart gets a fresh AKE started by the library, and its next write arrives encrypted (${version})`,
+    T,
+    async () => {
+      const net = await securePair({ alice: { policy } });
+      const bob = await restartBob(net);
+      assert.equal(bob.channel.status, 'Not private', 'the restarted side has no session');
 
-    await net.alice.channel.write('into the old session');
-    await net.settle();
-    net.assertNoErrors();
-    assert.deepEqual(bob.events(), [MessageEvent.RCVDMSG_NOT_IN_PRIVATE], 'the lost message is still reported');
-    const restarts = bob.args('onSessionRestart');
-    assert.equal(restarts.length, 1, 'one restart');
-    assert.deepEqual(restarts[0][0], { reason: 'lost-session', instag: policy === undefined ? net.alice.account.instanceTag : 0 });
-    // In order: the event, the restart, then the query that starts the AKE.
-    assert.deepEqual(bob.names(['onEvent', 'onSessionRestart', 'onWrite']).slice(0, 3), ['onEvent', 'onSessionRestart', 'onWrite']);
-    assert.ok(isQuery(bob.wire[0]), `the restart sends a query: ${bob.wire[0]}`);
-    assert.ok(bob.wire.every((m) => m.startsWith('?OTR')), 'nothing in clear');
-    assert.equal(bob.count('onGoneSecure'), 1);
-    assert.equal(bob.channel.status, 'Unverified');
-    assert.equal(net.alice.channel.status, 'Unverified');
+      await net.alice.channel.write('into the old session');
+      await net.settle();
+      net.assertNoErrors();
+      assert.deepEqual(bob.events(), [MessageEvent.RCVDMSG_NOT_IN_PRIVATE], 'the lost message is still reported');
+      const restarts = bob.args('onSessionRestart');
+      assert.equal(restarts.length, 1, 'one restart');
+      assert.deepEqual(restarts[0][0], { reason: 'lost-session', instag: policy === undefined ? net.alice.account.instanceTag : 0 });
+      // In order: the event, the restart, then the query that starts the AKE.
+      assert.deepEqual(bob.names(['onEvent', 'onSessionRestart', 'onWrite']).slice(0, 3), ['onEvent', 'onSessionRestart', 'onWrite']);
+      assert.ok(isQuery(bob.wire[0]), `the restart sends a query: ${bob.wire[0]}`);
+      assert.ok(
+        bob.wire.every((m) => m.startsWith('?OTR')),
+        'nothing in clear',
+      );
+      assert.equal(bob.count('onGoneSecure'), 1);
+      assert.equal(bob.channel.status, 'Unverified');
+      assert.equal(net.alice.channel.status, 'Unverified');
 
-    await net.alice.channel.write('after the restart');
-    await net.settle();
-    assert.deepEqual(bob.received, ['after the restart']);
-    assert.equal(bob.args('onRead')[0][1].encrypted, true);
-    await bob.channel.write('and back');
-    await net.settle();
-    assert.deepEqual(net.alice.received.at(-1), 'and back');
-    assert.equal(net.alice.args('onRead').at(-1)[1].encrypted, true);
-    net.assertNoErrors();
-  });
+      await net.alice.channel.write('after the restart');
+      await net.settle();
+      assert.deepEqual(bob.received, ['after the restart']);
+      assert.equal(bob.args('onRead')[0][1].encrypted, true);
+      await bob.channel.write('and back');
+      await net.settle();
+      assert.deepEqual(net.alice.received.at(-1), 'and back');
+      assert.equal(net.alice.args('onRead').at(-1)[1].encrypted, true);
+      net.assertNoErrors();
+    },
+  );
 }
 
 test('what the contact writes while the healing AKE is under way does not restart it again', T, async () => {
@@ -156,44 +150,48 @@ test('a tombstoned contact (Finished) that writes encrypted data is restarted in
   assert.equal(alice.args('onRead').at(-1)[1].encrypted, true);
 });
 
-test('a write made while the lost session heals waits for the new session (never in clear); a query of ours already out is not doubled by a restart', T, async () => {
-  const net = await securePair();
-  const restarted = [];
-  const bob = await restartBob(net, {
-    channel: {
-      policy: Policy.ALWAYS,
-      // bob's user answers the moment the restart is reported: the write is held for the AKE.
-      onSessionRestart: (c, info) => {
-        restarted.push(info);
-        c.write('written while healing');
+test(
+  'a write made while the lost session heals waits for the new session (never in clear); a query of ours already out is not doubled by a restart',
+  T,
+  async () => {
+    const net = await securePair();
+    const restarted = [];
+    const bob = await restartBob(net, {
+      channel: {
+        policy: Policy.ALWAYS,
+        // bob's user answers the moment the restart is reported: the write is held for the AKE.
+        onSessionRestart: (c, info) => {
+          restarted.push(info);
+          c.write('written while healing');
+        },
       },
-    },
-  });
-  await net.alice.channel.write('into the old session');
-  await net.settle();
-  net.assertNoErrors();
-  assert.equal(restarted.length, 1);
-  assert.deepEqual(net.alice.received, ['written while healing']);
-  assert.equal(net.alice.args('onRead')[0][1].encrypted, true);
-  assert.ok(!bob.wire.some((m) => m.includes('healing')), 'never in clear');
+    });
+    await net.alice.channel.write('into the old session');
+    await net.settle();
+    net.assertNoErrors();
+    assert.equal(restarted.length, 1);
+    assert.deepEqual(net.alice.received, ['written while healing']);
+    assert.equal(net.alice.args('onRead')[0][1].encrypted, true);
+    assert.ok(!bob.wire.some((m) => m.includes('healing')), 'never in clear');
 
-  // After a takeover the new owner calls init() itself; the contact's message into the old
-  // session arrives before its answer to that query: no second query.
-  const carol = await restartBob(net);
-  net.alice.pause();
-  await carol.channel.init();
-  await net.alice.channel.write('into the old session again');
-  await net.settle();
-  assert.deepEqual(carol.events(), [MessageEvent.RCVDMSG_NOT_IN_PRIVATE]);
-  net.alice.resume();
-  await net.settle();
-  net.assertNoErrors();
-  assert.equal(carol.args('onSessionRestart').length, 0, 'init()\'s query was out');
-  assert.equal(carol.wire.filter(isQuery).length, 1);
-  assert.equal(carol.channel.status, 'Unverified');
-});
+    // After a takeover the new owner calls init() itself; the contact's message into the old
+    // session arrives before its answer to that query: no second query.
+    const carol = await restartBob(net);
+    net.alice.pause();
+    await carol.channel.init();
+    await net.alice.channel.write('into the old session again');
+    await net.settle();
+    assert.deepEqual(carol.events(), [MessageEvent.RCVDMSG_NOT_IN_PRIVATE]);
+    net.alice.resume();
+    await net.settle();
+    net.assertNoErrors();
+    assert.equal(carol.args('onSessionRestart').length, 0, "init()'s query was out");
+    assert.equal(carol.wire.filter(isQuery).length, 1);
+    assert.equal(carol.channel.status, 'Unverified');
+  },
+);
 
-test('a lost session is left alone with restartLostSessions: false, and after this side\'s own finish()', T, async () => {
+test("a lost session is left alone with restartLostSessions: false, and after this side's own finish()", T, async () => {
   const net = await securePair();
   const bob = await restartBob(net, { channel: { restartLostSessions: false } });
   assert.equal(bob.channel.restartLostSessions, false);
@@ -228,40 +226,47 @@ test('a lost session is left alone with restartLostSessions: false, and after th
 // A contact that keeps writing into a lost session, or floods us with undecryptable data, gets
 // bounded replies: one restart while it has not answered the last (or while an AKE with it is
 // under way), at most three per key-work window, each within its budget.
-test('a flood of 1,000 undecryptable data messages gets one restart; each answered by a stray AKE message, at most three per window within the budget', T, async () => {
-  const net = await securePair();
-  const { alice } = net;
-  alice.deliver = false; // captured, not delivered: this is the flood
-  const mark = alice.mark();
-  for (let i = 0; i < 1000; i++) await alice.channel.write(`flood ${i}`);
-  const flood = alice.wireSince(mark);
-  assert.equal(flood.length, 1000);
+test(
+  'a flood of 1,000 undecryptable data messages gets one restart; each answered by a stray AKE message, at most three per window within the budget',
+  T,
+  async () => {
+    const net = await securePair();
+    const { alice } = net;
+    alice.deliver = false; // captured, not delivered: this is the flood
+    const mark = alice.mark();
+    for (let i = 0; i < 1000; i++) await alice.channel.write(`flood ${i}`);
+    const flood = alice.wireSince(mark);
+    assert.equal(flood.length, 1000);
 
-  const window = 3_600_000; // no window ends during the test: the bound does not depend on time
-  const bob = await restartBob(net, { otrOptions: { keyWorkWindow: window } });
-  bob.deliver = false;
-  await Promise.all(flood.map((m) => bob.channel.read(m)));
-  assert.equal(bob.events().filter((e) => e === MessageEvent.RCVDMSG_NOT_IN_PRIVATE).length, 1000, 'each one reported');
-  assert.equal(bob.args('onSessionRestart').length, 1, 'one restart while it has not answered');
-  assert.equal(bob.wire.filter(isQuery).length, 1);
+    const window = 3_600_000; // no window ends during the test: the bound does not depend on time
+    const bob = await restartBob(net, { otrOptions: { keyWorkWindow: window } });
+    bob.deliver = false;
+    await Promise.all(flood.map((m) => bob.channel.read(m)));
+    assert.equal(bob.events().filter((e) => e === MessageEvent.RCVDMSG_NOT_IN_PRIVATE).length, 1000, 'each one reported');
+    assert.equal(bob.args('onSessionRestart').length, 1, 'one restart while it has not answered');
+    assert.equal(bob.wire.filter(isQuery).length, 1);
 
-  // Now each data message follows a stray DH-Key of the contact's, which libotr ignores (no AKE
-  // waits for it) but which answers the last restart's query. Restarts stop at three per window
-  // (a budget of 30), or when the budget is spent: each stray message and each restart costs one
-  // (a budget of 4: two of each). Nothing else is sent back.
-  for (const [budget, expected] of [[30, 3], [4, 2]]) {
-    const carol = await restartBob(net, { otrOptions: { keyWorkWindow: window, maxKeyWorkPerContact: budget } });
-    carol.deliver = false;
-    const stray = strayDhKey(alice.account.instanceTag, carol.account.instanceTag);
-    const reads = [];
-    for (const m of flood) reads.push(carol.channel.read(stray), carol.channel.read(m));
-    await Promise.all(reads);
-    assert.equal(carol.args('onSessionRestart').length, expected, `restarts with a budget of ${budget}`);
-    assert.equal(carol.wire.filter(isQuery).length, expected);
-    assert.equal(carol.wire.length, expected, 'nothing else sent back');
-    assert.equal(carol.events().filter((e) => e === MessageEvent.RCVDMSG_GENERAL_ERR).length, 1, 'the budget ran out, said once');
-  }
-});
+    // Now each data message follows a stray DH-Key of the contact's, which libotr ignores (no AKE
+    // waits for it) but which answers the last restart's query. Restarts stop at three per window
+    // (a budget of 30), or when the budget is spent: each stray message and each restart costs one
+    // (a budget of 4: two of each). Nothing else is sent back.
+    for (const [budget, expected] of [
+      [30, 3],
+      [4, 2],
+    ]) {
+      const carol = await restartBob(net, { otrOptions: { keyWorkWindow: window, maxKeyWorkPerContact: budget } });
+      carol.deliver = false;
+      const stray = strayDhKey(alice.account.instanceTag, carol.account.instanceTag);
+      const reads = [];
+      for (const m of flood) reads.push(carol.channel.read(stray), carol.channel.read(m));
+      await Promise.all(reads);
+      assert.equal(carol.args('onSessionRestart').length, expected, `restarts with a budget of ${budget}`);
+      assert.equal(carol.wire.filter(isQuery).length, expected);
+      assert.equal(carol.wire.length, expected, 'nothing else sent back');
+      assert.equal(carol.events().filter((e) => e === MessageEvent.RCVDMSG_GENERAL_ERR).length, 1, 'the budget ran out, said once');
+    }
+  },
+);
 
 // A contact that makes its key on demand (as irssi does: the first query starts its key
 // generation and goes unanswered) answers a later query, and its AKE takes a while (its client

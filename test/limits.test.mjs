@@ -17,7 +17,10 @@ async function dhCommitFor(pair) {
   alice.pause();
   const m = bob.mark();
   await bob.channel.read(`?OTRv3?`);
-  const commit = bob.wireSince(m).map(decode).find((bytes) => bytes[2] === 0x02);
+  const commit = bob
+    .wireSince(m)
+    .map(decode)
+    .find((bytes) => bytes[2] === 0x02);
   alice.take();
   alice.resume();
   assert.ok(commit, 'bob answered the query with a DH-commit');
@@ -64,7 +67,10 @@ test('a message reassembled from fragments is dropped past 1 MiB, with an event,
     // One message announced as 65,535 fragments that keeps growing: 1.2 MB by the end.
     await alice.channel.read(`?OTR|${theirs}|${ours},${String(k).padStart(5, '0')},65535,${piece},`);
   }
-  const dropped = alice.args('onEvent').slice(before).filter(([code]) => code === MessageEvent.RCVDMSG_GENERAL_ERR);
+  const dropped = alice
+    .args('onEvent')
+    .slice(before)
+    .filter(([code]) => code === MessageEvent.RCVDMSG_GENERAL_ERR);
   assert.ok(dropped.length >= 1, 'the oversized message was reported');
   assert.match(dropped[0][1], /more than maxFragmentedSize \(1048576\)/);
   assert.equal(alice.received.length, 0, 'nothing reached onRead');

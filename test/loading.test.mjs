@@ -24,8 +24,20 @@ test('ESM import exposes OTR, the enums and OtrError', () => {
 
 test('CommonJS require("protocol-otr") exposes the same API as the ESM import', () => {
   const cjs = require('protocol-otr');
-  for (const name of ['OTR', 'OtrError', 'Policy', 'MessageEvent', 'SmpEvent', 'ErrorCode', 'Instag',
-    'POLICY_ALWAYS', 'MSGEVENT_LOG_HEARTBEAT_RCVD', 'SMPEVENT_SUCCESS', 'ERRCODE_MSG_MALFORMED', 'INSTAG_BEST']) {
+  for (const name of [
+    'OTR',
+    'OtrError',
+    'Policy',
+    'MessageEvent',
+    'SmpEvent',
+    'ErrorCode',
+    'Instag',
+    'POLICY_ALWAYS',
+    'MSGEVENT_LOG_HEARTBEAT_RCVD',
+    'SMPEVENT_SUCCESS',
+    'ERRCODE_MSG_MALFORMED',
+    'INSTAG_BEST',
+  ]) {
     assert.ok(name in cjs, `require() exports ${name}`);
   }
   assert.deepEqual({ ...cjs.Policy }, { ...Policy });

@@ -65,59 +65,77 @@ const mkfifo = (file) => {
 };
 const NOBODY = 65534;
 
-test('Files: a FIFO where a lock file goes is refused, naming what to remove, also for a user who cannot write it (it hung new OTR() forever)', T, async (t) => {
-  // Our own FIFO: opening it read-write does not block, and it was taken as the lock.
-  const dir = tmpdir();
-  const files = filesIn(dir);
-  for (const [kind, code] of [['privkeysFile', 'ERR_OTR_PRIVKEY_FILE'], ['contactsFile', 'ERR_OTR_FINGERPRINTS_FILE'], ['instanceTagsFile', 'ERR_OTR_INSTAG_FILE']]) {
-    const lock = `${files[kind]}.lock`;
-    mkfifo(lock);
-    assert.throws(() => new OTR(files), (error) => {
-      assert.equal(error.code, code, error.message);
-      assert.match(error.message, /is a FIFO, not a regular file/);
-      assert.ok(error.message.includes(`rm ${lock}`), error.message);
-      return true;
-    }, kind);
-    fs.rmSync(lock);
-  }
-  await openOTR(dir).close();
+test(
+  'Files: a FIFO where a lock file goes is refused, naming what to remove, also for a user who cannot write it (it hung new OTR() forever)',
+  T,
+  async (t) => {
+    // Our own FIFO: opening it read-write does not block, and it was taken as the lock.
+    const dir = tmpdir();
+    const files = filesIn(dir);
+    for (const [kind, code] of [
+      ['privkeysFile', 'ERR_OTR_PRIVKEY_FILE'],
+      ['contactsFile', 'ERR_OTR_FINGERPRINTS_FILE'],
+      ['instanceTagsFile', 'ERR_OTR_INSTAG_FILE'],
+    ]) {
+      const lock = `${files[kind]}.lock`;
+      mkfifo(lock);
+      assert.throws(
+        () => new OTR(files),
+        (error) => {
+          assert.equal(error.code, code, error.message);
+          assert.match(error.message, /is a FIFO, not a regular file/);
+          assert.ok(error.message.includes(`rm ${lock}`), error.message);
+          return true;
+        },
+        kind,
+      );
+      fs.rmSync(lock);
+    }
+    await openOTR(dir).close();
 
-  // Another user's FIFO, which this user may only open for reading: that open waited for a
-  // writer that never came.
-  if (process.getuid?.() !== 0) return cannotRun(t, 'needs root to leave a FIFO for an unprivileged user (uid 65534)');
-  const pkg = readablePackageCopy([path.join(CHILDREN, 'load-check.mjs')]);
-  const shared = tmpdir();
-  fs.chmodSync(shared, 0o755);
-  fs.chownSync(shared, NOBODY, NOBODY);
-  const lock = `${filesIn(shared).privkeysFile}.lock`;
-  mkfifo(lock);
-  const result = await runNode(pkg.script('load-check.mjs'), ['run', shared], { uid: NOBODY, gid: NOBODY, cwd: pkg.root, env: pkg.env, timeoutMs: 60_000 });
-  assert.equal(result.code, 0, result.stderr);
-  const outcome = JSON.parse(result.stdout.trim().split('\n').at(-1));
-  assert.equal(outcome.code, 'ERR_OTR_PRIVKEY_FILE', outcome.message);
-  assert.ok(outcome.message.includes(`rm ${lock}`), outcome.message);
-});
+    // Another user's FIFO, which this user may only open for reading: that open waited for a
+    // writer that never came.
+    if (process.getuid?.() !== 0) return cannotRun(t, 'needs root to leave a FIFO for an unprivileged user (uid 65534)');
+    const pkg = readablePackageCopy([path.join(CHILDREN, 'load-check.mjs')]);
+    const shared = tmpdir();
+    fs.chmodSync(shared, 0o755);
+    fs.chownSync(shared, NOBODY, NOBODY);
+    const lock = `${filesIn(shared).privkeysFile}.lock`;
+    mkfifo(lock);
+    const result = await runNode(pkg.script('load-check.mjs'), ['run', shared], { uid: NOBODY, gid: NOBODY, cwd: pkg.root, env: pkg.env, timeoutMs: 60_000 });
+    assert.equal(result.code, 0, result.stderr);
+    const outcome = JSON.parse(result.stdout.trim().split('\n').at(-1));
+    assert.equal(outcome.code, 'ERR_OTR_PRIVKEY_FILE', outcome.message);
+    assert.ok(outcome.message.includes(`rm ${lock}`), outcome.message);
+  },
+);
 
 test('a second new OTR() on the same files in one process fails with ERR_OTR_LOCKED until the first is closed', T, async () => {
   const dir = tmpdir();
   const first = openOTR(dir);
-  assert.throws(() => new OTR(filesIn(dir)), (error) => {
-    assert.ok(error instanceof OtrError);
-    assert.equal(error.code, 'ERR_OTR_LOCKED');
-    assert.match(error.message, /otr\.private_key is in use by another OTR instance in this process/);
-    assert.match(error.message, /Close that instance first/);
-    return true;
-  });
+  assert.throws(
+    () => new OTR(filesIn(dir)),
+    (error) => {
+      assert.ok(error instanceof OtrError);
+      assert.equal(error.code, 'ERR_OTR_LOCKED');
+      assert.match(error.message, /otr\.private_key is in use by another OTR instance in this process/);
+      assert.match(error.message, /Close that instance first/);
+      return true;
+    },
+  );
   // The same files named another way (a relative path) are the same set.
   const relative = path.relative(process.cwd(), dir);
   assert.throws(() => new OTR(filesIn(relative)), { code: 'ERR_OTR_LOCKED' });
   // Sharing only the fingerprints file is enough to conflict.
   const other = tmpdir();
-  assert.throws(() => new OTR({ ...filesIn(other), contactsFile: filesIn(dir).contactsFile }), (error) => {
-    assert.equal(error.code, 'ERR_OTR_LOCKED');
-    assert.match(error.message, /otr\.fingerprints is in use/);
-    return true;
-  });
+  assert.throws(
+    () => new OTR({ ...filesIn(other), contactsFile: filesIn(dir).contactsFile }),
+    (error) => {
+      assert.equal(error.code, 'ERR_OTR_LOCKED');
+      assert.match(error.message, /otr\.fingerprints is in use/);
+      return true;
+    },
+  );
   // A failed attempt leaves nothing locked behind: the other set opens on its own.
   const separate = openOTR(other);
   await separate.close();
@@ -130,16 +148,19 @@ test('another process holding the files: new OTR() fails naming its pid; after i
   const dir = tmpdir();
   const bridge = holder(dir);
   const pid = Number((await bridge.until('ready')).split(' ')[1]);
-  assert.throws(() => new OTR(filesIn(dir)), (error) => {
-    assert.equal(error.code, 'ERR_OTR_LOCKED');
-    assert.match(error.message, new RegExp(`another OTR instance \\(process ${pid}\\)`));
-    return true;
-  });
+  assert.throws(
+    () => new OTR(filesIn(dir)),
+    (error) => {
+      assert.equal(error.code, 'ERR_OTR_LOCKED');
+      assert.match(error.message, new RegExp(`another OTR instance \\(process ${pid}\\)`));
+      return true;
+    },
+  );
   bridge.child.stdin.end();
   await bridge.until('closed');
   await bridge.exited;
   const otr = openOTR(dir);
-  assert.ok(otr.findAccount('bridge@example.org', 'prpl-jabber'), 'the bridge\'s key was written and loads');
+  assert.ok(otr.findAccount('bridge@example.org', 'prpl-jabber'), "the bridge's key was written and loads");
   await otr.close();
 });
 

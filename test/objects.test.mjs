@@ -6,8 +6,21 @@ import fs from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { OTR } from 'protocol-otr';
 import {
-  ALICE, BOB, PROTO, T, HUMAN_FP, keys, cloneDir, openOTR, reopen, filesIn, tmpdir, closeAll, securePair,
-  hexToHuman, rejectsCode,
+  ALICE,
+  BOB,
+  PROTO,
+  T,
+  HUMAN_FP,
+  keys,
+  cloneDir,
+  openOTR,
+  reopen,
+  filesIn,
+  tmpdir,
+  closeAll,
+  securePair,
+  hexToHuman,
+  rejectsCode,
 } from './helpers/harness.mjs';
 
 after(closeAll);
@@ -62,15 +75,24 @@ test('accounts in the key file are visible to findAccount()/accounts() right aft
   const k = await keys();
   const otr = openOTR(cloneDir(k.aliceDir));
   assert.equal(otr.findAccount(ALICE, PROTO)?.fingerprint, k.fingerprints.alice);
-  assert.deepEqual(otr.accounts().map((a) => a.name), [ALICE]);
+  assert.deepEqual(
+    otr.accounts().map((a) => a.name),
+    [ALICE],
+  );
 });
 
 test('otr.accounts() lists every account with a private key', T, async () => {
   const { otr } = await aliceOTR();
-  assert.deepEqual(otr.accounts().map((a) => `${a.name}/${a.protocol}`), [`${ALICE}/${PROTO}`]);
+  assert.deepEqual(
+    otr.accounts().map((a) => `${a.name}/${a.protocol}`),
+    [`${ALICE}/${PROTO}`],
+  );
   await otr.account('second@example.org', PROTO);
   assert.deepEqual(
-    otr.accounts().map((a) => `${a.name}/${a.protocol}`).sort(),
+    otr
+      .accounts()
+      .map((a) => `${a.name}/${a.protocol}`)
+      .sort(),
     [`${ALICE}/${PROTO}`, `second@example.org/${PROTO}`].sort(),
   );
 });
@@ -127,8 +149,17 @@ test('account.contacts() lists the contacts of that account only', T, async () =
   await acct.contact(BOB);
   await acct.contact('carol@example.org');
   await other.contact('dave@example.org');
-  assert.deepEqual(acct.contacts().map((c) => c.name).sort(), [BOB, 'carol@example.org'].sort());
-  assert.deepEqual(other.contacts().map((c) => c.name), ['dave@example.org']);
+  assert.deepEqual(
+    acct
+      .contacts()
+      .map((c) => c.name)
+      .sort(),
+    [BOB, 'carol@example.org'].sort(),
+  );
+  assert.deepEqual(
+    other.contacts().map((c) => c.name),
+    ['dave@example.org'],
+  );
 });
 
 test('account.contact() on an existing contact finds it (no duplicate)', T, async () => {
@@ -220,7 +251,10 @@ test('fingerprint.forget() drops an unused fingerprint, also from the file', T, 
   const c = await acct.contact(BOB, OTHER_HEX);
   const victim = c.fingerprints().find((f) => f.hash === hexToHuman(SOME_HEX));
   await victim.forget();
-  assert.deepEqual(c.fingerprints().map((f) => f.hash), [hexToHuman(OTHER_HEX)]);
+  assert.deepEqual(
+    c.fingerprints().map((f) => f.hash),
+    [hexToHuman(OTHER_HEX)],
+  );
   await otr.close();
   const text = fs.readFileSync(filesIn(dir).contactsFile, 'utf8');
   assert.ok(!text.includes(SOME_HEX), 'forgotten fingerprint is gone from the file');

@@ -30,8 +30,16 @@ test('misspelt options are refused with the nearest valid name (they were ignore
     refused(() => new OTR({ ...files, verbose: true }), /'verbose': did you mean '\w+'\? \(its options: privkeysFile, contactsFile, .*threads\)/, 'verbose');
     await rejectsCode(() => OTR.open({ ...files, stor: undefined }), INVALID, 'OTR.open({ stor })');
     await assert.rejects(OTR.open({ contactFile: files.contactsFile }), /OTR\.open\(\) has no option 'contactFile': did you mean 'contactsFile'\?/);
-    refused(() => new FileStore({ instanceTagFile: files.instanceTagsFile }), /new FileStore\(\) has no option 'instanceTagFile': did you mean 'instanceTagsFile'\?/, 'FileStore');
-    refused(() => new PostgresStore({ connection: 'postgres://localhost/x', prefx: 'a_' }), /new PostgresStore\(\) has no option 'prefx': did you mean 'prefix'\?/, 'PostgresStore');
+    refused(
+      () => new FileStore({ instanceTagFile: files.instanceTagsFile }),
+      /new FileStore\(\) has no option 'instanceTagFile': did you mean 'instanceTagsFile'\?/,
+      'FileStore',
+    );
+    refused(
+      () => new PostgresStore({ connection: 'postgres://localhost/x', prefx: 'a_' }),
+      /new PostgresStore\(\) has no option 'prefx': did you mean 'prefix'\?/,
+      'PostgresStore',
+    );
     assert.deepEqual(fs.readdirSync(cwd), [], 'nothing was made in the working directory (no key, no lock files)');
     // The right names still work.
     const otr = openOTR(files);
@@ -45,12 +53,24 @@ test('misspelt channel, router and pacer options are refused (onSmpEvnt did noth
   const otr = openOTR(tmpdir());
   const account = await otr.account(ALICE, PROTO);
   const bob = await account.contact(BOB);
-  refused(() => bob.channel({ onWrite: noop, onRead: noop, onSmpEvnt: noop }), /contact\.channel\(\) has no option 'onSmpEvnt': did you mean 'onSmpEvent'\?/, 'onSmpEvnt');
+  refused(
+    () => bob.channel({ onWrite: noop, onRead: noop, onSmpEvnt: noop }),
+    /contact\.channel\(\) has no option 'onSmpEvnt': did you mean 'onSmpEvent'\?/,
+    'onSmpEvnt',
+  );
   refused(() => bob.channel({ onWrite: noop, onRead: noop, maxMesageSize: 400 }), /'maxMesageSize': did you mean 'maxMessageSize'\?/, 'maxMesageSize');
   assert.equal(bob.existingChannel, undefined, 'no channel was opened');
   // The router checks when it is made, not when its first message arrives.
-  refused(() => account.router({ onWrite: noop, onRead: noop, queryRetry: 5 }), /account\.router\(\) has no option 'queryRetry': did you mean 'queryRetries'\?/, 'router');
-  refused(() => new Pacer({ linesPerSecond: 2, send: noop, maxDepthPerTaget: 10 }), /new Pacer\(\) has no option 'maxDepthPerTaget': did you mean 'maxDepthPerTarget'\?/, 'Pacer');
+  refused(
+    () => account.router({ onWrite: noop, onRead: noop, queryRetry: 5 }),
+    /account\.router\(\) has no option 'queryRetry': did you mean 'queryRetries'\?/,
+    'router',
+  );
+  refused(
+    () => new Pacer({ linesPerSecond: 2, send: noop, maxDepthPerTaget: 10 }),
+    /new Pacer\(\) has no option 'maxDepthPerTaget': did you mean 'maxDepthPerTarget'\?/,
+    'Pacer',
+  );
   await rejectsCode(() => bob.forget({ unverified: true }), INVALID, 'forget({ unverified })');
   await assert.rejects(otr.close({ endSession: true }), /otr\.close\(\) has no option 'endSession': did you mean 'endSessions'\?/);
   assert.equal(otr.closed, false, 'a refused close() leaves the instance open');
@@ -69,7 +89,11 @@ test('range errors show the value given (they said "got number")', T, async () =
   const contact = pair.alice.contact;
   await pair.alice.channel.close();
   refused(() => contact.channel({ onWrite: noop, onRead: noop, queryRetries: -1 }), /^queryRetries must be an integer from 0 to 100, got -1$/, 'queryRetries');
-  refused(() => contact.channel({ onWrite: noop, onRead: noop, maxMessageSize: -5 }), /^maxMessageSize must be an integer from 0 to 2147483647, got -5$/, 'maxMessageSize');
+  refused(
+    () => contact.channel({ onWrite: noop, onRead: noop, maxMessageSize: -5 }),
+    /^maxMessageSize must be an integer from 0 to 2147483647, got -5$/,
+    'maxMessageSize',
+  );
   refused(() => contact.channel({ onWrite: noop, onRead: 'print' }), /^onRead must be a function, got "print"$/, 'onRead');
   const channel = pair.bob.channel;
   await assert.rejects(channel.createSymkey(-1, 'x'), { code: INVALID, message: 'use must be an integer from 0 to 4294967295, got -1' });

@@ -51,7 +51,7 @@ async function echoBridge(pacer) {
   };
 }
 
-test('one target\'s flood delays another target\'s line by at most one round', T, async () => {
+test("one target's flood delays another target's line by at most one round", T, async () => {
   // The order the algorithm gives, exactly: a burst of 3, then 1,000 lines for mallory, the
   // connection's own JOIN, three lines for alice and one for bob. close() hands back what is
   // still queued in the order it would have been sent.
@@ -65,10 +65,7 @@ test('one target\'s flood delays another target\'s line by at most one round', T
   assert.equal(frozen.depth, 997 + 1 + 3 + 1);
   // Round 1: mallory, the own lane, alice, bob (the order their lanes joined); then mallory
   // and alice take turns until alice is done; then mallory's lines, in order.
-  assert.deepEqual(frozen.close(), [
-    'm3', 'JOIN #room', 'a0', 'b0', 'm4', 'a1', 'm5', 'a2',
-    ...Array.from({ length: 994 }, (_, i) => `m${i + 6}`),
-  ]);
+  assert.deepEqual(frozen.close(), ['m3', 'JOIN #room', 'a0', 'b0', 'm4', 'a1', 'm5', 'a2', ...Array.from({ length: 994 }, (_, i) => `m${i + 6}`)]);
 
   // The same bound on real sends, whenever the bucket's tokens come: between a line's push and
   // its send, no other lane sends more than one line per line its own lane had waiting, plus one.
@@ -113,8 +110,14 @@ test('one target\'s flood delays another target\'s line by at most one round', T
     }
   }
   // Every target's lines in the order they were pushed.
-  assert.deepEqual(lines.filter((l) => l.startsWith('m')), Array.from({ length: 1000 }, (_, i) => `m${i}`));
-  assert.deepEqual(lines.filter((l) => l.startsWith('a')), ['a0', 'a1', 'a2']);
+  assert.deepEqual(
+    lines.filter((l) => l.startsWith('m')),
+    Array.from({ length: 1000 }, (_, i) => `m${i}`),
+  );
+  assert.deepEqual(
+    lines.filter((l) => l.startsWith('a')),
+    ['a0', 'a1', 'a2'],
+  );
   assert.equal(pacer.sent, 1006);
   assert.equal(pacer.depth, 0);
 
@@ -131,7 +134,7 @@ test('one target\'s flood delays another target\'s line by at most one round', T
   assert.equal(bobAt, 1, `bob's line is sent after ${bobAt} of mallory's lines`);
 });
 
-test('the pacer\'s queue is bounded; what is dropped is counted and reported', T, async () => {
+test("the pacer's queue is bounded; what is dropped is counted and reported", T, async () => {
   // Over real libotr with the default bounds: mallory's 2,000 echoes cannot fill the queue.
   const bridgePacer = pacerOf({ linesPerSecond: FROZEN, burst: 1, send: () => {} });
   const bridgeDrops = [];
@@ -141,17 +144,21 @@ test('the pacer\'s queue is bounded; what is dropped is counted and reported', T
   await bridge.write('bob', 'hello bob');
   await tick();
   assert.equal(bridge.pushed.mallory, 2000);
-  assert.equal(bridgePacer.depth, 1000 + 1, 'mallory\'s 1,000 lines (the default bound) and bob\'s');
+  assert.equal(bridgePacer.depth, 1000 + 1, "mallory's 1,000 lines (the default bound) and bob's");
   assert.equal([bridgePacer.maxDepth, bridgePacer.maxDepthPerTarget].join(), '20000,1000');
   assert.equal(bridgePacer.depthOf('mallory'), 1000, 'mallory holds at most maxDepthPerTarget lines');
-  assert.equal(bridgePacer.depthOf('bob'), 1, 'bob\'s line is not dropped for mallory\'s flood');
+  assert.equal(bridgePacer.depthOf('bob'), 1, "bob's line is not dropped for mallory's flood");
   assert.equal(bridgePacer.dropped, 2000 - 1 - 1000);
   assert.ok(bridgeDrops.length >= 1, 'the overflow was reported while it lasted');
   const left = bridgePacer.close();
   assert.ok(left.some((line) => line.includes('hello bob')));
   assert.ok(bridgeDrops.length <= 2, `one overflow, at most two reports: ${JSON.stringify(bridgeDrops)}`);
   assert.ok(bridgeDrops.every((d) => d.target === 'mallory'));
-  assert.equal(bridgeDrops.reduce((n, d) => n + d.dropped, 0), 999, 'the reports add up to what was dropped');
+  assert.equal(
+    bridgeDrops.reduce((n, d) => n + d.dropped, 0),
+    999,
+    'the reports add up to what was dropped',
+  );
 
   // The newest line of the target is dropped, the push says so, and reports come per overflow,
   // not per line: 200 more drops over 200 turns of the event loop make no event.
@@ -181,12 +188,18 @@ test('the pacer\'s queue is bounded; what is dropped is counted and reported', T
   assert.equal(pacer.push('b0', 'bob'), false);
   assert.equal(pacer.push('JOIN #room'), false);
   await tick();
-  assert.deepEqual(drops.slice(1), [{ target: 'bob', dropped: 1 }, { target: undefined, dropped: 1 }]);
+  assert.deepEqual(drops.slice(1), [
+    { target: 'bob', dropped: 1 },
+    { target: undefined, dropped: 1 },
+  ]);
   assert.equal(pacer.dropped, 4 + 200 + 2);
   // close() returns what was kept (the oldest of each target) and reports the rest.
   assert.deepEqual(pacer.close(), ['m1', 'a0', 'PONG', 'm2', 'a1', 'm3', 'm4', 'm5']);
   assert.deepEqual(drops.slice(3), [{ target: 'mallory', dropped: 200 }]);
-  assert.equal(drops.reduce((n, d) => n + d.dropped, 0), pacer.dropped);
+  assert.equal(
+    drops.reduce((n, d) => n + d.dropped, 0),
+    pacer.dropped,
+  );
 
   // An overflow ends when its target's queue empties: each flood of a draining pacer is
   // reported once, with its count. (Each flood is pushed from inside a send, where the pacer
@@ -205,7 +218,10 @@ test('the pacer\'s queue is bounded; what is dropped is counted and reported', T
     await draining.drained();
     await tick();
   }
-  assert.deepEqual(drainDrops, [{ target: 'mallory', dropped: 95 }, { target: 'mallory', dropped: 95 }]);
+  assert.deepEqual(drainDrops, [
+    { target: 'mallory', dropped: 95 },
+    { target: 'mallory', dropped: 95 },
+  ]);
   assert.equal(draining.sent, 12);
   assert.equal(draining.dropped, 190);
 

@@ -12,7 +12,7 @@ after(closeAll);
 
 const node = (args, options = {}) => spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 60_000, ...options });
 
-test('a source build without libotr\'s headers stops at once with one line naming the package', T, () => {
+test("a source build without libotr's headers stops at once with one line naming the package", T, () => {
   const script = path.join(REPO, 'scripts', 'check-build-deps.cjs');
   const ok = node([script]);
   assert.equal(ok.status, 0, ok.stderr);
@@ -58,12 +58,24 @@ test('prepublishOnly refuses a package without the four prebuilt binaries, or wi
   const empty = tmpdir('otr-pub-');
   const none = node([check, empty]);
   assert.equal(none.status, 1);
-  for (const target of ['linux-x64/protocol-otr.glibc.node', 'linux-arm64/protocol-otr.glibc.node', 'linux-x64/protocol-otr.musl.node', 'linux-arm64/protocol-otr.musl.node']) {
+  for (const target of [
+    'linux-x64/protocol-otr.glibc.node',
+    'linux-arm64/protocol-otr.glibc.node',
+    'linux-x64/protocol-otr.musl.node',
+    'linux-arm64/protocol-otr.musl.node',
+  ]) {
     assert.match(none.stderr, new RegExp(`prebuilds/${target} is missing`));
   }
   // This machine's own build as the x64 glibc binary: refused when it needs a glibc newer than 2.28.
   const built = path.join(REPO, 'build', 'Release', 'protocol_otr.node');
-  const newest = Math.max(...[...fs.readFileSync(built).toString('latin1').matchAll(/GLIBC_2\.(\d+)/g)].map((m) => Number(m[1])));
+  const newest = Math.max(
+    ...[
+      ...fs
+        .readFileSync(built)
+        .toString('latin1')
+        .matchAll(/GLIBC_2\.(\d+)/g),
+    ].map((m) => Number(m[1])),
+  );
   fs.mkdirSync(path.join(empty, 'prebuilds', 'linux-x64'), { recursive: true });
   fs.copyFileSync(built, path.join(empty, 'prebuilds', 'linux-x64', 'protocol-otr.glibc.node'));
   const one = node([check, empty]);
@@ -117,7 +129,7 @@ test('a source build without python3 stops before node-gyp with our one line nam
   assert.doesNotMatch(run.stdout + run.stderr, /gyp (info|ERR!)/, 'node-gyp never started');
 });
 
-test('a source build started because the prebuilt binary did not load names libotr\'s run-time package of each distribution', T, () => {
+test("a source build started because the prebuilt binary did not load names libotr's run-time package of each distribution", T, () => {
   const run = runInstallScript({ prebuilds: true, missing: ['pkg-config'] });
   assert.equal(run.status, 1, run.stdout + run.stderr);
   assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
@@ -164,7 +176,11 @@ test('an addon whose libotr is not installed: ERR_OTR_ADDON_LOAD naming the run-
   const error = JSON.parse(r.stdout);
   assert.equal(error.code, 'ERR_OTR_ADDON_LOAD');
   assert.match(error.message, /^protocol-otr needs the system libotr 4\.1: install it/);
-  for (const name of ['Debian 11-12 and Ubuntu 20.04-22.04: apt-get install libotr5;', 'Debian 13 and Ubuntu 24.04 or later: apt-get install libotr5t64;', 'Alpine: apk add libotr']) {
+  for (const name of [
+    'Debian 11-12 and Ubuntu 20.04-22.04: apt-get install libotr5;',
+    'Debian 13 and Ubuntu 24.04 or later: apt-get install libotr5t64;',
+    'Alpine: apk add libotr',
+  ]) {
     assert.ok(error.message.includes(name), `${name} in: ${error.message}`);
   }
   assert.match(error.message, /libotr\.so\.9: cannot open shared object file/);

@@ -69,7 +69,11 @@ test('thousands of interleaved calls over many contacts: each contact receives i
   const rounds = [...Array(ROUNDS).keys()];
   for (const [i, { b, p }] of links.entries()) {
     assert.deepEqual(settled[i], rounds, `contact ${i}: write() promises settled in call order`);
-    assert.deepEqual(p.received, rounds.map((r) => `${i}:${r}`), `contact ${i}: the peer read every message, in order`);
+    assert.deepEqual(
+      p.received,
+      rounds.map((r) => `${i}:${r}`),
+      `contact ${i}: the peer read every message, in order`,
+    );
     const replies = i % 4 === 0 ? [] : rounds.filter((r) => r % 7 === i % 7).map((r) => `reply ${i}:${r}`);
     assert.deepEqual(b.received, replies, `contact ${i}: the bridge read the replies in order`);
     assert.equal(b.channel.status, 'Unverified', `contact ${i} still private`);
@@ -103,7 +107,13 @@ test("a contact's cheap call runs while another contact's public-key step holds 
       },
     };
     const link = async (i, handlers) => {
-      const b = await net.addParty(`bridge>${i}`, { otr: bridgeOtr, account: ALICE, contact: `peer${i}@example.org`, handlers, omit: handlers ? omit.filter((n) => !(n in handlers)) : omit });
+      const b = await net.addParty(`bridge>${i}`, {
+        otr: bridgeOtr,
+        account: ALICE,
+        contact: `peer${i}@example.org`,
+        handlers,
+        omit: handlers ? omit.filter((n) => !(n in handlers)) : omit,
+      });
       const p = await net.addParty(`peer${i}>bridge`, { otr: peersOtr, account: BOB, contact: `bridge${i}@example.org`, omit });
       b.peers = [p];
       p.peers = [b];
@@ -222,8 +232,7 @@ test('threads are shared: opening many OTR instances starts no thread per instan
   // Resizing within the size reached starts no thread (a smaller size parks threads), and
   // there is one courier whatever the calls (a second would race the first when an instance
   // shuts down).
-  const named = (name) =>
-    fs.readdirSync('/proc/self/task').filter((tid) => fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === name).length;
+  const named = (name) => fs.readdirSync('/proc/self/task').filter((tid) => fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === name).length;
   const poolThreads = named('protocol-otr');
   for (const n of [1, 2, 1, 2]) setThreads(n);
   assert.equal(named('protocol-otr'), poolThreads, 'no thread started by resizing within the size reached');
@@ -232,7 +241,14 @@ test('threads are shared: opening many OTR instances starts no thread per instan
 
 test('setThreads and the threads option are checked', T, async () => {
   for (const bad of [0, -1, 1.5, 2000, '2', null]) {
-    assert.throws(() => setThreads(bad), (e) => e.code === 'ERR_OTR_INVALID_ARGUMENT', String(bad));
+    assert.throws(
+      () => setThreads(bad),
+      (e) => e.code === 'ERR_OTR_INVALID_ARGUMENT',
+      String(bad),
+    );
   }
-  assert.throws(() => openOTR({ ...filesIn(tmpdir()), threads: 0 }), (e) => e.code === 'ERR_OTR_INVALID_ARGUMENT');
+  assert.throws(
+    () => openOTR({ ...filesIn(tmpdir()), threads: 0 }),
+    (e) => e.code === 'ERR_OTR_INVALID_ARGUMENT',
+  );
 });

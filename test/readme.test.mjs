@@ -61,15 +61,22 @@ test('every JavaScript and TypeScript block of the README says whether it runs',
   const code = BLOCKS.filter((b) => ['js', 'mjs', 'cjs', 'ts', 'mts'].includes(b.lang));
   assert.ok(code.length >= 5, `README.md has ${code.length} code blocks`);
   for (const b of code) {
-    assert.ok(['run', 'run: irc', 'typecheck', 'fragment'].includes(b.marker), `README.md:${b.line}: a ${b.lang} block without <!-- run -->, <!-- run: irc -->, <!-- typecheck --> or <!-- fragment --> before it`);
+    assert.ok(
+      ['run', 'run: irc', 'typecheck', 'fragment'].includes(b.marker),
+      `README.md:${b.line}: a ${b.lang} block without <!-- run -->, <!-- run: irc -->, <!-- typecheck --> or <!-- fragment --> before it`,
+    );
   }
   for (const b of BLOCKS) if (b.marker !== undefined) assert.ok(MARKERS.includes(b.marker), `README.md:${b.line}: unknown marker <!-- ${b.marker} -->`);
   const runs = only('run');
   assert.ok(runs.length >= 1);
-  for (const b of only('output')) assert.ok(runs.some((r) => r.line < b.line), `README.md:${b.line}: an output block with no program before it`);
+  for (const b of only('output'))
+    assert.ok(
+      runs.some((r) => r.line < b.line),
+      `README.md:${b.line}: an output block with no program before it`,
+    );
 });
 
-test('the README\'s first program runs and prints what the README shows, on the first run and with the keys it made', T, async () => {
+test("the README's first program runs and prints what the README shows, on the first run and with the keys it made", T, async () => {
   const program = one('run');
   const expected = BLOCKS.find((b) => b.marker === 'output' && b.line > program.line).code;
   const dir = appFolder({ 'first.mjs': program.code });
@@ -84,23 +91,27 @@ test('the README\'s first program runs and prints what the README shows, on the 
   }
 });
 
-test('the README\'s bridge skeleton: a line arriving during shutdown reaches no reader, the contact gets the disconnect, nothing is written after the end', T, async () => {
-  const skeleton = one('run: irc');
-  const dir = appFolder({ 'bridge.mjs': skeleton.code });
-  const result = await runNode(path.join(dir, 'bridge.mjs'), [], {
-    cwd: dir,
-    flags: ['--import', path.join(REPO, 'test', 'helpers', 'readme-irc.mjs')],
-  });
-  assertCleanExit(result, 0, 'bridge');
-  assert.equal(result.stderr, '', 'no rejection reported, none unhandled, no warning');
-  const lines = result.stdout.trim().split('\n');
-  assert.ok(lines.includes('alice: encrypted'), result.stdout);
-  assert.ok(lines.includes('alice (unverified): hello bridge'), 'the line read before the shutdown is delivered');
-  assert.equal(lines.at(-1), '[irc] alice: Finished, 1 line(s) during shutdown, 0 read by the bridge, ended');
-  assert.equal(fs.statSync(path.join(dir, 'otr-keys')).mode & 0o777, 0o700);
-});
+test(
+  "the README's bridge skeleton: a line arriving during shutdown reaches no reader, the contact gets the disconnect, nothing is written after the end",
+  T,
+  async () => {
+    const skeleton = one('run: irc');
+    const dir = appFolder({ 'bridge.mjs': skeleton.code });
+    const result = await runNode(path.join(dir, 'bridge.mjs'), [], {
+      cwd: dir,
+      flags: ['--import', path.join(REPO, 'test', 'helpers', 'readme-irc.mjs')],
+    });
+    assertCleanExit(result, 0, 'bridge');
+    assert.equal(result.stderr, '', 'no rejection reported, none unhandled, no warning');
+    const lines = result.stdout.trim().split('\n');
+    assert.ok(lines.includes('alice: encrypted'), result.stdout);
+    assert.ok(lines.includes('alice (unverified): hello bridge'), 'the line read before the shutdown is delivered');
+    assert.equal(lines.at(-1), '[irc] alice: Finished, 1 line(s) during shutdown, 0 read by the bridge, ended');
+    assert.equal(fs.statSync(path.join(dir, 'otr-keys')).mode & 0o777, 0o700);
+  },
+);
 
-test('the README\'s TypeScript example type-checks with the README\'s tsconfig.json', T, () => {
+test("the README's TypeScript example type-checks with the README's tsconfig.json", T, () => {
   const tsconfig = JSON.parse(one('tsconfig').code);
   assert.deepEqual(tsconfig.compilerOptions.types, ['node'], 'the tsconfig names @types/node');
   const dir = appFolder({
@@ -118,7 +129,7 @@ test('the README\'s TypeScript example type-checks with the README\'s tsconfig.j
   assert.match(bad.stdout, /TS2322/);
 });
 
-test('the README\'s fragments are valid JavaScript', T, () => {
+test("the README's fragments are valid JavaScript", T, () => {
   const fragments = only('fragment');
   assert.ok(fragments.length >= 3);
   const dir = tmpdir('otr-readme-fragments-');

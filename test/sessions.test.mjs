@@ -4,9 +4,7 @@
 import test, { after } from 'node:test';
 import assert from 'node:assert/strict';
 import { MessageEvent, Instag } from 'protocol-otr';
-import {
-  ALICE, BOB, T, keys, cloneDir, closeAll, Net, senderInstag,
-} from './helpers/harness.mjs';
+import { ALICE, BOB, T, keys, cloneDir, closeAll, Net, senderInstag } from './helpers/harness.mjs';
 
 after(closeAll);
 

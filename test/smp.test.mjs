@@ -20,8 +20,14 @@ test('SMP progress events follow libotr: initiator 60 then 100, responder asked 
   const pair = await securePair({ bob: { handlers: { onSmp: () => 'x' } } });
   await pair.alice.channel.smpVerify('x');
   await pair.settle();
-  assert.deepEqual(pair.alice.smpEvents(), [[SmpEvent.IN_PROGRESS, 60], [SmpEvent.SUCCESS, 100]]);
-  assert.deepEqual(pair.bob.smpEvents(), [[SmpEvent.ASK_FOR_SECRET, 25], [SmpEvent.SUCCESS, 100]]);
+  assert.deepEqual(pair.alice.smpEvents(), [
+    [SmpEvent.IN_PROGRESS, 60],
+    [SmpEvent.SUCCESS, 100],
+  ]);
+  assert.deepEqual(pair.bob.smpEvents(), [
+    [SmpEvent.ASK_FOR_SECRET, 25],
+    [SmpEvent.SUCCESS, 100],
+  ]);
 });
 
 test('a question raises ASK_FOR_ANSWER and reaches onSmp intact', T, async () => {
@@ -64,7 +70,10 @@ test('non-ASCII secrets that differ only in non-ASCII characters do not match', 
   const pair = await securePair({ bob: { handlers: { onSmp: () => 'zażółć' } } });
   await pair.alice.channel.smpVerify('zażółę');
   await pair.settle();
-  assert.ok(pair.alice.smpEvents().some(([c]) => c === SmpEvent.FAILURE), JSON.stringify(pair.alice.smpEvents()));
+  assert.ok(
+    pair.alice.smpEvents().some(([c]) => c === SmpEvent.FAILURE),
+    JSON.stringify(pair.alice.smpEvents()),
+  );
   assert.ok(!pair.alice.smpEvents().some(([c]) => c === SmpEvent.SUCCESS));
 });
 
@@ -83,7 +92,10 @@ test('smpAbort() by the responder: the initiator gets SmpEvent.ABORT', T, async 
   assert.deepEqual(pair.bob.smpEvents(), [[SmpEvent.ASK_FOR_SECRET, 25]]);
   await pair.bob.channel.smpAbort();
   await pair.settle();
-  assert.ok(pair.alice.smpEvents().some(([c]) => c === SmpEvent.ABORT), JSON.stringify(pair.alice.smpEvents()));
+  assert.ok(
+    pair.alice.smpEvents().some(([c]) => c === SmpEvent.ABORT),
+    JSON.stringify(pair.alice.smpEvents()),
+  );
   assert.equal(pair.alice.channel.status, 'Unverified');
   // a new SMP works after the abort
   await pair.alice.channel.smpVerify('again');
@@ -113,7 +125,7 @@ test('smpVerify() on a channel that is not private rejects with an OtrError', T,
   assert.deepEqual(pair.alice.wire, []);
 });
 
-test('a callback that throws in the reply sent from onSmp\'s answer: that read() rejects with ERR_OTR_CALLBACK, the SMP still completes', T, async () => {
+test("a callback that throws in the reply sent from onSmp's answer: that read() rejects with ERR_OTR_CALLBACK, the SMP still completes", T, async () => {
   // docs/INTERPRETATION.md ("SMP trust"): the reply to a string returned by onSmp is sent
   // within the read() that carried the request, so that read's promise covers it.
   const boom = new Error('onWrite exploded in the SMP reply');

@@ -4,9 +4,7 @@ import test, { after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import {
-  T, REPO, keys, cloneDir, closeAll, createPair, securePair,
-} from './helpers/harness.mjs';
+import { T, REPO, keys, cloneDir, closeAll, createPair, securePair } from './helpers/harness.mjs';
 
 after(closeAll);
 
@@ -27,7 +25,10 @@ test('onTimer interval 0: ping() with nothing left to wait for stops the timer',
   const m = pair.alice.mark();
   await pair.alice.channel.ping();
   const timer = pair.alice.since(m).filter((c) => c.name === 'onTimer');
-  assert.deepEqual(timer.map((c) => c.args), [[0]]);
+  assert.deepEqual(
+    timer.map((c) => c.args),
+    [[0]],
+  );
   assert.equal(timer[0].channel, pair.alice.channel);
 });
 
@@ -37,7 +38,13 @@ test('ping() while an AKE commit is still fresh does not stop the timer', T, asy
   await pair.settle();
   const m = pair.bob.mark();
   await pair.bob.channel.ping();
-  assert.deepEqual(pair.bob.since(m).filter((c) => c.name === 'onTimer').map((c) => c.args), []);
+  assert.deepEqual(
+    pair.bob
+      .since(m)
+      .filter((c) => c.name === 'onTimer')
+      .map((c) => c.args),
+    [],
+  );
 });
 
 test('without onTimer, ping() still works and the channel works', T, async () => {

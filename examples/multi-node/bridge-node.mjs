@@ -38,15 +38,18 @@ const router = account.router({
 const opening = new Map();
 function channelFor(contact) {
   if (!opening.has(contact)) {
-    opening.set(contact, (async () => {
-      const started = Date.now();
-      await store.lease(ACCOUNT.name, ACCOUNT.protocol, contact, { waitMs: 15_000 });
-      say(`owns ${contact} (lease taken in ${Date.now() - started} ms)`);
-      const channel = router.channel(contact);
-      // A query: a contact whose session died with another node renegotiates at once.
-      await channel.init();
-      return channel;
-    })());
+    opening.set(
+      contact,
+      (async () => {
+        const started = Date.now();
+        await store.lease(ACCOUNT.name, ACCOUNT.protocol, contact, { waitMs: 15_000 });
+        say(`owns ${contact} (lease taken in ${Date.now() - started} ms)`);
+        const channel = router.channel(contact);
+        // A query: a contact whose session died with another node renegotiates at once.
+        await channel.init();
+        return channel;
+      })(),
+    );
   }
   return opening.get(contact);
 }

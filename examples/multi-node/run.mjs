@@ -38,11 +38,12 @@ const ownerOf = (user) => (ring.find((p) => p.at >= hash(user)) ?? ring[0]).node
 // Waiting for something to become true, re-checked whenever anything happens.
 const waits = new Set();
 const happened = () => [...waits].forEach((w) => w());
-const until = (cond) => new Promise((resolve) => {
-  const check = () => cond() && (waits.delete(check), resolve());
-  waits.add(check);
-  check();
-});
+const until = (cond) =>
+  new Promise((resolve) => {
+    const check = () => cond() && (waits.delete(check), resolve());
+    waits.add(check);
+    check();
+  });
 
 // The bridge nodes.
 const nodes = {};
@@ -51,11 +52,13 @@ function startNode(name) {
   // with -9 cannot remove its own).
   const child = fork(path.join(HERE, 'bridge-node.mjs'), [name, connection, dir], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const node = { name, child, ready: undefined };
-  node.ready = new Promise((resolve) => child.on('message', (m) => {
-    if (m.type === 'ready') resolve(m);
-    else if (m.type === 'log') log(`  [${m.node}] ${m.text}`);
-    else if (m.type === 'outgoing') users[m.contact].channel.read(m.text).catch((e) => log(`  ${m.contact} could not read: ${e.message}`));
-  }));
+  node.ready = new Promise((resolve) =>
+    child.on('message', (m) => {
+      if (m.type === 'ready') resolve(m);
+      else if (m.type === 'log') log(`  [${m.node}] ${m.text}`);
+      else if (m.type === 'outgoing') users[m.contact].channel.read(m.text).catch((e) => log(`  ${m.contact} could not read: ${e.message}`));
+    }),
+  );
   node.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve(signal ?? code)));
   nodes[name] = node;
   return node;

@@ -44,7 +44,14 @@ export function trustList(files: FileSet, filter: { account?: string; protocol?:
       if (filter.protocol !== undefined && account.protocol !== filter.protocol) continue;
       for (const contact of account.contacts()) {
         for (const fp of contact.fingerprints()) {
-          rows.push({ account: account.name, protocol: account.protocol, contact: contact.name, fingerprint: fp.hash, trust: fp.trust, verified: fp.isVerified });
+          rows.push({
+            account: account.name,
+            protocol: account.protocol,
+            contact: contact.name,
+            fingerprint: fp.hash,
+            trust: fp.trust,
+            verified: fp.isVerified,
+          });
         }
       }
     }
@@ -73,9 +80,15 @@ export function trustChange(
     const account = findAccount(otr, target.account, target.protocol, files);
     if (change === 'verify') {
       const contact = await account.contact(target.contact, hash, true);
-      return rowOf(account, contact.fingerprints().find((f) => f.hash === hash)!);
+      return rowOf(
+        account,
+        contact.fingerprints().find((f) => f.hash === hash)!,
+      );
     }
-    const fp = account.findContact(target.contact)?.fingerprints().find((f) => f.hash === hash);
+    const fp = account
+      .findContact(target.contact)
+      ?.fingerprints()
+      .find((f) => f.hash === hash);
     if (!fp) {
       throw notFound(`${target.contact} has no fingerprint ${hash} for ${target.account} (${target.protocol}) in ${files.contactsFile}`);
     }

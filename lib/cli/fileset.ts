@@ -40,7 +40,11 @@ export function fileSetFrom(options: { dir?: string; privkeys?: string; fingerpr
     contactsFile: path.resolve(options.fingerprints ?? path.join(dir, 'otr.fingerprints')),
     instanceTagsFile: path.resolve(options.instags ?? path.join(dir, 'otr.instance_tags')),
   };
-  for (const [option, given] of [['--privkeys', options.privkeys], ['--fingerprints', options.fingerprints], ['--instags', options.instags]]) {
+  for (const [option, given] of [
+    ['--privkeys', options.privkeys],
+    ['--fingerprints', options.fingerprints],
+    ['--instags', options.instags],
+  ]) {
     if (given !== undefined) requireDirectory(path.dirname(path.resolve(given)), `${option} ${given}: its directory ${path.dirname(path.resolve(given))}`);
   }
   return files;

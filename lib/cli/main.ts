@@ -75,7 +75,9 @@ async function run(values: Values, words: string[]): Promise<Output> {
   }
   if (group === undefined) throw usageError(`a command is needed\n\n${USAGE}`);
   if (GROUPS.includes(group) && action === undefined) {
-    const actions = Object.keys(COMMANDS).filter((n) => n.startsWith(`${group} `)).map((n) => n.slice(group.length + 1));
+    const actions = Object.keys(COMMANDS)
+      .filter((n) => n.startsWith(`${group} `))
+      .map((n) => n.slice(group.length + 1));
     throw usageError(`${group} needs one of: ${actions.join(', ')}\n\n${groupUsage(group)}`);
   }
   const force = values.force;
@@ -90,7 +92,10 @@ async function run(values: Values, words: string[]): Promise<Output> {
     }
     case 'keys generate': {
       const [account, protocol] = positionals(args, 2, '<account> <protocol>');
-      return output(await keysGenerate(fileSetFrom(values), force, account, protocol), (row) => `${row.created ? 'generated' : 'already had a key'}: ${row.account}\t${row.protocol}\t${row.fingerprint}`);
+      return output(
+        await keysGenerate(fileSetFrom(values), force, account, protocol),
+        (row) => `${row.created ? 'generated' : 'already had a key'}: ${row.account}\t${row.protocol}\t${row.fingerprint}`,
+      );
     }
     case 'trust list': {
       positionals(args, 0, 'no arguments (filter with --account and --protocol)');
@@ -104,7 +109,9 @@ async function run(values: Values, words: string[]): Promise<Output> {
       const [account, protocol, contact, fingerprint] = positionals(args, 4, '<account> <protocol> <contact> <fingerprint>');
       const files = fileSetFrom(values);
       return output(await trustChange(files, force, action as TrustChange, { account, protocol, contact, fingerprint }), (result) =>
-        'forgotten' in result ? `forgotten: ${contact} ${result.forgotten.fingerprint}` : `${result.contact}\t${result.fingerprint}\t${result.verified ? result.trust : 'untrusted'}`,
+        'forgotten' in result
+          ? `forgotten: ${contact} ${result.forgotten.fingerprint}`
+          : `${result.contact}\t${result.fingerprint}\t${result.verified ? result.trust : 'untrusted'}`,
       );
     }
     case 'import': {
@@ -113,7 +120,10 @@ async function run(values: Values, words: string[]): Promise<Output> {
       if (!CLIENTS.includes(client)) throw usageError(`--from must be one of ${CLIENTS.join(', ')}`);
       const files = fileSetFrom(values);
       return output(await importFiles(client, clientFiles(client, source, values.user), files, force), (result) =>
-        [...result.accounts.map((a) => `imported ${a.account}\t${a.protocol}\t${a.fingerprint}`), `${result.fingerprints} contact fingerprint(s) into ${files.contactsFile}`].join('\n'),
+        [
+          ...result.accounts.map((a) => `imported ${a.account}\t${a.protocol}\t${a.fingerprint}`),
+          `${result.fingerprints} contact fingerprint(s) into ${files.contactsFile}`,
+        ].join('\n'),
       );
     }
     case 'db import':
@@ -121,7 +131,11 @@ async function run(values: Values, words: string[]): Promise<Output> {
       positionals(args, 0, 'no arguments (the database is --db, the file set --dir or the file options)');
       if (!values.db) throw usageError('--db <connection string> is required');
       const result = await databaseTransfer(action as 'import' | 'export', values.db, values.prefix, fileSetFrom(values), force);
-      return output(result, (counts) => Object.entries(counts).map(([k, v]) => `${k}: ${v}`).join('\n'));
+      return output(result, (counts) =>
+        Object.entries(counts)
+          .map(([k, v]) => `${k}: ${v}`)
+          .join('\n'),
+      );
     }
     default:
       throw usageError(`unknown command '${name}'\n\n${GROUPS.includes(group) ? groupUsage(group) : USAGE}`);

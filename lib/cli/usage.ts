@@ -4,7 +4,7 @@
 export const COMMANDS: Record<string, { args: string; about: string }> = {
   'keys list': { args: '', about: 'our accounts and their fingerprints' },
   'keys fingerprint': { args: '<account> <protocol>', about: "one account's fingerprint" },
-  'keys generate': { args: '<account> <protocol>', about: 'make the account\'s key if it has none' },
+  'keys generate': { args: '<account> <protocol>', about: "make the account's key if it has none" },
   'trust list': { args: '[--account A] [--protocol P]', about: "contacts' fingerprints and our trust in them" },
   'trust verify': { args: '<account> <protocol> <contact> <fingerprint>', about: 'trust the fingerprint (adds it if new)' },
   'trust distrust': { args: '<account> <protocol> <contact> <fingerprint>', about: 'remove the trust' },

@@ -62,7 +62,11 @@ export class Instance implements AccountContext, StoreHost {
     this.#number = options.number;
     this.#lock = options.lock;
     this.maxIncomingSize = options.limits.maxIncomingSize;
-    this.#calls = new Calls(owner, (error) => this.report(error), () => this.#eviction.channelIdle());
+    this.#calls = new Calls(
+      owner,
+      (error) => this.report(error),
+      () => this.#eviction.channelIdle(),
+    );
     this.#routing = new Routing({
       makeAccount: (state) => new Account(owner, this, state.name, state.protocol, state.fingerprint, state.instag),
       loadSkipped: (line, reason, copy) => options.loadSkipped(line, reason, copy),

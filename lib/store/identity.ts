@@ -52,7 +52,14 @@ export async function storeMissingKeys(
 
 // Generates a key and instance tag in a scratch OTR instance, then stores them unless
 // another node stored its own first (then that one is what every node uses).
-async function generateAndStore(db: PgClient, options: IdentityOptions, opening: StoreOpening, account: string, protocol: string, generated: KeyGenerated[]): Promise<void> {
+async function generateAndStore(
+  db: PgClient,
+  options: IdentityOptions,
+  opening: StoreOpening,
+  account: string,
+  protocol: string,
+  generated: KeyGenerated[],
+): Promise<void> {
   const scratch = makeWorkDir(options.workParent, KEYGEN_DIR_PREFIX);
   const files = {
     privkeysFile: path.join(scratch.path, 'otr.private_key'),
@@ -88,7 +95,9 @@ export interface WorkingCopy {
 export async function writeWorkingCopy(db: PgClient, options: IdentityOptions): Promise<WorkingCopy> {
   const { schema, workParent } = options;
   const { rows: accounts } = await db.query(`SELECT account, protocol, private_key, instance_tag FROM ${schema.table('accounts')} ORDER BY account, protocol`);
-  const { rows: fingerprints } = await db.query(`SELECT account, protocol, contact, fingerprint, trust FROM ${schema.table('fingerprints')} ORDER BY account, protocol, contact, changed_at`);
+  const { rows: fingerprints } = await db.query(
+    `SELECT account, protocol, contact, fingerprint, trust FROM ${schema.table('fingerprints')} ORDER BY account, protocol, contact, changed_at`,
+  );
   const fpRows = fingerprints as unknown as FingerprintFileRow[];
   // Working copies of nodes that died here without removing them (kill -9, OOM) go first:
   // each holds a copy of the private key.
@@ -100,8 +109,14 @@ export async function writeWorkingCopy(db: PgClient, options: IdentityOptions): 
     instanceTagsFile: path.join(dir.path, 'otr.instance_tags'),
   };
   try {
-    writeFileAtomically(files.privkeysFile, serialisePrivateKeys(accounts.map((r) => ({ account: String(r.account), protocol: String(r.protocol), privateKey: String(r.private_key) }))));
-    writeFileAtomically(files.instanceTagsFile, serialiseInstanceTags(accounts.map((r) => ({ account: String(r.account), protocol: String(r.protocol), instag: Number(r.instance_tag) }))));
+    writeFileAtomically(
+      files.privkeysFile,
+      serialisePrivateKeys(accounts.map((r) => ({ account: String(r.account), protocol: String(r.protocol), privateKey: String(r.private_key) }))),
+    );
+    writeFileAtomically(
+      files.instanceTagsFile,
+      serialiseInstanceTags(accounts.map((r) => ({ account: String(r.account), protocol: String(r.protocol), instag: Number(r.instance_tag) }))),
+    );
     writeFileAtomically(files.contactsFile, serialiseFingerprints(fpRows));
   } catch (error) {
     dir.remove();

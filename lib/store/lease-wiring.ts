@@ -88,23 +88,35 @@ export class LeaseWiring {
   // Given up at the renew deadline, or found taken on reconnection: the channels stay open and
   // refuse calls (ERR_OTR_NOT_OWNER) until the lease is taken again or they are closed.
   #leasesLost(leases: Lease[], why: string): void {
-    this.#options.host()?.report(new OtrError(ErrorCodes.STORE, `this node (${this.#options.node}) gave up ${leases.length} leases (${why}): their channels refuse calls until the leases are taken again`));
+    this.#options
+      .host()
+      ?.report(
+        new OtrError(
+          ErrorCodes.STORE,
+          `this node (${this.#options.node}) gave up ${leases.length} leases (${why}): their channels refuse calls until the leases are taken again`,
+        ),
+      );
     this.#leaseEvent('leasesLost', leases, why);
   }
 
   // Another node held these contacts meanwhile: this node's sessions with them are stale.
   #leasesTaken(leases: Lease[]): void {
     for (const lease of leases) {
-      this.#options.host()?.closeChannel(lease.account, lease.protocol, lease.contact).catch(() => {});
+      this.#options
+        .host()
+        ?.closeChannel(lease.account, lease.protocol, lease.contact)
+        .catch(() => {});
     }
   }
 
   /** Takes the contact's lease (see PostgresStore.lease). */
   take(contact: Contact, waitMs: number): Promise<Lease> {
     if (!this.#keeper) return Promise.reject(new OtrError(ErrorCodes.STORE, 'the store is not open: OTR.open({ store }) first'));
-    return this.#keeper.acquire(contact, waitMs, () => this.owner(contact)).catch((error: unknown) => {
-      throw storeError('cannot take a lease', error);
-    });
+    return this.#keeper
+      .acquire(contact, waitMs, () => this.owner(contact))
+      .catch((error: unknown) => {
+        throw storeError('cannot take a lease', error);
+      });
   }
 
   /** The node holding the contact's lease now, if any. */
@@ -122,7 +134,10 @@ export class LeaseWiring {
 
   /** Closes the contact's channel (its sessions end here) and gives its lease up. */
   async release(contact: Contact): Promise<void> {
-    await this.#options.host()?.closeChannel(contact.account, contact.protocol, contact.contact).catch(() => {});
+    await this.#options
+      .host()
+      ?.closeChannel(contact.account, contact.protocol, contact.contact)
+      .catch(() => {});
     await this.#keeper?.release(contact);
   }
 

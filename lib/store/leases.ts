@@ -280,7 +280,11 @@ export class LeaseKeeper {
       const { rows } = await this.#query('SELECT pg_try_advisory_lock($1::bigint) AS ok', [lock]);
       let same = false;
       if (rows[0].ok === true) {
-        const { rows: tokens } = await this.#query(`SELECT token FROM ${this.#o.table} WHERE account = $1 AND protocol = $2 AND contact = $3`, [lease.account, lease.protocol, lease.contact]);
+        const { rows: tokens } = await this.#query(`SELECT token FROM ${this.#o.table} WHERE account = $1 AND protocol = $2 AND contact = $3`, [
+          lease.account,
+          lease.protocol,
+          lease.contact,
+        ]);
         same = tokens.length === 1 && Number(tokens[0].token) === lease.token;
       }
       const wasOnHold = this.#onHold.delete(k);
@@ -353,7 +357,9 @@ export class LeaseKeeper {
     if (!this.#held.has(k) && !this.#onHold.has(k)) return Promise.reject(this.#notOwner(k));
     if (this.#held.has(k) && this.#fresh()) return undefined;
     if (this.#waiting.length >= MAX_WAITING) {
-      return Promise.reject(new OtrError(ErrorCodes.NOT_OWNER, `${MAX_WAITING} calls already wait for the lease connection to be confirmed: this one is refused`));
+      return Promise.reject(
+        new OtrError(ErrorCodes.NOT_OWNER, `${MAX_WAITING} calls already wait for the lease connection to be confirmed: this one is refused`),
+      );
     }
     this.#beat();
     return new Promise((resolve, reject) => this.#waiting.push({ key: k, resolve, reject }));

@@ -91,8 +91,16 @@ export class PostgresStore extends Store {
   /** Checks the options and loads `pg`; connects only when opened (or on import/export). */
   constructor(options: PostgresStoreOptions) {
     super();
-    if (options === null || typeof options !== 'object') throw new OtrError(ErrorCodes.INVALID_ARGUMENT, `new PostgresStore() options must be an object, got ${describe(options)}`);
-    rejectUnknownOptions('new PostgresStore()', options, ['connection', 'prefix', 'node', 'accounts', 'workDir', 'leaseTimeoutSeconds'] satisfies (keyof PostgresStoreOptions)[]);
+    if (options === null || typeof options !== 'object')
+      throw new OtrError(ErrorCodes.INVALID_ARGUMENT, `new PostgresStore() options must be an object, got ${describe(options)}`);
+    rejectUnknownOptions('new PostgresStore()', options, [
+      'connection',
+      'prefix',
+      'node',
+      'accounts',
+      'workDir',
+      'leaseTimeoutSeconds',
+    ] satisfies (keyof PostgresStoreOptions)[]);
     const { connection } = options;
     let config: Record<string, unknown>;
     if (typeof connection === 'string') config = { connectionString: requireText('connection', connection) };
@@ -100,10 +108,14 @@ export class PostgresStore extends Store {
     else throw new OtrError(ErrorCodes.INVALID_ARGUMENT, 'connection must be a connection string or a pg Client configuration');
     this.prefix = options.prefix ?? 'otr_';
     if (typeof this.prefix !== 'string' || !/^[a-z_][a-z0-9_]{0,40}$/.test(this.prefix)) {
-      throw new OtrError(ErrorCodes.INVALID_ARGUMENT, `prefix must be 1-41 lower-case letters, digits or '_' starting with a letter or '_', got ${JSON.stringify(this.prefix)}`);
+      throw new OtrError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `prefix must be 1-41 lower-case letters, digits or '_' starting with a letter or '_', got ${JSON.stringify(this.prefix)}`,
+      );
     }
     this.node = requireName('node', options.node ?? `${os.hostname()}:${process.pid}`);
-    if (Buffer.byteLength(this.node) > 63) throw new OtrError(ErrorCodes.INVALID_ARGUMENT, 'node must be at most 63 bytes (PostgreSQL shows it as application_name)');
+    if (Buffer.byteLength(this.node) > 63)
+      throw new OtrError(ErrorCodes.INVALID_ARGUMENT, 'node must be at most 63 bytes (PostgreSQL shows it as application_name)');
     this.#accounts = (options.accounts ?? []).map((a, i) => ({
       name: requireName(`accounts[${i}].name`, a?.name),
       protocol: requireName(`accounts[${i}].protocol`, a?.protocol),

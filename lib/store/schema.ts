@@ -42,7 +42,10 @@ export class Schema {
       let version = rows.length > 0 ? Number(rows[0].version) : 0;
       if (rows.length === 0) await db.query(`INSERT INTO ${this.table('schema')} (version) VALUES (0)`);
       if (version > SCHEMA_VERSION) {
-        throw new OtrError(ErrorCodes.STORE, `the tables with prefix ${this.prefix} have schema version ${version}, newer than this protocol-otr knows (${SCHEMA_VERSION}): upgrade protocol-otr on this node`);
+        throw new OtrError(
+          ErrorCodes.STORE,
+          `the tables with prefix ${this.prefix} have schema version ${version}, newer than this protocol-otr knows (${SCHEMA_VERSION}): upgrade protocol-otr on this node`,
+        );
       }
       if (version < 1) {
         await db.query(`CREATE TABLE ${this.table('accounts')} (

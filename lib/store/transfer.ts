@@ -58,10 +58,20 @@ export async function exportFiles(writer: () => Promise<PgClient>, schema: Schem
   ]);
   try {
     const db = await writer();
-    const { rows: accounts } = await db.query(`SELECT account, protocol, private_key, instance_tag FROM ${schema.table('accounts')} ORDER BY account, protocol`);
-    const { rows: fingerprints } = await db.query(`SELECT account, protocol, contact, fingerprint, trust FROM ${schema.table('fingerprints')} ORDER BY account, protocol, contact, changed_at`);
-    writeFileAtomically(path.resolve(files.privkeysFile), serialisePrivateKeys(accounts.map((r) => ({ account: String(r.account), protocol: String(r.protocol), privateKey: String(r.private_key) }))));
-    writeFileAtomically(path.resolve(files.instanceTagsFile), serialiseInstanceTags(accounts.map((r) => ({ account: String(r.account), protocol: String(r.protocol), instag: Number(r.instance_tag) }))));
+    const { rows: accounts } = await db.query(
+      `SELECT account, protocol, private_key, instance_tag FROM ${schema.table('accounts')} ORDER BY account, protocol`,
+    );
+    const { rows: fingerprints } = await db.query(
+      `SELECT account, protocol, contact, fingerprint, trust FROM ${schema.table('fingerprints')} ORDER BY account, protocol, contact, changed_at`,
+    );
+    writeFileAtomically(
+      path.resolve(files.privkeysFile),
+      serialisePrivateKeys(accounts.map((r) => ({ account: String(r.account), protocol: String(r.protocol), privateKey: String(r.private_key) }))),
+    );
+    writeFileAtomically(
+      path.resolve(files.instanceTagsFile),
+      serialiseInstanceTags(accounts.map((r) => ({ account: String(r.account), protocol: String(r.protocol), instag: Number(r.instance_tag) }))),
+    );
     writeFileAtomically(path.resolve(files.contactsFile), serialiseFingerprints(fingerprints as unknown as FingerprintFileRow[]));
     return { accounts: accounts.length, fingerprints: fingerprints.length };
   } finally {

@@ -64,7 +64,17 @@ export class TrustOut {
       .then(({ rowCount }) => {
         const host = this.#host();
         if (rowCount === 1 && kind !== 'seen' && host && !host.closed) {
-          host.trustChanged({ account: state.account, protocol: state.protocol, contact: state.username, fingerprint: hexToHuman(hex), trust, verified: trust !== '', forgotten: kind === 'forget', origin: 'local', node: this.#node });
+          host.trustChanged({
+            account: state.account,
+            protocol: state.protocol,
+            contact: state.username,
+            fingerprint: hexToHuman(hex),
+            trust,
+            verified: trust !== '',
+            forgotten: kind === 'forget',
+            origin: 'local',
+            node: this.#node,
+          });
         }
       })
       .catch((error: unknown) => {

@@ -29,8 +29,8 @@ struct ChannelRecord {
   // one idle the longest makes room first (guard.cc).
   std::unordered_map<const ConnContext*, uint64_t> lastUse;
   uint64_t useClock = 0;
-  std::string lastSignature;      // what JS last saw of this contact (contents, no addresses)
-  uint32_t liveSessions = 0;      // encrypted sessions in what JS last saw
+  std::string lastSignature;  // what JS last saw of this contact (contents, no addresses)
+  uint32_t liveSessions = 0;  // encrypted sessions in what JS last saw
   // The human-readable part of our OTR queries (see wire_text.cc); libotr's own when unset.
   bool customQuery = false;
   std::string queryText;
@@ -49,12 +49,12 @@ struct ChannelRecord {
   bool budgetReported = false;
   // Restarting sessions the contact writes into and this side does not have (restart.cc).
   bool restartLostSessions = true;
-  bool endedHere = false;          // finish() ended the sessions: no restart until a new query
+  bool endedHere = false;  // finish() ended the sessions: no restart until a new query
   // A query of ours went out (init(), refresh(), a held write, a restart) at lastQuery, and no
   // AKE message of the contact's came since.
   bool queryUnanswered = false;
   std::chrono::steady_clock::time_point lastQuery{};
-  uint32_t restarts = 0;           // restarts in the current budget window
+  uint32_t restarts = 0;                                   // restarts in the current budget window
   std::chrono::steady_clock::time_point lastAkeMessage{};  // the contact's last AKE message or query
 };
 

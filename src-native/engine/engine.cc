@@ -116,8 +116,8 @@ EngineStats Engine::Stats() {
 }
 
 void Engine::ReportError(CallScope& scope, const Failure& failure) {
-  scope.effects.push_back(MakeEffect(scope.channel != nullptr ? scope.channel->id : 0,
-                                     ErrorPayload{failure.code, failure.message}));
+  scope.effects.push_back(
+      MakeEffect(scope.channel != nullptr ? scope.channel->id : 0, ErrorPayload{failure.code, failure.message}));
 }
 
 void Engine::FlushFingerprintsWhenIdle() {
@@ -159,8 +159,8 @@ void Engine::Close(CallScope& scope, Batch& result, bool endSessions) {
   // Writes that never went out are reported, as finish() and forget() report them.
   for (ChannelRecord* channel : index_.Channels()) {
     for (std::string& text : channel->held) {
-      scope.effects.push_back(MakeEffect(channel->id,
-                                         MsgEventPayload{OTRL_MSGEVENT_CONNECTION_ENDED, true, std::move(text)}));
+      scope.effects.push_back(
+          MakeEffect(channel->id, MsgEventPayload{OTRL_MSGEVENT_CONNECTION_ENDED, true, std::move(text)}));
     }
     channel->held.clear();
   }

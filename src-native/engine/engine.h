@@ -43,22 +43,22 @@ struct CallScope {
   uint32_t job = 0;
   ChannelRecord* channel = nullptr;
   std::vector<Effect> effects;
-  std::vector<ConnContext*> smpToAbort;   // libotr asks apps to abort after CHEATED/ERROR
+  std::vector<ConnContext*> smpToAbort;                          // libotr asks apps to abort after CHEATED/ERROR
   std::vector<std::pair<ConnContext*, std::string>> smpAnswers;  // from onSmp, sent after the call
-  std::vector<ConnContext*> wentSecure;   // their finished AKE's state is freed after the call
+  std::vector<ConnContext*> wentSecure;                          // their finished AKE's state is freed after the call
   // The write being sent: libotr reports ENCRYPTION_REQUIRED and CONNECTION_ENDED for it
   // without its text, which JS is given instead.
   const std::string* sendingText = nullptr;
-  bool deferred = false;                  // the job's result comes later (key generation)
+  bool deferred = false;  // the job's result comes later (key generation)
   // libotr decrypted a data message in this call (it asks convert_msg only for those).
   bool decrypted = false;
   // Inside otrl_message_receiving for a contact over its budget (budget.cc): wire text libotr
   // sends is withheld (counted in repliesWithheld), SMP errors are not reported or answered.
   bool withholdReplies = false;
   bool overBudget = false;
-  uint32_t repliesSent = 0;      // wire messages emitted inside the receiving call
+  uint32_t repliesSent = 0;  // wire messages emitted inside the receiving call
   uint32_t repliesWithheld = 0;
-  uint32_t smpSteps = 0;         // SMP steps libotr computed (handle_smp_event)
+  uint32_t smpSteps = 0;  // SMP steps libotr computed (handle_smp_event)
   // Set by the ops that report a change of contexts, fingerprints or trust: only then is
   // the contact's state compared with what JS last saw (a data message changes none).
   bool stateMayHaveChanged = false;
@@ -133,28 +133,28 @@ class Engine : public Scheduler::Runner {
 
   // --- pool threads: jobs (one file per concern) ---
   // Called once, by the constructor on the JS thread, before Start().
-  void Load(CallScope& scope, Batch& result, FilePaths paths);              // contacts.cc
+  void Load(CallScope& scope, Batch& result, FilePaths paths);                                  // contacts.cc
   void EnsureAccount(CallScope& scope, Batch& result, std::string name, std::string protocol);  // keygen.cc
-  void FinishKeygen(CallScope& scope, std::string key);                     // keygen.cc
+  void FinishKeygen(CallScope& scope, std::string key);                                         // keygen.cc
   // The trust calls: `contactId` is the JS Contact's id (0: by name alone).
   void AddContact(CallScope& scope, Batch& result, uint64_t contactId, std::string account, std::string protocol,
                   std::string username, std::string fingerprintHex, bool verified);  // contacts.cc
   void SetTrust(CallScope& scope, Batch& result, uint64_t contactId, std::string account, std::string protocol,
                 std::string username, std::string fingerprintHex, bool verified);
-  void ForgetFingerprint(CallScope& scope, Batch& result, uint64_t contactId, std::string account,
-                         std::string protocol, std::string username, std::string fingerprintHex);
+  void ForgetFingerprint(CallScope& scope, Batch& result, uint64_t contactId, std::string account, std::string protocol,
+                         std::string username, std::string fingerprintHex);
   void OpenChannel(CallScope& scope, Batch& result, ChannelRecord settings);  // channel.cc
   // One call of a channel (contract.h, ChannelOpCall); each op's handler is in channel.cc.
   void RunChannelOp(CallScope& scope, Batch& result, uint32_t channelId, ChannelOpCall call);  // channel.cc
   // Frees the contact's channel record and libotr contexts; its fingerprints stay (those not
   // verified go too with dropUnverified, and the file is rewritten).
-  void ForgetContact(CallScope& scope, Batch& result, uint64_t contactId, std::string account,
-                     std::string protocol, std::string username, ForgetHow how);  // forget.cc
+  void ForgetContact(CallScope& scope, Batch& result, uint64_t contactId, std::string account, std::string protocol,
+                     std::string username, ForgetHow how);  // forget.cc
   // Renames the contact `contactId` to `to`. A name held by a contact with nothing to lose (a
   // squatter: see rename.cc) is taken from it; any other holder makes it ERR_OTR_CONTACT_EXISTS.
-  void RenameContact(CallScope& scope, Batch& result, uint64_t contactId, std::string account,
-                     std::string protocol, std::string from, std::string to);  // rename.cc
-  void Close(CallScope& scope, Batch& result, bool endSessions);              // engine.cc
+  void RenameContact(CallScope& scope, Batch& result, uint64_t contactId, std::string account, std::string protocol,
+                     std::string from, std::string to);           // rename.cc
+  void Close(CallScope& scope, Batch& result, bool endSessions);  // engine.cc
 
   // --- pool threads: used by the ui_ops trampolines ---
   OtrlUserState home() const { return us_; }
@@ -173,7 +173,7 @@ class Engine : public Scheduler::Runner {
   void EmitContactState(CallScope& scope, ConnContext* master, ChannelRecord* channel,
                         uint64_t contactId = kBoundContact);  // contacts.cc
   static constexpr uint64_t kBoundContact = ~uint64_t{0};
-  void EmitAccount(CallScope& scope, OtrlPrivKey* key);                      // keygen.cc
+  void EmitAccount(CallScope& scope, OtrlPrivKey* key);  // keygen.cc
   // A contact's master context, through our index (libotr's own lookup walks every context).
   ConnContext* FindMaster(const std::string& account, const std::string& protocol, const std::string& username);
   // Callbacks that report a change of state see the new state: emitted right before them.
@@ -208,13 +208,13 @@ class Engine : public Scheduler::Runner {
   bool WriteFingerprints(std::string* why);  // persistence.cc
   void PersistFingerprints(Batch& result);   // now, for calls that promise it; failure is theirs
   // Reports the difference between the contact's fingerprints in libotr and its rows.
-  void SyncTrustRows(ConnContext* master);   // persistence.cc
+  void SyncTrustRows(ConnContext* master);  // persistence.cc
   void FlushFingerprintsWhenIdle();
   ConnContext* MasterFor(ChannelRecord& channel);
   // The contact a call is for: by its id once bound (binding it now to `username` if not),
   // else by name. False when another contact object holds the name (result untouched).
-  bool Resolve(uint64_t contactId, const std::string& account, const std::string& protocol,
-               const std::string& username, ContactRef& ref);
+  bool Resolve(uint64_t contactId, const std::string& account, const std::string& protocol, const std::string& username,
+               ContactRef& ref);
   // Resolve, and the call's failure when it fails.
   bool ResolveOrFail(uint64_t contactId, const std::string& account, const std::string& protocol,
                      const std::string& username, ContactRef& ref, Batch& result);
@@ -240,7 +240,7 @@ class Engine : public Scheduler::Runner {
                    const std::string& username, Calls calls);
   std::string SignatureOf(ConnContext* master, otrl_instag_t selected, uint32_t flags);
   static uint32_t FlagsOf(ConnContext* master, const ChannelRecord* channel);
-  void AfterLibotrCall(CallScope& scope, ChannelRecord& channel);     // channel.cc
+  void AfterLibotrCall(CallScope& scope, ChannelRecord& channel);  // channel.cc
   void SendNow(CallScope& scope, Batch& result, ChannelRecord& channel, const std::string& text);
   void SendQuery(CallScope& scope, Batch& result, ChannelRecord& channel);
   void Receive(CallScope& scope, Batch& result, ChannelRecord& channel, const std::string& text);
@@ -248,7 +248,8 @@ class Engine : public Scheduler::Runner {
   // false: drop it. After the call, what libotr kept is trimmed back to the limits.
   // `type`: what libotr will handle once this message is in (a fragment that does not complete
   // a message: OTRL_MSGTYPE_NOTOTR).
-  bool AdmitIncoming(CallScope& scope, ChannelRecord& channel, const std::string& text, OtrlMessageType* type);  // guard.cc
+  bool AdmitIncoming(CallScope& scope, ChannelRecord& channel, const std::string& text,
+                     OtrlMessageType* type);  // guard.cc
   void TrimAfterReceive(CallScope& scope, ChannelRecord& channel, const std::vector<ConnContext*>& before);
   void ForgetInstance(CallScope* scope, ChannelRecord* channel, ConnContext* instance);  // guard.cc
   void FinishChannel(CallScope& scope, ChannelRecord& channel);
@@ -279,7 +280,6 @@ class Engine : public Scheduler::Runner {
   std::atomic<uint64_t> sessions_{0};
   std::atomic<uint64_t> jobsDone_{0};
 };
-
 
 // The user state whose context list is one contact's while a ContactView is open on this
 // thread (null otherwise): a master libotr creates during the call is found there.

@@ -25,7 +25,8 @@ void Outbox::Add(Batch* batch) {
     for (const Effect& effect : batch->effects) waitingBytes_ += effect.TextBytes();
     waitingEffects_ += batch->effects.size() + 1;  // the settling of the call counts too
     waiting_.emplace_back(batch);
-    if (waitingEffects_ >= kEffectsPerDelivery || waitingBytes_ >= kTextBytesPerDelivery || now - since_ >= kLongestHold) {
+    if (waitingEffects_ >= kEffectsPerDelivery || waitingBytes_ >= kTextBytesPerDelivery ||
+        now - since_ >= kLongestHold) {
       SendLocked();
       arm = false;
     }

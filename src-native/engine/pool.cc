@@ -87,8 +87,10 @@ void Pool::Submit(TaskOwner* owner, uint32_t tag, bool heavy) {
   }
   // A parked thread (beyond the size set last) would take the wake-up and not the task, and
   // the express thread does not take heavy ones.
-  if (parked || heavy) wake_.notify_all();
-  else wake_.notify_one();
+  if (parked || heavy)
+    wake_.notify_all();
+  else
+    wake_.notify_one();
 }
 
 size_t Pool::Cancel(TaskOwner* owner) {
@@ -122,8 +124,10 @@ std::vector<ThreadStats> Pool::Stats() {
 
 bool Pool::NextTask(Task& task) {
   std::deque<Task>* from = nullptr;
-  if (!heavy_.empty() && (light_.empty() || ++picks_ % kHeavyEvery == 0)) from = &heavy_;
-  else if (!light_.empty()) from = &light_;
+  if (!heavy_.empty() && (light_.empty() || ++picks_ % kHeavyEvery == 0))
+    from = &heavy_;
+  else if (!light_.empty())
+    from = &light_;
   if (from == nullptr) return false;
   task = from->front();
   from->pop_front();
@@ -136,9 +140,8 @@ void Pool::Serve(PoolThread* self, size_t index, bool express) {
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
     Task task{};
-    wake_.wait(lock, [&] {
-      return express ? !light_.empty() : index < active_ && (!light_.empty() || !heavy_.empty());
-    });
+    wake_.wait(lock,
+               [&] { return express ? !light_.empty() : index < active_ && (!light_.empty() || !heavy_.empty()); });
     if (express) {
       task = light_.front();
       light_.pop_front();

@@ -108,14 +108,14 @@ class Scheduler : public TaskOwner {
   // and whether that is unsure (see Learn). Absent: reads expensive (a first data message
   // rotates keys), writes cheap.
   std::unordered_map<uint32_t, uint8_t> lastCosts_;
-  size_t admitted_ = 0;       // contact jobs in strands, queued or running
-  size_t notStarted_ = 0;     // jobs queued anywhere that have not started
-  size_t running_ = 0;        // tasks running on pool threads (until their bookkeeping ends)
-  size_t working_ = 0;        // jobs started whose result is not yet posted: stats().running
-  size_t inPool_ = 0;         // tasks submitted to the pool and not yet started
+  size_t admitted_ = 0;    // contact jobs in strands, queued or running
+  size_t notStarted_ = 0;  // jobs queued anywhere that have not started
+  size_t running_ = 0;     // tasks running on pool threads (until their bookkeeping ends)
+  size_t working_ = 0;     // jobs started whose result is not yet posted: stats().running
+  size_t inPool_ = 0;      // tasks submitted to the pool and not yet started
   bool globalRunning_ = false;
-  Job global_;                // the instance-wide job started last
-  std::deque<Job> waiting_;   // behind an instance-wide job: in call order
+  Job global_;               // the instance-wide job started last
+  std::deque<Job> waiting_;  // behind an instance-wide job: in call order
   bool stopping_ = false;
 };
 

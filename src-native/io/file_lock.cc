@@ -59,11 +59,12 @@ FileLock LockFile(const std::string& path) {
   }
   if (!S_ISREG(st.st_mode)) {
     close(fd);
-    return Failed("ERR_OTR_LOCK",
-                  path + " is " + KindOf(st.st_mode) +
-                      ", not a regular file: protocol-otr locks its files through a regular file there; remove it (rm " +
-                      path + ") and it is made again",
-                  0);
+    return Failed(
+        "ERR_OTR_LOCK",
+        path + " is " + KindOf(st.st_mode) +
+            ", not a regular file: protocol-otr locks its files through a regular file there; remove it (rm " + path +
+            ") and it is made again",
+        0);
   }
   int rc;
   do {

@@ -6,10 +6,10 @@
 namespace otr {
 
 struct FileLock {
-  int fd = -1;              // holds the lock until closed; -1 when it was not taken
-  const char* code = "";    // else ERR_OTR_LOCKED (another holder) or ERR_OTR_LOCK
+  int fd = -1;            // holds the lock until closed; -1 when it was not taken
+  const char* code = "";  // else ERR_OTR_LOCKED (another holder) or ERR_OTR_LOCK
   std::string message;
-  int error = 0;            // errno, 0 when none applies
+  int error = 0;  // errno, 0 when none applies
 };
 
 // An exclusive lock on `path` (created 0600 if missing), never waited for.

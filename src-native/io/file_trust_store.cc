@@ -44,8 +44,10 @@ void FileTrustStore::LoadRows(const std::string& bytes) {
     const std::string hex = Lower(fields[3]);
     auto found = Find(rows, hex);
     // As libotr reads the file: one row per fingerprint, the last line's trust wins.
-    if (found == rows.end()) rows.push_back(FingerprintRow{hex, fields.size() == 5 ? fields[4] : std::string()});
-    else found->trust = fields.size() == 5 ? fields[4] : std::string();
+    if (found == rows.end())
+      rows.push_back(FingerprintRow{hex, fields.size() == 5 ? fields[4] : std::string()});
+    else
+      found->trust = fields.size() == 5 ? fields[4] : std::string();
   }
 }
 
@@ -101,8 +103,10 @@ void FileTrustStore::Rename(const ContactName& from, const ContactName& to) {
   auto& target = rows_[to];
   for (FingerprintRow& row : moved) {
     auto found = Find(target, row.hex);
-    if (found == target.end()) target.push_back(std::move(row));
-    else found->trust = row.trust;
+    if (found == target.end())
+      target.push_back(std::move(row));
+    else
+      found->trust = row.trust;
   }
   Changed();
 }
@@ -148,9 +152,8 @@ std::string FileTrustStore::Commit() {
     version = version_;
     bytes = SerialiseLocked();
   }
-  const std::string why = WriteFileAtomically(path_, 0600, [&](FILE* file) {
-    return std::fwrite(bytes.data(), 1, bytes.size(), file) == bytes.size();
-  });
+  const std::string why = WriteFileAtomically(
+      path_, 0600, [&](FILE* file) { return std::fwrite(bytes.data(), 1, bytes.size(), file) == bytes.size(); });
   if (!why.empty()) return why;
   std::lock_guard<std::mutex> lock(mutex_);
   committed_ = std::max(committed_, version);

@@ -41,9 +41,9 @@ class FileTrustStore : public TrustStore {
   const std::string path_;
   mutable std::mutex mutex_;  // rows_ and version_
   std::map<ContactName, std::vector<FingerprintRow>> rows_;
-  uint64_t version_ = 0;     // bumped by every change
-  uint64_t committed_ = 0;   // the version the file holds
-  std::mutex writing_;       // one Commit at a time; rows stay available meanwhile
+  uint64_t version_ = 0;    // bumped by every change
+  uint64_t committed_ = 0;  // the version the file holds
+  std::mutex writing_;      // one Commit at a time; rows stay available meanwhile
 };
 
 }  // namespace otr

@@ -10,9 +10,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
-#include <ctime>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <vector>
 
 #include "io/unique_fd.h"
@@ -21,9 +21,7 @@ namespace otr {
 
 namespace {
 
-std::string ErrnoText(const std::string& what, int error) {
-  return what + ": " + std::strerror(error);
-}
+std::string ErrnoText(const std::string& what, int error) { return what + ": " + std::strerror(error); }
 
 std::string DirectoryOf(const std::string& path) {
   const auto slash = path.rfind('/');
@@ -113,7 +111,9 @@ FileContent OpenForReading(const std::string& path) {
   if (content.fd < 0) {
     if (errno == ELOOP) {
       content.exists = true;
-      content.error = path + " is a symbolic link: protocol-otr does not follow links to its files; give the path of the file itself";
+      content.error =
+          path +
+          " is a symbolic link: protocol-otr does not follow links to its files; give the path of the file itself";
     } else if (errno != ENOENT) {
       content.error = ErrnoText("cannot open " + path, errno);
     }
@@ -249,9 +249,8 @@ bool IsTempFileOf(const std::string& fileName, const std::string& name) {
   if (infix == std::string::npos) return false;
   const std::string stem = name.substr(0, infix);
   const std::string copy = fileName + ".orig-";
-  const bool ours = stem == fileName ||
-                    (stem.size() > copy.size() && stem.compare(0, copy.size(), copy) == 0 &&
-                     AllOf(stem, copy.size(), IsCopyStamp));
+  const bool ours = stem == fileName || (stem.size() > copy.size() && stem.compare(0, copy.size(), copy) == 0 &&
+                                         AllOf(stem, copy.size(), IsCopyStamp));
   if (!ours) return false;
   const size_t suffix = infix + kTempInfixLength;
   if (name.size() - suffix == kTempDigits) return AllOf(name, suffix, IsLowerHex);
@@ -305,8 +304,7 @@ int RemoveStaleTempFiles(const std::string& path) {
   return removed;
 }
 
-std::string WriteFileAtomically(const std::string& path, mode_t mode,
-                                const std::function<bool(FILE*)>& write) {
+std::string WriteFileAtomically(const std::string& path, mode_t mode, const std::function<bool(FILE*)>& write) {
   std::string temp;
   int fd = -1;
   for (int attempt = 0; fd < 0 && attempt < 16; ++attempt) {
@@ -375,9 +373,8 @@ std::string KeepCopy(const std::string& path, const std::string& bytes, std::str
     struct stat existing;
     if (::lstat(name.c_str(), &existing) == 0) continue;
     *copy = name;
-    return WriteFileAtomically(name, 0600, [&](FILE* file) {
-      return std::fwrite(bytes.data(), 1, bytes.size(), file) == bytes.size();
-    });
+    return WriteFileAtomically(
+        name, 0600, [&](FILE* file) { return std::fwrite(bytes.data(), 1, bytes.size(), file) == bytes.size(); });
   }
   return "cannot find a free name for a copy of " + path;
 }

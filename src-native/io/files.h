@@ -48,8 +48,7 @@ bool IsTempFileOf(const std::string& fileName, const std::string& name);
 
 // Writes through `write` (which returns false on failure) into a temp file with `mode`, then
 // renames it over `path`. Returns an empty string on success, else the reason.
-std::string WriteFileAtomically(const std::string& path, mode_t mode,
-                                const std::function<bool(FILE*)>& write);
+std::string WriteFileAtomically(const std::string& path, mode_t mode, const std::function<bool(FILE*)>& write);
 
 // Wipes and removes the temp files next to `path` (see IsTempFileOf). Only the single writer
 // of `path` may call it (the holder of the file set's lock, the owner of a private

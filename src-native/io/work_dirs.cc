@@ -19,7 +19,9 @@ namespace {
 constexpr int kOpenDirectory = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
 constexpr int kMaxDepth = 8;  // a work directory holds files only; deeper is not ours
 
-bool StartsWith(const std::string& text, const std::string& prefix) { return text.compare(0, prefix.size(), prefix) == 0; }
+bool StartsWith(const std::string& text, const std::string& prefix) {
+  return text.compare(0, prefix.size(), prefix) == 0;
+}
 
 // Removes everything in the directory `dirFd`, relative to it, never through a link.
 bool EmptyDirectory(int dirFd, int depth) {

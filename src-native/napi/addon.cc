@@ -61,16 +61,16 @@ bool WellFormedUtf16(napi_env env, napi_value value) {
 std::string NameArg(const Napi::CallbackInfo& info, size_t index) {
   std::string name = StringArg(info, index);
   if (!WellFormedUtf16(info.Env(), info[index])) {
-    Napi::Error error = Napi::TypeError::New(info.Env(), "argument " + std::to_string(index) +
-                                                             " must be a name of well-formed Unicode (no lone surrogate)");
+    Napi::Error error = Napi::TypeError::New(
+        info.Env(), "argument " + std::to_string(index) + " must be a name of well-formed Unicode (no lone surrogate)");
     error.Set("code", "ERR_OTR_INVALID_ARGUMENT");
     throw error;
   }
   bool control = false;
   for (unsigned char c : name) control = control || c < 0x20 || c == 0x7f;
   if (name.empty() || control || name.size() > kMaxNameBytes) {
-    Napi::Error error = Napi::TypeError::New(info.Env(), "argument " + std::to_string(index) +
-                                                             " must be a name: 1 to 255 bytes, no control characters");
+    Napi::Error error = Napi::TypeError::New(
+        info.Env(), "argument " + std::to_string(index) + " must be a name: 1 to 255 bytes, no control characters");
     error.Set("code", "ERR_OTR_INVALID_ARGUMENT");
     throw error;
   }
@@ -87,7 +87,8 @@ int64_t NumberArg(const Napi::CallbackInfo& info, size_t index) {
 // A JS Contact's id (lib/contact.ts): a whole number from 0 (none) to 2^53.
 uint64_t ContactIdArg(const Napi::CallbackInfo& info, size_t index) {
   const int64_t id = NumberArg(info, index);
-  if (id < 0 || id > (int64_t{1} << 53)) throw Napi::RangeError::New(info.Env(), "a contact id is a whole number from 0 to 2^53");
+  if (id < 0 || id > (int64_t{1} << 53))
+    throw Napi::RangeError::New(info.Env(), "a contact id is a whole number from 0 to 2^53");
   return static_cast<uint64_t>(id);
 }
 
@@ -195,7 +196,8 @@ class Handle : public Napi::ObjectWrap<Handle> {
     }
     instanceId_ = static_cast<uint32_t>(NumberArg(info, 0));
     const Limits limits = LimitsArg(info, 5);
-    if (info.Length() < 2 || !info[1].IsFunction()) throw Napi::TypeError::New(info.Env(), "dispatch must be a function");
+    if (info.Length() < 2 || !info[1].IsFunction())
+      throw Napi::TypeError::New(info.Env(), "dispatch must be a function");
     NAPI_THROW_IF_FAILED_VOID(env_, deliver_.Start(env_, info[1], "protocol-otr", this, Deliver));
     FilePaths paths{StringArg(info, 2), StringArg(info, 3), StringArg(info, 4)};
     engine_ = std::make_unique<Engine>([this](Delivery* delivery) { return deliver_.Post(delivery); });
@@ -309,8 +311,8 @@ class Handle : public Napi::ObjectWrap<Handle> {
     bool verified;
   };
   static FingerprintCall FingerprintArgs(const Napi::CallbackInfo& info) {
-    return {ContactIdArg(info, 1), NameArg(info, 2), NameArg(info, 3), NameArg(info, 4), StringArg(info, 5),
-            info[6].ToBoolean()};
+    return {ContactIdArg(info, 1), NameArg(info, 2),   NameArg(info, 3),
+            NameArg(info, 4),      StringArg(info, 5), info[6].ToBoolean()};
   }
 
   Napi::Value AddContact(const Napi::CallbackInfo& info) {
@@ -348,11 +350,9 @@ class Handle : public Napi::ObjectWrap<Handle> {
   // renameContact(job, contactId, account, protocol, from, to)
   Napi::Value RenameContact(const Napi::CallbackInfo& info) {
     const uint64_t contactId = ContactIdArg(info, 1);
-    std::string account = NameArg(info, 2), protocol = NameArg(info, 3), from = NameArg(info, 4),
-                to = NameArg(info, 5);
-    Submit(info.Env(), JobArg(info), kInstanceWide, [=](Engine& e, CallScope& s, Batch& b) {
-      e.RenameContact(s, b, contactId, account, protocol, from, to);
-    });
+    std::string account = NameArg(info, 2), protocol = NameArg(info, 3), from = NameArg(info, 4), to = NameArg(info, 5);
+    Submit(info.Env(), JobArg(info), kInstanceWide,
+           [=](Engine& e, CallScope& s, Batch& b) { e.RenameContact(s, b, contactId, account, protocol, from, to); });
     return info.Env().Undefined();
   }
 
@@ -390,17 +390,19 @@ class Handle : public Napi::ObjectWrap<Handle> {
     const uint32_t strand = IsInstanceWide(call) ? kInstanceWide : channelId;
     const auto* read = std::get_if<ReadArgs>(&call);
     const JobCost cost = read != nullptr ? ReadCost(read->message) : CostOf(call);
-    Submit(info.Env(), JobArg(info), strand,
-           [channelId, call = std::move(call)](Engine& e, CallScope& s, Batch& b) mutable {
-             e.RunChannelOp(s, b, channelId, std::move(call));
-           },
-           cost);
+    Submit(
+        info.Env(), JobArg(info), strand,
+        [channelId, call = std::move(call)](Engine& e, CallScope& s, Batch& b) mutable {
+          e.RunChannelOp(s, b, channelId, std::move(call));
+        },
+        cost);
     return info.Env().Undefined();
   }
 
   Napi::Value CloseEngine(const Napi::CallbackInfo& info) {
     const bool endSessions = info[1].ToBoolean();
-    Submit(info.Env(), JobArg(info), kInstanceWide, [endSessions](Engine& e, CallScope& s, Batch& b) { e.Close(s, b, endSessions); });
+    Submit(info.Env(), JobArg(info), kInstanceWide,
+           [endSessions](Engine& e, CallScope& s, Batch& b) { e.Close(s, b, endSessions); });
     return info.Env().Undefined();
   }
 
@@ -535,23 +537,56 @@ Napi::Value PoolStats(const Napi::CallbackInfo& info) {
 // symmetric key.
 Napi::Object Constants(Napi::Env env) {
   Napi::Object constants = Napi::Object::New(env);
-#define C(name) {#name, OTRL_##name}
+#define C(name) \
+  { #name, OTRL_##name }
   const std::pair<const char*, int> values[] = {
-      C(POLICY_NEVER), C(POLICY_ALLOW_V1), C(POLICY_ALLOW_V2), C(POLICY_ALLOW_V3),
-      C(POLICY_REQUIRE_ENCRYPTION), C(POLICY_SEND_WHITESPACE_TAG), C(POLICY_WHITESPACE_START_AKE),
-      C(POLICY_ERROR_START_AKE), C(POLICY_MANUAL), C(POLICY_OPPORTUNISTIC), C(POLICY_ALWAYS),
-      C(POLICY_DEFAULT), C(ERRCODE_NONE), C(ERRCODE_ENCRYPTION_ERROR),
-      C(ERRCODE_MSG_NOT_IN_PRIVATE), C(ERRCODE_MSG_UNREADABLE), C(ERRCODE_MSG_MALFORMED),
-      C(SMPEVENT_NONE), C(SMPEVENT_ERROR), C(SMPEVENT_ABORT), C(SMPEVENT_CHEATED),
-      C(SMPEVENT_ASK_FOR_ANSWER), C(SMPEVENT_ASK_FOR_SECRET), C(SMPEVENT_IN_PROGRESS),
-      C(SMPEVENT_SUCCESS), C(SMPEVENT_FAILURE), C(MSGEVENT_NONE), C(MSGEVENT_ENCRYPTION_REQUIRED),
-      C(MSGEVENT_ENCRYPTION_ERROR), C(MSGEVENT_CONNECTION_ENDED), C(MSGEVENT_SETUP_ERROR),
-      C(MSGEVENT_MSG_REFLECTED), C(MSGEVENT_MSG_RESENT), C(MSGEVENT_RCVDMSG_NOT_IN_PRIVATE),
-      C(MSGEVENT_RCVDMSG_UNREADABLE), C(MSGEVENT_RCVDMSG_MALFORMED), C(MSGEVENT_LOG_HEARTBEAT_RCVD),
-      C(MSGEVENT_LOG_HEARTBEAT_SENT), C(MSGEVENT_RCVDMSG_GENERAL_ERR),
-      C(MSGEVENT_RCVDMSG_UNENCRYPTED), C(MSGEVENT_RCVDMSG_UNRECOGNIZED),
-      C(MSGEVENT_RCVDMSG_FOR_OTHER_INSTANCE), C(INSTAG_BEST), C(INSTAG_RECENT),
-      C(INSTAG_RECENT_RECEIVED), C(INSTAG_RECENT_SENT), C(EXTRAKEY_BYTES),
+      C(POLICY_NEVER),
+      C(POLICY_ALLOW_V1),
+      C(POLICY_ALLOW_V2),
+      C(POLICY_ALLOW_V3),
+      C(POLICY_REQUIRE_ENCRYPTION),
+      C(POLICY_SEND_WHITESPACE_TAG),
+      C(POLICY_WHITESPACE_START_AKE),
+      C(POLICY_ERROR_START_AKE),
+      C(POLICY_MANUAL),
+      C(POLICY_OPPORTUNISTIC),
+      C(POLICY_ALWAYS),
+      C(POLICY_DEFAULT),
+      C(ERRCODE_NONE),
+      C(ERRCODE_ENCRYPTION_ERROR),
+      C(ERRCODE_MSG_NOT_IN_PRIVATE),
+      C(ERRCODE_MSG_UNREADABLE),
+      C(ERRCODE_MSG_MALFORMED),
+      C(SMPEVENT_NONE),
+      C(SMPEVENT_ERROR),
+      C(SMPEVENT_ABORT),
+      C(SMPEVENT_CHEATED),
+      C(SMPEVENT_ASK_FOR_ANSWER),
+      C(SMPEVENT_ASK_FOR_SECRET),
+      C(SMPEVENT_IN_PROGRESS),
+      C(SMPEVENT_SUCCESS),
+      C(SMPEVENT_FAILURE),
+      C(MSGEVENT_NONE),
+      C(MSGEVENT_ENCRYPTION_REQUIRED),
+      C(MSGEVENT_ENCRYPTION_ERROR),
+      C(MSGEVENT_CONNECTION_ENDED),
+      C(MSGEVENT_SETUP_ERROR),
+      C(MSGEVENT_MSG_REFLECTED),
+      C(MSGEVENT_MSG_RESENT),
+      C(MSGEVENT_RCVDMSG_NOT_IN_PRIVATE),
+      C(MSGEVENT_RCVDMSG_UNREADABLE),
+      C(MSGEVENT_RCVDMSG_MALFORMED),
+      C(MSGEVENT_LOG_HEARTBEAT_RCVD),
+      C(MSGEVENT_LOG_HEARTBEAT_SENT),
+      C(MSGEVENT_RCVDMSG_GENERAL_ERR),
+      C(MSGEVENT_RCVDMSG_UNENCRYPTED),
+      C(MSGEVENT_RCVDMSG_UNRECOGNIZED),
+      C(MSGEVENT_RCVDMSG_FOR_OTHER_INSTANCE),
+      C(INSTAG_BEST),
+      C(INSTAG_RECENT),
+      C(INSTAG_RECENT_RECEIVED),
+      C(INSTAG_RECENT_SENT),
+      C(EXTRAKEY_BYTES),
   };
 #undef C
   for (const auto& value : values) constants.Set(value.first, Napi::Number::New(env, value.second));
@@ -569,9 +604,12 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("headersVersion", Napi::String::New(env, OTRL_VERSION));
   exports.Set("sharedNumbers", SharedNumbers(env));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
-  exports.Set("threads", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), static_cast<double>(Pool::Get().Threads()));
-  }, "threads"));
+  exports.Set("threads", Napi::Function::New(
+                             env,
+                             [](const Napi::CallbackInfo& info) {
+                               return Napi::Number::New(info.Env(), static_cast<double>(Pool::Get().Threads()));
+                             },
+                             "threads"));
   exports.Set("poolStats", Napi::Function::New(env, PoolStats, "poolStats"));
   exports.Set("maxNameBytes", Napi::Number::New(env, static_cast<double>(kMaxNameBytes)));
   const std::string& initFailure = InitialiseLibraries();

@@ -23,7 +23,8 @@ std::string StringArgument(const Napi::CallbackInfo& info, size_t index, const c
 // directory from a missing one.
 Napi::Value JsLockFile(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "lockFile(path): path must be a string");
+  if (info.Length() < 1 || !info[0].IsString())
+    throw Napi::TypeError::New(env, "lockFile(path): path must be a string");
   const FileLock lock = LockFile(info[0].As<Napi::String>().Utf8Value());
   if (lock.fd < 0) {
     Napi::Error error = Napi::Error::New(env, lock.message);

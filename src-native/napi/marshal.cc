@@ -32,7 +32,9 @@ class ObjectWriter {
  public:
   explicit ObjectWriter(Napi::Env env) : env_(env), object_(Napi::Object::New(env)) {}
   void Number(const char* name, double value) { object_.Set(name, Napi::Number::New(env_, value)); }
-  void String(const char* name, const std::string& text) { object_.Set(name, Napi::Value(env_, MakeString(env_, text))); }
+  void String(const char* name, const std::string& text) {
+    object_.Set(name, Napi::Value(env_, MakeString(env_, text)));
+  }
   template <typename T>
   void List(const char* name, const std::vector<T>& items) {
     Napi::Array list = Napi::Array::New(env_, items.size());
@@ -77,7 +79,9 @@ Napi::Value QueryToJs(Napi::Env env, const Query& query) {
   struct Writer {
     Napi::Env env;
     Napi::Array array;
-    void Number(size_t slot, double value) { array.Set(static_cast<uint32_t>(2 + slot), Napi::Number::New(env, value)); }
+    void Number(size_t slot, double value) {
+      array.Set(static_cast<uint32_t>(2 + slot), Napi::Number::New(env, value));
+    }
     void String(size_t slot, const std::string& text) { Set(slot, MakeString(env, text)); }
     void Set(size_t slot, napi_value value) {
       array.Set(static_cast<uint32_t>(2 + kQueryNumberSlots + slot), Napi::Value(env, value));
@@ -111,9 +115,8 @@ class ValueList {
 
 napi_value MakeString(napi_env env, const std::string& text) {
   napi_value value = nullptr;
-  const napi_status status = IsAscii(text)
-                                 ? napi_create_string_latin1(env, text.data(), text.size(), &value)
-                                 : napi_create_string_utf8(env, text.data(), text.size(), &value);
+  const napi_status status = IsAscii(text) ? napi_create_string_latin1(env, text.data(), text.size(), &value)
+                                           : napi_create_string_utf8(env, text.data(), text.size(), &value);
   NAPI_THROW_IF_FAILED(env, status, nullptr);
   return value;
 }
@@ -201,8 +204,8 @@ void Encode(Napi::Env env, const Delivery& delivery, double* nums, std::vector<n
   size_t at = 0;
   for (const auto& batch : delivery.batches) {
     const uint32_t flags = (batch->done ? uint32_t{kBatchDone} : 0) | (batch->ok ? uint32_t{kBatchOk} : 0);
-    WriteBatchHeader(nums + at, batch->job, flags,
-                     list.Add(ResultToJs(env, *batch)), batch->query ? list.Add(QueryToJs(env, *batch->query)) : kNone,
+    WriteBatchHeader(nums + at, batch->job, flags, list.Add(ResultToJs(env, *batch)),
+                     batch->query ? list.Add(QueryToJs(env, *batch->query)) : kNone,
                      static_cast<double>(batch->effects.size()));
     at += kBatchSlots;
     for (const Effect& effect : batch->effects) {

@@ -27,8 +27,8 @@ class SafeThreadsafeFunction {
     napi_value resourceName;
     napi_status status = napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resourceName);
     if (status != napi_ok) return status;
-    status = napi_create_threadsafe_function(env, fn, nullptr, resourceName, 0, 1, nullptr, nullptr,
-                                             context, deliver, &handle_);
+    status = napi_create_threadsafe_function(env, fn, nullptr, resourceName, 0, 1, nullptr, nullptr, context, deliver,
+                                             &handle_);
     if (status != napi_ok) {
       handle_ = nullptr;
       return status;

@@ -49,7 +49,8 @@ std::string WithoutTag(const std::string& text, OtrlPolicy policy) {
 
 void Engine::OpenBudgetWindow(ChannelRecord& channel) {
   const auto now = std::chrono::steady_clock::now();
-  if (channel.budgetSince != std::chrono::steady_clock::time_point{} && now - channel.budgetSince < limits_.keyWorkWindow) {
+  if (channel.budgetSince != std::chrono::steady_clock::time_point{} &&
+      now - channel.budgetSince < limits_.keyWorkWindow) {
     return;
   }
   channel.budgetSince = now;
@@ -70,8 +71,7 @@ void Engine::ReportOverBudget(CallScope& scope, ChannelRecord& channel) {
       channel.id,
       MsgEventPayload{OTRL_MSGEVENT_RCVDMSG_GENERAL_ERR, true,
                       channel.username + " used up its budget of " + std::to_string(limits_.keyWorkPerWindow) +
-                          " key exchanges, SMP steps and replies per " +
-                          std::to_string(limits_.keyWorkWindow.count()) +
+                          " key exchanges, SMP steps and replies per " + std::to_string(limits_.keyWorkWindow.count()) +
                           " ms: until the window ends its key-exchange messages are dropped, SMP it starts is "
                           "refused and nothing it sends is answered"}));
 }

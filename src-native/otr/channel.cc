@@ -76,9 +76,9 @@ void Engine::OpenChannel(CallScope& scope, Batch& result, ChannelRecord settings
 void Engine::SendNow(CallScope& scope, Batch& result, ChannelRecord& channel, const std::string& text) {
   char* sent = nullptr;
   scope.sendingText = &text;
-  const gcry_error_t err = otrl_message_sending(scope.us, ops(), &scope, channel.account.c_str(), channel.protocol.c_str(),
-                                                channel.username.c_str(), channel.selected, text.c_str(), nullptr,
-                                                &sent, OTRL_FRAGMENT_SEND_ALL, nullptr, nullptr, nullptr);
+  const gcry_error_t err = otrl_message_sending(
+      scope.us, ops(), &scope, channel.account.c_str(), channel.protocol.c_str(), channel.username.c_str(),
+      channel.selected, text.c_str(), nullptr, &sent, OTRL_FRAGMENT_SEND_ALL, nullptr, nullptr, nullptr);
   scope.sendingText = nullptr;
   if (err != 0) {
     Fail(result, "ERR_OTR_ENCRYPTION", "the message was not sent", err);
@@ -99,9 +99,9 @@ void Engine::SendQuery(CallScope& scope, Batch& result, ChannelRecord& channel) 
   // Not fragmented (SEND_SKIP): the query is rewritten with the channel's text, then sent
   // whole; a query is never fragmented by anyone else either.
   char* query = nullptr;
-  const gcry_error_t err = otrl_message_sending(scope.us, ops(), &scope, channel.account.c_str(), channel.protocol.c_str(),
-                                                channel.username.c_str(), channel.selected, "?OTR?", nullptr,
-                                                &query, OTRL_FRAGMENT_SEND_SKIP, nullptr, nullptr, nullptr);
+  const gcry_error_t err = otrl_message_sending(
+      scope.us, ops(), &scope, channel.account.c_str(), channel.protocol.c_str(), channel.username.c_str(),
+      channel.selected, "?OTR?", nullptr, &query, OTRL_FRAGMENT_SEND_SKIP, nullptr, nullptr, nullptr);
   if (err != 0) {
     Fail(result, "ERR_OTR_ENCRYPTION", "the OTR query was not sent", err);
   } else if (query != nullptr && query[0] != '\0') {
@@ -146,9 +146,9 @@ void Engine::Receive(CallScope& scope, Batch&, ChannelRecord& channel, const std
   {
     SmpGate gate(master, verdict.overBudget);
     scope.withholdReplies = verdict.overBudget;
-    internal = otrl_message_receiving(scope.us, ops(), &scope, channel.account.c_str(), channel.protocol.c_str(),
-                                      channel.username.c_str(), input.c_str(), &plain, &tlvs, &context, nullptr,
-                                      nullptr);
+    internal =
+        otrl_message_receiving(scope.us, ops(), &scope, channel.account.c_str(), channel.protocol.c_str(),
+                               channel.username.c_str(), input.c_str(), &plain, &tlvs, &context, nullptr, nullptr);
     scope.withholdReplies = false;
   }
   if (scope.repliesWithheld > 0) {

@@ -6,8 +6,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
-#include <vector>
 #include <utility>
+#include <vector>
 
 #include "engine/engine.h"
 #include "io/files.h"
@@ -51,9 +51,7 @@ ConnContext* ResolveSelection(ConnContext* master, otrl_instag_t selected) {
   return found;
 }
 
-void AppendRaw(std::string& out, const void* data, size_t size) {
-  out.append(static_cast<const char*>(data), size);
-}
+void AppendRaw(std::string& out, const void* data, size_t size) { out.append(static_cast<const char*>(data), size); }
 
 void AppendTrust(std::string& out, const Fingerprint* fp) {
   if (fp != nullptr && fp->trust != nullptr) out.append(fp->trust);
@@ -63,8 +61,7 @@ void AppendTrust(std::string& out, const Fingerprint* fp) {
 Failure FileFailure(const char* code, const std::string& what) { return MakeFailure(code, what); }
 
 // One of a contact's fingerprints, or null with the call's failure set.
-Fingerprint* FindFingerprint(ConnContext* master, const std::string& username, const std::string& hex,
-                             Batch& result) {
+Fingerprint* FindFingerprint(ConnContext* master, const std::string& username, const std::string& hex, Batch& result) {
   unsigned char raw[20];
   Fingerprint* fp = master != nullptr && ParseFingerprintHex(hex, raw)
                         ? otrl_context_find_fingerprint(master, raw, 0, nullptr)
@@ -144,8 +141,8 @@ void Engine::Load(CallScope& scope, Batch& result, FilePaths paths) {
     FILE* file = ::fdopen(keys.fd, "rb");
     if (file == nullptr) ::close(keys.fd);
     const std::string unsafe = UnsafeKeyFile(paths_.privkeys, keys);
-    std::string refused = !unsafe.empty() ? unsafe
-                          : keys.size == 0 ? paths_.privkeys + " is empty: refusing to replace an identity"
+    std::string refused = !unsafe.empty()   ? unsafe
+                          : keys.size == 0  ? paths_.privkeys + " is empty: refusing to replace an identity"
                           : file == nullptr ? "cannot read " + paths_.privkeys
                                             : std::string();
     if (!refused.empty()) {
@@ -188,7 +185,8 @@ void Engine::Load(CallScope& scope, Batch& result, FilePaths paths) {
       std::string copy;
       const std::string why = KeepCopy(paths_.fingerprints, trust.bytes, &copy);
       if (!why.empty()) {
-        return fail(FileFailure("ERR_OTR_FINGERPRINTS_FILE", paths_.fingerprints + " has lines libotr cannot read, and " + why));
+        return fail(FileFailure("ERR_OTR_FINGERPRINTS_FILE",
+                                paths_.fingerprints + " has lines libotr cannot read, and " + why));
       }
       for (const SkippedLine& line : skipped) {
         scope.effects.push_back(MakeEffect(0, LoadSkippedPayload{line.line, line.reason, copy}));
@@ -314,7 +312,8 @@ void Engine::ForgetFingerprint(CallScope& scope, Batch& result, uint64_t contact
   ForEachInstance(master, [&](ConnContext* c) { inUse = inUse || c->active_fingerprint == fp; });
   if (inUse) {
     result.ok = false;
-    result.failure = MakeFailure("ERR_OTR_FINGERPRINT_IN_USE", "the fingerprint is in use by a session; finish it first");
+    result.failure =
+        MakeFailure("ERR_OTR_FINGERPRINT_IN_USE", "the fingerprint is in use by a session; finish it first");
     return;
   }
   // Never forget the context itself: channels and app_data point at it.
@@ -409,7 +408,8 @@ void Engine::EmitContactGone(CallScope& scope, const ContactRef& ref, uint64_t c
 }
 
 void Engine::CheckUnverifiedInstance(CallScope& scope, ConnContext* context) {
-  if (context == nullptr || context->active_fingerprint == nullptr || context->active_fingerprint->fingerprint == nullptr) {
+  if (context == nullptr || context->active_fingerprint == nullptr ||
+      context->active_fingerprint->fingerprint == nullptr) {
     return;
   }
   const Fingerprint* active = context->active_fingerprint;
@@ -424,8 +424,8 @@ void Engine::CheckUnverifiedInstance(CallScope& scope, ConnContext* context) {
   if (channel == nullptr) channel = scope.channel;
   char human[OTRL_PRIVKEY_FPRINT_HUMAN_LEN];
   otrl_privkey_hash_to_human(human, active->fingerprint);
-  scope.effects.push_back(MakeEffect(channel != nullptr ? channel->id : 0,
-                                     UnverifiedInstancePayload{context->their_instance, human}));
+  scope.effects.push_back(
+      MakeEffect(channel != nullptr ? channel->id : 0, UnverifiedInstancePayload{context->their_instance, human}));
 }
 
 void Engine::EmitContactState(CallScope& scope, ConnContext* master, ChannelRecord* channel, uint64_t contactId) {
@@ -472,9 +472,7 @@ void Engine::EmitContactState(CallScope& scope, ConnContext* master, ChannelReco
     channel->liveSessions = live;
   }
 
-  scope.effects.push_back(
-      MakeEffect(channel != nullptr ? channel->id : 0, ContactStatePayload{std::move(state)}));
+  scope.effects.push_back(MakeEffect(channel != nullptr ? channel->id : 0, ContactStatePayload{std::move(state)}));
 }
 
 }  // namespace otr
-

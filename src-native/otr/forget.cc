@@ -68,8 +68,8 @@ void Engine::ForgetRecord(CallScope& scope, Batch& result, const ContactRef& ref
   if (channel != nullptr) {
     // Writes still waiting for an AKE will not go out: say so for each, as finish() does.
     for (std::string& text : channel->held) {
-      scope.effects.push_back(MakeEffect(channel->id,
-                                         MsgEventPayload{OTRL_MSGEVENT_CONNECTION_ENDED, true, std::move(text)}));
+      scope.effects.push_back(
+          MakeEffect(channel->id, MsgEventPayload{OTRL_MSGEVENT_CONNECTION_ENDED, true, std::move(text)}));
     }
     channel->held.clear();
     sessions_.fetch_sub(channel->liveSessions, std::memory_order_relaxed);

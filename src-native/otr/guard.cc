@@ -27,10 +27,10 @@ struct IncomingHeader {
   bool instanceFragment = false;  // holds "?OTR|": libotr accumulates it on `sender`'s context
   unsigned int sender = 0;        // as libotr's sscanf leaves it, also when the rest fails
   unsigned int receiver = 0;
-  bool fragment = false;          // a fragment header libotr accepts (k, n, start < end)
+  bool fragment = false;  // a fragment header libotr accepts (k, n, start < end)
   unsigned short k = 0, n = 0;
-  size_t bytes = 0;               // what libotr would copy from it
-  size_t pieceAt = 0;             // where that piece starts in the message
+  size_t bytes = 0;    // what libotr would copy from it
+  size_t pieceAt = 0;  // where that piece starts in the message
 };
 
 // libotr's formats end in "%n%*[^,],%n": the piece (one or more characters other than a comma)
@@ -90,8 +90,8 @@ void DropFragment(ConnContext* context) {
 }
 
 void Report(CallScope& scope, ChannelRecord& channel, std::string text) {
-  scope.effects.push_back(MakeEffect(channel.id,
-                                     MsgEventPayload{OTRL_MSGEVENT_RCVDMSG_GENERAL_ERR, true, std::move(text)}));
+  scope.effects.push_back(
+      MakeEffect(channel.id, MsgEventPayload{OTRL_MSGEVENT_RCVDMSG_GENERAL_ERR, true, std::move(text)}));
 }
 
 template <typename Visit>
@@ -120,8 +120,9 @@ void Engine::ForgetInstance(CallScope* scope, ChannelRecord* channel, ConnContex
     erase(scope->wentSecure);
     erase(scope->smpToAbort);
     auto& answers = scope->smpAnswers;
-    answers.erase(std::remove_if(answers.begin(), answers.end(), [instance](const auto& a) { return a.first == instance; }),
-                  answers.end());
+    answers.erase(
+        std::remove_if(answers.begin(), answers.end(), [instance](const auto& a) { return a.first == instance; }),
+        answers.end());
   }
   ConnContextPriv* leftover = instance->context_priv;
   otrl_context_force_plaintext(instance);  // frees what the private part points to
@@ -138,8 +139,9 @@ static OtrlMessageType TypeOfStart(const char* start, size_t length) {
 bool Engine::AdmitIncoming(CallScope& scope, ChannelRecord& channel, const std::string& text, OtrlMessageType* type) {
   *type = OTRL_MSGTYPE_NOTOTR;
   if (text.size() > limits_.maxIncomingBytes) {
-    Report(scope, channel, "dropped a message of " + std::to_string(text.size()) + " bytes: larger than maxIncomingSize (" +
-                               std::to_string(limits_.maxIncomingBytes) + ")");
+    Report(scope, channel,
+           "dropped a message of " + std::to_string(text.size()) + " bytes: larger than maxIncomingSize (" +
+               std::to_string(limits_.maxIncomingBytes) + ")");
     return false;
   }
   const IncomingHeader header = ReadHeader(text);
@@ -153,8 +155,9 @@ bool Engine::AdmitIncoming(CallScope& scope, ChannelRecord& channel, const std::
   if (master == nullptr) {
     // The contact's first message: nothing is kept yet, only this fragment would be.
     if (header.bytes <= limits_.maxReassembledBytes) return true;
-    Report(scope, channel, "dropped a message fragment of " + std::to_string(header.bytes) +
-                               " bytes: larger than maxFragmentedSize (" + std::to_string(limits_.maxReassembledBytes) + ")");
+    Report(scope, channel,
+           "dropped a message fragment of " + std::to_string(header.bytes) + " bytes: larger than maxFragmentedSize (" +
+               std::to_string(limits_.maxReassembledBytes) + ")");
     return false;
   }
   // The context libotr will add the fragment to: the sender's instance for "?OTR|", else the master.
@@ -184,9 +187,9 @@ bool Engine::AdmitIncoming(CallScope& scope, ChannelRecord& channel, const std::
   }
   if (others + kept <= limits_.maxReassembledBytes) return true;
   if (target != nullptr) DropFragment(target);
-  Report(scope, channel, "dropped a fragmented message: it would keep " + std::to_string(others + kept) +
-                             " bytes of fragments, more than maxFragmentedSize (" +
-                             std::to_string(limits_.maxReassembledBytes) + ")");
+  Report(scope, channel,
+         "dropped a fragmented message: it would keep " + std::to_string(others + kept) +
+             " bytes of fragments, more than maxFragmentedSize (" + std::to_string(limits_.maxReassembledBytes) + ")");
   return false;
 }
 
@@ -212,13 +215,15 @@ void Engine::TrimAfterReceive(CallScope& scope, ChannelRecord& channel, const st
   // channel selected it by its tag stays.
   auto encrypted = [](ConnContext* c) { return c->msgstate == OTRL_MSGSTATE_ENCRYPTED; };
   auto verified = [](ConnContext* c) {
-    return c->active_fingerprint != nullptr && c->active_fingerprint->trust != nullptr && c->active_fingerprint->trust[0] != '\0';
+    return c->active_fingerprint != nullptr && c->active_fingerprint->trust != nullptr &&
+           c->active_fingerprint->trust[0] != '\0';
   };
   auto pick = [&](auto eligible, auto rank) {
     ConnContext* victim = nullptr;
     for (ConnContext* c = master->next; c != nullptr && c->m_context == master; c = c->next) {
       if (!eligible(c) || (channel.selected != OTRL_INSTAG_BEST && c->their_instance == channel.selected)) continue;
-      if (victim == nullptr || rank(c) < rank(victim) || (rank(c) == rank(victim) && LastUse(channel, c) < LastUse(channel, victim))) {
+      if (victim == nullptr || rank(c) < rank(victim) ||
+          (rank(c) == rank(victim) && LastUse(channel, c) < LastUse(channel, victim))) {
         victim = c;
       }
     }
@@ -245,14 +250,16 @@ void Engine::TrimAfterReceive(CallScope& scope, ChannelRecord& channel, const st
     drop(victim);
   }
   if (droppedNew) {
-    Report(scope, channel, "dropped a message from a new instance: the contact already has " +
-                               std::to_string(limits_.maxInstancesPerContact) + " instance sessions");
+    Report(scope, channel,
+           "dropped a message from a new instance: the contact already has " +
+               std::to_string(limits_.maxInstancesPerContact) + " instance sessions");
   }
 
   if (fragments > limits_.maxReassembledBytes) {
     ForEachContext(master, DropFragment);
-    Report(scope, channel, "dropped the contact's partial fragmented messages: " + std::to_string(fragments) +
-                               " bytes, more than maxFragmentedSize (" + std::to_string(limits_.maxReassembledBytes) + ")");
+    Report(scope, channel,
+           "dropped the contact's partial fragmented messages: " + std::to_string(fragments) +
+               " bytes, more than maxFragmentedSize (" + std::to_string(limits_.maxReassembledBytes) + ")");
   }
 }
 

@@ -31,8 +31,7 @@ std::string InitialiseOnce() {
   // some direct libgcrypt calls are unsafe after that.
   if (!gcry_control(GCRYCTL_INITIALIZATION_FINISHED_P)) {
     if (gcry_check_version(GCRYPT_VERSION) == nullptr) {
-      return std::string("libgcrypt is older than the version protocol-otr was built with (") +
-             GCRYPT_VERSION + ")";
+      return std::string("libgcrypt is older than the version protocol-otr was built with (") + GCRYPT_VERSION + ")";
     }
     gcry_control(GCRYCTL_DISABLE_SECMEM_WARN);
     gcry_control(GCRYCTL_INIT_SECMEM, 32768, 0);

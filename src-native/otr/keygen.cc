@@ -26,8 +26,7 @@ std::shared_ptr<AccountState> DescribeAccount(OtrlUserState us, const char* name
 }  // namespace
 
 void Engine::EmitAccount(CallScope& scope, OtrlPrivKey* key) {
-  scope.effects.push_back(
-      MakeEffect(0, AccountReadyPayload{DescribeAccount(us_, key->accountname, key->protocol)}));
+  scope.effects.push_back(MakeEffect(0, AccountReadyPayload{DescribeAccount(us_, key->accountname, key->protocol)}));
 }
 
 void Engine::EnsureAccount(CallScope& scope, Batch& result, std::string name, std::string protocol) {

@@ -58,8 +58,7 @@ void Engine::NoticeUnknownInstanceData(CallScope& scope, ChannelRecord& channel,
     bool added = true;
     for (const ConnContext* old : before) added = added && old != c;
     if (!added) return;
-    scope.effects.push_back(MakeEffect(channel.id,
-                                       MsgEventPayload{OTRL_MSGEVENT_RCVDMSG_NOT_IN_PRIVATE, false, {}}));
+    scope.effects.push_back(MakeEffect(channel.id, MsgEventPayload{OTRL_MSGEVENT_RCVDMSG_NOT_IN_PRIVATE, false, {}}));
     scope.lostSession = true;
     scope.lostSessionInstag = sender;
     return;
@@ -71,7 +70,8 @@ void Engine::RestartLostSession(CallScope& scope, ChannelRecord& channel) {
   if (!channel.restartLostSessions || channel.endedHere || channel.refreshing) return;
   if ((channel.policy & (OTRL_POLICY_ALLOW_V2 | OTRL_POLICY_ALLOW_V3)) == 0) return;
   if (OverBudget(channel) || channel.restarts >= kRestartsPerWindow) return;
-  const bool queryOut = channel.queryUnanswered && std::chrono::steady_clock::now() - channel.lastQuery < limits_.keyWorkWindow;
+  const bool queryOut =
+      channel.queryUnanswered && std::chrono::steady_clock::now() - channel.lastQuery < limits_.keyWorkWindow;
   if (queryOut || AkeUnderWay(MasterFor(channel), channel)) return;
   ++channel.budgetUsed;
   ++channel.restarts;

@@ -16,7 +16,8 @@ SmpGate::SmpGate(ConnContext* master, bool closed) {
 
 SmpGate::~SmpGate() {
   for (ConnContext* c : gated_) {
-    if (c->smstate != nullptr && c->smstate->nextExpected == OTRL_SMP_EXPECT5) c->smstate->nextExpected = OTRL_SMP_EXPECT1;
+    if (c->smstate != nullptr && c->smstate->nextExpected == OTRL_SMP_EXPECT5)
+      c->smstate->nextExpected = OTRL_SMP_EXPECT1;
   }
 }
 

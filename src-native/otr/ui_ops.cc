@@ -82,8 +82,8 @@ void InjectMessage(void* opdata, const char* account, const char* protocol, cons
 
 void UpdateContextList(void* opdata) noexcept { ScopeOf(opdata)->stateMayHaveChanged = true; }
 
-void NewFingerprint(void* opdata, OtrlUserState, const char* account, const char* protocol,
-                    const char* username, unsigned char fingerprint[20]) noexcept {
+void NewFingerprint(void* opdata, OtrlUserState, const char* account, const char* protocol, const char* username,
+                    unsigned char fingerprint[20]) noexcept {
   try {
     CallScope* scope = ScopeOf(opdata);
     ConnContext* master = scope->engine->FindMaster(account, protocol, username);
@@ -321,11 +321,11 @@ void TimerControl(void* opdata, unsigned int interval) noexcept {
 }
 
 const OtrlMessageAppOps kOps = {
-    Policy,          CreatePrivkey,   IsLoggedIn,      InjectMessage,  UpdateContextList,
-    NewFingerprint,  WriteFingerprints, GoneSecure,    GoneInsecure,   StillSecure,
-    MaxMessageSize,  AccountName,     FreeString,      ReceivedSymkey, ErrorMessage,
-    FreeErrorMessage, ResentPrefix,   FreeResentPrefix, HandleSmpEvent, HandleMsgEvent,
-    CreateInstag,    ConvertMessage,  FreeConverted,   TimerControl,
+    Policy,           CreatePrivkey,     IsLoggedIn,       InjectMessage,  UpdateContextList,
+    NewFingerprint,   WriteFingerprints, GoneSecure,       GoneInsecure,   StillSecure,
+    MaxMessageSize,   AccountName,       FreeString,       ReceivedSymkey, ErrorMessage,
+    FreeErrorMessage, ResentPrefix,      FreeResentPrefix, HandleSmpEvent, HandleMsgEvent,
+    CreateInstag,     ConvertMessage,    FreeConverted,    TimerControl,
 };
 
 }  // namespace

@@ -40,7 +40,10 @@ export function partyDir(name) {
 }
 
 async function newKeys() {
-  for (const [name, account] of [['alice', ALICE], ['bob', BOB]]) {
+  for (const [name, account] of [
+    ['alice', ALICE],
+    ['bob', BOB],
+  ]) {
     const dir = path.join(KEYS, name);
     fs.rmSync(dir, { recursive: true, force: true });
     fs.mkdirSync(dir, { recursive: true });
@@ -64,7 +67,10 @@ export async function makePair({ policy = Policy.OPPORTUNISTIC, maxMessageSize =
   const received = { alice: [], bob: [] };
   const secure = { alice: 0, bob: 0 };
   const channels = {};
-  for (const [me, peer, peerName] of [['alice', 'bob', BOB], ['bob', 'alice', ALICE]]) {
+  for (const [me, peer, peerName] of [
+    ['alice', 'bob', BOB],
+    ['bob', 'alice', ALICE],
+  ]) {
     const contact = await accounts[me].contact(peerName);
     channels[me] = contact.channel({
       policy,
@@ -199,11 +205,12 @@ async function capture() {
   // error reply (checked above), so the error messages are written as libotr formats them:
   // "?OTR Error: " + the otr_error_message text (ours, see src-native/ui_ops.cc).
   for (const text of [
-    'You sent encrypted data to a peer who wasn\'t expecting it.',
+    "You sent encrypted data to a peer who wasn't expecting it.",
     'You transmitted an unreadable encrypted message.',
     'You transmitted a malformed data message.',
     'Error occurred encrypting message.',
-  ]) record('bob', `?OTR Error: ${text}`);
+  ])
+    record('bob', `?OTR Error: ${text}`);
   record('alice', 'just some plain text, no tag');
 
   fs.rmSync(CORPUS, { recursive: true, force: true });

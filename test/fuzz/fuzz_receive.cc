@@ -101,8 +101,8 @@ struct Party {
     otr::Limits limits;
     limits.keyWorkPerWindow = UINT32_MAX;
     engine->SetLimits(limits);
-    engine->Load(scope, result, otr::FilePaths{dir + "/otr.private_key", dir + "/otr.fingerprints",
-                                               dir + "/otr.instance_tags"});
+    engine->Load(scope, result,
+                 otr::FilePaths{dir + "/otr.private_key", dir + "/otr.fingerprints", dir + "/otr.instance_tags"});
     if (!result.ok) Die(name + ": load failed: " + result.failure.message);
     otr::ChannelRecord settings;
     settings.id = kChannel;
@@ -195,10 +195,12 @@ struct World {
     for (const std::string& m : wire) {
       encrypted = encrypted && m.rfind("?OTR:AAMD", 0) == 0;
       for (const otr::Effect& effect : to.Op(otr::ReadArgs{m})) {
-        if (effect.kind == otr::EffectKind::Read && std::get<otr::ReadPayload>(effect.payload).text == text) seen = true;
+        if (effect.kind == otr::EffectKind::Read && std::get<otr::ReadPayload>(effect.payload).text == text)
+          seen = true;
       }
     }
-    if (!encrypted) Die("the session is no longer encrypted: " + from.name + " sent " + (wire.empty() ? "nothing" : wire[0]));
+    if (!encrypted)
+      Die("the session is no longer encrypted: " + from.name + " sent " + (wire.empty() ? "nothing" : wire[0]));
     if (!seen) Die("the session is broken: " + to.name + " did not decrypt \"" + text + "\"");
   }
 
@@ -226,8 +228,8 @@ void DescribeContexts() {
 void AtExit() {
   if (world == nullptr) return;
   world->Check();
-  std::fprintf(stderr, "fuzz_receive: %lu inputs, %lu session checks passed, bob has %zu contexts\n",
-               world->inputs, world->checks, world->BobContexts());
+  std::fprintf(stderr, "fuzz_receive: %lu inputs, %lu session checks passed, bob has %zu contexts\n", world->inputs,
+               world->checks, world->BobContexts());
 }
 
 }  // namespace

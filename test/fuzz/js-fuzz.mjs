@@ -41,9 +41,40 @@ const pick = (list) => list[rand(list.length)];
 
 const corpus = fs.readdirSync(path.join(HERE, 'corpus')).map((f) => fs.readFileSync(path.join(HERE, 'corpus', f), 'utf8'));
 const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
-const INTERESTING = ['?OTR', '?OTR:', '?OTR|', '?OTR,', '?OTRv3?', '?OTRv23?', '?OTR?', '?OTR Error:', '.', ',', '|',
-  ' \t  \t\t\t\t \t \t \t  ', '  \t\t  \t\t', '  \t\t  \t ', 'AAMD', 'AAMC', 'AAMK', 'AAMR', 'AAMS', 'AAID', '\u0000', '\uffff',
-  '\ud800', '😀', 'é', '%', '\n', '\r\n', '0', '65535', '4294967295', '-1'];
+const INTERESTING = [
+  '?OTR',
+  '?OTR:',
+  '?OTR|',
+  '?OTR,',
+  '?OTRv3?',
+  '?OTRv23?',
+  '?OTR?',
+  '?OTR Error:',
+  '.',
+  ',',
+  '|',
+  ' \t  \t\t\t\t \t \t \t  ',
+  '  \t\t  \t\t',
+  '  \t\t  \t ',
+  'AAMD',
+  'AAMC',
+  'AAMK',
+  'AAMR',
+  'AAMS',
+  'AAID',
+  '\u0000',
+  '\uffff',
+  '\ud800',
+  '😀',
+  'é',
+  '%',
+  '\n',
+  '\r\n',
+  '0',
+  '65535',
+  '4294967295',
+  '-1',
+];
 
 function mutateBase64(msg) {
   const m = /^\?OTR:([A-Za-z0-9+/=]+)\.$/.exec(msg);
@@ -53,10 +84,17 @@ function mutateBase64(msg) {
   for (let i = 0; i < n && bytes.length; i++) {
     const at = rand(bytes.length);
     switch (rand(4)) {
-      case 0: bytes[at] ^= 1 << rand(8); break;
-      case 1: bytes[at] = pick([0, 1, 0x7f, 0x80, 0xff]); break;
-      case 2: if (bytes.length >= 4) bytes.writeUInt32BE(pick([0, 1, 0x7fffffff, 0xffffffff, 0x100]), Math.min(at, bytes.length - 4)); break;
-      default: bytes[at] = rand(256);
+      case 0:
+        bytes[at] ^= 1 << rand(8);
+        break;
+      case 1:
+        bytes[at] = pick([0, 1, 0x7f, 0x80, 0xff]);
+        break;
+      case 2:
+        if (bytes.length >= 4) bytes.writeUInt32BE(pick([0, 1, 0x7fffffff, 0xffffffff, 0x100]), Math.min(at, bytes.length - 4));
+        break;
+      default:
+        bytes[at] = rand(256);
     }
   }
   const cut = rand(8) === 0 ? rand(bytes.length + 1) : bytes.length;
@@ -69,16 +107,36 @@ function mutate(msg) {
   for (let r = 0; r < rounds; r++) {
     const at = rand(s.length + 1);
     switch (rand(10)) {
-      case 0: s = mutateBase64(s) ?? s; break;
-      case 1: s = s.slice(0, at) + s.slice(at + 1 + rand(8)); break; // delete
-      case 2: s = s.slice(0, at) + pick(INTERESTING) + s.slice(at); break; // insert token
-      case 3: s = s.slice(0, at) + B64[rand(64)] + s.slice(at + 1); break; // replace char
-      case 4: s = s.slice(0, at); break; // truncate
-      case 5: s = s.slice(0, at) + pick(corpus).slice(rand(50)) ; break; // splice
-      case 6: s = s.replace(/\d+/, () => String(pick([0, 1, 2, 65535, 65536, 4294967295, 99999999999]))); break; // fragment numbers
-      case 7: s = s + s.slice(0, rand(s.length + 1)); break; // duplicate
-      case 8: s = s.slice(0, at) + String.fromCharCode(rand(0x10000)) + s.slice(at); break; // any UTF-16 unit
-      default: s = mutateBase64(s) ?? s.split('').reverse().join(''); break;
+      case 0:
+        s = mutateBase64(s) ?? s;
+        break;
+      case 1:
+        s = s.slice(0, at) + s.slice(at + 1 + rand(8));
+        break; // delete
+      case 2:
+        s = s.slice(0, at) + pick(INTERESTING) + s.slice(at);
+        break; // insert token
+      case 3:
+        s = s.slice(0, at) + B64[rand(64)] + s.slice(at + 1);
+        break; // replace char
+      case 4:
+        s = s.slice(0, at);
+        break; // truncate
+      case 5:
+        s = s.slice(0, at) + pick(corpus).slice(rand(50));
+        break; // splice
+      case 6:
+        s = s.replace(/\d+/, () => String(pick([0, 1, 2, 65535, 65536, 4294967295, 99999999999])));
+        break; // fragment numbers
+      case 7:
+        s = s + s.slice(0, rand(s.length + 1));
+        break; // duplicate
+      case 8:
+        s = s.slice(0, at) + String.fromCharCode(rand(0x10000)) + s.slice(at);
+        break; // any UTF-16 unit
+      default:
+        s = mutateBase64(s) ?? s.split('').reverse().join('');
+        break;
     }
   }
   return s;
@@ -106,7 +164,10 @@ if (channels.alice.status !== 'Unverified' || channels.bob.status !== 'Unverifie
 let checks = 0;
 async function check() {
   checks++;
-  for (const [from, to] of [['alice', 'bob'], ['bob', 'alice']]) {
+  for (const [from, to] of [
+    ['alice', 'bob'],
+    ['bob', 'alice'],
+  ]) {
     const text = `check ${checks} from ${from}`;
     pair.inbox[to].length = 0; // whatever the fuzz inputs made Bob send is dropped
     pair.inbox[from].length = 0;
@@ -124,7 +185,7 @@ let resolved = 0;
 let rejected = 0;
 const rejectCodes = new Map();
 try {
-  for (let done = 0; done < ITERATIONS; ) {
+  for (let done = 0; done < ITERATIONS;) {
     const n = Math.min(BATCH, ITERATIONS - done);
     const inputs = Array.from({ length: n }, () => mutate(pick(corpus)));
     const outcomes = await Promise.allSettled(inputs.map((m) => withDeadline(channels.bob.read(m), JSON.stringify(m.slice(0, 80)))));
@@ -148,6 +209,8 @@ try {
   process.exitCode = 1;
 }
 const seconds = (Date.now() - started) / 1000;
-console.log(`js-fuzz: ${resolved + rejected} inputs in ${seconds.toFixed(1)} s (${Math.round((resolved + rejected) / seconds)}/s), seed ${SEED}: ` +
-  `${resolved} resolved, ${rejected} rejected with OtrError ${JSON.stringify(Object.fromEntries(rejectCodes))}, ${checks} session checks`);
+console.log(
+  `js-fuzz: ${resolved + rejected} inputs in ${seconds.toFixed(1)} s (${Math.round((resolved + rejected) / seconds)}/s), seed ${SEED}: ` +
+    `${resolved} resolved, ${rejected} rejected with OtrError ${JSON.stringify(Object.fromEntries(rejectCodes))}, ${checks} session checks`,
+);
 await pair.close();

@@ -306,9 +306,7 @@ export function readablePackageCopy(scripts) {
   fs.copyFileSync(path.join(REPO, 'package.json'), path.join(root, 'package.json'));
   for (const dir of ['dist', 'esm']) fs.cpSync(path.join(REPO, dir), path.join(root, dir), { recursive: true });
   const require = createRequire(import.meta.url);
-  const addon = process.env.PROTOCOL_OTR_ADDON
-    ? path.resolve(process.env.PROTOCOL_OTR_ADDON)
-    : require('node-gyp-build').path(REPO);
+  const addon = process.env.PROTOCOL_OTR_ADDON ? path.resolve(process.env.PROTOCOL_OTR_ADDON) : require('node-gyp-build').path(REPO);
   fs.copyFileSync(addon, path.join(root, 'protocol_otr.node'));
   fs.mkdirSync(path.join(root, 'test'));
   for (const s of scripts) fs.copyFileSync(s, path.join(root, 'test', path.basename(s)));
@@ -530,11 +528,12 @@ export async function makeSecure(net, a, b) {
   await a.channel.init();
   await net.settle();
   // What happened, should it fail: rejected reads, events, and the wire message types.
-  const story = () => JSON.stringify({
-    errors: net.errors.map((e) => `${e.party}: ${e.error?.code} ${e.error?.message}`),
-    events: [a, b].map((p) => `${p.name}: ${JSON.stringify(p.args('onEvent'))}`),
-    wire: [a, b].map((p) => `${p.name}: ${p.wire.map((m) => m.slice(0, 12)).join(' ')}`),
-  });
+  const story = () =>
+    JSON.stringify({
+      errors: net.errors.map((e) => `${e.party}: ${e.error?.code} ${e.error?.message}`),
+      events: [a, b].map((p) => `${p.name}: ${JSON.stringify(p.args('onEvent'))}`),
+      wire: [a, b].map((p) => `${p.name}: ${p.wire.map((m) => m.slice(0, 12)).join(' ')}`),
+    });
   assert.equal(a.channel.status, 'Unverified', `${a.name} private; ${story()}`);
   assert.equal(b.channel.status, 'Unverified', `${b.name} private; ${story()}`);
 }
@@ -588,10 +587,7 @@ export async function rejectsCode(fnOrPromise, code, what = '') {
     threw = true;
   }
   assert.ok(threw, `${what}: expected an OtrError ${codes.join('|')}, but the call succeeded`);
-  assert.ok(
-    err instanceof OtrError,
-    `${what}: expected an OtrError, got ${err?.constructor?.name}: ${err?.message ?? err}`,
-  );
+  assert.ok(err instanceof OtrError, `${what}: expected an OtrError, got ${err?.constructor?.name}: ${err?.message ?? err}`);
   assert.ok(codes.includes(err.code), `${what}: expected code ${codes.join('|')}, got ${err.code} (${err.message})`);
   assert.equal(typeof err.message, 'string');
   assert.ok(err.message.length > 0, `${what}: error message must not be empty`);

@@ -67,7 +67,15 @@ export function startNode(name, { env, netns } = {}) {
   };
 }
 
-export const closeNodes = (nodes) => Promise.all(nodes.map((n) => n.call('close').catch(() => {}).then(() => n.exited)));
+export const closeNodes = (nodes) =>
+  Promise.all(
+    nodes.map((n) =>
+      n
+        .call('close')
+        .catch(() => {})
+        .then(() => n.exited),
+    ),
+  );
 
 export function killNodes() {
   for (const child of children) child.kill('SIGKILL');

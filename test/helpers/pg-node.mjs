@@ -107,7 +107,11 @@ const commands = {
   },
   async trust({ contact, hex, verified }) {
     const c = await account.contact(contact, hex, verified);
-    if (!verified) await c.fingerprints().find((f) => f.hash.replace(/ /g, '').toLowerCase() === hex).setVerified(false);
+    if (!verified)
+      await c
+        .fingerprints()
+        .find((f) => f.hash.replace(/ /g, '').toLowerCase() === hex)
+        .setVerified(false);
     return Date.now();
   },
   async trustMany({ items }) {

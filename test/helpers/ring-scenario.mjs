@@ -24,7 +24,9 @@ export function hashRing(nodes) {
 export async function talkOnNodes(nodes, talks, messages, dirOf) {
   const names = Object.keys(talks);
   await Promise.all(names.map((n) => nodes[n].call('secure', { contacts: talks[n], dir: dirOf(n) })));
-  await Promise.all(names.map((n, i) => nodes[n].call('trust', { contact: `barrier-${n}`, hex: (0xba000 + i).toString(16).padStart(40, '0'), verified: true })));
+  await Promise.all(
+    names.map((n, i) => nodes[n].call('trust', { contact: `barrier-${n}`, hex: (0xba000 + i).toString(16).padStart(40, '0'), verified: true })),
+  );
   const expected = (n) => names.filter((m) => m !== n).reduce((sum, m) => sum + talks[m].length + 1, 0);
   await Promise.all(names.map((n) => nodes[n].call('waitRemoteChanges', { n: expected(n) })));
   return Promise.all(names.map((n) => nodes[n].call('talk', { messages })));

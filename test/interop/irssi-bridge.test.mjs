@@ -54,13 +54,16 @@ function fileMatches(file, pattern) {
   });
 }
 
-test("irssi-otr and the IRC example's own nick change: the conversation ends under the old nick, starts again under the new one, and irssi's reply arrives encrypted", { timeout: 240_000, skip }, async () => {
-  const server = await startNgircd();
-  const home = path.join(tempDir('otr-irssi-'), 'irssi');
-  fs.mkdirSync(path.join(home, 'logs'), { recursive: true });
-  fs.writeFileSync(
-    path.join(home, 'config'),
-    `servers = ( { address = "127.0.0.1"; chatnet = "test"; port = "${server.port}"; autoconnect = "yes"; } );
+test(
+  "irssi-otr and the IRC example's own nick change: the conversation ends under the old nick, starts again under the new one, and irssi's reply arrives encrypted",
+  { timeout: 240_000, skip },
+  async () => {
+    const server = await startNgircd();
+    const home = path.join(tempDir('otr-irssi-'), 'irssi');
+    fs.mkdirSync(path.join(home, 'logs'), { recursive: true });
+    fs.writeFileSync(
+      path.join(home, 'config'),
+      `servers = ( { address = "127.0.0.1"; chatnet = "test"; port = "${server.port}"; autoconnect = "yes"; } );
 chatnets = { test = { type = "IRC"; }; };
 channels = ( { name = "#otr"; chatnet = "test"; autojoin = "yes"; } );
 settings = {
@@ -68,39 +71,55 @@ settings = {
   "fe-common/core" = { autolog = "yes"; autolog_path = "${home}/logs/$0.log"; autolog_level = "all"; };
 };
 `,
-  );
-  fs.writeFileSync(path.join(home, 'startup'), 'load otr\n');
-  const bridge = runExample('irc-bridge.mjs', ['--host', '127.0.0.1', '--port', String(server.port), '--nick', 'otrbot', '--join', '#otr', '--keys', tempDir(), '--rate', '20', '--burst', '10']);
-  const type = (line) => tmux('send-keys', '-t', '0', line, 'Enter');
-  try {
-    await bridge.waitFor(/^joined #otr$/);
-    const started = tmux('new-session', '-d', '-x', '200', '-y', '50', `TERM=screen irssi --home=${home}`);
-    assert.equal(started.status, 0, `tmux: ${started.stderr}`);
-    // irssi's first /otr init generates its key; the next one starts the AKE.
-    await fileMatches(path.join(home, 'logs', '#otr.log'), /carol/);
-    type('/query otrbot');
-    type('/otr init');
-    await fileMatches(path.join(home, 'otr', 'otr.key'), /private-key/);
-    type('/otr init');
-    await bridge.waitFor(/^secure carol Unverified$/);
-    type('/msg otrbot before 🔐');
-    await bridge.waitFor(/^read carol encrypted: before 🔐$/);
+    );
+    fs.writeFileSync(path.join(home, 'startup'), 'load otr\n');
+    const bridge = runExample('irc-bridge.mjs', [
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(server.port),
+      '--nick',
+      'otrbot',
+      '--join',
+      '#otr',
+      '--keys',
+      tempDir(),
+      '--rate',
+      '20',
+      '--burst',
+      '10',
+    ]);
+    const type = (line) => tmux('send-keys', '-t', '0', line, 'Enter');
+    try {
+      await bridge.waitFor(/^joined #otr$/);
+      const started = tmux('new-session', '-d', '-x', '200', '-y', '50', `TERM=screen irssi --home=${home}`);
+      assert.equal(started.status, 0, `tmux: ${started.stderr}`);
+      // irssi's first /otr init generates its key; the next one starts the AKE.
+      await fileMatches(path.join(home, 'logs', '#otr.log'), /carol/);
+      type('/query otrbot');
+      type('/otr init');
+      await fileMatches(path.join(home, 'otr', 'otr.key'), /private-key/);
+      type('/otr init');
+      await bridge.waitFor(/^secure carol Unverified$/);
+      type('/msg otrbot before 🔐');
+      await bridge.waitFor(/^read carol encrypted: before 🔐$/);
 
-    const mark = bridge.lines.length;
-    bridge.send('/nick otrbot2');
-    await fileMatches(path.join(home, 'logs', '#otr.log'), /otrbot is now known as otrbot2/);
-    // irssi saw the conversation with otrbot end, then went private with otrbot2.
-    await fileMatches(path.join(home, 'logs', 'otrbot.log'), /otrbot has finished the OTR session/);
-    await bridge.waitFor(/^secure carol Unverified$/, mark);
-    await fileMatches(path.join(home, 'logs', 'otrbot2.log'), /Session secured/);
-    type('/msg otrbot2 after the nick change');
-    await bridge.waitFor(/^read carol (encrypted|plaintext): after the nick change$/, mark);
-    assert.ok(bridge.lines.includes('read carol encrypted: after the nick change'), bridge.lines.slice(mark).join('\n'));
-    bridge.send('/quit');
-    assert.equal(await bridge.exited, 0);
-  } finally {
-    bridge.kill();
-    tmux('kill-server');
-    await server.stop();
-  }
-});
+      const mark = bridge.lines.length;
+      bridge.send('/nick otrbot2');
+      await fileMatches(path.join(home, 'logs', '#otr.log'), /otrbot is now known as otrbot2/);
+      // irssi saw the conversation with otrbot end, then went private with otrbot2.
+      await fileMatches(path.join(home, 'logs', 'otrbot.log'), /otrbot has finished the OTR session/);
+      await bridge.waitFor(/^secure carol Unverified$/, mark);
+      await fileMatches(path.join(home, 'logs', 'otrbot2.log'), /Session secured/);
+      type('/msg otrbot2 after the nick change');
+      await bridge.waitFor(/^read carol (encrypted|plaintext): after the nick change$/, mark);
+      assert.ok(bridge.lines.includes('read carol encrypted: after the nick change'), bridge.lines.slice(mark).join('\n'));
+      bridge.send('/quit');
+      assert.equal(await bridge.exited, 0);
+    } finally {
+      bridge.kill();
+      tmux('kill-server');
+      await server.stop();
+    }
+  },
+);

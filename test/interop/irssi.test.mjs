@@ -105,98 +105,105 @@ function quitIrssi(tmux) {
 
 const isPrivate = (channel) => channel.status === 'Unverified' || channel.status === 'Private';
 
-test('irssi with its OTR module, no key yet: each query sent when irssi reports the last attempt ended; private on both sides before anything is written; messages both ways; irssi sees the session end', { timeout: 240_000, skip }, async () => {
-  const server = await startNgircd();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'otr-irssi-'));
-  const home = path.join(dir, 'irssi');
-  // Everything irssi prints, in every window and at every level: its OTR module's reports
-  // (key generation, "Session secured", the session's end) and the messages it shows.
-  const irssiLog = path.join(home, 'everything.log');
-  fs.mkdirSync(home, { recursive: true });
-  fs.writeFileSync(
-    path.join(home, 'config'),
-    `servers = ( { address = "127.0.0.1"; chatnet = "test"; port = "${server.port}"; autoconnect = "yes"; } );
+test(
+  'irssi with its OTR module, no key yet: each query sent when irssi reports the last attempt ended; private on both sides before anything is written; messages both ways; irssi sees the session end',
+  { timeout: 240_000, skip },
+  async () => {
+    const server = await startNgircd();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'otr-irssi-'));
+    const home = path.join(dir, 'irssi');
+    // Everything irssi prints, in every window and at every level: its OTR module's reports
+    // (key generation, "Session secured", the session's end) and the messages it shows.
+    const irssiLog = path.join(home, 'everything.log');
+    fs.mkdirSync(home, { recursive: true });
+    fs.writeFileSync(
+      path.join(home, 'config'),
+      `servers = ( { address = "127.0.0.1"; chatnet = "test"; port = "${server.port}"; autoconnect = "yes"; } );
 chatnets = { test = { type = "IRC"; }; };
 channels = ( { name = "#otr"; chatnet = "test"; autojoin = "yes"; } );
 settings = { core = { real_name = "carol"; user_name = "carol"; nick = "carol"; }; };
 `,
-  );
-  fs.writeFileSync(path.join(home, 'startup'), `log open ${irssiLog} all\nload otr\n`);
-  const tmux = (...args) => spawnSync('tmux', ['-L', TMUX_SOCKET, ...args], { encoding: 'utf8', env: foreignEnv() });
-  const otr = new OTR({
-    privkeysFile: path.join(dir, 'otr.private_key'),
-    contactsFile: path.join(dir, 'otr.fingerprints'),
-    instanceTagsFile: path.join(dir, 'otr.instance_tags'),
-  });
-  let bot;
-  try {
-    const account = await otr.account('bot', 'prpl-irc');
-    bot = await connectIrc('bot', server.port);
-    await bot.join('#otr');
-    const carolJoined = new Promise((resolve) => bot.on('join', (who) => who === 'carol' && resolve()));
-    const started = tmux('new-session', '-d', '-x', '200', '-y', '50', `TERM=screen irssi --home=${home}`);
-    assert.equal(started.status, 0, `tmux: ${started.stderr}`);
-    await Promise.all([carolJoined, whenLogged(irssiLog, 'Loaded module otr')]);
-
-    const reads = [];
-    let onRead;
-    let onSecure;
-    const secure = new Promise((resolve) => (onSecure = resolve));
-    let onRevealSignatureDropped;
-    const router = account.router({
-      // No query goes out on a timer: each is sent by the loop below.
-      queryRetries: 0,
-      queryRetryInterval: 0x7fffffff,
-      onWrite: (c, m) => bot.send(`PRIVMSG ${c.contact.name} :${m}`),
-      onRead: (c, m, info) => {
-        reads.push({ m, info });
-        onRead?.();
-      },
-      onGoneSecure: () => onSecure(),
-    });
-    const completedType = completedTypes();
-    bot.on('privmsg', (from, text) => {
-      const reading = router.read(from, text);
-      // A read settles after the callbacks it caused: a Reveal Signature our side accepted
-      // has made it private by then.
-      if (completedType(text) === REVEAL_SIGNATURE) reading.then(() => !isPrivate(carol) && onRevealSignatureDropped?.());
-    });
-    const carol = router.channel('carol');
-
-    const keyMade = whenLogged(irssiLog, /OTR key generation for \S+ completed/).then(() => 'irssi made its key');
-    const bothPrivate = Promise.all([secure, whenLogged(irssiLog, 'Session secured')]).then(() => 'private on both sides');
-    const t0 = performance.now();
-    const attempts = [];
-    while (attempts.length < 4 && attempts.at(-1)?.ended !== 'private on both sides') {
-      const revealSignatureDropped = new Promise((resolve) => (onRevealSignatureDropped = () => resolve("irssi's Reveal Signature dropped")));
-      await carol.init();
-      const ended = await Promise.race([attempts.length === 0 ? keyMade : revealSignatureDropped, bothPrivate]);
-      attempts.push({ ended, seconds: ((performance.now() - t0) / 1000).toFixed(1) });
-    }
-    console.log(`# irssi: ${attempts.map((a) => `${a.ended} (${a.seconds} s)`).join(', ')}`);
-    assert.deepEqual(
-      attempts.map((a) => a.ended),
-      ['irssi made its key', "irssi's Reveal Signature dropped", 'private on both sides'],
     );
-    assert.equal(carol.status, 'Unverified');
+    fs.writeFileSync(path.join(home, 'startup'), `log open ${irssiLog} all\nload otr\n`);
+    const tmux = (...args) => spawnSync('tmux', ['-L', TMUX_SOCKET, ...args], { encoding: 'utf8', env: foreignEnv() });
+    const otr = new OTR({
+      privkeysFile: path.join(dir, 'otr.private_key'),
+      contactsFile: path.join(dir, 'otr.fingerprints'),
+      instanceTagsFile: path.join(dir, 'otr.instance_tags'),
+    });
+    let bot;
+    try {
+      const account = await otr.account('bot', 'prpl-irc');
+      bot = await connectIrc('bot', server.port);
+      await bot.join('#otr');
+      const carolJoined = new Promise((resolve) => bot.on('join', (who) => who === 'carol' && resolve()));
+      const started = tmux('new-session', '-d', '-x', '200', '-y', '50', `TERM=screen irssi --home=${home}`);
+      assert.equal(started.status, 0, `tmux: ${started.stderr}`);
+      await Promise.all([carolJoined, whenLogged(irssiLog, 'Loaded module otr')]);
 
-    // Ours → irssi: irssi shows the decrypted text.
-    await carol.write('hello irssi 🔐 from the bot');
-    await whenLogged(irssiLog, 'hello irssi 🔐 from the bot');
-    // irssi → ours: typed in irssi, it arrives encrypted.
-    const readOne = new Promise((resolve) => (onRead = resolve));
-    tmux('send-keys', '-t', '0', '/msg bot hi from irssi', 'Enter');
-    await readOne;
-    assert.deepEqual(reads.map((r) => [r.m, r.info.encrypted]), [['hi from irssi', true]]);
-    // close({ endSessions }) sends the OTR disconnect message: irssi reports the session ended.
-    await otr.close({ endSessions: true });
-    await whenLogged(irssiLog, 'bot has finished the OTR session');
-  } finally {
-    // irssi writes its settings into its home as it quits: the directory goes once it is gone.
-    await quitIrssi(tmux);
-    await otr.close().catch(() => {});
-    await bot?.quit();
-    await server.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-});
+      const reads = [];
+      let onRead;
+      let onSecure;
+      const secure = new Promise((resolve) => (onSecure = resolve));
+      let onRevealSignatureDropped;
+      const router = account.router({
+        // No query goes out on a timer: each is sent by the loop below.
+        queryRetries: 0,
+        queryRetryInterval: 0x7fffffff,
+        onWrite: (c, m) => bot.send(`PRIVMSG ${c.contact.name} :${m}`),
+        onRead: (c, m, info) => {
+          reads.push({ m, info });
+          onRead?.();
+        },
+        onGoneSecure: () => onSecure(),
+      });
+      const completedType = completedTypes();
+      bot.on('privmsg', (from, text) => {
+        const reading = router.read(from, text);
+        // A read settles after the callbacks it caused: a Reveal Signature our side accepted
+        // has made it private by then.
+        if (completedType(text) === REVEAL_SIGNATURE) reading.then(() => !isPrivate(carol) && onRevealSignatureDropped?.());
+      });
+      const carol = router.channel('carol');
+
+      const keyMade = whenLogged(irssiLog, /OTR key generation for \S+ completed/).then(() => 'irssi made its key');
+      const bothPrivate = Promise.all([secure, whenLogged(irssiLog, 'Session secured')]).then(() => 'private on both sides');
+      const t0 = performance.now();
+      const attempts = [];
+      while (attempts.length < 4 && attempts.at(-1)?.ended !== 'private on both sides') {
+        const revealSignatureDropped = new Promise((resolve) => (onRevealSignatureDropped = () => resolve("irssi's Reveal Signature dropped")));
+        await carol.init();
+        const ended = await Promise.race([attempts.length === 0 ? keyMade : revealSignatureDropped, bothPrivate]);
+        attempts.push({ ended, seconds: ((performance.now() - t0) / 1000).toFixed(1) });
+      }
+      console.log(`# irssi: ${attempts.map((a) => `${a.ended} (${a.seconds} s)`).join(', ')}`);
+      assert.deepEqual(
+        attempts.map((a) => a.ended),
+        ['irssi made its key', "irssi's Reveal Signature dropped", 'private on both sides'],
+      );
+      assert.equal(carol.status, 'Unverified');
+
+      // Ours → irssi: irssi shows the decrypted text.
+      await carol.write('hello irssi 🔐 from the bot');
+      await whenLogged(irssiLog, 'hello irssi 🔐 from the bot');
+      // irssi → ours: typed in irssi, it arrives encrypted.
+      const readOne = new Promise((resolve) => (onRead = resolve));
+      tmux('send-keys', '-t', '0', '/msg bot hi from irssi', 'Enter');
+      await readOne;
+      assert.deepEqual(
+        reads.map((r) => [r.m, r.info.encrypted]),
+        [['hi from irssi', true]],
+      );
+      // close({ endSessions }) sends the OTR disconnect message: irssi reports the session ended.
+      await otr.close({ endSessions: true });
+      await whenLogged(irssiLog, 'bot has finished the OTR session');
+    } finally {
+      // irssi writes its settings into its home as it quits: the directory goes once it is gone.
+      await quitIrssi(tmux);
+      await otr.close().catch(() => {});
+      await bot?.quit();
+      await server.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);

@@ -97,7 +97,9 @@ test('instance tags from headers libotr reads only in part: at most maxInstances
   const sessions = side.channel.sessions().length;
   const first = cpuPerMessage[0];
   const last = cpuPerMessage.at(-1);
-  console.log(`# partial-header instance tags: ${count} new sender tags → ${sessions} sessions kept (cap ${CAP}); process CPU per message ${first.toFixed(1)} µs over the first ${window}, ${last.toFixed(1)} µs over the last ${window} (ratio ${(last / first).toFixed(2)}); RSS +${grown.toFixed(1)} MB over the last ${count / 2} (outside the JS heap ${outsideGrown >= 0 ? '+' : ''}${outsideGrown.toFixed(1)} MB)`);
+  console.log(
+    `# partial-header instance tags: ${count} new sender tags → ${sessions} sessions kept (cap ${CAP}); process CPU per message ${first.toFixed(1)} µs over the first ${window}, ${last.toFixed(1)} µs over the last ${window} (ratio ${(last / first).toFixed(2)}); RSS +${grown.toFixed(1)} MB over the last ${count / 2} (outside the JS heap ${outsideGrown >= 0 ? '+' : ''}${outsideGrown.toFixed(1)} MB)`,
+  );
   // The cap, and one more while its AKE has not completed.
   assert.ok(sessions <= CAP + 1, `${sessions} sessions kept, cap ${CAP} (+1 in an AKE)`);
   assert.ok(sessions > 0);
@@ -219,41 +221,48 @@ test('a contact name carrying tabs and a newline cannot plant a verified fingerp
   assert.equal(reopened.findContact(longest)?.fingerprints().length, 1);
 });
 
-test('a fingerprints file with lines libotr cannot read: the bridge starts, every good line is kept, each bad one is reported, the original is kept', T, async () => {
-  const dir = tmpdir();
-  await writeKeyFile(dir, ['bridge@example.org']);
-  const fp = (n) => n.toString(16).padStart(2, '0').repeat(20);
-  const good = (n) => `friend${n}@example.org\tbridge@example.org\t${PROTO}\t${fp(n)}\t${n % 2 ? 'verified' : ''}`;
-  const lines = [
-    good(1),
-    `${'x'.repeat(1000)}\tbridge@example.org\t${PROTO}\t${fp(2)}\t`, // 1,000-character name
-    good(3),
-    `victim@example.org\tbridge@example.org\t${PROTO}`, // a name that held a tab, cut short
-    `mallory@example.org\tbridge@example.org\t${PROTO}\t${fp(4)}\t\tverified`,
-    good(5),
-  ];
-  const original = `${lines.join('\n')}\n`;
-  fs.writeFileSync(filesIn(dir).contactsFile, original);
-  const otr = openOTR(dir);
-  const errors = [];
-  otr.on('error', (e) => errors.push(e));
-  assert.deepEqual(otr.loadReport.skipped.map((s) => s.line), [2, 4, 5]);
-  assert.ok(otr.loadReport.skipped.every((s) => s.file === otr.contactsFile && s.reason.length > 0));
-  assert.equal(fs.readFileSync(otr.loadReport.copies[0], 'utf8'), original, 'the original is kept before anything rewrites it');
-  assert.equal(fs.statSync(otr.loadReport.copies[0]).mode & 0o777, 0o600);
-  const bridge = await otr.account('bridge@example.org', PROTO);
-  for (const n of [1, 3, 5]) {
-    const friend = bridge.findContact(`friend${n}@example.org`);
-    assert.equal(friend?.fingerprints()[0]?.isVerified, n % 2 === 1, `friend${n} kept with its trust`);
-  }
-  assert.equal(bridge.findContact('mallory@example.org'), undefined);
-  await otr.close();
-  assert.equal(errors.length, 3);
-  assert.ok(errors.every((e) => e.code === 'ERR_OTR_FINGERPRINTS_FILE' && /line \d+ skipped/.test(e.message)));
-  // Rewritten without the bad lines: the next start is clean.
-  const again = openOTR(dir);
-  assert.deepEqual(again.loadReport.skipped, []);
-});
+test(
+  'a fingerprints file with lines libotr cannot read: the bridge starts, every good line is kept, each bad one is reported, the original is kept',
+  T,
+  async () => {
+    const dir = tmpdir();
+    await writeKeyFile(dir, ['bridge@example.org']);
+    const fp = (n) => n.toString(16).padStart(2, '0').repeat(20);
+    const good = (n) => `friend${n}@example.org\tbridge@example.org\t${PROTO}\t${fp(n)}\t${n % 2 ? 'verified' : ''}`;
+    const lines = [
+      good(1),
+      `${'x'.repeat(1000)}\tbridge@example.org\t${PROTO}\t${fp(2)}\t`, // 1,000-character name
+      good(3),
+      `victim@example.org\tbridge@example.org\t${PROTO}`, // a name that held a tab, cut short
+      `mallory@example.org\tbridge@example.org\t${PROTO}\t${fp(4)}\t\tverified`,
+      good(5),
+    ];
+    const original = `${lines.join('\n')}\n`;
+    fs.writeFileSync(filesIn(dir).contactsFile, original);
+    const otr = openOTR(dir);
+    const errors = [];
+    otr.on('error', (e) => errors.push(e));
+    assert.deepEqual(
+      otr.loadReport.skipped.map((s) => s.line),
+      [2, 4, 5],
+    );
+    assert.ok(otr.loadReport.skipped.every((s) => s.file === otr.contactsFile && s.reason.length > 0));
+    assert.equal(fs.readFileSync(otr.loadReport.copies[0], 'utf8'), original, 'the original is kept before anything rewrites it');
+    assert.equal(fs.statSync(otr.loadReport.copies[0]).mode & 0o777, 0o600);
+    const bridge = await otr.account('bridge@example.org', PROTO);
+    for (const n of [1, 3, 5]) {
+      const friend = bridge.findContact(`friend${n}@example.org`);
+      assert.equal(friend?.fingerprints()[0]?.isVerified, n % 2 === 1, `friend${n} kept with its trust`);
+    }
+    assert.equal(bridge.findContact('mallory@example.org'), undefined);
+    await otr.close();
+    assert.equal(errors.length, 3);
+    assert.ok(errors.every((e) => e.code === 'ERR_OTR_FINGERPRINTS_FILE' && /line \d+ skipped/.test(e.message)));
+    // Rewritten without the bad lines: the next start is clean.
+    const again = openOTR(dir);
+    assert.deepEqual(again.loadReport.skipped, []);
+  },
+);
 
 async function rejectsInvalid(fn) {
   let error;
@@ -294,7 +303,9 @@ test('20,000 names churned through a bridge with maxContacts: contacts and RSS s
   const end = { rss: rssMB(), outside: outsideHeap(), used: heapUsed() };
   const live = bridge.contacts().length;
   const grew = end.outside - half.outside;
-  console.log(`# churn: ${names} names through maxContacts ${cap}: ${live} contacts live, ${evicted.length} evicted; RSS ${rssStart.toFixed(1)} → ${half.rss.toFixed(1)} (half way) → ${end.rss.toFixed(1)} MB; over the second ${names / 2} names: outside the JS heap ${grew >= 0 ? '+' : ''}${grew.toFixed(1)} MB, JS heap in use ${half.used.toFixed(1)} → ${end.used.toFixed(1)} MB`);
+  console.log(
+    `# churn: ${names} names through maxContacts ${cap}: ${live} contacts live, ${evicted.length} evicted; RSS ${rssStart.toFixed(1)} → ${half.rss.toFixed(1)} (half way) → ${end.rss.toFixed(1)} MB; over the second ${names / 2} names: outside the JS heap ${grew >= 0 ? '+' : ''}${grew.toFixed(1)} MB, JS heap in use ${half.used.toFixed(1)} → ${end.used.toFixed(1)} MB`,
+  );
   assert.ok(live <= cap, `${live} contacts live, cap ${cap}`);
   assert.equal(evicted.length, names - live);
   // The pool threads allocate in glibc arenas of their own, which grow in steps of a few MB and
@@ -337,50 +348,54 @@ test('maxContacts: a contact whose trust is being set is not evicted before the 
   assert.match(fs.readFileSync(otr.contactsFile, 'utf8'), /carol@example\.org\talice@example\.org\t\S+\taaaaaaaabbbbbbbbccccccccddddddddeeeeeeee\tverified/);
 });
 
-test('contact.forget() frees the contact: its channel closes, later calls reject ERR_OTR_CLOSED, the name comes back Finished; an encrypted contact outlives passing names', T, async () => {
-  // An encrypted conversation survives a flood of passing names under maxContacts: they have
-  // nothing to lose, so they go first.
-  const X = await openWith(['alice@example.org'], { maxContacts: 5 });
-  const Y = await openWith(['bob@example.org']);
-  const net = new Net({ manual: true });
-  const pair = await net.connect(X, 'alice@example.org', Y, 'bob@example.org');
-  await makeSecure(net, pair.a, pair.b);
-  const alice = await X.account('alice@example.org', PROTO);
-  const evicted = [];
-  X.on('contactEvicted', (c) => evicted.push(c.name));
-  const router = alice.router({ onWrite: () => {}, onRead: () => {} });
-  for (let i = 0; i < 50; i++) await router.read(`passer${i}@example.org`, 'hi');
-  assert.ok(!evicted.includes('bob@example.org'), 'the encrypted contact is not evicted');
-  assert.equal(pair.a.channel.status, 'Unverified');
-  await pair.b.channel.write('still here');
-  await net.pump();
-  assert.equal(pair.a.received.at(-1), 'still here');
+test(
+  'contact.forget() frees the contact: its channel closes, later calls reject ERR_OTR_CLOSED, the name comes back Finished; an encrypted contact outlives passing names',
+  T,
+  async () => {
+    // An encrypted conversation survives a flood of passing names under maxContacts: they have
+    // nothing to lose, so they go first.
+    const X = await openWith(['alice@example.org'], { maxContacts: 5 });
+    const Y = await openWith(['bob@example.org']);
+    const net = new Net({ manual: true });
+    const pair = await net.connect(X, 'alice@example.org', Y, 'bob@example.org');
+    await makeSecure(net, pair.a, pair.b);
+    const alice = await X.account('alice@example.org', PROTO);
+    const evicted = [];
+    X.on('contactEvicted', (c) => evicted.push(c.name));
+    const router = alice.router({ onWrite: () => {}, onRead: () => {} });
+    for (let i = 0; i < 50; i++) await router.read(`passer${i}@example.org`, 'hi');
+    assert.ok(!evicted.includes('bob@example.org'), 'the encrypted contact is not evicted');
+    assert.equal(pair.a.channel.status, 'Unverified');
+    await pair.b.channel.write('still here');
+    await net.pump();
+    assert.equal(pair.a.received.at(-1), 'still here');
 
-  // forget(): the channel closes, later calls reject, a new contact under the name works.
-  const bobContact = pair.a.channel.contact;
-  await bobContact.forget();
-  let error;
-  try {
-    await pair.a.channel.write('after forget');
-  } catch (e) {
-    error = e;
-  }
-  assert.equal(error?.code, 'ERR_OTR_CLOSED');
-  // The fingerprint it kept is shown under the name by a new contact (as a restart shows it).
-  const again = await alice.contact('bob@example.org');
-  assert.notEqual(again, bobContact);
-  assert.equal(alice.findContact('bob@example.org'), again);
-  assert.equal(again.fingerprints().length, 1, 'the fingerprint was kept');
-  // The session was private: the name comes back Finished, and plaintext is not taken for a
-  // message of the conversation until the application decides (finish()).
-  const got = [];
-  const events = [];
-  const channel = again.channel({ onWrite: () => {}, onRead: (c, m) => got.push(m), onEvent: (c, code) => events.push(code) });
-  assert.equal(channel.status, 'Finished');
-  await channel.read('plain hello');
-  assert.deepEqual(got, []);
-  assert.ok(events.includes(MessageEvent.RCVDMSG_UNENCRYPTED));
-  await channel.finish();
-  await channel.read('plain hello again');
-  assert.deepEqual(got, ['plain hello again']);
-});
+    // forget(): the channel closes, later calls reject, a new contact under the name works.
+    const bobContact = pair.a.channel.contact;
+    await bobContact.forget();
+    let error;
+    try {
+      await pair.a.channel.write('after forget');
+    } catch (e) {
+      error = e;
+    }
+    assert.equal(error?.code, 'ERR_OTR_CLOSED');
+    // The fingerprint it kept is shown under the name by a new contact (as a restart shows it).
+    const again = await alice.contact('bob@example.org');
+    assert.notEqual(again, bobContact);
+    assert.equal(alice.findContact('bob@example.org'), again);
+    assert.equal(again.fingerprints().length, 1, 'the fingerprint was kept');
+    // The session was private: the name comes back Finished, and plaintext is not taken for a
+    // message of the conversation until the application decides (finish()).
+    const got = [];
+    const events = [];
+    const channel = again.channel({ onWrite: () => {}, onRead: (c, m) => got.push(m), onEvent: (c, code) => events.push(code) });
+    assert.equal(channel.status, 'Finished');
+    await channel.read('plain hello');
+    assert.deepEqual(got, []);
+    assert.ok(events.includes(MessageEvent.RCVDMSG_UNENCRYPTED));
+    await channel.finish();
+    await channel.read('plain hello again');
+    assert.deepEqual(got, ['plain hello again']);
+  },
+);

@@ -11,7 +11,17 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { MessageEvent, OTR } from 'protocol-otr';
 import {
-  CHILDREN, PROTO, assertCleanExit, awaitWithLoopAlive, closeAll, filesIn, openOTR, rejectsCode, runNode, tmpdir, writeKeyFile,
+  CHILDREN,
+  PROTO,
+  assertCleanExit,
+  awaitWithLoopAlive,
+  closeAll,
+  filesIn,
+  openOTR,
+  rejectsCode,
+  runNode,
+  tmpdir,
+  writeKeyFile,
 } from '../helpers/harness.mjs';
 
 const T = { timeout: 300_000 };
@@ -41,7 +51,16 @@ async function rig({ bridge = {}, routerOptions = {} } = {}) {
   const account = await otr.account('bridge', PROTO);
   const queue = [];
   const r = {
-    otr, account, dir, queue, errors: [], reads: [], events: [], evicted: [], unverifiedInstances: [], wire: new Map(),
+    otr,
+    account,
+    dir,
+    queue,
+    errors: [],
+    reads: [],
+    events: [],
+    evicted: [],
+    unverifiedInstances: [],
+    wire: new Map(),
     holders: new Map(),
     sent: (nick) => r.wire.get(nick) ?? [],
     async pump(limit = 100_000) {
@@ -112,26 +131,33 @@ async function rig({ bridge = {}, routerOptions = {} } = {}) {
 const clear = (r, nick, text) => r.sent(nick).filter((m) => m.includes(text));
 const ended = (r, nick) => r.events.filter((e) => e.from === nick && e.code === MessageEvent.CONNECTION_ENDED).map((e) => e.text);
 
-test('finding 1: a nick change onto a forgotten verified contact\'s name, with a message queued under the old name, does not crash; one contact per name', T, async () => {
-  for (let variant = 0; variant < 4; variant++) {
-    const dir = tmpdir('otr-rename-race-');
-    await writeKeyFile(dir, ['bridge'], 'prpl-irc');
-    const result = await runNode(path.join(CHILDREN, 'rename-race.mjs'), [dir, String(variant)]);
-    assertCleanExit(result, 0, `variant ${variant}`);
-    const outcome = JSON.parse(result.stdout.trim().split('\n').at(-1));
-    // X holds a verified fingerprint: the stranger may not take the name.
-    assert.equal(outcome.rename, 'ERR_OTR_CONTACT_EXISTS', `variant ${variant}`);
-    const names = outcome.view.map((c) => c.name);
-    assert.equal(new Set(names).size, names.length, `variant ${variant}: one contact per name: ${names}`);
-    // The JS view is what the files hold: reload them.
-    const again = new OTR(filesIn(dir));
-    const reloaded = again.findAccount('bridge', 'prpl-irc').contacts().map((c) => ({ name: c.name, fingerprints: c.fingerprints().map((f) => [f.hash, f.trust]) }));
-    await again.close();
-    const withFingerprints = (list) => list.filter((c) => c.fingerprints.length > 0).sort((a, b) => a.name.localeCompare(b.name));
-    assert.deepEqual(withFingerprints(outcome.view), withFingerprints(reloaded), `variant ${variant}`);
-    assert.deepEqual(withFingerprints(reloaded).find((c) => c.name === 'X')?.fingerprints, [['01234567 89ABCDEF 01234567 89ABCDEF 01234567', 'verified']]);
-  }
-});
+test(
+  "finding 1: a nick change onto a forgotten verified contact's name, with a message queued under the old name, does not crash; one contact per name",
+  T,
+  async () => {
+    for (let variant = 0; variant < 4; variant++) {
+      const dir = tmpdir('otr-rename-race-');
+      await writeKeyFile(dir, ['bridge'], 'prpl-irc');
+      const result = await runNode(path.join(CHILDREN, 'rename-race.mjs'), [dir, String(variant)]);
+      assertCleanExit(result, 0, `variant ${variant}`);
+      const outcome = JSON.parse(result.stdout.trim().split('\n').at(-1));
+      // X holds a verified fingerprint: the stranger may not take the name.
+      assert.equal(outcome.rename, 'ERR_OTR_CONTACT_EXISTS', `variant ${variant}`);
+      const names = outcome.view.map((c) => c.name);
+      assert.equal(new Set(names).size, names.length, `variant ${variant}: one contact per name: ${names}`);
+      // The JS view is what the files hold: reload them.
+      const again = new OTR(filesIn(dir));
+      const reloaded = again
+        .findAccount('bridge', 'prpl-irc')
+        .contacts()
+        .map((c) => ({ name: c.name, fingerprints: c.fingerprints().map((f) => [f.hash, f.trust]) }));
+      await again.close();
+      const withFingerprints = (list) => list.filter((c) => c.fingerprints.length > 0).sort((a, b) => a.name.localeCompare(b.name));
+      assert.deepEqual(withFingerprints(outcome.view), withFingerprints(reloaded), `variant ${variant}`);
+      assert.deepEqual(withFingerprints(reloaded).find((c) => c.name === 'X')?.fingerprints, [['01234567 89ABCDEF 01234567 89ABCDEF 01234567', 'verified']]);
+    }
+  },
+);
 
 test('finding 1: names that are not well-formed Unicode are refused, so a fingerprint verified under one name is never verified under another', T, async () => {
   const r = await rig();
@@ -145,153 +171,187 @@ test('finding 1: names that are not well-formed Unicode are refused, so a finger
   // A surrogate pair is a well-formed name of its own.
   const emoji = await r.account.contact('x\u{1F600}');
   assert.deepEqual(emoji.fingerprints(), []);
-  assert.deepEqual(r.account.contacts().map((c) => c.name).sort(), ['x\u{1F600}', 'x\uFFFD']);
+  assert.deepEqual(
+    r.account
+      .contacts()
+      .map((c) => c.name)
+      .sort(),
+    ['x\u{1F600}', 'x\uFFFD'],
+  );
 });
 
-test('finding 2: eviction turns an ended session into plaintext — a contact evicted after its peer finished, mid-refresh or with writes held comes back Finished, nothing goes out in clear', T, async () => {
-  const r = await rig({ bridge: { maxContacts: 1 } });
-  // The peer ended the session (Finished), then strangers write in.
-  const bob = await r.remote('bob');
-  await r.secure(bob);
-  await bob.channel.finish();
-  await r.pump();
-  assert.equal(r.router.channel('bob').status, 'Finished');
-  await r.router.read('stranger1', 'hi');
-  assert.ok(r.evicted.includes('bob'), `bob evicted: ${r.evicted}`);
-  await r.router.write('bob', 'secret one');
-  assert.deepEqual(clear(r, 'bob', 'secret one'), [], 'never sent in clear');
-  assert.ok(ended(r, 'bob').includes('secret one'), 'the write is reported with CONNECTION_ENDED');
-  assert.equal(r.router.channel('bob').status, 'Finished');
-  // finish() is the application deciding: plaintext again.
-  await r.router.channel('bob').finish();
-  assert.equal(r.router.channel('bob').status, 'Not private');
+test(
+  'finding 2: eviction turns an ended session into plaintext — a contact evicted after its peer finished, mid-refresh or with writes held comes back Finished, nothing goes out in clear',
+  T,
+  async () => {
+    const r = await rig({ bridge: { maxContacts: 1 } });
+    // The peer ended the session (Finished), then strangers write in.
+    const bob = await r.remote('bob');
+    await r.secure(bob);
+    await bob.channel.finish();
+    await r.pump();
+    assert.equal(r.router.channel('bob').status, 'Finished');
+    await r.router.read('stranger1', 'hi');
+    assert.ok(r.evicted.includes('bob'), `bob evicted: ${r.evicted}`);
+    await r.router.write('bob', 'secret one');
+    assert.deepEqual(clear(r, 'bob', 'secret one'), [], 'never sent in clear');
+    assert.ok(ended(r, 'bob').includes('secret one'), 'the write is reported with CONNECTION_ENDED');
+    assert.equal(r.router.channel('bob').status, 'Finished');
+    // finish() is the application deciding: plaintext again.
+    await r.router.channel('bob').finish();
+    assert.equal(r.router.channel('bob').status, 'Not private');
 
-  // Mid-refresh: writes wait for the new AKE.
-  const carol = await r.remote('carol');
-  await r.secure(carol);
-  await r.router.channel('carol').refresh();
-  await r.router.write('carol', 'held during the refresh');
-  r.queue.length = 0; // the refresh's query never arrives
-  await r.router.read('stranger2', 'hi');
-  assert.ok(r.evicted.includes('carol'));
-  assert.ok(ended(r, 'carol').includes('held during the refresh'), 'the held write is reported');
-  await r.router.write('carol', 'secret two');
-  assert.deepEqual([...clear(r, 'carol', 'secret two'), ...clear(r, 'carol', 'held during the refresh')], []);
-  assert.equal(r.router.channel('carol').status, 'Finished');
+    // Mid-refresh: writes wait for the new AKE.
+    const carol = await r.remote('carol');
+    await r.secure(carol);
+    await r.router.channel('carol').refresh();
+    await r.router.write('carol', 'held during the refresh');
+    r.queue.length = 0; // the refresh's query never arrives
+    await r.router.read('stranger2', 'hi');
+    assert.ok(r.evicted.includes('carol'));
+    assert.ok(ended(r, 'carol').includes('held during the refresh'), 'the held write is reported');
+    await r.router.write('carol', 'secret two');
+    assert.deepEqual([...clear(r, 'carol', 'secret two'), ...clear(r, 'carol', 'held during the refresh')], []);
+    assert.equal(r.router.channel('carol').status, 'Finished');
 
-  // Writes held by a channel whose policy requires encryption.
-  await r.remote('dave');
-  const dave = (await r.account.contact('dave')).channel({ policy: 0x3b /* ALWAYS */, onWrite: () => {}, onRead: () => {}, onEvent: (c, code, text) => r.events.push({ from: 'dave', code, text }) });
-  await dave.write('waits for OTR');
-  r.queue.length = 0;
-  await r.router.read('stranger3', 'hi');
-  assert.ok(r.evicted.includes('dave'));
-  assert.ok(ended(r, 'dave').includes('waits for OTR'));
-  await r.router.write('dave', 'secret three');
-  assert.deepEqual(clear(r, 'dave', 'secret three'), []);
-  assert.equal(r.router.channel('dave').status, 'Finished');
+    // Writes held by a channel whose policy requires encryption.
+    await r.remote('dave');
+    const dave = (await r.account.contact('dave')).channel({
+      policy: 0x3b /* ALWAYS */,
+      onWrite: () => {},
+      onRead: () => {},
+      onEvent: (c, code, text) => r.events.push({ from: 'dave', code, text }),
+    });
+    await dave.write('waits for OTR');
+    r.queue.length = 0;
+    await r.router.read('stranger3', 'hi');
+    assert.ok(r.evicted.includes('dave'));
+    assert.ok(ended(r, 'dave').includes('waits for OTR'));
+    await r.router.write('dave', 'secret three');
+    assert.deepEqual(clear(r, 'dave', 'secret three'), []);
+    assert.equal(r.router.channel('dave').status, 'Finished');
 
-  // Closing a private channel leaves the same tombstone.
-  const erin = await r.remote('erin');
-  await r.secure(erin);
-  await r.router.channel('erin').close();
-  await r.router.write('erin', 'secret four');
-  assert.deepEqual(clear(r, 'erin', 'secret four'), []);
-  assert.equal(r.router.channel('erin').status, 'Finished');
-  // init() starts a new session, and the write after it is encrypted.
-  await r.router.channel('erin').init();
-  await r.pump();
-  assert.equal(r.router.channel('erin').status, 'Unverified');
-  await r.router.write('erin', 'secret five');
-  await r.pump();
-  assert.deepEqual(clear(r, 'erin', 'secret five'), []);
-  assert.ok(erin.got.includes('secret five'));
-  assert.deepEqual(r.errors, []);
-});
+    // Closing a private channel leaves the same tombstone.
+    const erin = await r.remote('erin');
+    await r.secure(erin);
+    await r.router.channel('erin').close();
+    await r.router.write('erin', 'secret four');
+    assert.deepEqual(clear(r, 'erin', 'secret four'), []);
+    assert.equal(r.router.channel('erin').status, 'Finished');
+    // init() starts a new session, and the write after it is encrypted.
+    await r.router.channel('erin').init();
+    await r.pump();
+    assert.equal(r.router.channel('erin').status, 'Unverified');
+    await r.router.write('erin', 'secret five');
+    await r.pump();
+    assert.deepEqual(clear(r, 'erin', 'secret five'), []);
+    assert.ok(erin.got.includes('secret five'));
+    assert.deepEqual(r.errors, []);
+  },
+);
 
-test('finding 3: an impostor instance reads as the verified contact — its messages say who decrypted them, and its session going secure is reported', T, async () => {
-  const r = await rig();
-  const bob = await r.remote('bob');
-  await r.secure(bob);
-  const verified = r.router.channel('bob').contact.fingerprints()[0];
-  await verified.setVerified(true);
-  assert.equal(r.router.channel('bob').status, 'Private');
-  // Another key speaks under bob's nick, from an instance of its own, and completes an AKE.
-  const mallory = await r.remote('bob', { ownKey: true });
-  await mallory.channel.init();
-  await r.pump();
-  assert.equal(mallory.channel.status, 'Unverified', 'the impostor has a session');
-  assert.equal(r.unverifiedInstances.length, 1, 'reported once');
-  assert.equal(r.unverifiedInstances[0].from, 'bob');
-  assert.equal(r.unverifiedInstances[0].instag, mallory.account.instanceTag);
-  assert.equal(r.unverifiedInstances[0].fingerprint, mallory.account.fingerprint);
-  await mallory.channel.write('I am bob, trust me');
-  await bob.channel.write('the real bob');
-  await r.pump();
-  const byText = Object.fromEntries(r.reads.map((m) => [m.text, m.info]));
-  assert.deepEqual(byText['I am bob, trust me'], { encrypted: true, instag: mallory.account.instanceTag, fingerprint: mallory.account.fingerprint, verified: false });
-  assert.deepEqual(byText['the real bob'], { encrypted: true, instag: bob.account.instanceTag, fingerprint: bob.account.fingerprint, verified: true });
-  // The channel's status and active fingerprint describe the session writes go to: the verified one.
-  assert.equal(r.router.channel('bob').status, 'Private');
-  assert.equal(r.router.channel('bob').contact.activeFingerprint.hash, bob.account.fingerprint);
-  await r.router.write('bob', 'for the real bob only');
-  await r.pump();
-  assert.ok(bob.got.includes('for the real bob only'));
-  assert.ok(!mallory.got.includes('for the real bob only'), 'the impostor cannot read it');
-  assert.ok(verified.isVerified, 'trust untouched');
-  assert.deepEqual(r.errors, []);
-});
+test(
+  'finding 3: an impostor instance reads as the verified contact — its messages say who decrypted them, and its session going secure is reported',
+  T,
+  async () => {
+    const r = await rig();
+    const bob = await r.remote('bob');
+    await r.secure(bob);
+    const verified = r.router.channel('bob').contact.fingerprints()[0];
+    await verified.setVerified(true);
+    assert.equal(r.router.channel('bob').status, 'Private');
+    // Another key speaks under bob's nick, from an instance of its own, and completes an AKE.
+    const mallory = await r.remote('bob', { ownKey: true });
+    await mallory.channel.init();
+    await r.pump();
+    assert.equal(mallory.channel.status, 'Unverified', 'the impostor has a session');
+    assert.equal(r.unverifiedInstances.length, 1, 'reported once');
+    assert.equal(r.unverifiedInstances[0].from, 'bob');
+    assert.equal(r.unverifiedInstances[0].instag, mallory.account.instanceTag);
+    assert.equal(r.unverifiedInstances[0].fingerprint, mallory.account.fingerprint);
+    await mallory.channel.write('I am bob, trust me');
+    await bob.channel.write('the real bob');
+    await r.pump();
+    const byText = Object.fromEntries(r.reads.map((m) => [m.text, m.info]));
+    assert.deepEqual(byText['I am bob, trust me'], {
+      encrypted: true,
+      instag: mallory.account.instanceTag,
+      fingerprint: mallory.account.fingerprint,
+      verified: false,
+    });
+    assert.deepEqual(byText['the real bob'], { encrypted: true, instag: bob.account.instanceTag, fingerprint: bob.account.fingerprint, verified: true });
+    // The channel's status and active fingerprint describe the session writes go to: the verified one.
+    assert.equal(r.router.channel('bob').status, 'Private');
+    assert.equal(r.router.channel('bob').contact.activeFingerprint.hash, bob.account.fingerprint);
+    await r.router.write('bob', 'for the real bob only');
+    await r.pump();
+    assert.ok(bob.got.includes('for the real bob only'));
+    assert.ok(!mallory.got.includes('for the real bob only'), 'the impostor cannot read it');
+    assert.ok(verified.isVerified, 'trust untouched');
+    assert.deepEqual(r.errors, []);
+  },
+);
 
-test('finding 4: amplification — 2,000 queries from one contact in a burst cost three DH-Commits, and the DH-Commits it sends stop at its budget with one event', T, async () => {
-  const r = await rig({ bridge: { maxKeyWorkPerContact: 20, keyWorkWindow: 3_600_000 } });
-  await r.remote('flooder');
-  const cpuBefore = process.cpuUsage();
-  for (let i = 0; i < 2000; i++) r.router.read('flooder', '?OTRv3?').catch((e) => r.errors.push(e));
-  await r.router.read('flooder', '?OTRv3?');
-  const cpu = process.cpuUsage(cpuBefore);
-  const replies = r.sent('flooder');
-  const bytesOut = replies.reduce((n, m) => n + m.length, 0);
-  console.log(`# 2,001 queries (${2001 * 7} bytes) from one contact: ${replies.length} replies, ${bytesOut} bytes out; ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms of this process's CPU`);
-  assert.equal(replies.length, 3, 'the first query and two repeats (a client retrying) are answered; the rest do not restart the AKE');
-  assert.deepEqual(r.errors, [], 'every read resolves');
+test(
+  'finding 4: amplification — 2,000 queries from one contact in a burst cost three DH-Commits, and the DH-Commits it sends stop at its budget with one event',
+  T,
+  async () => {
+    const r = await rig({ bridge: { maxKeyWorkPerContact: 20, keyWorkWindow: 3_600_000 } });
+    await r.remote('flooder');
+    const cpuBefore = process.cpuUsage();
+    for (let i = 0; i < 2000; i++) r.router.read('flooder', '?OTRv3?').catch((e) => r.errors.push(e));
+    await r.router.read('flooder', '?OTRv3?');
+    const cpu = process.cpuUsage(cpuBefore);
+    const replies = r.sent('flooder');
+    const bytesOut = replies.reduce((n, m) => n + m.length, 0);
+    console.log(
+      `# 2,001 queries (${2001 * 7} bytes) from one contact: ${replies.length} replies, ${bytesOut} bytes out; ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms of this process's CPU`,
+    );
+    assert.equal(replies.length, 3, 'the first query and two repeats (a client retrying) are answered; the rest do not restart the AKE');
+    assert.deepEqual(r.errors, [], 'every read resolves');
 
-  // DH-Commits restart the AKE each time: they cost public-key work, up to the budget.
-  const commit = [];
-  const other = await r.remote('other');
-  other.channel._options.onWrite = (c, m) => commit.push(m);
-  await other.channel.read('?OTRv3?'); // other answers a query with a DH-Commit
-  assert.equal(commit.length, 1);
-  const before = r.sent('committer').length;
-  for (let i = 0; i < 500; i++) await r.router.read('committer', commit[0]);
-  const answered = r.sent('committer').length - before;
-  const overBudget = r.events.filter((e) => e.from === 'committer' && e.code === MessageEvent.RCVDMSG_GENERAL_ERR && /budget/.test(e.text));
-  console.log(`# 500 DH-Commits from one contact: ${answered} answered (budget 20 per window), ${overBudget.length} event`);
-  assert.ok(answered <= 20, `answered ${answered}`);
-  assert.ok(answered >= 5, `a contact within its budget is answered (${answered})`);
-  assert.equal(overBudget.length, 1, 'one event per window');
-  // Another contact is not affected.
-  const bob = await r.remote('bob');
-  await r.secure(bob);
-});
+    // DH-Commits restart the AKE each time: they cost public-key work, up to the budget.
+    const commit = [];
+    const other = await r.remote('other');
+    other.channel._options.onWrite = (c, m) => commit.push(m);
+    await other.channel.read('?OTRv3?'); // other answers a query with a DH-Commit
+    assert.equal(commit.length, 1);
+    const before = r.sent('committer').length;
+    for (let i = 0; i < 500; i++) await r.router.read('committer', commit[0]);
+    const answered = r.sent('committer').length - before;
+    const overBudget = r.events.filter((e) => e.from === 'committer' && e.code === MessageEvent.RCVDMSG_GENERAL_ERR && /budget/.test(e.text));
+    console.log(`# 500 DH-Commits from one contact: ${answered} answered (budget 20 per window), ${overBudget.length} event`);
+    assert.ok(answered <= 20, `answered ${answered}`);
+    assert.ok(answered >= 5, `a contact within its budget is answered (${answered})`);
+    assert.equal(overBudget.length, 1, 'one event per window');
+    // Another contact is not affected.
+    const bob = await r.remote('bob');
+    await r.secure(bob);
+  },
+);
 
-test('finding 5: maxContacts is a memory bound — 20 idle encrypted contacts under maxContacts 5 keep 5 channels, the others are told the session ended', T, async () => {
-  const r = await rig({ bridge: { maxContacts: 5 } });
-  const parties = [];
-  for (let i = 0; i < 20; i++) {
-    const party = await r.remote(`user${i}`);
-    await r.secure(party);
-    parties.push(party);
-  }
-  const stats = r.otr.stats();
-  assert.ok(stats.channels <= 5, `${stats.channels} channels`);
-  assert.ok(stats.sessions <= 5, `${stats.sessions} sessions`);
-  assert.equal(r.evicted.length, 15);
-  // Each evicted contact was sent the disconnect message: its side is no longer encrypted.
-  for (const party of parties.filter((p) => r.evicted.includes(p.nick))) {
-    assert.equal(party.channel.status, 'Finished', `${party.nick} told`);
-  }
-  assert.deepEqual(r.errors, []);
-});
+test(
+  'finding 5: maxContacts is a memory bound — 20 idle encrypted contacts under maxContacts 5 keep 5 channels, the others are told the session ended',
+  T,
+  async () => {
+    const r = await rig({ bridge: { maxContacts: 5 } });
+    const parties = [];
+    for (let i = 0; i < 20; i++) {
+      const party = await r.remote(`user${i}`);
+      await r.secure(party);
+      parties.push(party);
+    }
+    const stats = r.otr.stats();
+    assert.ok(stats.channels <= 5, `${stats.channels} channels`);
+    assert.ok(stats.sessions <= 5, `${stats.sessions} sessions`);
+    assert.equal(r.evicted.length, 15);
+    // Each evicted contact was sent the disconnect message: its side is no longer encrypted.
+    for (const party of parties.filter((p) => r.evicted.includes(p.nick))) {
+      assert.equal(party.channel.status, 'Finished', `${party.nick} told`);
+    }
+    assert.deepEqual(r.errors, []);
+  },
+);
 
 test('finding 5: idleSessionTimeout frees an idle encrypted contact, telling it, and its name comes back Finished', T, async () => {
   // The timeout is what the test waits for; it only has to be longer than the AKE below takes
@@ -332,7 +392,13 @@ test('finding 5: maxInstancesPerContact applies to encrypted instances too', T, 
   assert.ok(encrypted.length <= 2, `${encrypted.length} encrypted instance sessions kept`);
   assert.ok(sessions.length <= 3, `${sessions.length} instance sessions kept`);
   // The newest clients' sessions are the ones kept.
-  assert.deepEqual(encrypted.sort(), clients.slice(2).map((c) => c.account.instanceTag).sort());
+  assert.deepEqual(
+    encrypted.sort(),
+    clients
+      .slice(2)
+      .map((c) => c.account.instanceTag)
+      .sort(),
+  );
   // The newest client can talk; the oldest one's session is gone on the bridge's side.
   await clients[3].channel.write('from the newest client');
   await r.pump();

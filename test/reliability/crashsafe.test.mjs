@@ -11,7 +11,17 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { OTR } from 'protocol-otr';
 import {
-  CHILDREN, LONG, PROTO, cannotRun, closeAll, filesIn, readablePackageCopy, rejectsCode, runNode, snapshot, tmpdir,
+  CHILDREN,
+  LONG,
+  PROTO,
+  cannotRun,
+  closeAll,
+  filesIn,
+  readablePackageCopy,
+  rejectsCode,
+  runNode,
+  snapshot,
+  tmpdir,
   writeKeyFile,
 } from '../helpers/harness.mjs';
 
@@ -96,7 +106,11 @@ test('SIGKILL at random points while keys, fingerprints and instance tags are wr
       if (isPending) continue;
       assert.equal(loaded.trust.get(key), verified, `run ${run}: trust of ${key}`);
     }
-    assert.equal(loaded.trust.size, trust.size + (pending?.[0] === 'trust' && !trust.has(`${pending[1]} ${pending[2]}`) && loaded.trust.has(`${pending[1]} ${pending[2]}`) ? 1 : 0), `run ${run}: no fingerprint appeared or vanished`);
+    assert.equal(
+      loaded.trust.size,
+      trust.size + (pending?.[0] === 'trust' && !trust.has(`${pending[1]} ${pending[2]}`) && loaded.trust.has(`${pending[1]} ${pending[2]}`) ? 1 : 0),
+      `run ${run}: no fingerprint appeared or vanished`,
+    );
 
     // The step cut by the kill: on disk it is entirely before or entirely after.
     if (pending) {
@@ -123,7 +137,9 @@ test('SIGKILL at random points while keys, fingerprints and instance tags are wr
     for (const [name, tag] of loaded.accounts) if (tag === 0) accounts.delete(name);
   }
   stats.tempFilesLeft = fs.readdirSync(dir).filter((n) => n.includes('.tmp-')).length;
-  console.log(`# kill -9: ${stats.runs} runs, ${stats.steps} completed writes, ${stats.killedMidStep} kills inside a write step (old version kept ${stats.oldVersion}, new version ${stats.newVersion}), ${accounts.size} accounts, ${trust.size} fingerprints, ${stats.tempFilesLeft} temp files left behind`);
+  console.log(
+    `# kill -9: ${stats.runs} runs, ${stats.steps} completed writes, ${stats.killedMidStep} kills inside a write step (old version kept ${stats.oldVersion}, new version ${stats.newVersion}), ${accounts.size} accounts, ${trust.size} fingerprints, ${stats.tempFilesLeft} temp files left behind`,
+  );
   assert.ok(stats.killedMidStep > 0, 'some kills landed inside a write step');
 });
 
@@ -170,7 +186,11 @@ test('a full disk (64 KiB tmpfs): writes reject with ERR_OTR_FILE_WRITE and the 
     assert.equal(otr.findAccount('carol@example.org', PROTO), undefined, 'the account that could not be stored does not exist');
     assert.equal(otr.findAccount('alice@example.org', PROTO).fingerprint, alice.fingerprint, 'the old key is still in use');
     // A trusted fingerprint cannot be stored either; nor can a change of trust.
-    await rejectsCode(alice.contact('dave@example.org', crypto.randomBytes(20).toString('hex'), true), 'ERR_OTR_FILE_WRITE', 'contact(fp, true) on a full disk');
+    await rejectsCode(
+      alice.contact('dave@example.org', crypto.randomBytes(20).toString('hex'), true),
+      'ERR_OTR_FILE_WRITE',
+      'contact(fp, true) on a full disk',
+    );
     const bob = alice.findContact('bob@example.org');
     await rejectsCode(bob.fingerprints()[0].setVerified(false), 'ERR_OTR_FILE_WRITE', 'setVerified() on a full disk');
     assert.deepEqual(snapshot(dir), before, 'the previous files are intact, and no temp file is left');
@@ -186,7 +206,9 @@ test('a full disk (64 KiB tmpfs): writes reject with ERR_OTR_FILE_WRITE and the 
     const bobAgain = again.findAccount('alice@example.org', PROTO).findContact('bob@example.org');
     assert.equal(hexOf(bobAgain.fingerprints().find((f) => hexOf(f.hash) === bobFp).hash), bobFp);
     await again.close();
-    console.log(`# full disk: filled ${Math.round(filled / 1024)} KiB; account(), contact(fp, true) and setVerified() rejected ERR_OTR_FILE_WRITE, files unchanged`);
+    console.log(
+      `# full disk: filled ${Math.round(filled / 1024)} KiB; account(), contact(fp, true) and setVerified() rejected ERR_OTR_FILE_WRITE, files unchanged`,
+    );
   } finally {
     await otr?.close().catch(() => {});
     execFileSync('umount', [mnt]);
@@ -222,7 +244,7 @@ const DAMAGE = {
     const cut = Math.max(lastLine + 5, Math.floor(text.length / 2));
     fs.writeFileSync(file, bytes.subarray(0, Math.min(cut, bytes.length - 3)));
   },
-  'empty': (file) => fs.writeFileSync(file, ''),
+  empty: (file) => fs.writeFileSync(file, ''),
   'a directory instead of a file': (file) => {
     fs.rmSync(file);
     fs.mkdirSync(file);
@@ -291,7 +313,10 @@ for (const [kind, code] of Object.entries(KINDS)) {
       } else {
         assert.equal(otr, undefined, 'no instance over a file that cannot be used');
         await rejectsCode(Promise.reject(error ?? new Error('loaded without an error')), code, `${kind} ${what}`);
-        assert.ok(error.message.includes(path.basename(files[kind])) || error.message.includes(path.dirname(files[kind])), `the message names the file: ${error.message}`);
+        assert.ok(
+          error.message.includes(path.basename(files[kind])) || error.message.includes(path.dirname(files[kind])),
+          `the message names the file: ${error.message}`,
+        );
       }
       await otr?.close(); // its jobs done, key generation joined: nothing can write after this
       assert.deepEqual(snapshot(dir), before, 'nothing changed on disk (bytes, mtime, mode, no new files)');
@@ -322,49 +347,59 @@ test('files the process may not read (EACCES, run as an unprivileged user) give 
   }
 });
 
-test('SIGKILL while an OTR running contacts on several threads (several user states) writes its fingerprints: the file loads whole, with every confirmed trust', T, async () => {
-  const dir = tmpdir('otr-rel-multi-');
-  const peerDir = tmpdir('otr-rel-multi-peer-');
-  await writeKeyFile(dir, ['owner@example.org']);
-  await writeKeyFile(peerDir, ['peer@example.org']);
-  const runs = LONG ? 60 : 12;
-  const confirmed = new Map(); // `${contact} ${hex}` → true, confirmed on disk
-  const stats = { runs: 0, pendingAtKill: 0, learnt: 0 };
-  for (let run = 0; run < runs; run++) {
-    const delay = 50 + Math.random() * 500;
-    const result = await killAfterReady('multi-state-writer.mjs', ['run', dir, peerDir, String(run)], delay);
-    assert.equal(result.signal, 'SIGKILL', `run ${run}: the writer must only end by our SIGKILL (code ${result.code}, stderr ${result.stderr})`);
-    stats.runs++;
-    const wanted = new Map();
-    for (const line of result.stdout.split('\n')) {
-      const [word, id, contact, hex] = line.split(' ');
-      if (word === 'want') wanted.set(id, `${contact} ${hex}`);
-      if (word === 'done') {
-        confirmed.set(wanted.get(id), true);
-        wanted.delete(id);
+test(
+  'SIGKILL while an OTR running contacts on several threads (several user states) writes its fingerprints: the file loads whole, with every confirmed trust',
+  T,
+  async () => {
+    const dir = tmpdir('otr-rel-multi-');
+    const peerDir = tmpdir('otr-rel-multi-peer-');
+    await writeKeyFile(dir, ['owner@example.org']);
+    await writeKeyFile(peerDir, ['peer@example.org']);
+    const runs = LONG ? 60 : 12;
+    const confirmed = new Map(); // `${contact} ${hex}` → true, confirmed on disk
+    const stats = { runs: 0, pendingAtKill: 0, learnt: 0 };
+    for (let run = 0; run < runs; run++) {
+      const delay = 50 + Math.random() * 500;
+      const result = await killAfterReady('multi-state-writer.mjs', ['run', dir, peerDir, String(run)], delay);
+      assert.equal(result.signal, 'SIGKILL', `run ${run}: the writer must only end by our SIGKILL (code ${result.code}, stderr ${result.stderr})`);
+      stats.runs++;
+      const wanted = new Map();
+      for (const line of result.stdout.split('\n')) {
+        const [word, id, contact, hex] = line.split(' ');
+        if (word === 'want') wanted.set(id, `${contact} ${hex}`);
+        if (word === 'done') {
+          confirmed.set(wanted.get(id), true);
+          wanted.delete(id);
+        }
       }
-    }
-    stats.pendingAtKill += wanted.size;
+      stats.pendingAtKill += wanted.size;
 
-    // The file is whole: every line well formed, no line twice, nothing skipped at load.
-    const lines = fs.readFileSync(filesIn(dir).contactsFile, 'utf8').split('\n').filter(Boolean);
-    for (const line of lines) assert.match(line, /^[^\t]+\towner@example\.org\tprpl-jabber\t[0-9a-f]{40}\t(verified)?$/, `run ${run}: line ${line}`);
-    assert.equal(new Set(lines.map((l) => l.split('\t').slice(0, 4).join('\t'))).size, lines.length, `run ${run}: no fingerprint twice`);
-    const otr = new OTR(filesIn(dir));
-    try {
-      assert.deepEqual(otr.loadReport.skipped, [], `run ${run}: nothing skipped at load`);
-      const loaded = new Map();
-      for (const contact of otr.findAccount('owner@example.org', PROTO)?.contacts() ?? []) {
-        for (const fp of contact.fingerprints()) loaded.set(`${contact.name} ${hexOf(fp.hash)}`, fp.isVerified);
+      // The file is whole: every line well formed, no line twice, nothing skipped at load.
+      const lines = fs.readFileSync(filesIn(dir).contactsFile, 'utf8').split('\n').filter(Boolean);
+      for (const line of lines) assert.match(line, /^[^\t]+\towner@example\.org\tprpl-jabber\t[0-9a-f]{40}\t(verified)?$/, `run ${run}: line ${line}`);
+      assert.equal(new Set(lines.map((l) => l.split('\t').slice(0, 4).join('\t'))).size, lines.length, `run ${run}: no fingerprint twice`);
+      const otr = new OTR(filesIn(dir));
+      try {
+        assert.deepEqual(otr.loadReport.skipped, [], `run ${run}: nothing skipped at load`);
+        const loaded = new Map();
+        for (const contact of otr.findAccount('owner@example.org', PROTO)?.contacts() ?? []) {
+          for (const fp of contact.fingerprints()) loaded.set(`${contact.name} ${hexOf(fp.hash)}`, fp.isVerified);
+        }
+        for (const key of confirmed.keys()) assert.equal(loaded.get(key), true, `run ${run}: confirmed trust of ${key}`);
+        for (const key of wanted.values()) assert.ok(loaded.get(key) !== false || !confirmed.has(key), `run ${run}: ${key} is old or new`);
+        stats.learnt = loaded.size;
+      } finally {
+        await otr.close();
       }
-      for (const key of confirmed.keys()) assert.equal(loaded.get(key), true, `run ${run}: confirmed trust of ${key}`);
-      for (const key of wanted.values()) assert.ok(loaded.get(key) !== false || !confirmed.has(key), `run ${run}: ${key} is old or new`);
-      stats.learnt = loaded.size;
-    } finally {
-      await otr.close();
+      assert.deepEqual(
+        fs.readdirSync(dir).filter((n) => n.includes('.tmp-')),
+        [],
+        `run ${run}: no temp file left after a load`,
+      );
     }
-    assert.deepEqual(fs.readdirSync(dir).filter((n) => n.includes('.tmp-')), [], `run ${run}: no temp file left after a load`);
-  }
-  console.log(`# kill -9 of a multi-state OTR: ${stats.runs} runs, ${confirmed.size} trust writes confirmed, ${stats.pendingAtKill} in flight at a kill, ${stats.learnt} fingerprints on disk at the end`);
-  assert.ok(confirmed.size > 0, 'some trust writes completed');
-});
+    console.log(
+      `# kill -9 of a multi-state OTR: ${stats.runs} runs, ${confirmed.size} trust writes confirmed, ${stats.pendingAtKill} in flight at a kill, ${stats.learnt} fingerprints on disk at the end`,
+    );
+    assert.ok(confirmed.size > 0, 'some trust writes completed');
+  },
+);

@@ -57,7 +57,7 @@ test('a private key reached through a symbolic link is refused; the file it poin
 });
 
 test('a private key owned by another user is refused with the chown to run', T, async (t) => {
-  if (process.getuid() !== 0) return cannotRun(t, 'changing a file\'s owner needs root');
+  if (process.getuid() !== 0) return cannotRun(t, "changing a file's owner needs root");
   const dir = tmpdir();
   const file = await writeKeyFile(dir, ['alice@example.org']);
   fs.chownSync(file, 65534, 65534);
@@ -83,30 +83,34 @@ async function dirWithPlantedLines() {
   return { dir, files };
 }
 
-test('Files: a fingerprints or instance-tags file that group or others can write is refused with the chmod go-w to run; read access stays allowed', T, async () => {
-  const { dir, files } = await dirWithPlantedLines();
-  for (const [kind, code] of Object.entries(SHARED)) {
-    const file = files[kind];
-    for (const mode of [0o620, 0o602, 0o664, 0o646, 0o666, 0o660]) {
-      fs.chmodSync(file, mode);
-      const error = constructorError(dir);
-      assert.equal(error?.code, code, `${kind} mode ${mode.toString(8)}: ${error?.message}`);
-      assert.ok(error.message.includes(`chmod go-w ${file}`), error.message);
+test(
+  'Files: a fingerprints or instance-tags file that group or others can write is refused with the chmod go-w to run; read access stays allowed',
+  T,
+  async () => {
+    const { dir, files } = await dirWithPlantedLines();
+    for (const [kind, code] of Object.entries(SHARED)) {
+      const file = files[kind];
+      for (const mode of [0o620, 0o602, 0o664, 0o646, 0o666, 0o660]) {
+        fs.chmodSync(file, mode);
+        const error = constructorError(dir);
+        assert.equal(error?.code, code, `${kind} mode ${mode.toString(8)}: ${error?.message}`);
+        assert.ok(error.message.includes(`chmod go-w ${file}`), error.message);
+      }
+      for (const mode of [0o644, 0o640, 0o604, 0o600, 0o444]) {
+        fs.chmodSync(file, mode);
+        const otr = openOTR(dir);
+        const account = otr.findAccount('alice@example.org', PROTO);
+        assert.equal(account.instanceTag, 0x1a2b3c4d, `${kind} mode ${mode.toString(8)} loads`);
+        assert.equal(account.findContact('mallory@example.org').fingerprints()[0].isVerified, true);
+        await otr.close();
+      }
+      fs.chmodSync(file, 0o600);
     }
-    for (const mode of [0o644, 0o640, 0o604, 0o600, 0o444]) {
-      fs.chmodSync(file, mode);
-      const otr = openOTR(dir);
-      const account = otr.findAccount('alice@example.org', PROTO);
-      assert.equal(account.instanceTag, 0x1a2b3c4d, `${kind} mode ${mode.toString(8)} loads`);
-      assert.equal(account.findContact('mallory@example.org').fingerprints()[0].isVerified, true);
-      await otr.close();
-    }
-    fs.chmodSync(file, 0o600);
-  }
-});
+  },
+);
 
 test('Files: a fingerprints or instance-tags file owned by another user is refused with the chown to run', T, async (t) => {
-  if (process.getuid() !== 0) return cannotRun(t, 'changing a file\'s owner needs root');
+  if (process.getuid() !== 0) return cannotRun(t, "changing a file's owner needs root");
   const { dir, files } = await dirWithPlantedLines();
   for (const [kind, code] of Object.entries(SHARED)) {
     const file = files[kind];

@@ -21,11 +21,7 @@ let mal; // { a: alice's side, b: mallory's side }
 
 before(async () => {
   const [da, db, dm] = [tmpdir(), tmpdir(), tmpdir()];
-  await Promise.all([
-    writeKeyFile(da, ['alice@example.org']),
-    writeKeyFile(db, ['bob@example.org']),
-    writeKeyFile(dm, ['mallory@example.org']),
-  ]);
+  await Promise.all([writeKeyFile(da, ['alice@example.org']), writeKeyFile(db, ['bob@example.org']), writeKeyFile(dm, ['mallory@example.org'])]);
   // Alice answers everything: the floods here show what memory the work libotr does for them
   // costs (a contact spreading them over time stays within the default key-work budget, which
   // test/reliability/bridge-surface.test.mjs shows stopping a burst).
@@ -91,7 +87,9 @@ test('a peer that starts 1,000 AKEs and never finishes them: memory bounded, the
   await settleGc();
   const rssAfter = rssMB();
   const answered = mal.a.wire.length - replies;
-  console.log(`# hostile AKE flood: ${count} DH-commits from ${count} instance tags (+${count / 10} restarts), alice answered ${answered}; RSS ${rssBefore.toFixed(1)} → ${rssAfter.toFixed(1)} MB (+${(rssAfter - rssBefore).toFixed(1)} MB, ${(((rssAfter - rssBefore) * 1024) / count).toFixed(1)} KiB per half-open AKE)`);
+  console.log(
+    `# hostile AKE flood: ${count} DH-commits from ${count} instance tags (+${count / 10} restarts), alice answered ${answered}; RSS ${rssBefore.toFixed(1)} → ${rssAfter.toFixed(1)} MB (+${(rssAfter - rssBefore).toFixed(1)} MB, ${(((rssAfter - rssBefore) * 1024) / count).toFixed(1)} KiB per half-open AKE)`,
+  );
   assert.ok(answered >= count, 'alice answered every DH-commit (a DH-key each)');
   assert.ok(rssAfter - rssBefore < (LONG ? 400 : 64), `memory bounded: +${(rssAfter - rssBefore).toFixed(1)} MB for ${count} half-open AKEs`);
   assert.deepEqual(mal.a.errors, []);
@@ -119,7 +117,9 @@ test('a peer that floods fragments that never complete: memory bounded, no messa
   }
   await settleGc();
   const rssAfter = rssMB();
-  console.log(`# hostile fragments: ${count} unfinished first fragments and one message of ${growing} × 1 KB fragments never completed; RSS ${rssBefore.toFixed(1)} → ${rssAfter.toFixed(1)} MB (+${(rssAfter - rssBefore).toFixed(1)} MB)`);
+  console.log(
+    `# hostile fragments: ${count} unfinished first fragments and one message of ${growing} × 1 KB fragments never completed; RSS ${rssBefore.toFixed(1)} → ${rssAfter.toFixed(1)} MB (+${(rssAfter - rssBefore).toFixed(1)} MB)`,
+  );
   assert.equal(mal.a.received.length, gotBefore, 'no fragment reached onRead');
   assert.ok(rssAfter - rssBefore < 64, `memory bounded: +${(rssAfter - rssBefore).toFixed(1)} MB`);
   assert.deepEqual(mal.a.errors, []);
@@ -134,7 +134,10 @@ test('a peer that replays old data messages: RCVDMSG_UNREADABLE each time, never
   const sent = mal.b.wire.slice(start);
   await link.pump();
   const got = mal.a.received.length;
-  assert.deepEqual(mal.a.received.slice(-10), Array.from({ length: 10 }, (_, i) => `mallory ${i}`));
+  assert.deepEqual(
+    mal.a.received.slice(-10),
+    Array.from({ length: 10 }, (_, i) => `mallory ${i}`),
+  );
   const events = mal.a.args('onEvent').length;
   const rounds = LONG ? 100 : 10;
   mal.a.deliver = false; // alice's error replies to mallory
@@ -148,7 +151,10 @@ test('a peer that replays old data messages: RCVDMSG_UNREADABLE each time, never
   mal.a.deliver = false;
   for (const m of sent) await mal.a.channel.read(m);
   mal.a.deliver = true;
-  const replayed = mal.a.args('onEvent').slice(events).filter(([code]) => code === MessageEvent.RCVDMSG_UNREADABLE).length;
+  const replayed = mal.a
+    .args('onEvent')
+    .slice(events)
+    .filter(([code]) => code === MessageEvent.RCVDMSG_UNREADABLE).length;
   console.log(`# hostile replays: ${sent.length * (rounds + 1)} replayed data messages, ${replayed} RCVDMSG_UNREADABLE events, 0 duplicates`);
   assert.equal(replayed, sent.length * (rounds + 1), 'every replay raised RCVDMSG_UNREADABLE');
   assert.deepEqual(mal.a.received.slice(got), ['newer'], 'no replay reached onRead');
@@ -172,7 +178,10 @@ test('a peer that sends SMP messages out of order: SMP error/abort on alice, and
   await mal.a.channel.smpAbort();
   mal.a.deliver = true;
   await mal.a.channel.read(smp2);
-  const eventsA = mal.a.smpEvents().slice(mark).map(([code]) => code);
+  const eventsA = mal.a
+    .smpEvents()
+    .slice(mark)
+    .map(([code]) => code);
   assert.ok(eventsA.includes(SmpEvent.ERROR), `alice reports the out-of-order SMP2 as SmpEvent.ERROR: ${JSON.stringify(eventsA)}`);
   assert.ok(!eventsA.includes(SmpEvent.SUCCESS));
 
@@ -189,10 +198,16 @@ test('a peer that sends SMP messages out of order: SMP error/abort on alice, and
   mal.b.deliver = true;
   await mal.a.channel.read(smp1);
   await link.pump();
-  const eventsB = mal.a.smpEvents().slice(mark).map(([code]) => code);
+  const eventsB = mal.a
+    .smpEvents()
+    .slice(mark)
+    .map(([code]) => code);
   const names = (codes) => codes.map((c) => Object.keys(SmpEvent).find((k) => SmpEvent[k] === c) ?? c).join(', ');
   console.log(`# hostile SMP: out-of-order SMP2 → alice: ${names(eventsA)}; crossing SMP1 → alice: ${names(eventsB)}`);
-  assert.ok(eventsB.some((c) => abortish.has(c)), `alice reports the crossing SMP1 as an SMP error/abort: ${JSON.stringify(eventsB)}`);
+  assert.ok(
+    eventsB.some((c) => abortish.has(c)),
+    `alice reports the crossing SMP1 as an SMP error/abort: ${JSON.stringify(eventsB)}`,
+  );
 
   // Everything settles down: an in-order SMP with the right secret succeeds.
   await mal.a.channel.smpAbort();
@@ -201,14 +216,31 @@ test('a peer that sends SMP messages out of order: SMP error/abort on alice, and
   const markB = mal.b.smpEvents().length;
   await mal.a.channel.smpVerify('not telling');
   await link.pump();
-  assert.ok(mal.a.smpEvents().slice(mark).some(([code]) => code === SmpEvent.SUCCESS), `alice: ${JSON.stringify(mal.a.smpEvents().slice(mark))}`);
-  assert.ok(mal.b.smpEvents().slice(markB).some(([code]) => code === SmpEvent.SUCCESS), `mallory: ${JSON.stringify(mal.b.smpEvents().slice(markB))}`);
+  assert.ok(
+    mal.a
+      .smpEvents()
+      .slice(mark)
+      .some(([code]) => code === SmpEvent.SUCCESS),
+    `alice: ${JSON.stringify(mal.a.smpEvents().slice(mark))}`,
+  );
+  assert.ok(
+    mal.b
+      .smpEvents()
+      .slice(markB)
+      .some(([code]) => code === SmpEvent.SUCCESS),
+    `mallory: ${JSON.stringify(mal.b.smpEvents().slice(markB))}`,
+  );
   assert.deepEqual(mal.a.errors, []);
   await legitimateStillWorks('after the SMP games');
   // The legitimate SMP, too.
   const markBob = bob.a.smpEvents().length;
   await bob.a.channel.smpVerify('alice and bob');
   await link.pump();
-  assert.ok(bob.a.smpEvents().slice(markBob).some(([code]) => code === SmpEvent.SUCCESS));
+  assert.ok(
+    bob.a
+      .smpEvents()
+      .slice(markBob)
+      .some(([code]) => code === SmpEvent.SUCCESS),
+  );
   assert.equal(bob.a.channel.status, 'Private');
 });

@@ -9,8 +9,20 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { MessageEvent, OtrError, SmpEvent } from 'protocol-otr';
 import {
-  CHILDREN, LONG, Net, PROTO, assertCleanExit, closeAll, filesIn, makeSecure, rejectsCode, runNode,
-  tick, tmpdir, twoInstances, writeKeyFile,
+  CHILDREN,
+  LONG,
+  Net,
+  PROTO,
+  assertCleanExit,
+  closeAll,
+  filesIn,
+  makeSecure,
+  rejectsCode,
+  runNode,
+  tick,
+  tmpdir,
+  twoInstances,
+  writeKeyFile,
 } from '../helpers/harness.mjs';
 
 const T = { timeout: 240_000 };
@@ -58,7 +70,10 @@ test('close() while keygen, AKE, SMP and 1,000 writes are in flight: settles, no
   for (let i = 0; i < 1000; i++) writes.push(a.channel.write(`in flight ${i}`));
   const closing = A.close();
   // Calls made once close() was called are refused at once.
-  const refused = a.channel.write('after close() was called').then(() => assert.fail('a write after close() was called succeeded'), (e) => e);
+  const refused = a.channel.write('after close() was called').then(
+    () => assert.fail('a write after close() was called succeeded'),
+    (e) => e,
+  );
   await closing;
   a.closed = true;
   a2.closed = true;
@@ -68,7 +83,11 @@ test('close() while keygen, AKE, SMP and 1,000 writes are in flight: settles, no
 
   // Work queued before close() was finished: every write handed over, the key generated.
   const rejected = settled.filter((s) => s.status === 'rejected');
-  assert.deepEqual(rejected.map((s) => `${s.reason?.code} ${s.reason?.message}`), [], 'work queued before close() completes');
+  assert.deepEqual(
+    rejected.map((s) => `${s.reason?.code} ${s.reason?.message}`),
+    [],
+    'work queued before close() completes',
+  );
   assert.equal(settled[0].value.name, 'newcomer@example.org');
   assert.equal(a.wire.filter((m) => m.startsWith('?OTR:AAM')).length >= 1000, true, 'all 1,000 writes reached onWrite');
 
@@ -116,7 +135,10 @@ test('an OTR garbage-collected without close(): its key-generation threads end, 
   console.log(`# gc without close(): threads before ${figures.base}, with ${figures.instances} live instances ${figures.during}, after gc ${figures.after}`);
   // libotr's work runs on the process-wide pool: instances add no thread of their own (only a
   // key generation in flight has one).
-  assert.ok(figures.during < figures.base + figures.instances, `no thread per instance (before ${figures.base}, with ${figures.instances} instances ${figures.during})`);
+  assert.ok(
+    figures.during < figures.base + figures.instances,
+    `no thread per instance (before ${figures.base}, with ${figures.instances} instances ${figures.during})`,
+  );
   assert.ok(figures.after <= figures.base + 2, `threads are released after gc (before ${figures.base}, after ${figures.after})`);
 });
 
@@ -156,7 +178,11 @@ test('a callback that throws: the call rejects with ERR_OTR_CALLBACK, the other 
   let throwSecure = true;
   let throwDecrypt = false;
   const boom = new Error('boom from a callback');
-  const { a, b } = await link.connect(A, 'alice@example.org', B, 'bob@example.org',
+  const { a, b } = await link.connect(
+    A,
+    'alice@example.org',
+    B,
+    'bob@example.org',
     {
       maxMessageSize: 120,
       onWrite: () => {
@@ -228,7 +254,10 @@ test('a callback that throws: the call rejects with ERR_OTR_CALLBACK, the other 
   await b.channel.write('and back');
   await link.pump();
   assert.deepEqual(b.errors, []);
-  assert.deepEqual(b.received.slice(-20), Array.from({ length: 20 }, (_, i) => `after ${i}`));
+  assert.deepEqual(
+    b.received.slice(-20),
+    Array.from({ length: 20 }, (_, i) => `after ${i}`),
+  );
   assert.equal(a.received.at(-1), 'and back');
 });
 
@@ -236,7 +265,11 @@ test('re-entrancy: callbacks that write to, read on, and close their own channel
   const { A, B } = await twoInstances();
   const link = new Net({ manual: true });
   const echoes = [];
-  const { a, b } = await link.connect(A, 'alice@example.org', B, 'bob@example.org',
+  const { a, b } = await link.connect(
+    A,
+    'alice@example.org',
+    B,
+    'bob@example.org',
     {
       onGoneSecure: (c) => {
         echoes.push(c.write('hello from onGoneSecure'));
@@ -274,7 +307,10 @@ test('re-entrancy: callbacks that write to, read on, and close their own channel
   assert.deepEqual(a.errors, []);
   const expected = ['hello from onGoneSecure', ...Array.from({ length: n }, (_, i) => `m${i}`)];
   assert.deepEqual(b.received, expected);
-  assert.deepEqual(a.received.filter((m) => m.startsWith('echo: ')), expected.map((m) => `echo: ${m}`));
+  assert.deepEqual(
+    a.received.filter((m) => m.startsWith('echo: ')),
+    expected.map((m) => `echo: ${m}`),
+  );
   assert.ok(a.received.includes('smp done'));
   assert.equal(b.channel.status, 'Private');
 

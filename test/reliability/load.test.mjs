@@ -52,7 +52,10 @@ class Mixer {
 
   async drain(until) {
     let done = false;
-    until.then(() => (done = true), () => (done = true));
+    until.then(
+      () => (done = true),
+      () => (done = true),
+    );
     for (;;) {
       if (this.active.length === 0) {
         if (this.pending.length > 0) {
@@ -78,106 +81,113 @@ class Mixer {
   }
 }
 
-test(`${ALICES * BOBS} channels × ${MESSAGES} messages, randomly interleaved, fragments included: none lost, none duplicated, in order; memory flat`, { timeout: LONG ? 3_600_000 : 240_000 }, async () => {
-  const da = tmpdir('otr-rel-load-a-');
-  const db = tmpdir('otr-rel-load-b-');
-  const aliceNames = Array.from({ length: ALICES }, (_, i) => `alice${i}@example.org`);
-  const bobNames = Array.from({ length: BOBS }, (_, i) => `bob${i}@example.org`);
-  await writeKeyFile(da, aliceNames);
-  await writeKeyFile(db, bobNames);
-  const A = openOTR(da);
-  const B = openOTR(db);
-  const started = Date.now();
-  const memStart = memory();
-  const mixer = new Mixer();
-  const pairs = [];
-  const [alices, bobs] = await Promise.all([
-    Promise.all(aliceNames.map((n) => A.account(n, PROTO))),
-    Promise.all(bobNames.map((n) => B.account(n, PROTO))),
-  ]);
-  for (const alice of alices) {
-    for (const bob of bobs) {
-      const id = pairs.length;
-      const fragment = id % 3 === 0; // every third channel fragments its messages
-      const [ca, cb] = await Promise.all([alice.contact(bob.name), bob.contact(alice.name)]);
-      const a = { unexpected: 0 };
-      // bob checks each message as it arrives against the next one expected on this channel.
-      const b = { round: 0, next: 0, wrong: undefined, secure: 0 };
-      const toB = mixer.queue(b);
-      const toA = mixer.queue(a);
-      const onReadB = (c, m) => {
-        const want = textOf(b.round, id, b.next, fragment);
-        if (m !== want && b.wrong === undefined) b.wrong = `message ${b.next}: got ${JSON.stringify(m.slice(0, 60))}, expected ${JSON.stringify(want.slice(0, 60))}`;
-        b.next++;
-      };
-      // No query retries: under load an AKE can take longer than their interval.
-      a.channel = ca.channel({ maxMessageSize: fragment ? 300 : 0, queryRetries: 0, onWrite: (c, m) => toB(m), onRead: () => a.unexpected++ });
-      b.channel = cb.channel({ maxMessageSize: fragment ? 300 : 0, onWrite: (c, m) => toA(m), onRead: onReadB, onGoneSecure: () => b.secure++ });
-      pairs.push({ id, a, b, fragment });
+test(
+  `${ALICES * BOBS} channels × ${MESSAGES} messages, randomly interleaved, fragments included: none lost, none duplicated, in order; memory flat`,
+  { timeout: LONG ? 3_600_000 : 240_000 },
+  async () => {
+    const da = tmpdir('otr-rel-load-a-');
+    const db = tmpdir('otr-rel-load-b-');
+    const aliceNames = Array.from({ length: ALICES }, (_, i) => `alice${i}@example.org`);
+    const bobNames = Array.from({ length: BOBS }, (_, i) => `bob${i}@example.org`);
+    await writeKeyFile(da, aliceNames);
+    await writeKeyFile(db, bobNames);
+    const A = openOTR(da);
+    const B = openOTR(db);
+    const started = Date.now();
+    const memStart = memory();
+    const mixer = new Mixer();
+    const pairs = [];
+    const [alices, bobs] = await Promise.all([Promise.all(aliceNames.map((n) => A.account(n, PROTO))), Promise.all(bobNames.map((n) => B.account(n, PROTO)))]);
+    for (const alice of alices) {
+      for (const bob of bobs) {
+        const id = pairs.length;
+        const fragment = id % 3 === 0; // every third channel fragments its messages
+        const [ca, cb] = await Promise.all([alice.contact(bob.name), bob.contact(alice.name)]);
+        const a = { unexpected: 0 };
+        // bob checks each message as it arrives against the next one expected on this channel.
+        const b = { round: 0, next: 0, wrong: undefined, secure: 0 };
+        const toB = mixer.queue(b);
+        const toA = mixer.queue(a);
+        const onReadB = (c, m) => {
+          const want = textOf(b.round, id, b.next, fragment);
+          if (m !== want && b.wrong === undefined)
+            b.wrong = `message ${b.next}: got ${JSON.stringify(m.slice(0, 60))}, expected ${JSON.stringify(want.slice(0, 60))}`;
+          b.next++;
+        };
+        // No query retries: under load an AKE can take longer than their interval.
+        a.channel = ca.channel({ maxMessageSize: fragment ? 300 : 0, queryRetries: 0, onWrite: (c, m) => toB(m), onRead: () => a.unexpected++ });
+        b.channel = cb.channel({ maxMessageSize: fragment ? 300 : 0, onWrite: (c, m) => toA(m), onRead: onReadB, onGoneSecure: () => b.secure++ });
+        pairs.push({ id, a, b, fragment });
+      }
     }
-  }
-  // The AKEs, interleaved at random, 500 channels at a time: libotr's poll drops AKE state
-  // older than 60 s, which thousands of AKEs run at once through one random mix can reach.
-  // An init() that rejects is recorded (not a drain ended early with its reason lost).
-  for (let i = 0; i < pairs.length; i += 500) {
-    await mixer.drain(Promise.all(pairs.slice(i, i + 500).map((p) => p.a.channel.init().catch((e) => mixer.errors.push(e)))));
-  }
-  assert.deepEqual(mixer.errors, []);
-  const notPrivate = pairs.filter((p) => p.a.channel.status !== 'Unverified' || p.b.channel.status !== 'Unverified');
-  assert.equal(notPrivate.length, 0, `${notPrivate.length} channels did not become private`);
-  const akeSeconds = (Date.now() - started) / 1000;
-
-  async function round(r) {
-    const t0 = Date.now();
-    const before = mixer.delivered;
-    for (const p of pairs) {
-      p.b.round = r;
-      p.b.next = 0;
+    // The AKEs, interleaved at random, 500 channels at a time: libotr's poll drops AKE state
+    // older than 60 s, which thousands of AKEs run at once through one random mix can reach.
+    // An init() that rejects is recorded (not a drain ended early with its reason lost).
+    for (let i = 0; i < pairs.length; i += 500) {
+      await mixer.drain(Promise.all(pairs.slice(i, i + 500).map((p) => p.a.channel.init().catch((e) => mixer.errors.push(e)))));
     }
-    const writes = [];
-    for (let m = 0; m < MESSAGES; m++) {
-      for (const p of pairs) writes.push(p.a.channel.write(textOf(r, p.id, m, p.fragment)));
-    }
-    await mixer.drain(Promise.all(writes));
     assert.deepEqual(mixer.errors, []);
-    const wrong = pairs.filter((p) => p.b.next !== MESSAGES || p.b.wrong !== undefined);
-    assert.deepEqual(
-      wrong.slice(0, 5).map((p) => `channel ${p.id} (fragmenting: ${p.fragment}): ${p.b.next} of ${MESSAGES} arrived; ${p.b.wrong ?? 'in order'}`),
-      [],
-      `round ${r}: every message once, in order (${wrong.length} channels wrong)`,
-    );
-    assert.ok(pairs.every((p) => p.a.unexpected === 0), 'alice received nothing');
-    return { seconds: (Date.now() - t0) / 1000, wire: mixer.delivered - before };
-  }
+    const notPrivate = pairs.filter((p) => p.a.channel.status !== 'Unverified' || p.b.channel.status !== 'Unverified');
+    assert.equal(notPrivate.length, 0, `${notPrivate.length} channels did not become private`);
+    const akeSeconds = (Date.now() - started) / 1000;
 
-  // Memory after each round, with everything the round made unreachable collected. The short
-  // form runs six rounds: there RSS grows by some MB over rounds 2 to 4 while the allocator
-  // settles (how many rounds that takes varies with the random mix), then stays; a leak would
-  // keep growing. The check is on the last two rounds (the long form: its two rounds).
-  const rounds = LONG || SIZES ? 2 : 6;
-  const done = [];
-  const memAfter = [];
-  for (let r = 1; r <= rounds; r++) {
-    done.push(await round(r));
-    await settleGc();
-    memAfter.push(memory());
-  }
-  // Growth of RSS over rounds from+1..to.
-  const growthOver = (from, to) => (memAfter[to - 1].rss - memAfter[from - 1].rss) / memAfter[from - 1].rss;
-  const checkedFrom = Math.max(1, rounds - 2);
-  const pct = (x) => `${(x * 100).toFixed(1)} %`;
-  const mb = (x) => x.toFixed(0);
-  console.log(`# load: ${pairs.length} channels (${pairs.filter((p) => p.fragment).length} fragmenting at 300 bytes), AKEs ${akeSeconds.toFixed(1)} s; ` +
-    `${rounds} rounds of ${pairs.length * MESSAGES} messages (round 1: ${done[0].wire} wire messages), 0 lost; ` +
-    `seconds per round ${done.map((d) => d.seconds.toFixed(1)).join(', ')}; RSS start ${mb(memStart.rss)} MB, after each round ` +
-    `${memAfter.map((m) => mb(m.rss)).join(', ')} MB (growth over round 2: ${pct(growthOver(1, 2))}, over rounds ${checkedFrom + 1}-${rounds}: ${pct(growthOver(checkedFrom, rounds))}); ` +
-    `JS heap after each round ${memAfter.map((m) => mb(m.heap)).join(', ')} MB`);
-  const secureCounts = pairs.filter((p) => p.b.secure !== 1).map((p) => `channel ${p.id}: ${p.b.secure}`);
-  assert.deepEqual(secureCounts, [], 'each channel went secure exactly once (onGoneSecure calls on bob\'s side)');
-  // 10 %: under heavy CPU contention the settling was seen to end as late as round 5 (+7 %
-  // over rounds 5-6, else under 1 %); a leak of 1.3 KB per message would add 10 MB here.
-  const limit = 0.1;
-  const growth = growthOver(checkedFrom, rounds);
-  assert.ok(growth < limit, `RSS after round ${rounds} within ${limit * 100} % of after round ${checkedFrom} (${pct(growth)})`);
-  await Promise.all([A.close(), B.close()]);
-});
+    async function round(r) {
+      const t0 = Date.now();
+      const before = mixer.delivered;
+      for (const p of pairs) {
+        p.b.round = r;
+        p.b.next = 0;
+      }
+      const writes = [];
+      for (let m = 0; m < MESSAGES; m++) {
+        for (const p of pairs) writes.push(p.a.channel.write(textOf(r, p.id, m, p.fragment)));
+      }
+      await mixer.drain(Promise.all(writes));
+      assert.deepEqual(mixer.errors, []);
+      const wrong = pairs.filter((p) => p.b.next !== MESSAGES || p.b.wrong !== undefined);
+      assert.deepEqual(
+        wrong.slice(0, 5).map((p) => `channel ${p.id} (fragmenting: ${p.fragment}): ${p.b.next} of ${MESSAGES} arrived; ${p.b.wrong ?? 'in order'}`),
+        [],
+        `round ${r}: every message once, in order (${wrong.length} channels wrong)`,
+      );
+      assert.ok(
+        pairs.every((p) => p.a.unexpected === 0),
+        'alice received nothing',
+      );
+      return { seconds: (Date.now() - t0) / 1000, wire: mixer.delivered - before };
+    }
+
+    // Memory after each round, with everything the round made unreachable collected. The short
+    // form runs six rounds: there RSS grows by some MB over rounds 2 to 4 while the allocator
+    // settles (how many rounds that takes varies with the random mix), then stays; a leak would
+    // keep growing. The check is on the last two rounds (the long form: its two rounds).
+    const rounds = LONG || SIZES ? 2 : 6;
+    const done = [];
+    const memAfter = [];
+    for (let r = 1; r <= rounds; r++) {
+      done.push(await round(r));
+      await settleGc();
+      memAfter.push(memory());
+    }
+    // Growth of RSS over rounds from+1..to.
+    const growthOver = (from, to) => (memAfter[to - 1].rss - memAfter[from - 1].rss) / memAfter[from - 1].rss;
+    const checkedFrom = Math.max(1, rounds - 2);
+    const pct = (x) => `${(x * 100).toFixed(1)} %`;
+    const mb = (x) => x.toFixed(0);
+    console.log(
+      `# load: ${pairs.length} channels (${pairs.filter((p) => p.fragment).length} fragmenting at 300 bytes), AKEs ${akeSeconds.toFixed(1)} s; ` +
+        `${rounds} rounds of ${pairs.length * MESSAGES} messages (round 1: ${done[0].wire} wire messages), 0 lost; ` +
+        `seconds per round ${done.map((d) => d.seconds.toFixed(1)).join(', ')}; RSS start ${mb(memStart.rss)} MB, after each round ` +
+        `${memAfter.map((m) => mb(m.rss)).join(', ')} MB (growth over round 2: ${pct(growthOver(1, 2))}, over rounds ${checkedFrom + 1}-${rounds}: ${pct(growthOver(checkedFrom, rounds))}); ` +
+        `JS heap after each round ${memAfter.map((m) => mb(m.heap)).join(', ')} MB`,
+    );
+    const secureCounts = pairs.filter((p) => p.b.secure !== 1).map((p) => `channel ${p.id}: ${p.b.secure}`);
+    assert.deepEqual(secureCounts, [], "each channel went secure exactly once (onGoneSecure calls on bob's side)");
+    // 10 %: under heavy CPU contention the settling was seen to end as late as round 5 (+7 %
+    // over rounds 5-6, else under 1 %); a leak of 1.3 KB per message would add 10 MB here.
+    const limit = 0.1;
+    const growth = growthOver(checkedFrom, rounds);
+    assert.ok(growth < limit, `RSS after round ${rounds} within ${limit * 100} % of after round ${checkedFrom} (${pct(growth)})`);
+    await Promise.all([A.close(), B.close()]);
+  },
+);

@@ -57,10 +57,11 @@ test('plaintext downgrade: a re-AKE the contact starts never drops our session t
 });
 
 test('finished AKE state freed: fragmented messages, key rotation, the extra symmetric key, SMP and a new AKE all still work', T, async () => {
-  const { net, a: alice, b: bob } = await securePairOf(
-    { maxMessageSize: 120, onSmp: () => 'shared' },
-    { maxMessageSize: 120, onSmp: () => 'shared', onSymkey: () => {} },
-  );
+  const {
+    net,
+    a: alice,
+    b: bob,
+  } = await securePairOf({ maxMessageSize: 120, onSmp: () => 'shared' }, { maxMessageSize: 120, onSmp: () => 'shared', onSymkey: () => {} });
   // The fragmenter reads the protocol version from the AKE state we cleared.
   const long = 'x'.repeat(2000);
   for (let i = 0; i < 5; i++) {
@@ -68,7 +69,10 @@ test('finished AKE state freed: fragmented messages, key rotation, the extra sym
     await bob.channel.write(`back ${i}`);
     await net.pump();
   }
-  assert.deepEqual(bob.received.slice(-5), [0, 1, 2, 3, 4].map((i) => `${long}${i}`));
+  assert.deepEqual(
+    bob.received.slice(-5),
+    [0, 1, 2, 3, 4].map((i) => `${long}${i}`),
+  );
   assert.ok(alice.wire.slice(-3).every((m) => m.length <= 120));
   const key = await alice.channel.createSymkey(7, 'files');
   await net.pump();
@@ -85,37 +89,41 @@ test('finished AKE state freed: fragmented messages, key rotation, the extra sym
   net.assertNoErrors();
 });
 
-test('one contact at a time in the context list: with many contacts, forgotten ones and eviction, every other contact is intact (poll, the fingerprints file)', T, async () => {
-  const dir = tmpdir();
-  await writeKeyFile(dir, ['bridge@example.org']);
-  const otr = openOTR({ ...filesIn(dir), maxContacts: 300 });
-  const bridge = await otr.account('bridge@example.org', PROTO);
-  const fp = (n) => n.toString(16).padStart(40, '0');
-  const count = 600;
-  const keep = new Map();
-  for (let i = 0; i < count; i++) {
-    const name = `contact${i}@example.org`;
-    // A verified fingerprint for every third one: never evicted, always in the file.
-    const contact = await bridge.contact(name, fp(i + 1), i % 3 === 0);
-    const channel = contact.channel({ onWrite: () => {}, onRead: () => {} });
-    await channel.read(i % 2 ? `hello ${i}` : '?OTRv3?');
-    if (i % 7 === 0) await contact.forget({ unverifiedFingerprints: true });
-    else keep.set(name, i);
-  }
-  const live = bridge.contacts().filter((c) => c.existingChannel);
-  await live[0].existingChannel.ping(); // libotr's poll walks every context
-  await otr.close();
-  const lines = fs.readFileSync(filesIn(dir).contactsFile, 'utf8').split('\n').filter(Boolean);
-  const byName = new Map(lines.map((line) => [line.split('\t')[0], line]));
-  for (let i = 0; i < count; i++) {
-    const name = `contact${i}@example.org`;
-    const line = byName.get(name);
-    if (i % 7 === 0 && i % 3 !== 0) {
-      assert.equal(line, undefined, `${name}: forgotten with its unverified fingerprint`);
-    } else {
-      assert.ok(line?.includes(fp(i + 1)), `${name}: its fingerprint is in the file`);
-      assert.equal(line.endsWith('\tverified'), i % 3 === 0, `${name}: its trust`);
+test(
+  'one contact at a time in the context list: with many contacts, forgotten ones and eviction, every other contact is intact (poll, the fingerprints file)',
+  T,
+  async () => {
+    const dir = tmpdir();
+    await writeKeyFile(dir, ['bridge@example.org']);
+    const otr = openOTR({ ...filesIn(dir), maxContacts: 300 });
+    const bridge = await otr.account('bridge@example.org', PROTO);
+    const fp = (n) => n.toString(16).padStart(40, '0');
+    const count = 600;
+    const keep = new Map();
+    for (let i = 0; i < count; i++) {
+      const name = `contact${i}@example.org`;
+      // A verified fingerprint for every third one: never evicted, always in the file.
+      const contact = await bridge.contact(name, fp(i + 1), i % 3 === 0);
+      const channel = contact.channel({ onWrite: () => {}, onRead: () => {} });
+      await channel.read(i % 2 ? `hello ${i}` : '?OTRv3?');
+      if (i % 7 === 0) await contact.forget({ unverifiedFingerprints: true });
+      else keep.set(name, i);
     }
-  }
-  assert.ok(live.length <= 300);
-});
+    const live = bridge.contacts().filter((c) => c.existingChannel);
+    await live[0].existingChannel.ping(); // libotr's poll walks every context
+    await otr.close();
+    const lines = fs.readFileSync(filesIn(dir).contactsFile, 'utf8').split('\n').filter(Boolean);
+    const byName = new Map(lines.map((line) => [line.split('\t')[0], line]));
+    for (let i = 0; i < count; i++) {
+      const name = `contact${i}@example.org`;
+      const line = byName.get(name);
+      if (i % 7 === 0 && i % 3 !== 0) {
+        assert.equal(line, undefined, `${name}: forgotten with its unverified fingerprint`);
+      } else {
+        assert.ok(line?.includes(fp(i + 1)), `${name}: its fingerprint is in the file`);
+        assert.equal(line.endsWith('\tverified'), i % 3 === 0, `${name}: its trust`);
+      }
+    }
+    assert.ok(live.length <= 300);
+  },
+);

@@ -9,7 +9,11 @@ if (process.argv[2] === 'run') {
   const [A, B] = await openCopies(dir, 2, 'x-');
   const link = new Net({ manual: true });
   let exitInCallback = false;
-  const { a, b } = await link.connect(A, 'alice@example.org', B, 'bob@example.org',
+  const { a, b } = await link.connect(
+    A,
+    'alice@example.org',
+    B,
+    'bob@example.org',
     { onWrite: () => exitInCallback && process.exit(code) },
     { onSmp: () => 'secret' },
   );

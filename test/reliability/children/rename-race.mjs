@@ -14,11 +14,7 @@ const verified = await account.contact('X', '0123456789abcdef0123456789abcdef012
 await verified.forget();
 const router = account.router({ onWrite: () => {}, onRead: () => {} });
 await router.read('S', '?OTRv3?');
-const outcomes = await Promise.allSettled([
-  router.read('S', 'queued under the old name'),
-  router.rename('S', 'X'),
-  router.read('S', '?OTRv3?'),
-]);
+const outcomes = await Promise.allSettled([router.read('S', 'queued under the old name'), router.rename('S', 'X'), router.read('S', '?OTRv3?')]);
 const [first, second] = variant & 1 ? account.contacts().reverse() : account.contacts();
 await first.forget().catch(() => {});
 const name = variant & 2 ? second.name : first.name;
