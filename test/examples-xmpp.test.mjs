@@ -36,6 +36,18 @@ function bot(server, user, extra = []) {
 }
 const LOOPBACK = ['--allow-unencrypted', '--plain']; // quick logins where login is not the point
 
+// Two bots, alice and bob, logged in quickly (LOOPBACK).
+function twoBots(server) {
+  return { alice: bot(server, 'alice', LOOPBACK), bob: bot(server, 'bob', LOOPBACK) };
+}
+
+// Both connected, then bob starts OTR with alice: resolves once both print the session secure.
+async function secure(alice, bob) {
+  await Promise.all([alice.waitFor(/^connected /), bob.waitFor(/^connected /)]);
+  bob.send('/otr alice@localhost');
+  await Promise.all([alice.waitFor(/^secure bob@localhost Unverified$/), bob.waitFor(/^secure alice@localhost Unverified$/)]);
+}
+
 // A failed start: exit code 1, one line on standard output after the key lines, nothing else.
 async function failsInOneLine(run, pattern) {
   assert.equal(await run.exited, 1);
@@ -148,12 +160,9 @@ test('xmpp-bot console: /otr, /finish, /smp and every other command without its 
 
 test("xmpp-bot without --smp-secret: the contact's SMP request is answered (/smp-answer) or aborted (/smp-abort) from the console", T, async () => {
   const server = await startProsody({ alice: 'alice-pw', bob: 'bob-pw' });
-  const alice = bot(server, 'alice', LOOPBACK);
-  const bob = bot(server, 'bob', LOOPBACK);
+  const { alice, bob } = twoBots(server);
   try {
-    await Promise.all([alice.waitFor(/^connected /), bob.waitFor(/^connected /)]);
-    bob.send('/otr alice@localhost');
-    await Promise.all([alice.waitFor(/^secure bob@localhost Unverified$/), bob.waitFor(/^secure alice@localhost Unverified$/)]);
+    await secure(alice, bob);
     bob.send('/smp alice@localhost bluedoor Which door?');
     await alice.waitFor(/^smp-request bob@localhost: Which door\?$/);
     await alice.waitFor(/^answer with \/smp-answer bob@localhost SECRET, or refuse with \/smp-abort bob@localhost$/);
@@ -204,12 +213,9 @@ test('xmpp-bot: the query a client without OTR shows is plain text, not HTML', T
 
 test('xmpp-bot: after the contact ends the conversation, a refused write is one clear line naming /otr, and /otr starts a new one', T, async () => {
   const server = await startProsody({ alice: 'alice-pw', bob: 'bob-pw' });
-  const alice = bot(server, 'alice', LOOPBACK);
-  const bob = bot(server, 'bob', LOOPBACK);
+  const { alice, bob } = twoBots(server);
   try {
-    await Promise.all([alice.waitFor(/^connected /), bob.waitFor(/^connected /)]);
-    bob.send('/otr alice@localhost');
-    await Promise.all([alice.waitFor(/^secure bob@localhost Unverified$/), bob.waitFor(/^secure alice@localhost Unverified$/)]);
+    await secure(alice, bob);
     bob.send('/finish alice@localhost');
     await alice.waitFor(/^finished bob@localhost$/);
     const mark = alice.lines.length;
