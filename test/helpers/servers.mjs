@@ -1,7 +1,7 @@
 // Real chat servers on loopback for the end-to-end tests: ngircd (IRC) and prosody (XMPP),
 // each in a fresh 0700 temp directory, on a free port, listening on 127.0.0.1 only, started
-// and stopped by the test. Readiness is the port accepting a connection (retried on each
-// refusal, bounded), never a sleep. Outside CI a missing server is a skip with the reason;
+// and stopped by the test. Readiness is the port accepting a connection (tried again after each
+// refusal while the server runs), never a sleep. Outside CI a missing server is a skip with the reason;
 // in CI (CI=true) it is a failure.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -38,13 +38,27 @@ export function freePort() {
   });
 }
 
-// Resolves once the port accepts a connection; each refusal is retried on the next turn of
-// the event loop after the server process wrote something or a connect attempt failed.
+// Resolves once the port accepts a connection. A refused attempt is tried again a few
+// milliseconds later, for as long as the server process runs: how long a server takes to start
+// depends on the machine and what else runs on it, so no count of attempts is a bound. The
+// server exiting first is the failure; a server that runs without ever listening is cut off
+// after a minute, only so that the test ends with its log.
+const NEVER_LISTENED_MS = 60_000;
+const RETRY_MS = 5;
 function whenListening(port, child, what) {
   return new Promise((resolve, reject) => {
-    let attempts = 0;
     let log = '';
-    const onExit = (code) => reject(new Error(`${what} exited (${code}) before listening:\n${log}`));
+    let retry;
+    const giveUp = setTimeout(() => {
+      clearTimeout(retry);
+      child.off('exit', onExit);
+      reject(new Error(`${what} never listened on ${port} in ${NEVER_LISTENED_MS / 1000} s:\n${log}`));
+    }, NEVER_LISTENED_MS);
+    const onExit = (code) => {
+      clearTimeout(retry);
+      clearTimeout(giveUp);
+      reject(new Error(`${what} exited (${code}) before listening:\n${log}`));
+    };
     child.once('exit', onExit);
     child.stdout?.on('data', (d) => (log += d));
     child.stderr?.on('data', (d) => (log += d));
@@ -52,13 +66,13 @@ function whenListening(port, child, what) {
       const socket = net.connect(port, '127.0.0.1');
       socket.once('connect', () => {
         socket.destroy();
+        clearTimeout(giveUp);
         child.off('exit', onExit);
         resolve();
       });
       socket.once('error', () => {
         socket.destroy();
-        if (++attempts > 2000) return reject(new Error(`${what} never listened on ${port}:\n${log}`));
-        setImmediate(attempt);
+        if (child.exitCode === null && child.signalCode === null) retry = setTimeout(attempt, RETRY_MS);
       });
     };
     attempt();
