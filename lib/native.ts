@@ -9,12 +9,14 @@ export type { NativeAccount, NativeContact, NativeFingerprint, NativeSession, Na
 export { BATCH_SLOTS, EFFECT_SLOTS } from './native-contract';
 
 /**
- * Called by the addon on the JS thread with everything the pool's threads finished for
- * this instance since the last call. `numbers[0, count)` holds records, each a batch header (BATCH_SLOTS numbers, BatchSlot)
+ * Called by the addon on the JS thread with the next chunk of what the pool's threads finished
+ * for this instance, in order. `numbers[0, count)` holds records, each a batch header (BATCH_SLOTS numbers, BatchSlot)
  * followed by its effects (EFFECT_SLOTS numbers each, read by decodeEffect): the layout
  * src-native/contract.json declares. A "value" is an index into `values` (strings, objects,
  * Buffers: the arguments after `count`), or -1 for none. The return value answers the query,
- * when the delivery carries one (always its last batch).
+ * when the chunk carries one (always its last batch). `count` 0: the addon's slice of this turn
+ * of the event loop is over and results wait; call the handle's resumeDeliveries() on a later
+ * turn.
  */
 export type Dispatch = (instance: number, numbers: Float64Array, count: number, ...values: unknown[]) => unknown;
 
@@ -57,6 +59,8 @@ export interface NativeHandle {
   close(job: number, endSessions: boolean): void;
   dispose(): void;
   stats(): NativeStats;
+  /** Applies the results still waiting, through the dispatcher (see Dispatch, `count` 0). */
+  resumeDeliveries(): void;
 }
 
 /** The process-wide pool's figures (src-native/engine/pool.h). */

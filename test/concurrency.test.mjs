@@ -5,7 +5,7 @@ import test, { after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { Policy } from 'protocol-otr';
-import { ALICE, PROTO, T, closeAll, createPair, securePair, openOTR, tmpdir, rejectsCode } from './helpers/harness.mjs';
+import { ALICE, BOB, PROTO, T, closeAll, cloneDir, createPair, keys, securePair, openOTR, tmpdir, rejectsCode } from './helpers/harness.mjs';
 
 after(closeAll);
 
@@ -176,3 +176,82 @@ test('calls on one OTR keep their order per contact when they interleave over ch
     assert.deepEqual(order.filter(own), expected.filter(own), name);
   }
 });
+
+// A callback that keeps the JS thread busy for `ms` (the results meanwhile pile up in the addon).
+function keepBusy(ms) {
+  const end = performance.now() + ms;
+  while (performance.now() < end);
+}
+
+test(
+  'results arriving faster than callbacks run are applied in slices: the event loop turns in between, order holds, a question asked meanwhile is answered at once',
+  T,
+  async () => {
+    const k = await keys();
+    const alice = openOTR(cloneDir(k.aliceDir));
+    const bob = openOTR(cloneDir(k.bobDir));
+    const aliceAccount = await alice.account(ALICE, PROTO);
+    const bobAccount = await bob.account(BOB, PROTO);
+    // Two conversations between the same two instances: on bob's side one reads slowly, the
+    // other asks a question (onAfterDecrypt) for every message it decrypts.
+    const received = { slow: [], asking: [] };
+    const pairs = {};
+    let secure = 0;
+    let onSecure;
+    for (const name of ['slow', 'asking']) {
+      const pair = {};
+      pair.alice = (await aliceAccount.contact(`${name}@example.org`)).channel({
+        onWrite: (_c, m) => pair.bob.read(m),
+        onRead() {},
+        onGoneSecure: () => ++secure === 4 && onSecure(),
+      });
+      pair.bob = (await bobAccount.contact(`${name}-${ALICE}`)).channel({
+        onWrite: (_c, m) => pair.alice.read(m),
+        onRead: (_c, m) => {
+          if (name === 'slow') keepBusy(1);
+          received[name].push(m);
+        },
+        ...(name === 'asking' ? { onAfterDecrypt: (_c, m) => m.toUpperCase() } : {}),
+        onGoneSecure: () => ++secure === 4 && onSecure(),
+      });
+      pairs[name] = pair;
+    }
+    await new Promise((resolve) => {
+      onSecure = resolve;
+      pairs.slow.alice.init();
+      pairs.asking.alice.init();
+    });
+    const slow = Array.from({ length: 300 }, (_, i) => `slow ${i}`);
+    const asking = Array.from({ length: 30 }, (_, i) => `asking ${i}`);
+    const writes = [...slow.map((t) => pairs.slow.alice.write(t))];
+    // The questions come while bob's slow results wait to be applied.
+    const askedFirst = new Promise((resolve) => {
+      const check = () => (received.slow.length >= 20 ? resolve() : setImmediate(check));
+      check();
+    });
+    await askedFirst;
+    writes.push(...asking.map((t) => pairs.asking.alice.write(t)));
+    let turns = 0;
+    let done = false;
+    const spin = () => {
+      if (done) return;
+      turns++;
+      setImmediate(spin);
+    };
+    setImmediate(spin);
+    await Promise.all(writes);
+    await new Promise((resolve) => {
+      const check = () => (received.slow.length === slow.length && received.asking.length === asking.length ? resolve() : setImmediate(check));
+      check();
+    });
+    done = true;
+    assert.deepEqual(received.slow, slow);
+    assert.deepEqual(
+      received.asking,
+      asking.map((t) => t.toUpperCase()),
+    );
+    // At a millisecond per slow message, applying them takes about 280 ms; in half-millisecond
+    // slices the event loop turns between nearly every one.
+    assert.ok(turns >= 100, `turns of the event loop while 280 slow results were applied: ${turns}`);
+  },
+);

@@ -1,7 +1,8 @@
 // What the engine hands over, applied on the JS thread: every delivery of an instance (one
 // call of the addon's dispatcher, holding finished batches) is decoded batch by batch, each
 // effect handed to routing.ts and each query answered through it, each finished job's call
-// settled (calls.ts); under load the work is sliced so that timers and I/O run in between.
+// settled (calls.ts). Under load the addon slices the work so that timers and I/O run in
+// between (src-native/napi/delivery_queue.h).
 import { BATCH_SLOTS, BatchFlag, BatchSlot, EFFECT_SLOTS, decodeEffect, decodeQuery } from '../native-contract';
 import type { Calls } from './calls';
 import type { Routing } from './routing';
@@ -11,10 +12,6 @@ import type { Routing } from './routing';
 // nobody holds can be collected.
 const instances = new Map<number, WeakRef<Delivery>>();
 let nextInstance = 1;
-
-// How long results are applied in one turn of the event loop before the rest waits for the
-// next (see Delivery.deliver).
-const DELIVERY_SLICE_MS = 0.5;
 
 /** A number for a new instance (the addon names the instance's deliveries with it). */
 export function newInstanceNumber(): number {
@@ -31,17 +28,6 @@ export function unregister(instance: number): void {
   instances.delete(instance);
 }
 
-// Whether a delivery ends with a question a libotr call waits on (only its last batch can).
-function asksForValue(numbers: Float64Array, count: number): boolean {
-  let at = 0;
-  let queryAt = -1;
-  while (at < count) {
-    queryAt = numbers[at + BatchSlot.Query];
-    at += BATCH_SLOTS + numbers[at + BatchSlot.Effects] * EFFECT_SLOTS;
-  }
-  return queryAt >= 0;
-}
-
 /** The addon's dispatcher: every delivery of every instance of the process comes here. */
 export function dispatch(instance: number, numbers: Float64Array, count: number, ...values: unknown[]): unknown {
   return instances.get(instance)?.deref()?.deliver(numbers, count, values);
@@ -51,68 +37,40 @@ export class Delivery {
   readonly #calls: Calls;
   readonly #routing: Routing;
 
-  constructor(calls: Calls, routing: Routing) {
+  readonly #resume: () => void;
+
+  /** `resume` asks the addon for the results still waiting (handle.resumeDeliveries()). */
+  constructor(calls: Calls, routing: Routing, resume: () => void) {
     this.#calls = calls;
     this.#routing = routing;
+    this.#resume = resume;
   }
 
   /** Applies all of it now, however long (the state the engine loaded, before the constructor returns). */
   applyAll(numbers: Float64Array, count: number, values: unknown[]): void {
-    this.#applyBatches(numbers, count, values, Infinity);
+    this.#applyBatches(numbers, count, values);
   }
 
   /**
-   * Runs on the JS thread for everything the addon delivers, in order. Node hands
-   * over every delivery waiting for the thread in one go, so under load results would be
-   * applied for tens of milliseconds without a break: past DELIVERY_SLICE_MS the rest waits
-   * in #backlog for the next turn of the event loop (timers and I/O run in between). A
-   * delivery that asks for a callback's value is applied at once, after the backlog, since a
-   * libotr call waits for the answer.
+   * Runs on the JS thread for each chunk of results the addon applies, in order. The addon
+   * keeps what waits in native memory and slices the work: past half a millisecond in one
+   * turn of the event loop it calls with `count` 0 instead, and the rest comes when
+   * resumeDeliveries() asks for it on a later turn (timers and I/O run in between). A chunk
+   * that ends with a question returns the answer.
    */
   deliver(numbers: Float64Array, count: number, values: unknown[]): unknown {
-    if (asksForValue(numbers, count)) {
-      this.#applyBacklog(Infinity);
-      return this.#applyBatches(numbers, count, values, Infinity).answer;
-    }
-    if (this.#backlog.length > 0) {
-      this.#backlog.push({ numbers: numbers.slice(0, count), values });
+    if (count === 0) {
+      setImmediate(this.#resume);
       return undefined;
     }
-    const { at } = this.#applyBatches(numbers, count, values, performance.now() + DELIVERY_SLICE_MS);
-    if (at < count) {
-      // The handle reuses its array for the next delivery: keep a copy of what is left.
-      this.#backlog.push({ numbers: numbers.slice(at, count), values });
-      setImmediate(this.#continueBacklog);
-    }
-    return undefined;
+    return this.#applyBatches(numbers, count, values).answer;
   }
 
-  #backlog: { numbers: Float64Array; values: unknown[] }[] = [];
-
-  #continueBacklog = (): void => {
-    if (!this.#applyBacklog(performance.now() + DELIVERY_SLICE_MS)) setImmediate(this.#continueBacklog);
-  };
-
-  // Applies waiting deliveries until `deadline`; true when none is left.
-  #applyBacklog(deadline: number): boolean {
-    while (this.#backlog.length > 0) {
-      const first = this.#backlog[0];
-      const { at } = this.#applyBatches(first.numbers, first.numbers.length, first.values, deadline);
-      if (at < first.numbers.length) {
-        first.numbers = first.numbers.subarray(at);
-        return false;
-      }
-      this.#backlog.shift();
-    }
-    return true;
-  }
-
-  // Applies whole batches until `count`, or until `deadline` has passed; `at`: where it stopped.
-  #applyBatches(numbers: Float64Array, count: number, values: unknown[], deadline: number): { at: number; answer: unknown } {
+  // Applies the batches in numbers[0, count); `answer`: the last question's.
+  #applyBatches(numbers: Float64Array, count: number, values: unknown[]): { answer: unknown } {
     let answer: unknown;
     let at = 0;
     while (at < count) {
-      if (deadline !== Infinity && performance.now() > deadline) break;
       const job = numbers[at + BatchSlot.Job];
       const flags = numbers[at + BatchSlot.Flags];
       const resultAt = numbers[at + BatchSlot.Result];
@@ -140,6 +98,6 @@ export class Delivery {
       }
       if (flags & BatchFlag.Done && call) this.#calls.settle(job, call, flags, resultAt < 0 ? undefined : values[resultAt]);
     }
-    return { at, answer };
+    return { answer };
   }
 }

@@ -74,7 +74,7 @@ export class Instance implements AccountContext, StoreHost {
       store: () => this.#store,
       setPollTimer: (seconds, channel) => this.#poll.set(seconds, channel),
     });
-    this.#delivery = new Delivery(this.#calls, this.#routing);
+    this.#delivery = new Delivery(this.#calls, this.#routing, () => this.#handle?.resumeDeliveries());
     this.#eviction = new Eviction(options, {
       isOpen: () => !this.#closing && this.#handle !== undefined,
       report: (error) => this.report(error),

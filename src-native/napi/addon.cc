@@ -11,12 +11,14 @@
 #include <napi.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "engine/engine.h"
+#include "napi/delivery_queue.h"
 #include "napi/file_functions.h"
 #include "napi/marshal.h"
 #include "napi/tsfn.h"
@@ -183,6 +185,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
                            InstanceMethod<&Handle::CloseEngine>("close"),
                            InstanceMethod<&Handle::Dispose>("dispose"),
                            InstanceMethod<&Handle::Stats>("stats"),
+                           InstanceMethod<&Handle::ResumeDeliveries>("resumeDeliveries"),
                        });
   }
 
@@ -199,6 +202,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
     if (info.Length() < 2 || !info[1].IsFunction())
       throw Napi::TypeError::New(info.Env(), "dispatch must be a function");
     NAPI_THROW_IF_FAILED_VOID(env_, deliver_.Start(env_, info[1], "protocol-otr", this, Deliver));
+    dispatch_ = Napi::Persistent(info[1].As<Napi::Function>());
     FilePaths paths{StringArg(info, 2), StringArg(info, 3), StringArg(info, 4)};
     engine_ = std::make_unique<Engine>([this](Delivery* delivery) { return deliver_.Post(delivery); });
     engine_->SetLimits(limits);
@@ -243,16 +247,18 @@ class Handle : public Napi::ObjectWrap<Handle> {
     if (engine_) engine_->Shutdown();
     engine_.reset();
     deliver_.Abort();
+    waiting_.Clear();
+    dispatch_.Reset();
     numbers_.Reset();
   }
 
-  // The Float64Array the dispatcher reads numbers from, grown when a delivery needs more.
-  double* NumbersFor(Napi::Env env, size_t slots) {
+  // The Float64Array the dispatcher reads numbers from, grown when a chunk needs more.
+  Napi::Float64Array NumbersFor(Napi::Env env, size_t slots) {
     if (numbers_.IsEmpty() || numbersCapacity_ < slots) {
       numbersCapacity_ = std::max<size_t>(slots, 4096);
       numbers_ = Napi::Persistent(Napi::Float64Array::New(env, numbersCapacity_));
     }
-    return numbers_.Value().Data();
+    return numbers_.Value();
   }
 
   Engine& Live(Napi::Env env) {
@@ -427,61 +433,115 @@ class Handle : public Napi::ObjectWrap<Handle> {
     return env.Undefined();
   }
 
-  // JS thread, from the thread-safe function: one call of the dispatcher for the whole
-  // delivery. env is null when Node is tearing the function down: then only free it (the
-  // handle may be gone; a job waiting for an answer is released by Shutdown).
+  // JS thread, from the thread-safe function: a delivery's batches join those waiting
+  // (delivery_queue.h), and are applied now unless a slice of applying already ended with some
+  // left over (then the dispatcher's next resumeDeliveries() takes them, on a later turn of the
+  // event loop). A delivery with a question is applied at once, after everything waiting: a
+  // libotr call waits for the answer. env is null when Node is tearing the function down: then
+  // only free it (the handle may be gone; a job waiting for an answer is released by Shutdown).
   static void Deliver(napi_env rawEnv, napi_value rawDispatch, void* context, void* data) {
     std::unique_ptr<Delivery> delivery(static_cast<Delivery*>(data));
     if (rawEnv == nullptr) return;
     auto* self = static_cast<Handle*>(context);
-    Napi::Env env(rawEnv);
+    const bool asks = self->waiting_.Add(*delivery);
+    if (self->paused_ && !asks) return;
+    self->Apply(Napi::Env(rawEnv), rawDispatch, asks);
+  }
+
+  // resumeDeliveries(): the dispatcher, on the turn of the event loop after it was told that
+  // results wait (a call with count 0).
+  Napi::Value ResumeDeliveries(const Napi::CallbackInfo& info) {
+    if (!paused_ || dispatch_.IsEmpty()) return info.Env().Undefined();
+    Apply(info.Env(), dispatch_.Value(), false);
+    return info.Env().Undefined();
+  }
+
+  // How long results are applied in one turn of the event loop before the rest waits for the
+  // next: timers and I/O run in between, whatever the load.
+  static constexpr std::chrono::microseconds kDeliverySlice{500};
+
+  // Applies waiting batches chunk by chunk, one call of the dispatcher each, until none is
+  // left or (unless `all`) the slice has passed: then the dispatcher is called with count 0,
+  // which asks for resumeDeliveries() on the next turn.
+  // A chunk holds as many batches as the time left in the slice fits at the rate the last
+  // chunk was applied: with callbacks that take a millisecond, one batch at a time.
+  void Apply(Napi::Env env, napi_value dispatch, bool all) {
+    using Clock = std::chrono::steady_clock;
+    paused_ = false;
+    const auto deadline = Clock::now() + kDeliverySlice;
+    for (auto now = Clock::now(); !waiting_.Empty(); now = Clock::now()) {
+      if (!all && now >= deadline) {
+        paused_ = true;
+        Napi::HandleScope scope(env);
+        napi_value args[3] = {Napi::Number::New(env, instanceId_), NumbersFor(env, 0), Napi::Number::New(env, 0)};
+        napi_value ignored = nullptr;
+        napi_call_function(env, env.Undefined(), dispatch, 3, args, &ignored);
+        return;
+      }
+      Delivery chunk;
+      const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now).count();
+      waiting_.TakeChunk(chunk, all ? DeliveryQueue::kChunkBatches : static_cast<size_t>(left / nsPerBatch_) + 1);
+      if (!ApplyChunk(env, dispatch, chunk)) return;
+      const auto spent = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - now).count();
+      nsPerBatch_ = std::max<int64_t>(1, spent / static_cast<int64_t>(chunk.batches.size()));
+    }
+  }
+
+  // One call of the dispatcher for `chunk`; false when JS cannot run (then the rest waits
+  // until the handle ends).
+  bool ApplyChunk(Napi::Env env, napi_value dispatch, const Delivery& chunk) {
     Napi::HandleScope scope(env);
-    std::shared_ptr<Query> query;
-    for (const auto& batch : delivery->batches) {
-      if (batch->query) query = batch->query;
-      if (batch->done && batch->job != 0 && self->pendingJobs_ > 0 && --self->pendingJobs_ == 0) {
-        self->deliver_.SetKeepsLoopAlive(env, false);
+    const std::shared_ptr<Query> query = chunk.batches.back()->query;
+    for (const auto& batch : chunk.batches) {
+      if (batch->done && batch->job != 0 && pendingJobs_ > 0 && --pendingJobs_ == 0) {
+        deliver_.SetKeepsLoopAlive(env, false);
       }
     }
     try {
-      const size_t slots = SlotsFor(*delivery);
-      double* numbers = self->NumbersFor(env, slots);
+      const size_t slots = SlotsFor(chunk);
       // dispatch(instance, numbers, count, ...values)
-      std::vector<napi_value>& args = self->args_;
+      std::vector<napi_value>& args = args_;
       args.clear();
-      args.push_back(Napi::Number::New(env, self->instanceId_));
-      args.push_back(self->numbers_.Value());
+      args.push_back(Napi::Number::New(env, instanceId_));
+      Napi::Float64Array numbers = NumbersFor(env, slots);
+      args.push_back(numbers);
       args.push_back(Napi::Number::New(env, static_cast<double>(slots)));
-      Encode(env, *delivery, numbers, args);
+      Encode(env, chunk, numbers.Data(), args);
       // Called through the C API: while a Node worker thread is being terminated the call
       // fails (JS cannot run), and node-addon-api would turn that into a fatal error. Then a
       // waiting job only needs its default answer; a pending exception is left for Node.
       napi_value rawAnswer = nullptr;
-      if (napi_call_function(env, env.Undefined(), rawDispatch, args.size(), args.data(), &rawAnswer) != napi_ok) {
-        if (query && self->engine_) self->engine_->AnswerDefault(query);
-        return;
+      if (napi_call_function(env, env.Undefined(), dispatch, args.size(), args.data(), &rawAnswer) != napi_ok) {
+        if (query && engine_) engine_->AnswerDefault(query);
+        return false;
       }
-      if (!query || !self->engine_) return;
+      if (!query || !engine_) return true;
       Napi::Value answer(env, rawAnswer);
       std::string text;
       if (answer.IsString() && ReadString(env, answer, text)) {
-        self->engine_->Answer(query, true, std::move(text), 0);
+        engine_->Answer(query, true, std::move(text), 0);
       } else if (answer.IsNumber()) {
-        self->engine_->Answer(query, false, std::string(), answer.As<Napi::Number>().Int64Value());
+        engine_->Answer(query, false, std::string(), answer.As<Napi::Number>().Int64Value());
       } else {
-        self->engine_->AnswerDefault(query);
+        engine_->AnswerDefault(query);
       }
+      return true;
     } catch (const Napi::Error& error) {
       // The dispatcher catches everything itself; should it fail anyway, the waiting job must
       // still get its answer.
-      if (query && self->engine_) self->engine_->AnswerDefault(query);
+      if (query && engine_) engine_->AnswerDefault(query);
       error.ThrowAsJavaScriptException();
+      return false;
     }
   }
 
   Napi::Env env_;
   uint32_t instanceId_ = 0;
   SafeThreadsafeFunction deliver_;
+  Napi::FunctionReference dispatch_;  // for resumeDeliveries()
+  DeliveryQueue waiting_;
+  bool paused_ = false;          // a slice ended with results waiting: resumeDeliveries() comes next
+  int64_t nsPerBatch_ = 10'000;  // how long the last chunk took per batch to apply
   std::unique_ptr<Engine> engine_;
   uint32_t pendingJobs_ = 0;
   Napi::Reference<Napi::Float64Array> numbers_;
