@@ -11,6 +11,7 @@
 
 #include "contract.h"
 #include "engine/errors.h"
+#include "engine/job.h"
 #include "util/wipe.h"
 
 namespace otr {
@@ -74,10 +75,16 @@ struct ResultValue {
 
 struct Batch {
   // Effects carry message text and symmetric keys; once they reached JS they are wiped.
-  ~Batch() {
+  ~Batch() { WipeSecrets(); }
+  void WipeSecrets() {
+    if (wiped) return;
     for (Effect& effect : effects) effect.WipeSecrets();
     Wipe(value.bytes);
+    wiped = true;
   }
+  bool wiped = false;
+  // The call the job ran, with what it captured on the JS thread: freed there (spent_batches.h).
+  JobRun spentCall;
   uint32_t job = 0;  // 0: effects no call is waiting for
   bool done = false;
   bool ok = true;

@@ -45,7 +45,7 @@ void Engine::RunJob(Job& job, Scheduler::JobClock& clock) {
   clock.Start();
   Execute(job, us);
   clock.Stop();
-  job.run = nullptr;  // frees what the job captured (message text: wiped by the job itself)
+  spent_.Free();
   const bool idle = scheduler_.NothingToStart();
   // Still counted as running: no instance-wide job (close()) can start, and Shutdown waits.
   if (idle) FlushFingerprintsWhenIdle();
@@ -53,6 +53,14 @@ void Engine::RunJob(Job& job, Scheduler::JobClock& clock) {
   if (idle || clock.Wall() >= Outbox::kLongestHold) outbox_.Send();
   // Returned while still counted as running: Shutdown frees the states once nothing runs.
   if (!instanceWide) lenders_.Return(us);
+}
+
+void Engine::Recycle(std::vector<std::unique_ptr<Batch>>& batches) {
+  for (auto& batch : batches) {
+    batch->spentCall = nullptr;
+    batch->WipeSecrets();
+  }
+  spent_.Add(batches);
 }
 
 void Engine::Execute(Job& job, OtrlUserState us) {
@@ -68,6 +76,7 @@ void Engine::Execute(Job& job, OtrlUserState us) {
   } else {
     job.run(*this, scope, *batch);
   }
+  batch->spentCall = std::move(job.run);
   batch->effects = std::move(scope.effects);
   batch->done = !scope.deferred;
   // Counted as finished before its result can reach JS: stats() read once a promise settled

@@ -28,6 +28,7 @@
 #include "engine/lender_states.h"
 #include "engine/outbox.h"
 #include "engine/scheduler.h"
+#include "engine/spent_batches.h"
 #include "io/file_trust_store.h"
 #include "otr/contact_view.h"
 #include "otr/libotr.h"
@@ -129,6 +130,9 @@ class Engine : public Scheduler::Runner {
   // Stores JS's answer to a query and wakes the job waiting for it.
   void Answer(const std::shared_ptr<Query>& query, bool hasString, std::string text, int64_t number);
   void AnswerDefault(const std::shared_ptr<Query>& query);
+  // Batches JS has applied: their calls freed here, their secrets wiped, the rest freed on a
+  // pool thread (spent_batches.h).
+  void Recycle(std::vector<std::unique_ptr<Batch>>& batches);
   EngineStats Stats();
 
   // --- pool threads: jobs (one file per concern) ---
@@ -145,7 +149,7 @@ class Engine : public Scheduler::Runner {
                          std::string username, std::string fingerprintHex);
   void OpenChannel(CallScope& scope, Batch& result, ChannelRecord settings);  // channel.cc
   // One call of a channel (contract.h, ChannelOpCall); each op's handler is in channel.cc.
-  void RunChannelOp(CallScope& scope, Batch& result, uint32_t channelId, ChannelOpCall call);  // channel.cc
+  void RunChannelOp(CallScope& scope, Batch& result, uint32_t channelId, ChannelOpCall& call);  // channel.cc
   // Frees the contact's channel record and libotr contexts; its fingerprints stay (those not
   // verified go too with dropUnverified, and the file is rewritten).
   void ForgetContact(CallScope& scope, Batch& result, uint64_t contactId, std::string account, std::string protocol,
@@ -272,7 +276,8 @@ class Engine : public Scheduler::Runner {
   ContactIndex index_;
   std::map<std::string, std::unique_ptr<PendingKeygen>> keygens_;
 
-  Outbox outbox_;  // finished results on their way to JS
+  Outbox outbox_;       // finished results on their way to JS
+  SpentBatches spent_;  // and back, to be freed
   Scheduler scheduler_{*this};
   bool shutDown_ = false;
 

@@ -16,11 +16,14 @@ struct Batch;
 // The strand of an instance-wide job (channel ids start at 1).
 constexpr uint32_t kInstanceWide = 0;
 
+// The work of a job, with the arguments it captured on the JS thread.
+using JobRun = std::function<void(Engine&, CallScope&, Batch&)>;
+
 struct Job {
   uint32_t id = 0;
   uint32_t strand = 0;  // the channel whose calls this job is one of; 0: instance-wide
   JobCost cost = JobCost::kCheap;
-  std::function<void(Engine&, CallScope&, Batch&)> run;
+  JobRun run;
 };
 
 }  // namespace otr

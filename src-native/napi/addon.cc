@@ -399,7 +399,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
     Submit(
         info.Env(), JobArg(info), strand,
         [channelId, call = std::move(call)](Engine& e, CallScope& s, Batch& b) mutable {
-          e.RunChannelOp(s, b, channelId, std::move(call));
+          e.RunChannelOp(s, b, channelId, call);
         },
         cost);
     return info.Env().Undefined();
@@ -481,15 +481,25 @@ class Handle : public Napi::ObjectWrap<Handle> {
       Delivery chunk;
       const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now).count();
       waiting_.TakeChunk(chunk, all ? DeliveryQueue::kChunkBatches : static_cast<size_t>(left / nsPerBatch_) + 1);
+      const auto batches = static_cast<int64_t>(chunk.batches.size());
       if (!ApplyChunk(env, dispatch, chunk)) return;
       const auto spent = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - now).count();
-      nsPerBatch_ = std::max<int64_t>(1, spent / static_cast<int64_t>(chunk.batches.size()));
+      nsPerBatch_ = std::max<int64_t>(1, spent / batches);
     }
   }
 
   // One call of the dispatcher for `chunk`; false when JS cannot run (then the rest waits
   // until the handle ends).
-  bool ApplyChunk(Napi::Env env, napi_value dispatch, const Delivery& chunk) {
+  bool ApplyChunk(Napi::Env env, napi_value dispatch, Delivery& chunk) {
+    // However the call ends: a callback may have closed the instance meanwhile, so the engine
+    // is looked for afterwards (without one, the chunk frees its batches here).
+    struct Recycled {
+      Handle& self;
+      Delivery& chunk;
+      ~Recycled() {
+        if (self.engine_) self.engine_->Recycle(chunk.batches);
+      }
+    } recycled{*this, chunk};
     Napi::HandleScope scope(env);
     const std::shared_ptr<Query> query = chunk.batches.back()->query;
     for (const auto& batch : chunk.batches) {

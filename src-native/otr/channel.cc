@@ -398,7 +398,7 @@ struct ChannelOpHandler {
   }
 };
 
-void Engine::RunChannelOp(CallScope& scope, Batch& result, uint32_t channelId, ChannelOpCall call) {
+void Engine::RunChannelOp(CallScope& scope, Batch& result, uint32_t channelId, ChannelOpCall& call) {
   // Message text, SMP answers, symmetric key purposes: wiped however the call ends.
   struct WipeArgs {
     ChannelOpCall& call;
