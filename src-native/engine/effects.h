@@ -83,6 +83,22 @@ struct Batch {
     wiped = true;
   }
   bool wiped = false;
+  // As new, for the next job's result; its list of effects keeps its room (spent_batches.h),
+  // unless a long fragmented message grew it past kKeptEffects.
+  static constexpr size_t kKeptEffects = 64;
+  void Reset() {
+    WipeSecrets();
+    job = 0;
+    done = false;
+    ok = true;
+    failure = Failure{};
+    value = ResultValue{};
+    effects.clear();
+    if (effects.capacity() > kKeptEffects) std::vector<Effect>().swap(effects);
+    query.reset();
+    spentCall = nullptr;
+    wiped = false;
+  }
   // The call the job ran, with what it captured on the JS thread: freed there (spent_batches.h).
   JobRun spentCall;
   uint32_t job = 0;  // 0: effects no call is waiting for

@@ -45,7 +45,7 @@ void Engine::RunJob(Job& job, Scheduler::JobClock& clock) {
   clock.Start();
   Execute(job, us);
   clock.Stop();
-  spent_.Free();
+  spent_.Collect();
   const bool idle = scheduler_.NothingToStart();
   // Still counted as running: no instance-wide job (close()) can start, and Shutdown waits.
   if (idle) FlushFingerprintsWhenIdle();
@@ -68,8 +68,9 @@ void Engine::Execute(Job& job, OtrlUserState us) {
   scope.engine = this;
   scope.us = us;
   scope.job = job.id;
-  auto* batch = new Batch();
+  Batch* batch = SpentBatches::Spare();
   batch->job = job.id;
+  scope.effects.swap(batch->effects);  // empty, with the room a spare batch's list had
   if (closed_) {
     batch->ok = false;
     batch->failure = MakeFailure("ERR_OTR_CLOSED", "this OTR instance is closed");
@@ -77,7 +78,7 @@ void Engine::Execute(Job& job, OtrlUserState us) {
     job.run(*this, scope, *batch);
   }
   batch->spentCall = std::move(job.run);
-  batch->effects = std::move(scope.effects);
+  batch->effects.swap(scope.effects);
   batch->done = !scope.deferred;
   // Counted as finished before its result can reach JS: stats() read once a promise settled
   // never shows that call as running.

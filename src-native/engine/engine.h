@@ -133,6 +133,8 @@ class Engine : public Scheduler::Runner {
   // Batches JS has applied: their calls freed here, their secrets wiped, the rest freed on a
   // pool thread (spent_batches.h).
   void Recycle(std::vector<std::unique_ptr<Batch>>& batches);
+  // A delivery whose batches JS took: sent again by the outbox (outbox.h).
+  void Recycle(std::unique_ptr<Delivery> delivery) { outbox_.Return(std::move(delivery)); }
   EngineStats Stats();
 
   // --- pool threads: jobs (one file per concern) ---

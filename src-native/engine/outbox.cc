@@ -60,6 +60,12 @@ void Outbox::FlushDue(std::chrono::steady_clock::time_point now) {
   Pool::Get().FlushAt(this, due);
 }
 
+void Outbox::Return(std::unique_ptr<Delivery> delivery) {
+  delivery->batches.clear();
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (spare_.size() < kSpareDeliveries) spare_.push_back(std::move(delivery));
+}
+
 void Outbox::Clear() {
   std::lock_guard<std::mutex> lock(mutex_);
   waiting_.clear();
@@ -71,7 +77,14 @@ bool Outbox::SendLocked() {
   waitingBytes_ = 0;
   waitingEffects_ = 0;
   if (waiting_.empty()) return true;
-  auto* delivery = new Delivery();
+  Delivery* delivery;
+  if (spare_.empty()) {
+    delivery = new Delivery();
+  } else {
+    delivery = spare_.back().release();
+    spare_.pop_back();
+  }
+  // The list the outbox fills next is the spare's, with the room it had grown to.
   delivery->batches.swap(waiting_);
   uint64_t effects = 0;
   for (const auto& batch : delivery->batches) effects += batch->effects.size();

@@ -32,6 +32,10 @@ class Outbox : public FlushOwner {
   bool SendWith(Batch* question);
   // The courier: sends the outbox if its oldest batch is due, else asks to come back then.
   void FlushDue(std::chrono::steady_clock::time_point now) override;
+  // JS thread: a delivery whose batches were taken, to be sent again. Reused, its list keeps
+  // the room it grew to: without it the outbox's list started empty after every delivery and
+  // grew again, an allocation per doubling.
+  void Return(std::unique_ptr<Delivery> delivery);
   void Clear();
 
   uint64_t Deliveries() const { return deliveries_.load(std::memory_order_relaxed); }
@@ -44,6 +48,8 @@ class Outbox : public FlushOwner {
   Poster post_;
   std::mutex mutex_;
   std::vector<std::unique_ptr<Batch>> waiting_;
+  static constexpr size_t kSpareDeliveries = 4;
+  std::vector<std::unique_ptr<Delivery>> spare_;
   size_t waitingBytes_ = 0;
   size_t waitingEffects_ = 0;
   std::chrono::steady_clock::time_point since_;

@@ -58,7 +58,18 @@ void Scheduler::Enqueue(Job job) {
 
 void Scheduler::Admit(Job job) {
   const uint32_t key = job.strand;
-  Strand& strand = strands_[key];
+  auto found = strands_.find(key);
+  if (found == strands_.end()) {
+    if (spareStrands_.empty()) {
+      found = strands_.try_emplace(key).first;
+    } else {
+      auto node = std::move(spareStrands_.back());
+      spareStrands_.pop_back();
+      node.key() = key;
+      found = strands_.insert(std::move(node)).position;
+    }
+  }
+  Strand& strand = found->second;
   strand.jobs.push_back(std::move(job));
   ++admitted_;
   // One pool task per strand at a time: the next is submitted when this one's job ends.
@@ -186,7 +197,10 @@ void Scheduler::RunTask(uint32_t tag) {
         Learn(job, clock.Wall(), clock.Cpu());
         --admitted_;
         if (strand.jobs.empty()) {
-          strands_.erase(found);
+          // Kept for the next strand to start: with light load every job starts one, and a
+          // new map node and deque would be three allocations (see kSpareStrands).
+          auto node = strands_.extract(found);
+          if (spareStrands_.size() < kSpareStrands) spareStrands_.push_back(std::move(node));
         } else if (!stopping_ && !Expensive(strand.jobs.front()) && burst < kBurstJobs && Pool::Get().NothingQueued()) {
           job = std::move(strand.jobs.front());
           strand.jobs.pop_front();

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "engine/effects.h"
 #include "engine/job.h"
@@ -104,6 +105,9 @@ class Scheduler : public TaskOwner {
   std::mutex mutex_;  // the state below, and every Query's answer fields
   std::condition_variable wake_;
   std::unordered_map<uint32_t, Strand> strands_;
+  // Strands that ran dry, emptied but with their memory, for the next ones to start.
+  static constexpr size_t kSpareStrands = 64;
+  std::vector<std::unordered_map<uint32_t, Strand>::node_type> spareStrands_;
   // Per channel: whether its last data-message read / write took a millisecond of CPU or more,
   // and whether that is unsure (see Learn). Absent: reads expensive (a first data message
   // rotates keys), writes cheap.

@@ -444,6 +444,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
     if (rawEnv == nullptr) return;
     auto* self = static_cast<Handle*>(context);
     const bool asks = self->waiting_.Add(*delivery);
+    if (self->engine_) self->engine_->Recycle(std::move(delivery));
     if (self->paused_ && !asks) return;
     self->Apply(Napi::Env(rawEnv), rawDispatch, asks);
   }
