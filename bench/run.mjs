@@ -243,10 +243,10 @@ if (only.includes('flood')) {
   }
 }
 
-// The targets of the performance issue (2-core machine).
+// The targets of the bulk-path issue (2-core machine), and the earlier ones it did not change.
 // [name, check, scenarios it needs]: a target whose scenarios were not run says so.
 const targets = [
-  ['msg_oneway_1024 ≥ 1.0× C', () => ratio('msg_oneway_1024', 'c')?.raw >= 1.0],
+  ['msg_oneway_1024 ≥ 0.8× C', () => ratio('msg_oneway_1024', 'c')?.raw >= 0.8],
   ["fanin ≥ 1.0× C's one-core one-way rate", () => ratio('fanin', 'c')?.raw >= 1.0],
   [
     'paced: at 100,000 msg/s loop p99 ≤ 2 ms and latency p99 ≤ 5 ms',
@@ -255,10 +255,10 @@ const targets = [
       return top && top.achieved >= 0.95 * top.offered && top.eld_p99_ms <= 2 && top.latency_p99_ms <= 5;
     },
   ],
-  ['conversation ≥ 1.6× C', () => ratio('conversation', 'c')?.raw >= 1.6],
-  ['ake ≥ 1.6× C', () => ratio('ake', 'c')?.raw >= 1.6],
-  ['smp ≤ 1.1× C', () => ratio('smp', 'c')?.raw <= 1.1],
-  ['memory ≤ 1.0× C per secure context', () => ratio('memory', 'c')?.raw <= 1.0],
+  ['conversation ≥ 1.8× C', () => ratio('conversation', 'c')?.raw >= 1.8],
+  ['ake ≥ 1.8× C', () => ratio('ake', 'c')?.raw >= 1.8],
+  ['smp ≤ 1.05× C', () => ratio('smp', 'c')?.raw <= 1.05],
+  ['memory ≤ 0.65× C per secure context', () => ratio('memory', 'c')?.raw <= 0.65],
   ['event-loop delay p99 ≤ 2 ms in every scenario', () => results.filter((r) => r.impl === 'protocol-otr').every((r) => (r.eld_p99_ms ?? Infinity) <= 2)],
   ["latency_under_load p99 < ½ C's longest SMP call", () => latency && longestSmpCall && latency.load_p99_ms < longestSmpCall / 2],
   ['scaling: 2 threads ≥ 1.6× 1 thread', () => scale(2) && scale(1) && scale(2).median / scale(1).median >= 1.6],
