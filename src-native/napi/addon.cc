@@ -476,7 +476,9 @@ class Handle : public Napi::ObjectWrap<Handle> {
         Napi::HandleScope scope(env);
         napi_value args[3] = {Napi::Number::New(env, instanceId_), NumbersFor(env, 0), Napi::Number::New(env, 0)};
         napi_value ignored = nullptr;
-        napi_call_function(env, env.Undefined(), dispatch, 3, args, &ignored);
+        // JS cannot run (a worker being terminated): nothing will ask for the rest, so the
+        // next delivery applies it.
+        if (napi_call_function(env, env.Undefined(), dispatch, 3, args, &ignored) != napi_ok) paused_ = false;
         return;
       }
       Delivery chunk;
