@@ -130,8 +130,8 @@ class Engine : public Scheduler::Runner {
   // Stores JS's answer to a query and wakes the job waiting for it.
   void Answer(const std::shared_ptr<Query>& query, bool hasString, std::string text, int64_t number);
   void AnswerDefault(const std::shared_ptr<Query>& query);
-  // Batches JS has applied: their calls freed here, their secrets wiped, the rest freed on a
-  // pool thread (spent_batches.h).
+  // Batches JS has applied: their calls freed here, their secrets wiped, the batches reused or
+  // freed on a pool thread (spent_batches.h).
   void Recycle(std::vector<std::unique_ptr<Batch>>& batches);
   // A delivery whose batches JS took: sent again by the outbox (outbox.h).
   void Recycle(std::unique_ptr<Delivery> delivery) { outbox_.Return(std::move(delivery)); }
@@ -279,7 +279,7 @@ class Engine : public Scheduler::Runner {
   std::map<std::string, std::unique_ptr<PendingKeygen>> keygens_;
 
   Outbox outbox_;       // finished results on their way to JS
-  SpentBatches spent_;  // and back, to be freed
+  SpentBatches spent_;  // and back, to be reused or freed
   Scheduler scheduler_{*this};
   bool shutDown_ = false;
 
