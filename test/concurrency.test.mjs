@@ -5,7 +5,7 @@ import test, { after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { Policy } from 'protocol-otr';
-import { ALICE, BOB, PROTO, T, closeAll, cloneDir, createPair, keys, securePair, openOTR, tmpdir, rejectsCode } from './helpers/harness.mjs';
+import { ALICE, BOB, PROTO, T, closeAll, cloneDir, createPair, keys, securePair, openOTR, tmpdir, rejectsCode, turnsUntil } from './helpers/harness.mjs';
 
 after(closeAll);
 
@@ -223,13 +223,9 @@ test(
     });
     const slow = Array.from({ length: 300 }, (_, i) => `slow ${i}`);
     const asking = Array.from({ length: 30 }, (_, i) => `asking ${i}`);
-    const writes = [...slow.map((t) => pairs.slow.alice.write(t))];
+    const writes = slow.map((t) => pairs.slow.alice.write(t));
     // The questions come while bob's slow results wait to be applied.
-    const askedFirst = new Promise((resolve) => {
-      const check = () => (received.slow.length >= 20 ? resolve() : setImmediate(check));
-      check();
-    });
-    await askedFirst;
+    await turnsUntil(() => received.slow.length >= 20);
     writes.push(...asking.map((t) => pairs.asking.alice.write(t)));
     let turns = 0;
     let done = false;
@@ -240,10 +236,7 @@ test(
     };
     setImmediate(spin);
     await Promise.all(writes);
-    await new Promise((resolve) => {
-      const check = () => (received.slow.length === slow.length && received.asking.length === asking.length ? resolve() : setImmediate(check));
-      check();
-    });
+    await turnsUntil(() => received.slow.length === slow.length && received.asking.length === asking.length);
     done = true;
     assert.deepEqual(received.slow, slow);
     assert.deepEqual(

@@ -152,6 +152,12 @@ export const hexToHuman = (x) => x.toUpperCase().match(/.{8}/g).join(' ');
 export const HUMAN_FP = /^[0-9A-F]{8}( [0-9A-F]{8}){4}$/;
 
 export const tick = () => new Promise((r) => setImmediate(r));
+// Resolves once `condition()` holds, checked on every turn of the event loop (never a timer).
+export const turnsUntil = (condition) =>
+  new Promise((resolve) => {
+    const check = () => (condition() ? resolve() : setImmediate(check));
+    check();
+  });
 
 // Awaits `promise` with the event loop held open: for events the addon delivers while no call
 // is pending (its delivery handle then does not keep the loop alive), which the test runner

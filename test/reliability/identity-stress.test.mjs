@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { OTR } from 'protocol-otr';
-import { LONG, PROTO, closeAll, filesIn, openOTR, tmpdir, writeKeyFile } from '../helpers/harness.mjs';
+import { LONG, PROTO, closeAll, filesIn, openOTR, tmpdir, turnsUntil, writeKeyFile } from '../helpers/harness.mjs';
 
 const T = { timeout: LONG ? 3_600_000 : 600_000 };
 after(closeAll);
@@ -198,10 +198,7 @@ test(
     // The addon's view of each name, asked afresh, is what JS shows — once the library's own
     // calls have settled too (a channel opened, an eviction's forget: calls the test does not
     // hold, whose results may still be on their way when the last of its own settled).
-    await new Promise((resolve) => {
-      const check = () => (otr.pendingCalls === 0 ? resolve() : setImmediate(check));
-      check();
-    });
+    await turnsUntil(() => otr.pendingCalls === 0);
     const before = view(account);
     for (const name of NAMES) await account.contact(name);
     assert.deepEqual(view(account), before, `seed ${SEED}: the addon agrees (no name holds more than JS showed)`);
