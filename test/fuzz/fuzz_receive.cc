@@ -26,6 +26,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine/engine.h"
@@ -136,7 +137,7 @@ struct Party {
     otr::CallScope scope;
     otr::Batch result;
     Begin(scope);
-    engine->RunChannelOp(scope, result, kChannel, std::move(call));
+    engine->RunChannelOp(scope, result, kChannel, call);
     for (const otr::Effect& effect : scope.effects) {
       if (effect.kind == otr::EffectKind::GoneSecure) secure = true;
     }
@@ -227,7 +228,10 @@ void DescribeContexts() {
 
 void AtExit() {
   if (world == nullptr) return;
-  world->Check();
+  // On its own thread: by the time exit() runs this handler, the main thread's thread_local
+  // objects (the engine's lookup-key buffer among them) are already destroyed.
+  std::thread check([] { world->Check(); });
+  check.join();
   std::fprintf(stderr, "fuzz_receive: %lu inputs, %lu session checks passed, bob has %zu contexts\n", world->inputs,
                world->checks, world->BobContexts());
 }
