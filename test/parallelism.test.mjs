@@ -8,7 +8,23 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import { Policy, SmpEvent, setThreads } from 'protocol-otr';
-import { ALICE, BOB, PROTO, T, Net, cloneDir, closeAll, filesIn, keys, makeSecure, openOTR, openCopies, tmpdir, writeKeyFile } from './helpers/harness.mjs';
+import {
+  ALICE,
+  BOB,
+  PROTO,
+  T,
+  Net,
+  cloneDir,
+  closeAll,
+  filesIn,
+  keys,
+  makeSecure,
+  openOTR,
+  openCopies,
+  tmpdir,
+  turnsUntil,
+  writeKeyFile,
+} from './helpers/harness.mjs';
 
 after(closeAll);
 
@@ -133,6 +149,72 @@ test("a contact's cheap call runs while another contact's public-key step holds 
     setThreads(os.availableParallelism());
   }
 });
+
+test(
+  "SMP steps are expected to do public-key work, so the express thread never runs one: the peer's first told by its length, the next ones by the SMP under way",
+  T,
+  async () => {
+    setThreads(1); // one pool thread, plus the express thread
+    try {
+      const answer = { onSmp: () => 'the answer' };
+      const { net, bridgeOtr, links } = await bridge(1, { handlers: answer });
+      const [{ b, p }] = links;
+      await makeSecure(net, b, p);
+      // The bridge's data-message reads become cheap: short messages one way (new keys only at
+      // first), so only what a read carries can make it expensive.
+      const shortMessagesOneWay = async () => {
+        for (let i = 0; i < 4; i++) await p.channel.write(`short ${i}`);
+        await net.settle();
+      };
+      const tasks = () => bridgeOtr.stats().threads.map((t) => t.tasks); // the pool thread, then express
+      const total = (counts) => counts.reduce((sum, n) => sum + n, 0);
+      // The bridge reads one message while nothing else runs in the process (what it writes is
+      // recorded, not sent); returns how many tasks the pool thread and the express thread ran
+      // meanwhile. A thread counts a task once it has returned, which can be just after its
+      // result reached JS: the pool thread's count may still take in the task before (the
+      // peer's smpVerify() or SMP step, work only pool threads run), the express thread's cannot.
+      async function readAlone(message) {
+        b.deliver = false;
+        const before = tasks();
+        await b.read(message);
+        await turnsUntil(() => total(tasks()) > total(before));
+        b.deliver = true;
+        const [pool, express] = tasks().map((n, i) => n - before[i]);
+        return { pool: pool > 0, express };
+      }
+      await shortMessagesOneWay();
+      // The peer starts an SMP: its first step comes unannounced, in a data message far longer
+      // than the contact's last.
+      b.pause();
+      await p.channel.smpVerify('the answer', 'what is it?');
+      await net.settle();
+      const [smp1] = b.take();
+      assert.ok(smp1.startsWith('?OTR:AAMD'), 'the SMP step travels in a data message');
+      assert.deepEqual(await readAlone(smp1), { pool: true, express: 0 }, "the bridge's read of the peer's first SMP step ran on the pool thread");
+      await p.read(b.wire.at(-1)); // the bridge's answer: the peer's next step comes back
+      await net.settle();
+      b.resume();
+      await net.settle();
+      assert.deepEqual(b.smpEvents().at(-1), [SmpEvent.SUCCESS, 100], 'the SMP the peer started succeeded');
+      // The bridge starts one: the peer's reply is an SMP step the bridge expects.
+      await shortMessagesOneWay();
+      b.pause();
+      await b.channel.smpVerify('the answer', 'what is it?');
+      await net.settle();
+      const [smp2] = b.take();
+      assert.deepEqual(await readAlone(smp2), { pool: true, express: 0 }, "the bridge's read of the answer to its SMP ran on the pool thread");
+      await p.read(b.wire.at(-1));
+      await net.settle();
+      b.resume();
+      await net.settle();
+      assert.deepEqual(b.smpEvents().at(-1), [SmpEvent.SUCCESS, 100], 'the SMP the bridge started succeeded');
+      assert.equal(b.channel.status, 'Private', 'the contact is verified');
+      net.assertNoErrors();
+    } finally {
+      setThreads(os.availableParallelism());
+    }
+  },
+);
 
 test('calls that concern the whole instance are ordered with every call before and after them', T, async () => {
   const { bridgeOtr } = await bridge(0);

@@ -39,11 +39,11 @@ void Engine::Answer(const std::shared_ptr<Query>& query, bool hasString, std::st
 
 void Engine::AnswerDefault(const std::shared_ptr<Query>& query) { scheduler_.AnswerDefault(query); }
 
-void Engine::RunJob(Job& job, Scheduler::JobClock& clock) {
+bool Engine::RunJob(Job& job, Scheduler::JobClock& clock) {
   const bool instanceWide = job.strand == kInstanceWide;
   OtrlUserState us = instanceWide ? us_ : lenders_.Borrow();
   clock.Start();
-  Execute(job, us);
+  const bool smpUnderway = Execute(job, us);
   clock.Stop();
   spent_.Collect();
   const bool idle = scheduler_.NothingToStart();
@@ -53,6 +53,7 @@ void Engine::RunJob(Job& job, Scheduler::JobClock& clock) {
   if (idle || clock.Wall() >= Outbox::kLongestHold) outbox_.Send();
   // Returned while still counted as running: Shutdown frees the states once nothing runs.
   if (!instanceWide) lenders_.Return(us);
+  return smpUnderway;
 }
 
 void Engine::Recycle(std::vector<std::unique_ptr<Batch>>& batches) {
@@ -63,7 +64,7 @@ void Engine::Recycle(std::vector<std::unique_ptr<Batch>>& batches) {
   spent_.Add(batches);
 }
 
-void Engine::Execute(Job& job, OtrlUserState us) {
+bool Engine::Execute(Job& job, OtrlUserState us) {
   CallScope scope;
   scope.engine = this;
   scope.us = us;
@@ -86,10 +87,11 @@ void Engine::Execute(Job& job, OtrlUserState us) {
   jobsDone_.fetch_add(1, std::memory_order_relaxed);
   if (!batch->done && batch->effects.empty()) {
     delete batch;
-    return;
+    return scope.smpUnderway;
   }
   if (!batch->done) batch->job = 0;  // effects of a deferred job belong to no waiting call yet
   outbox_.Add(batch);
+  return scope.smpUnderway;
 }
 
 bool Engine::Ask(CallScope& scope, const std::shared_ptr<Query>& query) {

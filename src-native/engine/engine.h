@@ -70,6 +70,9 @@ struct CallScope {
   // libotr added a fingerprint or changed a trust of the contact in view (new_fingerprint,
   // write_fingerprints): its rows go to the trust store when the view closes.
   bool fingerprintsChanged = false;
+  // After the call, the contact is inside an SMP: its next data message is expected to carry
+  // a step (the scheduler keeps it off the express thread, Scheduler::Learn).
+  bool smpUnderway = false;
 };
 
 // What budget.cc decides about a received message before libotr sees it.
@@ -206,8 +209,8 @@ class Engine : public Scheduler::Runner {
 
   // A pool thread runs a job the scheduler started: on the home state if it is instance-wide,
   // else on a lender borrowed for it.
-  void RunJob(Job& job, Scheduler::JobClock& clock) override;
-  void Execute(Job& job, OtrlUserState us);
+  bool RunJob(Job& job, Scheduler::JobClock& clock) override;
+  bool Execute(Job& job, OtrlUserState us);  // whether the job's contact is inside an SMP after it
   // Gives every lender state the keys and instance tags the home state has (files' bytes).
   void RefreshKeyMaterial() { lenders_.Reload(paths_.privkeys, paths_.instags); }
   // The trust store (trust_store.h) is told of every row-level change; these make it durable.

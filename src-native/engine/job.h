@@ -24,6 +24,8 @@ struct Job {
   uint32_t strand = 0;  // the channel whose calls this job is one of; 0: instance-wide
   JobCost cost = JobCost::kCheap;
   JobRun run;
+  // A read of a whole data message: its length in characters (0 for anything else).
+  uint32_t dataMessageLength = 0;
 };
 
 }  // namespace otr

@@ -5,6 +5,7 @@
 // depends on what it reads.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "contract.h"
@@ -15,5 +16,8 @@ namespace otr {
 // any other OTR message (query, AKE) kExpensive, an OTR error or plain text kCheap unless it
 // carries the whitespace tag that starts an AKE.
 JobCost ReadCost(const std::string& text);
+
+// The length of `text` if it is a whole data message (not a fragment), else 0.
+uint32_t DataMessageLength(const std::string& text);
 
 }  // namespace otr

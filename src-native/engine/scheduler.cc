@@ -17,6 +17,17 @@ namespace {
 constexpr std::chrono::microseconds kHeavyJob{1000};
 // At most this many jobs of one strand in a row on one thread (see RunTask).
 constexpr unsigned kBurstJobs = 32;
+// The shortest wire text of a data message carrying a peer's first SMP step (SMP1: four
+// 1536-bit numbers and two hashes, about 1,500 characters; with a question, more).
+constexpr uint32_t kShortestSmpStart = 1400;
+
+// A peer's first SMP step comes unannounced, inside a data message. One long enough to carry
+// it and a quarter longer than the contact's last is expected to be it: a contact whose
+// messages are short rarely sends a long one, and for one whose messages are long the CPU
+// its last one took decides, as for any data message.
+bool MayStartSmp(uint32_t length, uint32_t lastLength) {
+  return length >= kShortestSmpStart && length > lastLength + lastLength / 4;
+}
 
 std::chrono::nanoseconds ThreadCpuTime() {
   timespec now{};
@@ -90,7 +101,12 @@ bool Scheduler::Expensive(const Job& job) const {
       const uint8_t bit = job.cost == JobCost::kLikeLastRead ? kLastReadExpensive : kLastWriteExpensive;
       auto found = lastCosts_.find(job.strand);
       if (found == lastCosts_.end()) return job.cost == JobCost::kLikeLastRead;
-      return (found->second & bit) != 0;
+      const LastCosts& last = found->second;
+      if (job.cost == JobCost::kLikeLastRead) {
+        if ((last.flags & kSmpUnderway) != 0) return true;
+        if (MayStartSmp(job.dataMessageLength, last.dataMessageLength)) return true;
+      }
+      return (last.flags & bit) != 0;
     }
   }
   return true;
@@ -104,26 +120,41 @@ bool Scheduler::MeasureCpu(const Job& job) const {
   if (Expensive(job)) return true;
   auto found = lastCosts_.find(job.strand);
   const uint8_t unsure = job.cost == JobCost::kLikeLastRead ? kLastReadUnsure : kLastWriteUnsure;
-  return found != lastCosts_.end() && (found->second & unsure) != 0;
+  return found != lastCosts_.end() && (found->second.flags & unsure) != 0;
 }
 
 // CPU time, not wall time, says whether a job did public-key work: a cheap job the kernel
 // preempted on a busy machine is still cheap. Under a millisecond of wall time it was cheap
 // in any case; at a millisecond or more unmeasured (`cpu` negative), it is measured next time.
-void Scheduler::Learn(const Job& job, std::chrono::nanoseconds wall, std::chrono::nanoseconds cpu) {
-  if (job.cost != JobCost::kLikeLastRead && job.cost != JobCost::kLikeLastWrite) return;
-  const bool read = job.cost == JobCost::kLikeLastRead;
-  const uint8_t expensive = read ? kLastReadExpensive : kLastWriteExpensive;
-  const uint8_t unsure = read ? kLastReadUnsure : kLastWriteUnsure;
-  uint8_t& last = lastCosts_.try_emplace(job.strand, kLastReadExpensive).first->second;
-  if (cpu.count() >= 0) {
-    last = static_cast<uint8_t>(cpu >= kHeavyJob ? (last | expensive) : (last & ~expensive));
-    last = static_cast<uint8_t>(last & ~unsure);
-  } else if (wall < kHeavyJob) {
-    last = static_cast<uint8_t>(last & ~(expensive | unsure));
-  } else {
-    last = static_cast<uint8_t>(last | unsure);
+// An SMP step comes inside a data message: while the contact is inside an SMP (after any of
+// its jobs), its next data message is expected to be the next step (tens of milliseconds of
+// public-key work) however cheap its last one was, and is kept off the express thread. A
+// peer's first step is announced by nothing but its length (MayStartSmp).
+void Scheduler::Learn(const Job& job, std::chrono::nanoseconds wall, std::chrono::nanoseconds cpu, bool smpUnderway) {
+  const bool learns = job.cost == JobCost::kLikeLastRead || job.cost == JobCost::kLikeLastWrite;
+  if (!learns && !smpUnderway) {
+    auto found = lastCosts_.find(job.strand);
+    if (found != lastCosts_.end())
+      found->second.flags = static_cast<uint8_t>(found->second.flags & ~unsigned{kSmpUnderway});
+    return;
   }
+  LastCosts& entry = lastCosts_.try_emplace(job.strand).first->second;
+  unsigned last = smpUnderway ? (entry.flags | kSmpUnderway) : (entry.flags & ~unsigned{kSmpUnderway});
+  if (job.dataMessageLength != 0) entry.dataMessageLength = job.dataMessageLength;
+  if (learns) {
+    const bool read = job.cost == JobCost::kLikeLastRead;
+    const uint8_t expensive = read ? kLastReadExpensive : kLastWriteExpensive;
+    const uint8_t unsure = read ? kLastReadUnsure : kLastWriteUnsure;
+    if (cpu.count() >= 0) {
+      last = cpu >= kHeavyJob ? (last | expensive) : (last & ~unsigned{expensive});
+      last = last & ~unsigned{unsure};
+    } else if (wall < kHeavyJob) {
+      last = last & ~unsigned{static_cast<uint8_t>(expensive | unsure)};
+    } else {
+      last = last | unsure;
+    }
+  }
+  entry.flags = static_cast<uint8_t>(last);
 }
 
 void Scheduler::ForgetLastCosts(uint32_t channelId) {
@@ -184,7 +215,7 @@ void Scheduler::RunTask(uint32_t tag) {
     // Still counted as running meanwhile: no instance-wide job (close()) can start, and Stop
     // waits.
     JobClock clock(measureCpu);
-    runner_.RunJob(job, clock);
+    const bool smpUnderway = runner_.RunJob(job, clock);
     std::lock_guard<std::mutex> lock(mutex_);
     --running_;
     if (global) {
@@ -194,7 +225,7 @@ void Scheduler::RunTask(uint32_t tag) {
       if (found != strands_.end()) {
         Strand& strand = found->second;
         strand.running = false;
-        Learn(job, clock.Wall(), clock.Cpu());
+        Learn(job, clock.Wall(), clock.Cpu(), smpUnderway);
         --admitted_;
         if (strand.jobs.empty()) {
           // Kept for the next strand to start: with light load every job starts one, and a

@@ -44,8 +44,9 @@ class Scheduler : public TaskOwner {
    public:
     virtual ~Runner() = default;
     // Runs `job` on this pool thread, with `clock` started and stopped around the job's own
-    // work (what its cost is learnt from).
-    virtual void RunJob(Job& job, JobClock& clock) = 0;
+    // work (what its cost is learnt from). Returns whether the job's contact is inside an SMP
+    // (its next data message is expected to carry a step of it).
+    virtual bool RunJob(Job& job, JobClock& clock) = 0;
   };
 
   struct Counts {
@@ -97,9 +98,14 @@ class Scheduler : public TaskOwner {
   // Whether the job will do public-key work (a millisecond or more); under mutex_.
   bool Expensive(const Job& job) const;
   bool MeasureCpu(const Job& job) const;
-  void Learn(const Job& job, std::chrono::nanoseconds wall, std::chrono::nanoseconds cpu);
+  void Learn(const Job& job, std::chrono::nanoseconds wall, std::chrono::nanoseconds cpu, bool smpUnderway);
   static constexpr uint8_t kLastReadExpensive = 1, kLastWriteExpensive = 2;
   static constexpr uint8_t kLastReadUnsure = 4, kLastWriteUnsure = 8;  // see MeasureCpu
+  static constexpr uint8_t kSmpUnderway = 16;                          // see Learn
+  struct LastCosts {
+    uint8_t flags = kLastReadExpensive;  // absent or new: reads expensive, writes cheap
+    uint32_t dataMessageLength = 0;      // of the last whole data message read (see Expensive)
+  };
 
   Runner& runner_;
   std::mutex mutex_;  // the state below, and every Query's answer fields
@@ -109,9 +115,9 @@ class Scheduler : public TaskOwner {
   static constexpr size_t kSpareStrands = 64;
   std::vector<std::unordered_map<uint32_t, Strand>::node_type> spareStrands_;
   // Per channel: whether its last data-message read / write took a millisecond of CPU or more,
-  // and whether that is unsure (see Learn). Absent: reads expensive (a first data message
-  // rotates keys), writes cheap.
-  std::unordered_map<uint32_t, uint8_t> lastCosts_;
+  // whether that is unsure, and whether an SMP is under way (see Learn). Absent: reads
+  // expensive (a first data message rotates keys), writes cheap.
+  std::unordered_map<uint32_t, LastCosts> lastCosts_;
   size_t admitted_ = 0;    // contact jobs in strands, queued or running
   size_t notStarted_ = 0;  // jobs queued anywhere that have not started
   size_t running_ = 0;     // tasks running on pool threads (until their bookkeeping ends)

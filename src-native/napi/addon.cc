@@ -274,10 +274,10 @@ class Handle : public Napi::ObjectWrap<Handle> {
   // 0 for a job that concerns the whole instance (it runs alone, between the calls made
   // before and after it).
   void Submit(Napi::Env env, uint32_t jobId, uint32_t strand, std::function<void(Engine&, CallScope&, Batch&)> run,
-              JobCost cost = JobCost::kCheap) {
+              JobCost cost = JobCost::kCheap, uint32_t dataMessageLength = 0) {
     Engine& engine = Live(env);
     if (jobId != 0 && pendingJobs_++ == 0) deliver_.SetKeepsLoopAlive(env, true);
-    engine.Enqueue(Job{jobId, strand, cost, std::move(run)});
+    engine.Enqueue(Job{jobId, strand, cost, std::move(run), dataMessageLength});
   }
 
   static uint32_t JobArg(const Napi::CallbackInfo& info) { return static_cast<uint32_t>(NumberArg(info, 0)); }
@@ -396,12 +396,13 @@ class Handle : public Napi::ObjectWrap<Handle> {
     const uint32_t strand = IsInstanceWide(call) ? kInstanceWide : channelId;
     const auto* read = std::get_if<ReadArgs>(&call);
     const JobCost cost = read != nullptr ? ReadCost(read->message) : CostOf(call);
+    const uint32_t dataMessageLength = read != nullptr ? DataMessageLength(read->message) : 0;
     Submit(
         info.Env(), JobArg(info), strand,
         [channelId, call = std::move(call)](Engine& e, CallScope& s, Batch& b) mutable {
           e.RunChannelOp(s, b, channelId, call);
         },
-        cost);
+        cost, dataMessageLength);
     return info.Env().Undefined();
   }
 

@@ -1,6 +1,8 @@
 // A channel's libotr calls: query, send, receive, finish, refresh, SMP, symmetric key, poll.
 // After each call: SMP aborts libotr asked for, writes held for the AKE, and the contact
 // state JS mirrors.
+#include <libotr/sm.h>
+
 #include <cstring>
 #include <utility>
 
@@ -11,6 +13,15 @@
 namespace otr {
 
 namespace {
+
+// libotr's SMP state machine waits for a first message (EXPECT1) unless an SMP is under way;
+// the contact's contexts (its master, then its instances) are together in the list.
+bool SmpUnderway(const ConnContext* master) {
+  for (const ConnContext* c = master; c != nullptr && (c == master || c->m_context == master); c = c->next) {
+    if (c->smstate != nullptr && c->smstate->nextExpected != OTRL_SMP_EXPECT1) return true;
+  }
+  return false;
+}
 
 void Fail(Batch& result, const char* code, const std::string& message, gcry_error_t err = 0) {
   result.ok = false;
@@ -280,6 +291,7 @@ void Engine::AfterLibotrCall(CallScope& scope, ChannelRecord& channel) {
     if (current != nullptr && current->msgstate == OTRL_MSGSTATE_ENCRYPTED) channel.refreshing = false;
   }
   if (scope.stateMayHaveChanged) EmitStateIfChanged(scope, channel);
+  scope.smpUnderway = SmpUnderway(MasterFor(channel));
 }
 
 // libotr's poll looks at every contact: the home state holds them all while an instance-wide
