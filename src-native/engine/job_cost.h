@@ -20,4 +20,11 @@ JobCost ReadCost(const std::string& text);
 // The length of `text` if it is a whole data message (not a fragment), else 0.
 uint32_t DataMessageLength(const std::string& text);
 
+// A peer's first SMP step comes unannounced, inside a data message (the next steps are
+// announced by the SMP under way, see Scheduler::Learn). One long enough to carry it and a
+// quarter longer than the contact's last data message is expected to be it: a contact whose
+// messages are short rarely sends a long one, and for one whose messages are long the CPU its
+// last one took decides, as for any data message. Lengths from DataMessageLength.
+bool MayStartSmp(uint32_t length, uint32_t lastLength);
+
 }  // namespace otr

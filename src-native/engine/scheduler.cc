@@ -17,17 +17,6 @@ namespace {
 constexpr std::chrono::microseconds kHeavyJob{1000};
 // At most this many jobs of one strand in a row on one thread (see RunTask).
 constexpr unsigned kBurstJobs = 32;
-// The shortest wire text of a data message carrying a peer's first SMP step (SMP1: four
-// 1536-bit numbers and two hashes, about 1,500 characters; with a question, more).
-constexpr uint32_t kShortestSmpStart = 1400;
-
-// A peer's first SMP step comes unannounced, inside a data message. One long enough to carry
-// it and a quarter longer than the contact's last is expected to be it: a contact whose
-// messages are short rarely sends a long one, and for one whose messages are long the CPU
-// its last one took decides, as for any data message.
-bool MayStartSmp(uint32_t length, uint32_t lastLength) {
-  return length >= kShortestSmpStart && length > lastLength + lastLength / 4;
-}
 
 std::chrono::nanoseconds ThreadCpuTime() {
   timespec now{};
@@ -98,7 +87,7 @@ bool Scheduler::Expensive(const Job& job) const {
       return true;
     case JobCost::kLikeLastRead:
     case JobCost::kLikeLastWrite: {
-      const uint8_t bit = job.cost == JobCost::kLikeLastRead ? kLastReadExpensive : kLastWriteExpensive;
+      const unsigned bit = job.cost == JobCost::kLikeLastRead ? kLastReadExpensive : kLastWriteExpensive;
       auto found = lastCosts_.find(job.strand);
       if (found == lastCosts_.end()) return job.cost == JobCost::kLikeLastRead;
       const LastCosts& last = found->second;
@@ -119,7 +108,7 @@ bool Scheduler::MeasureCpu(const Job& job) const {
   if (job.cost != JobCost::kLikeLastRead && job.cost != JobCost::kLikeLastWrite) return false;
   if (Expensive(job)) return true;
   auto found = lastCosts_.find(job.strand);
-  const uint8_t unsure = job.cost == JobCost::kLikeLastRead ? kLastReadUnsure : kLastWriteUnsure;
+  const unsigned unsure = job.cost == JobCost::kLikeLastRead ? kLastReadUnsure : kLastWriteUnsure;
   return found != lastCosts_.end() && (found->second.flags & unsure) != 0;
 }
 
@@ -132,29 +121,25 @@ bool Scheduler::MeasureCpu(const Job& job) const {
 // peer's first step is announced by nothing but its length (MayStartSmp).
 void Scheduler::Learn(const Job& job, std::chrono::nanoseconds wall, std::chrono::nanoseconds cpu, bool smpUnderway) {
   const bool learns = job.cost == JobCost::kLikeLastRead || job.cost == JobCost::kLikeLastWrite;
-  if (!learns && !smpUnderway) {
-    auto found = lastCosts_.find(job.strand);
-    if (found != lastCosts_.end())
-      found->second.flags = static_cast<uint8_t>(found->second.flags & ~unsigned{kSmpUnderway});
-    return;
+  auto found = lastCosts_.find(job.strand);
+  if (found == lastCosts_.end()) {
+    if (!learns && !smpUnderway) return;  // absent already says what there is to say
+    found = lastCosts_.try_emplace(job.strand).first;
   }
-  LastCosts& entry = lastCosts_.try_emplace(job.strand).first->second;
-  unsigned last = smpUnderway ? (entry.flags | kSmpUnderway) : (entry.flags & ~unsigned{kSmpUnderway});
-  if (job.dataMessageLength != 0) entry.dataMessageLength = job.dataMessageLength;
-  if (learns) {
-    const bool read = job.cost == JobCost::kLikeLastRead;
-    const uint8_t expensive = read ? kLastReadExpensive : kLastWriteExpensive;
-    const uint8_t unsure = read ? kLastReadUnsure : kLastWriteUnsure;
-    if (cpu.count() >= 0) {
-      last = cpu >= kHeavyJob ? (last | expensive) : (last & ~unsigned{expensive});
-      last = last & ~unsigned{unsure};
-    } else if (wall < kHeavyJob) {
-      last = last & ~unsigned{static_cast<uint8_t>(expensive | unsure)};
-    } else {
-      last = last | unsure;
-    }
+  LastCosts& last = found->second;
+  last.flags = smpUnderway ? (last.flags | kSmpUnderway) : (last.flags & ~kSmpUnderway);
+  if (job.dataMessageLength != 0) last.dataMessageLength = job.dataMessageLength;
+  if (!learns) return;
+  const bool read = job.cost == JobCost::kLikeLastRead;
+  const unsigned expensive = read ? kLastReadExpensive : kLastWriteExpensive;
+  const unsigned unsure = read ? kLastReadUnsure : kLastWriteUnsure;
+  if (cpu.count() >= 0) {
+    last.flags = (cpu >= kHeavyJob ? (last.flags | expensive) : (last.flags & ~expensive)) & ~unsure;
+  } else if (wall < kHeavyJob) {
+    last.flags &= ~(expensive | unsure);
+  } else {
+    last.flags |= unsure;
   }
-  entry.flags = static_cast<uint8_t>(last);
 }
 
 void Scheduler::ForgetLastCosts(uint32_t channelId) {

@@ -99,12 +99,12 @@ class Scheduler : public TaskOwner {
   bool Expensive(const Job& job) const;
   bool MeasureCpu(const Job& job) const;
   void Learn(const Job& job, std::chrono::nanoseconds wall, std::chrono::nanoseconds cpu, bool smpUnderway);
-  static constexpr uint8_t kLastReadExpensive = 1, kLastWriteExpensive = 2;
-  static constexpr uint8_t kLastReadUnsure = 4, kLastWriteUnsure = 8;  // see MeasureCpu
-  static constexpr uint8_t kSmpUnderway = 16;                          // see Learn
+  static constexpr unsigned kLastReadExpensive = 1, kLastWriteExpensive = 2;
+  static constexpr unsigned kLastReadUnsure = 4, kLastWriteUnsure = 8;  // see MeasureCpu
+  static constexpr unsigned kSmpUnderway = 16;                          // see Learn
   struct LastCosts {
-    uint8_t flags = kLastReadExpensive;  // absent or new: reads expensive, writes cheap
-    uint32_t dataMessageLength = 0;      // of the last whole data message read (see Expensive)
+    unsigned flags = kLastReadExpensive;  // absent or new: reads expensive, writes cheap
+    uint32_t dataMessageLength = 0;       // of the last whole data message read (see Expensive)
   };
 
   Runner& runner_;
