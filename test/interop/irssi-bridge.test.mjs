@@ -57,9 +57,24 @@ function fileMatches(file, pattern) {
 test(
   "irssi-otr and the IRC example's own nick change: the conversation ends under the old nick, starts again under the new one, and irssi's reply arrives encrypted",
   { timeout: 240_000, skip },
-  async () => {
+  async (t) => {
+    // Should a wait below never end, the test's timeout says where it stood: the step, what
+    // the example printed, and what irssi logged.
+    let step = 'ngircd';
+    const at = (name, promise) => {
+      step = name;
+      return promise;
+    };
+    let bridge;
+    let home;
+    t.signal.addEventListener('abort', () => {
+      const logs = home && fs.existsSync(path.join(home, 'logs')) ? fs.readdirSync(path.join(home, 'logs')) : [];
+      console.error(`irssi-bridge test stopped while waiting for: ${step}`);
+      console.error(`the example printed:\n${bridge?.lines.join('\n')}\n${bridge?.stderr ?? ''}`);
+      for (const log of logs) console.error(`irssi's ${log}:\n${fs.readFileSync(path.join(home, 'logs', log), 'utf8')}`);
+    });
     const server = await startNgircd();
-    const home = path.join(tempDir('otr-irssi-'), 'irssi');
+    home = path.join(tempDir('otr-irssi-'), 'irssi');
     fs.mkdirSync(path.join(home, 'logs'), { recursive: true });
     fs.writeFileSync(
       path.join(home, 'config'),
@@ -73,7 +88,7 @@ settings = {
 `,
     );
     fs.writeFileSync(path.join(home, 'startup'), 'load otr\n');
-    const bridge = runExample('irc-bridge.mjs', [
+    bridge = runExample('irc-bridge.mjs', [
       '--host',
       '127.0.0.1',
       '--port',
@@ -91,28 +106,28 @@ settings = {
     ]);
     const type = (line) => tmux('send-keys', '-t', '0', line, 'Enter');
     try {
-      await bridge.waitFor(/^joined #otr$/);
+      await at('the example in #otr', bridge.waitFor(/^joined #otr$/));
       const started = tmux('new-session', '-d', '-x', '200', '-y', '50', `TERM=screen irssi --home=${home}`);
       assert.equal(started.status, 0, `tmux: ${started.stderr}`);
       // irssi's first /otr init generates its key; the next one starts the AKE.
-      await fileMatches(path.join(home, 'logs', '#otr.log'), /carol/);
+      await at('irssi in #otr', fileMatches(path.join(home, 'logs', '#otr.log'), /carol/));
       type('/query otrbot');
       type('/otr init');
-      await fileMatches(path.join(home, 'otr', 'otr.key'), /private-key/);
+      await at("irssi's key", fileMatches(path.join(home, 'otr', 'otr.key'), /private-key/));
       type('/otr init');
-      await bridge.waitFor(/^secure carol Unverified$/);
+      await at('the first session', bridge.waitFor(/^secure carol Unverified$/));
       type('/msg otrbot before 🔐');
-      await bridge.waitFor(/^read carol encrypted: before 🔐$/);
+      await at('the first message', bridge.waitFor(/^read carol encrypted: before 🔐$/));
 
       const mark = bridge.lines.length;
       bridge.send('/nick otrbot2');
-      await fileMatches(path.join(home, 'logs', '#otr.log'), /otrbot is now known as otrbot2/);
+      await at('the nick change', fileMatches(path.join(home, 'logs', '#otr.log'), /otrbot is now known as otrbot2/));
       // irssi saw the conversation with otrbot end, then went private with otrbot2.
-      await fileMatches(path.join(home, 'logs', 'otrbot.log'), /otrbot has finished the OTR session/);
-      await bridge.waitFor(/^secure carol Unverified$/, mark);
-      await fileMatches(path.join(home, 'logs', 'otrbot2.log'), /Session secured/);
+      await at("irssi's end of the old session", fileMatches(path.join(home, 'logs', 'otrbot.log'), /otrbot has finished the OTR session/));
+      await at('the session under the new nick', bridge.waitFor(/^secure carol Unverified$/, mark));
+      await at("irssi's new session", fileMatches(path.join(home, 'logs', 'otrbot2.log'), /Session secured/));
       type('/msg otrbot2 after the nick change');
-      await bridge.waitFor(/^read carol (encrypted|plaintext): after the nick change$/, mark);
+      await at('the message after the nick change', bridge.waitFor(/^read carol (encrypted|plaintext): after the nick change$/, mark));
       assert.ok(bridge.lines.includes('read carol encrypted: after the nick change'), bridge.lines.slice(mark).join('\n'));
       bridge.send('/quit');
       assert.equal(await bridge.exited, 0);
