@@ -67,7 +67,10 @@ test(
     };
     let bridge;
     let home;
+    let passed = false;
+    // The signal is also aborted when the test ends: only a test that did not pass reports.
     t.signal.addEventListener('abort', () => {
+      if (passed) return;
       const logs = home && fs.existsSync(path.join(home, 'logs')) ? fs.readdirSync(path.join(home, 'logs')) : [];
       console.error(`irssi-bridge test stopped while waiting for: ${step}`);
       console.error(`the example printed:\n${bridge?.lines.join('\n')}\n${bridge?.stderr ?? ''}`);
@@ -131,6 +134,7 @@ settings = {
       assert.ok(bridge.lines.includes('read carol encrypted: after the nick change'), bridge.lines.slice(mark).join('\n'));
       bridge.send('/quit');
       assert.equal(await bridge.exited, 0);
+      passed = true;
     } finally {
       bridge.kill();
       tmux('kill-server');
