@@ -144,6 +144,33 @@ export function payload(len, i) {
   return (num + s.slice(num.length)).slice(0, len);
 }
 
+// The CPU time of each of the process's threads, grouped by what they do: the JS thread,
+// protocol-otr's pool threads (public-key and other work), its express thread (cheap work
+// only), its courier (timed hand-overs to JS), and Node's others (V8's collector and
+// compiler, libuv). From /proc/self/task/*/schedstat (nanoseconds on a CPU).
+const THREAD_GROUPS = { 'protocol-otr': 'pool', 'protocol-otr-ex': 'express', 'protocol-otr-dl': 'courier' };
+export function threadCpu() {
+  const ns = {};
+  for (const tid of fs.readdirSync('/proc/self/task')) {
+    let comm, onCpu;
+    try {
+      comm = fs.readFileSync(`/proc/self/task/${tid}/comm`, 'latin1').trim();
+      onCpu = Number(fs.readFileSync(`/proc/self/task/${tid}/schedstat`, 'latin1').split(' ')[0]);
+    } catch {
+      continue; // the thread ended meanwhile
+    }
+    const group = Number(tid) === process.pid ? 'js' : (THREAD_GROUPS[comm] ?? 'node_other');
+    ns[group] = (ns[group] ?? 0) + onCpu;
+  }
+  return ns;
+}
+
+// Per operation, in µs, what each group of threads spent between two threadCpu() readings
+// (accumulated in `into`).
+export function addThreadCpu(into, start, end) {
+  for (const [group, ns] of Object.entries(end)) into[group] = (into[group] ?? 0) + ns - (start[group] ?? 0);
+}
+
 // Where a message's cost goes besides CPU: the process's context switches (voluntary and
 // involuntary, all threads, from /proc/self/status) and its heap allocations — counted by
 // bench/c/build/alloc_count.so when `npm run bench` preloads it (LD_PRELOAD) with

@@ -35,6 +35,8 @@ import {
   parseArgs,
   payload,
   processCounters,
+  addThreadCpu,
+  threadCpu,
   r3,
 } from './common.mjs';
 import { fanin, paced } from './bulk.mjs';
@@ -74,6 +76,9 @@ let cpuMicros = 0;
 // The process's context switches and allocations inside the measured windows.
 let countersStart;
 const counted = { switches: 0, allocs: 0 };
+// The CPU time of each group of threads inside the measured windows (common.mjs, threadCpu).
+let threadsStart;
+const threadNs = {};
 // V8's garbage-collection pauses, which stop the event loop too: what explains a loop delay
 // the library's own work does not.
 const gcPauses = []; // [start, duration] in ms
@@ -86,9 +91,11 @@ function measuring(on) {
     loopDelay.enable();
     cpuStart = process.cpuUsage();
     countersStart = processCounters();
+    threadsStart = threadCpu();
     windows.push([performance.now(), Infinity]);
   } else {
     loopDelay.disable();
+    addThreadCpu(threadNs, threadsStart, threadCpu());
     const used = process.cpuUsage(cpuStart);
     cpuMicros += used.user + used.system;
     const now = processCounters();
@@ -120,6 +127,7 @@ function emit(o, unit, n, values, extra = {}) {
     ...gcFigures(),
     threads: threadCount,
     cpu_us_per_op: r3(cpuMicros / (n * values.length)),
+    cpu_us_per_op_by_thread: Object.fromEntries(Object.entries(threadNs).map(([group, ns]) => [group, r3(ns / 1000 / (n * values.length))])),
     switches_per_op: r3(counted.switches / (n * values.length)),
     allocs_per_op: counted.allocs === null ? null : r3(counted.allocs / (n * values.length)),
     ...extra,
@@ -552,6 +560,7 @@ if (o.warmup) {
   cpuMicros = 0;
   counted.switches = 0;
   counted.allocs = 0;
+  for (const group of Object.keys(threadNs)) delete threadNs[group];
   loopDelay.reset();
   windows.length = 0;
 }
