@@ -4,16 +4,29 @@
 // the application dropped the instance; idle, nothing here holds it.
 import type { Channel } from '../channel';
 import { ErrorCodes, OtrError, fromNative } from '../errors';
-import { BatchFlag } from '../native-contract';
+import type { NativeHandle } from '../native';
+import { BatchFlag, type ChannelOp, type ChannelOpArgs } from '../native-contract';
 
-export interface PendingCall {
-  resolve(value: unknown): void;
-  reject(error: unknown): void;
-  callbackError?: unknown;
-  channel?: Channel; // whose call it is: a channel with calls in flight is never evicted
-  // Run when the call succeeds, before its promise resolves and before any later delivery is applied.
-  done?: () => void;
+/** A call in flight: how its promise settles, and what runs first. */
+export class PendingCall {
+  resolve: (value: unknown) => void = settledTwice;
+  reject: (error: unknown) => void = settledTwice;
+  callbackError?: unknown = undefined;
+
+  constructor(
+    // whose call it is: a channel with calls in flight is never evicted
+    readonly channel: Channel | undefined,
+    // Run when the call succeeds, before its promise resolves and before any later delivery is applied.
+    readonly done: (() => void) | undefined,
+  ) {}
+
+  bind(resolve: (value: unknown) => void, reject: (error: unknown) => void): void {
+    this.resolve = resolve;
+    this.reject = reject;
+  }
 }
+
+function settledTwice(): void {}
 
 // The owners of instances with calls in flight.
 const busy = new Set<object>();
@@ -47,21 +60,49 @@ export class Calls {
 
   /** Queues one job (`submit` hands it to the engine); the promise settles with its batch. */
   start(submit: (job: number) => void, channel?: Channel, done?: () => void): Promise<unknown> {
+    const call = new PendingCall(channel, done);
+    const promise = new Promise((resolve, reject) => call.bind(resolve, reject));
+    const job = this.#admit(call);
+    try {
+      submit(job);
+    } catch (error) {
+      this.#refused(job, call, error);
+    }
+    return promise;
+  }
+
+  /**
+   * start() for a channel's call, handle.channelOp(job, channel, op, ...args): the path of
+   * every message, so without a closure or an argument list made per call.
+   */
+  startOp<O extends ChannelOp>(handle: NativeHandle, channel: Channel, op: O, args: ChannelOpArgs[O], done?: () => void): Promise<unknown> {
+    const call = new PendingCall(channel, done);
+    const promise = new Promise((resolve, reject) => call.bind(resolve, reject));
+    const job = this.#admit(call);
+    try {
+      if (args.length === 1) (handle.channelOp as (job: number, channel: number, op: O, arg: unknown) => void)(job, channel._id, op, args[0]);
+      else handle.channelOp(job, channel._id, op, ...args);
+    } catch (error) {
+      this.#refused(job, call, error);
+    }
+    return promise;
+  }
+
+  #admit(call: PendingCall): number {
     const job = this.#nextJob++;
     if (this.#nextJob > 0xffffffff) this.#nextJob = 1;
-    if (channel) channel._inFlight++;
-    return new Promise((resolve, reject) => {
-      this.#calls.set(job, { resolve, reject, channel, done });
-      busy.add(this.#owner);
-      try {
-        submit(job);
-      } catch (error) {
-        this.#calls.delete(job);
-        if (channel) channel._inFlight--;
-        if (this.#calls.size === 0) busy.delete(this.#owner);
-        reject(fromNative(error));
-      }
-    });
+    if (call.channel) call.channel._inFlight++;
+    this.#calls.set(job, call);
+    if (this.#calls.size === 1) busy.add(this.#owner);
+    return job;
+  }
+
+  // The addon refused the job (the caller's mistake): nothing is in flight.
+  #refused(job: number, call: PendingCall, error: unknown): void {
+    this.#calls.delete(job);
+    if (call.channel) call.channel._inFlight--;
+    if (this.#calls.size === 0) busy.delete(this.#owner);
+    call.reject(fromNative(error));
   }
 
   settle(job: number, call: PendingCall, flags: number, result: unknown): void {

@@ -251,7 +251,9 @@ export class Instance implements AccountContext, StoreHost {
 
   #submitOp<O extends ChannelOp>(channel: Channel, op: O, args: ChannelOpArgs[O], done?: () => void): Promise<ChannelOpResult[O]> {
     this.#eviction.used(channel);
-    return this.#call((job, handle) => handle.channelOp(job, channel._id, op, ...args), false, channel, done) as Promise<ChannelOpResult[O]>;
+    const handle = this.#handle;
+    if (!handle || this.#closing) return Promise.reject(new OtrError(ErrorCodes.CLOSED, 'this OTR instance is closed'));
+    return this.#calls.startOp(handle, channel, op, args, done) as Promise<ChannelOpResult[O]>;
   }
 
   registerChannel(channel: Channel, open: (job: number, handle: NativeHandle, id: number) => void): number {
