@@ -22,7 +22,12 @@ async function connect(server, user, password) {
   x.on('error', (error) => stats.errors.push(String(error)));
   x.on('offline', () => (stats.offline = true));
   let handler = () => {};
+  let available;
+  const nowAvailable = new Promise((resolve) => (available = resolve));
   x.on('stanza', (stanza) => {
+    // The server reflects our initial presence to us once it has made us available (RFC 6121,
+    // 4.2.2): from then on, messages to our bare JID reach this resource instead of bouncing.
+    if (stanza.is('presence') && stanza.attrs.from === String(x.jid) && stanza.attrs.type === undefined) available();
     if (!stanza.is('message')) return;
     if (stanza.attrs.type === 'error') return stats.errors.push(stanza.toString());
     const body = stanza.getChildText('body');
@@ -33,6 +38,7 @@ async function connect(server, user, password) {
   clients.add(x);
   await x.start();
   await x.send(xml('presence'));
+  await nowAvailable;
   // One stanza after the other, in the order the library produced them.
   let last = Promise.resolve();
   return {
