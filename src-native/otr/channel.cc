@@ -190,10 +190,10 @@ void Engine::Receive(CallScope& scope, Batch&, ChannelRecord& channel, const std
   if (context != nullptr && context != context->m_context) channel.lastUse[context] = ++channel.useClock;
   TrimAfterReceive(scope, channel, *before);
   if (internal == 0) {
-    const std::string shown = plain != nullptr ? std::string(plain) : input;
     // What libotr did decides `encrypted`: it decrypted a data message in this call. The
     // session that decrypted it says who sent it (see ReadPayload).
-    ReadPayload read{shown, scope.decrypted, context != nullptr ? context->their_instance : 0};
+    ReadPayload read{plain != nullptr ? std::string(plain) : input, scope.decrypted,
+                     context != nullptr ? context->their_instance : 0};
     if (scope.decrypted && context != nullptr && context->active_fingerprint != nullptr &&
         context->active_fingerprint->fingerprint != nullptr) {
       read.hasFingerprint = true;
