@@ -169,28 +169,46 @@ test(
   T,
   async (t) => {
     if (!needsPostgres(t)) return;
+    // Should a wait below never end, the test's timeout says where it stood and what node A
+    // reported meanwhile (the signal is also aborted when the test ends: only a failure reports).
+    let step = 'opening the nodes';
+    const at = (name, promise) => {
+      step = name;
+      return promise;
+    };
+    const aSaid = [];
+    let passed = false;
+    t.signal.addEventListener('abort', () => {
+      if (passed) return;
+      console.error(`frozen-node test stopped while waiting for: ${step}`);
+      console.error(`node A reported:\n${aSaid.map((m) => JSON.stringify(m)).join('\n')}`);
+    });
     const timeout = 3;
     const a = await openNode('node-a', 'frozen_', { leaseTimeoutSeconds: timeout });
+    a.on((m) => aSaid.push(m));
     const b = await openNode('node-b', 'frozen_', { leaseTimeoutSeconds: timeout });
     const kept = await remoteUser('kept@example.org');
     const taken = await remoteUser('taken@example.org');
     try {
-      await kept.connect(a);
-      await taken.connect(a);
+      await at('kept connecting to A', kept.connect(a));
+      await at('taken connecting to A', taken.connect(a));
 
       a.child.kill('SIGSTOP');
       const stopped = Date.now();
       // While A stands still, the server ends its lease connection (as it would for a host that
       // stopped answering) and B takes one of A's contacts.
-      const ended = await query(
-        `SELECT pg_terminate_backend(l.pid) AS done FROM pg_locks l JOIN pg_stat_activity s ON s.pid = l.pid
+      const ended = await at(
+        "the server ending A's lease connection",
+        query(
+          `SELECT pg_terminate_backend(l.pid) AS done FROM pg_locks l JOIN pg_stat_activity s ON s.pid = l.pid
        WHERE l.locktype = 'advisory' AND s.application_name = 'node-a' GROUP BY l.pid`,
+        ),
       );
       assert.deepEqual(
         ended.map((r) => r.done),
         [true],
       );
-      const lease = await b.call('lease', { contact: taken.name, waitMs: 10_000 });
+      const lease = await at('B taking the lease', b.call('lease', { contact: taken.name, waitMs: 10_000 }));
       assert.equal(lease.node, 'node-b');
       await standStill(timeout * 1000 - (Date.now() - stopped) + 500);
 
@@ -202,12 +220,18 @@ test(
       const restored = a.next((m) => m.event === 'leasesRestored');
       const continued = Date.now();
       a.child.kill('SIGCONT');
-      await kept.channel.write('after the freeze');
-      await taken.channel.write('into a taken lease');
-      await a.call('write', { contact: kept.name, text: 'still here' });
-      await assert.rejects(a.call('write', { contact: taken.name, text: 'must not be sent' }), (e) => e.code === 'ERR_OTR_NOT_OWNER');
-      assert.deepEqual((await restored).contacts, [kept.name]);
-      await kept.sees(() => kept.received.length === 1);
+      await at('kept writing', kept.channel.write('after the freeze'));
+      await at('taken writing', taken.channel.write('into a taken lease'));
+      await at('A writing to kept', a.call('write', { contact: kept.name, text: 'still here' }));
+      await at(
+        'A refusing to write to taken',
+        assert.rejects(a.call('write', { contact: taken.name, text: 'must not be sent' }), (e) => e.code === 'ERR_OTR_NOT_OWNER'),
+      );
+      assert.deepEqual((await at("A's leasesRestored", restored)).contacts, [kept.name]);
+      await at(
+        "kept reading A's message",
+        kept.sees(() => kept.received.length === 1),
+      );
       assert.deepEqual(kept.received, ['still here']);
       // Everything A did after it ran again came after a confirmation sent after it ran again.
       assert.ok(aReads.length > 0 && aWrites.length > 0);
@@ -220,6 +244,7 @@ test(
       assert.deepEqual([...new Set(aWrites.map((m) => m.contact))], [kept.name]);
       assert.equal(await a.call('hasChannel', { contact: taken.name }), false);
       assert.deepEqual(await a.call('leases'), [kept.name]);
+      passed = true;
     } finally {
       a.child.kill('SIGCONT');
       await kept.otr.close();
