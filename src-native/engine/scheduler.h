@@ -17,7 +17,6 @@
 
 #include "engine/effects.h"
 #include "engine/job.h"
-#include "engine/job_queue.h"
 #include "engine/pool.h"
 
 namespace otr {
@@ -89,7 +88,7 @@ class Scheduler : public TaskOwner {
 
  private:
   struct Strand {
-    JobQueue jobs;
+    std::deque<Job> jobs;
     bool running = false;
   };
 
