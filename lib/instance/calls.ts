@@ -9,8 +9,8 @@ import { BatchFlag, type ChannelOp, type ChannelOpArgs } from '../native-contrac
 
 /** A call in flight: how its promise settles, and what runs first. */
 export class PendingCall {
-  resolve: (value: unknown) => void = settledTwice;
-  reject: (error: unknown) => void = settledTwice;
+  resolve: (value: unknown) => void = beforeBind;
+  reject: (error: unknown) => void = beforeBind;
   callbackError?: unknown = undefined;
 
   constructor(
@@ -26,7 +26,8 @@ export class PendingCall {
   }
 }
 
-function settledTwice(): void {}
+// What resolve and reject are until the promise's executor binds them (synchronously, in its constructor).
+function beforeBind(): void {}
 
 // The owners of instances with calls in flight.
 const busy = new Set<object>();
