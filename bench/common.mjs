@@ -165,8 +165,7 @@ export function threadCpu() {
   return ns;
 }
 
-// Per operation, in µs, what each group of threads spent between two threadCpu() readings
-// (accumulated in `into`).
+// Adds to `into` what each group of threads spent (ns) between two threadCpu() readings.
 export function addThreadCpu(into, start, end) {
   for (const [group, ns] of Object.entries(end)) into[group] = (into[group] ?? 0) + ns - (start[group] ?? 0);
 }

@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { T, tmpdir, closeAll, cannotRun } from './helpers/harness.mjs';
 import { ACCOUNT, startNode, closeNodes, killNodes, remoteUser } from './helpers/pg-cluster.mjs';
+import { waitSteps } from './helpers/steps.mjs';
 import { findPostgres, startPostgres } from '../scripts/throwaway-postgres.mjs';
 
 const require = createRequire(import.meta.url);
@@ -169,20 +170,9 @@ test(
   T,
   async (t) => {
     if (!needsPostgres(t)) return;
-    // Should a wait below never end, the test's timeout says where it stood and what node A
-    // reported meanwhile (the signal is also aborted when the test ends: only a failure reports).
-    let step = 'opening the nodes';
-    const at = (name, promise) => {
-      step = name;
-      return promise;
-    };
+    // Should a wait below never end: everything node A reported meanwhile.
     const aSaid = [];
-    let passed = false;
-    t.signal.addEventListener('abort', () => {
-      if (passed) return;
-      console.error(`frozen-node test stopped while waiting for: ${step}`);
-      console.error(`node A reported:\n${aSaid.map((m) => JSON.stringify(m)).join('\n')}`);
-    });
+    const { at, passed } = waitSteps(t, 'opening the nodes', () => `node A reported:\n${aSaid.map((m) => JSON.stringify(m)).join('\n')}`);
     const timeout = 3;
     const a = await openNode('node-a', 'frozen_', { leaseTimeoutSeconds: timeout });
     a.on((m) => aSaid.push(m));
@@ -244,7 +234,7 @@ test(
       assert.deepEqual([...new Set(aWrites.map((m) => m.contact))], [kept.name]);
       assert.equal(await a.call('hasChannel', { contact: taken.name }), false);
       assert.deepEqual(await a.call('leases'), [kept.name]);
-      passed = true;
+      passed();
     } finally {
       a.child.kill('SIGCONT');
       await kept.otr.close();

@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { killExamples, removeTempDirs, runExample, tempDir } from '../helpers/examples.mjs';
+import { waitSteps } from '../helpers/steps.mjs';
 import { foreignEnv, serverMissing, startNgircd, stopAllServers } from '../helpers/servers.mjs';
 
 const IRSSI_OTR_MODULE = '/usr/lib/x86_64-linux-gnu/irssi/modules/libotr_core.so';
@@ -58,23 +59,15 @@ test(
   "irssi-otr and the IRC example's own nick change: the conversation ends under the old nick, starts again under the new one, and irssi's reply arrives encrypted",
   { timeout: 240_000, skip },
   async (t) => {
-    // Should a wait below never end, the test's timeout says where it stood: the step, what
-    // the example printed, and what irssi logged.
-    let step = 'ngircd';
-    const at = (name, promise) => {
-      step = name;
-      return promise;
-    };
     let bridge;
     let home;
-    let passed = false;
-    // The signal is also aborted when the test ends: only a test that did not pass reports.
-    t.signal.addEventListener('abort', () => {
-      if (passed) return;
+    // Should a wait below never end: what the example printed, and what irssi logged.
+    const { at, passed } = waitSteps(t, 'ngircd', () => {
       const logs = home && fs.existsSync(path.join(home, 'logs')) ? fs.readdirSync(path.join(home, 'logs')) : [];
-      console.error(`irssi-bridge test stopped while waiting for: ${step}`);
-      console.error(`the example printed:\n${bridge?.lines.join('\n')}\n${bridge?.stderr ?? ''}`);
-      for (const log of logs) console.error(`irssi's ${log}:\n${fs.readFileSync(path.join(home, 'logs', log), 'utf8')}`);
+      return [
+        `the example printed:\n${bridge?.lines.join('\n')}\n${bridge?.stderr ?? ''}`,
+        ...logs.map((log) => `irssi's ${log}:\n${fs.readFileSync(path.join(home, 'logs', log), 'utf8')}`),
+      ].join('\n');
     });
     const server = await startNgircd();
     home = path.join(tempDir('otr-irssi-'), 'irssi');
@@ -134,7 +127,7 @@ settings = {
       assert.ok(bridge.lines.includes('read carol encrypted: after the nick change'), bridge.lines.slice(mark).join('\n'));
       bridge.send('/quit');
       assert.equal(await bridge.exited, 0);
-      passed = true;
+      passed();
     } finally {
       bridge.kill();
       tmux('kill-server');
