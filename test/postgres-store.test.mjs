@@ -12,7 +12,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { OTR, PostgresStore } from 'protocol-otr';
-import { T, REPO, tmpdir, filesIn, cannotRun, closeAll, rejectsCode, snapshot } from './helpers/harness.mjs';
+import { T, REPO, Net, tmpdir, filesIn, cannotRun, closeAll, makeSecure, openOTR, rejectsCode, snapshot, writeKeyFile } from './helpers/harness.mjs';
 import { findPostgres, startPostgres } from '../scripts/throwaway-postgres.mjs';
 import { startNode, children, closeNodes } from './helpers/pg-cluster.mjs';
 import { hashRing, talkOnNodes } from './helpers/ring-scenario.mjs';
@@ -208,6 +208,33 @@ test(
     }
   },
 );
+
+test('a key whose private number libgcrypt printed as raw bytes goes into the database intact: a node holding it makes an AKE', T, async (t) => {
+  if (!needsPostgres(t)) return;
+  // See test/fixtures/quoted-key/README.md: read as UTF-8 text, this key signs nothing its public
+  // half verifies ("Bad signature" at the peer's end of every AKE).
+  const dir = tmpdir('otr-quoted-');
+  fs.copyFileSync(path.join(REPO, 'test', 'fixtures', 'quoted-key', 'otr.private_key'), filesIn(dir).privkeysFile);
+  const store = new PostgresStore({ connection: server.connection, prefix: 'quoted_' });
+  assert.deepEqual(await store.importFiles(filesIn(dir)), { accounts: 1, accountsKept: 0, fingerprints: 0 });
+  await store.end();
+  const [row] = await query('SELECT private_key FROM "quoted_accounts"');
+  assert.match(row.private_key, /\(x #[0-9A-F]+#\)/, 'the number is stored as #hex#');
+  assert.match(row.private_key, /^[\x20-\x7e\n]*$/, 'the stored key is ASCII');
+
+  const node = new PostgresStore({ connection: server.connection, prefix: 'quoted_', accounts: [ACCOUNT], workDir: workDir() });
+  const bridge = await OTR.open({ store: node });
+  const peerDir = tmpdir('otr-quoted-peer-');
+  await writeKeyFile(peerDir, ['carol@example.org']);
+  const carol = openOTR(peerDir);
+  await node.lease(ACCOUNT.name, ACCOUNT.protocol, 'carol@example.org');
+  const link = new Net();
+  const started = await link.connect(bridge, ACCOUNT.name, carol, 'carol@example.org');
+  await makeSecure(link, started.a, started.b); // each side signs once in an AKE
+  link.assertNoErrors();
+  await bridge.close();
+  await carol.close();
+});
 
 test('kill -9 of the owner: the other node takes the contact over, and the conversation resumes after a new AKE', T, async (t) => {
   if (!needsPostgres(t)) return;

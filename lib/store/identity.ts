@@ -7,7 +7,7 @@ import { ErrorCodes, OtrError } from '../errors';
 import type { PgClient } from './pg';
 import {
   parseInstanceTags,
-  parsePrivateKeys,
+  readPrivateKeyFile,
   serialiseFingerprints,
   serialiseInstanceTags,
   serialisePrivateKeys,
@@ -70,7 +70,7 @@ async function generateAndStore(
   let instag: number | undefined;
   try {
     await opening.makeKey(files, account, protocol);
-    key = parsePrivateKeys(fs.readFileSync(files.privkeysFile, 'utf8'))[0];
+    key = readPrivateKeyFile(files.privkeysFile)[0];
     instag = parseInstanceTags(fs.readFileSync(files.instanceTagsFile, 'utf8'))[0]?.instag;
   } finally {
     scratch.remove();

@@ -1,6 +1,7 @@
 // The three Pidgin-format files as rows, and back: what a shared store imports, exports and
-// materialises as a node's working copy. Private keys stay the text libotr wrote (one
-// `(account …)` S-expression each), so a key goes through the database byte for byte.
+// materialises as a node's working copy. A private key stays the S-expression libotr wrote (one
+// `(account …)` each), with its numbers all in #hex# (readPrivateKeyFile), so the same key
+// reaches every node.
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -30,14 +31,15 @@ export interface FingerprintFileRow {
 
 // One token of an S-expression as libgcrypt prints it: a quoted string (C escapes), #hex#,
 // |base64|, or a bare token.
-function readToken(text: string, at: number): { value: string; end: number } {
+// `encoding`: how `text` was decoded from the file's bytes ('latin1': one character a byte).
+function readToken(text: string, at: number, encoding: 'utf8' | 'latin1' = 'utf8'): { value: string; bytes?: Buffer; end: number } {
   const c = text[at];
   if (c === '"') {
-    let bytes: number[] = [];
+    const bytes: number[] = [];
     let i = at + 1;
     for (; i < text.length && text[i] !== '"'; i++) {
       if (text[i] !== '\\') {
-        bytes.push(...Buffer.from(text[i], 'utf8'));
+        bytes.push(...Buffer.from(text[i], encoding));
         continue;
       }
       const e = text[++i];
@@ -51,11 +53,10 @@ function readToken(text: string, at: number): { value: string; end: number } {
         i += 2;
       } else if (e === '\n') {
         // a continued line
-      } else bytes.push(...Buffer.from(e, 'utf8'));
+      } else bytes.push(...Buffer.from(e, encoding));
     }
-    const value = Buffer.from(bytes).toString('utf8');
-    bytes = [];
-    return { value, end: i + 1 };
+    const raw = Buffer.from(bytes);
+    return { value: raw.toString('utf8'), bytes: raw, end: i + 1 };
   }
   if (c === '#') {
     const end = text.indexOf('#', at + 1);
@@ -91,7 +92,46 @@ function field(block: string, name: string): string {
   return readToken(block, m.index + m[0].length).value;
 }
 
-/** Every `(account …)` of a private key file; throws on a file libotr could not read either. */
+/**
+ * The accounts of a private key file, read as bytes. libgcrypt prints a number whose bytes all
+ * look printable (about one key in 170 has its private `x` so) as a quoted string of raw bytes,
+ * or as a bare token, instead of #hex#: read as UTF-8 text, its bytes above 0x7f would become
+ * U+FFFD and the key would sign nothing its public half verifies. Every such number inside
+ * `(private-key …)` is rewritten as #hex# (the same number to libotr), so a row's text is ASCII
+ * apart from the names, which libotr wrote in UTF-8.
+ */
+export function readPrivateKeyFile(file: string): KeyRow[] {
+  const text = hexNumbers(fs.readFileSync(file).toString('latin1'));
+  return parsePrivateKeys(Buffer.from(text, 'latin1').toString('utf8'));
+}
+
+// `text`: a key file decoded as latin1. Each `(name value)` list inside `(private-key …)` whose
+// value is a quoted string or a bare token gets it as #hex#.
+function hexNumbers(text: string): string {
+  let out = '';
+  let copied = 0;
+  let keyEnd = -1; // where the `(private-key …)` being read closes
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"' || c === '#' || c === '|') {
+      i = readToken(text, i, 'latin1').end - 1;
+    } else if (c === '(' && i > keyEnd && /^\(\s*private-key\b/.test(text.slice(i, i + 40))) {
+      keyEnd = closing(text, i);
+    } else if (c === '(' && i < keyEnd) {
+      const value = /^\(\s*[^\s()"#|]+\s+(?=[^\s()#|])/.exec(text.slice(i, i + 200));
+      if (!value) continue;
+      const at = i + value[0].length;
+      const token = readToken(text, at, 'latin1');
+      const bytes = token.bytes ?? Buffer.from(token.value, 'latin1');
+      out += `${text.slice(copied, at)}#${bytes.toString('hex').toUpperCase()}#`;
+      copied = token.end;
+      i = token.end - 1;
+    }
+  }
+  return out + text.slice(copied);
+}
+
+/** Every `(account …)` of a private key file's text; throws on a file libotr could not read either. */
 export function parsePrivateKeys(text: string): KeyRow[] {
   const start = text.indexOf('(privkeys');
   if (start < 0) return [];

@@ -9,7 +9,7 @@ import type { PgClient } from './pg';
 import {
   parseFingerprints,
   parseInstanceTags,
-  parsePrivateKeys,
+  readPrivateKeyFile,
   serialiseFingerprints,
   serialiseInstanceTags,
   serialisePrivateKeys,
@@ -22,7 +22,7 @@ import type { StoreFiles } from './store';
 /** Copies the files' accounts and fingerprints into the tables (see PostgresStore.importFiles). */
 export async function importFiles(db: PgClient, schema: Schema, node: string, files: Partial<StoreFiles>) {
   const read = (file: string | undefined) => (file && fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '');
-  const keys = parsePrivateKeys(read(files.privkeysFile));
+  const keys = files.privkeysFile && fs.existsSync(files.privkeysFile) ? readPrivateKeyFile(files.privkeysFile) : [];
   const instags = parseInstanceTags(read(files.instanceTagsFile));
   const fingerprints = parseFingerprints(read(files.contactsFile));
   let accounts = 0;

@@ -204,7 +204,9 @@ export async function keyTemplateText() {
       const otr = new OTR(filesIn(d));
       await otr.account('template@example.org', PROTO);
       await otr.close();
-      const text = fs.readFileSync(filesIn(d).privkeysFile, 'utf8');
+      // Bytes, not UTF-8: libgcrypt may print the private number as a quoted string of raw
+      // bytes (about one key in 170), which UTF-8 decoding would ruin.
+      const text = fs.readFileSync(filesIn(d).privkeysFile, 'latin1');
       const start = text.indexOf(' (account');
       const end = text.lastIndexOf(')');
       return text.slice(start, end);
@@ -220,7 +222,7 @@ export async function writeKeyFile(dir, names, protocol = PROTO) {
     .map((n) => account.replace('(name "template@example.org")', `(name "${n}")`).replace('(protocol prpl-jabber)', `(protocol ${protocol})`))
     .join('');
   const file = filesIn(dir).privkeysFile;
-  fs.writeFileSync(file, `(privkeys\n${body})\n`, { mode: 0o600 });
+  fs.writeFileSync(file, `(privkeys\n${body})\n`, { mode: 0o600, encoding: 'latin1' });
   return file;
 }
 
