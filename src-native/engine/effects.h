@@ -96,11 +96,19 @@ struct Batch {
     effects.clear();
     if (effects.capacity() > kKeptEffects) std::vector<Effect>().swap(effects);
     query.reset();
-    spentCall = nullptr;
+    DropSpentCall();
     wiped = false;
+  }
+  // On the JS thread, which allocated what the call holds; its secrets (an SMP answer) are
+  // wiped first even if the call never ran (the instance closed before it could).
+  void DropSpentCall() {
+    spentCall = nullptr;
+    std::visit([](auto& args) { args.ForEachSecret([](std::string& text) { Wipe(text); }); }, spentChannelCall);
+    spentChannelCall = ChannelOpCall{};
   }
   // The call the job ran, with what it captured on the JS thread: freed there (spent_batches.h).
   JobRun spentCall;
+  ChannelOpCall spentChannelCall;
   uint32_t job = 0;  // 0: effects no call is waiting for
   bool done = false;
   bool ok = true;

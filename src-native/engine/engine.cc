@@ -58,7 +58,7 @@ bool Engine::RunJob(Job& job, Scheduler::JobClock& clock) {
 
 void Engine::Recycle(std::vector<std::unique_ptr<Batch>>& batches) {
   for (auto& batch : batches) {
-    batch->spentCall = nullptr;
+    batch->DropSpentCall();
     batch->WipeSecrets();
   }
   spent_.Add(batches);
@@ -75,10 +75,13 @@ bool Engine::Execute(Job& job, OtrlUserState us) {
   if (closed_) {
     batch->ok = false;
     batch->failure = MakeFailure("ERR_OTR_CLOSED", "this OTR instance is closed");
-  } else {
+  } else if (job.run) {
     job.run(*this, scope, *batch);
+  } else {
+    RunChannelOp(scope, *batch, job.channel, job.channelCall);
   }
   batch->spentCall = std::move(job.run);
+  batch->spentChannelCall = std::move(job.channelCall);
   batch->effects.swap(scope.effects);
   batch->done = !scope.deferred;
   // Counted as finished before its result can reach JS: stats() read once a promise settled

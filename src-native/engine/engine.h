@@ -247,7 +247,7 @@ class Engine : public Scheduler::Runner {
   template <typename Calls>
   void WithContact(CallScope& scope, const std::string& account, const std::string& protocol,
                    const std::string& username, Calls calls);
-  std::string SignatureOf(ConnContext* master, otrl_instag_t selected, uint32_t flags);
+  void SignatureOf(std::string& signature, ConnContext* master, otrl_instag_t selected, uint32_t flags);
   static uint32_t FlagsOf(ConnContext* master, const ChannelRecord* channel);
   void AfterLibotrCall(CallScope& scope, ChannelRecord& channel);  // channel.cc
   void SendNow(CallScope& scope, Batch& result, ChannelRecord& channel, const std::string& text);

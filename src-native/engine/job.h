@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 
+#include "contract.h"
 #include "engine/job_cost.h"
 
 namespace otr {
@@ -23,9 +24,13 @@ struct Job {
   uint32_t id = 0;
   uint32_t strand = 0;  // the channel whose calls this job is one of; 0: instance-wide
   JobCost cost = JobCost::kCheap;
-  JobRun run;
+  JobRun run;  // empty for a channel's call (below)
   // A read of a whole data message: its length in characters (0 for anything else).
   uint32_t dataMessageLength = 0;
+  // A channel's call, the job of nearly every message: held here rather than captured by `run`,
+  // which would be an allocation per message. Engine::RunChannelOp runs it.
+  uint32_t channel = 0;
+  ChannelOpCall channelCall;
 };
 
 }  // namespace otr

@@ -15,8 +15,11 @@ namespace {
 // A job that ran this long did public-key work: the strand's next job of the same kind is
 // expected to (JobCost::kLikeLast*), and the pool runs it after cheap ones, never on express.
 constexpr std::chrono::microseconds kHeavyJob{1000};
-// At most this many jobs of one strand in a row on one thread (see RunTask).
+// At most this many jobs of one strand in a row on one thread (see RunTask), and at most this
+// many while other tasks wait for a thread: a cheap job takes a few microseconds, so the others
+// wait tens of microseconds at most, and the strand saves a hand-over through the pool per job.
 constexpr unsigned kBurstJobs = 32;
+constexpr unsigned kBurstJobsWhileOthersWait = 8;
 
 std::chrono::nanoseconds ThreadCpuTime() {
   timespec now{};
@@ -193,9 +196,9 @@ void Scheduler::RunTask(uint32_t tag) {
     ++working_;
     measureCpu = MeasureCpu(job);
   }
-  // A strand's next cheap job runs on this thread right away while no other task waits for a
-  // thread: no hand-over to another thread per message. Bounded, so a busy strand still
-  // takes turns with others.
+  // A strand's next cheap job runs on this thread right away: no hand-over to another thread
+  // per message. Bounded, so a busy strand still takes turns with others (sooner when other
+  // tasks wait for a thread).
   for (unsigned burst = 1;; ++burst) {
     // Still counted as running meanwhile: no instance-wide job (close()) can start, and Stop
     // waits.
@@ -215,9 +218,11 @@ void Scheduler::RunTask(uint32_t tag) {
         if (strand.jobs.empty()) {
           // Kept for the next strand to start: with light load every job starts one, and a
           // new map node and deque would be three allocations (see kSpareStrands).
+          strand.jobs.Shrink();
           auto node = strands_.extract(found);
           if (spareStrands_.size() < kSpareStrands) spareStrands_.push_back(std::move(node));
-        } else if (!stopping_ && !Expensive(strand.jobs.front()) && burst < kBurstJobs && Pool::Get().NothingQueued()) {
+        } else if (!stopping_ && !Expensive(strand.jobs.front()) && burst < kBurstJobs &&
+                   (burst < kBurstJobsWhileOthersWait || Pool::Get().NothingQueued())) {
           job = std::move(strand.jobs.front());
           strand.jobs.pop_front();
           strand.running = true;  // still counted in admitted_ since it was queued

@@ -17,6 +17,7 @@
 
 #include "engine/effects.h"
 #include "engine/job.h"
+#include "engine/job_queue.h"
 #include "engine/pool.h"
 
 namespace otr {
@@ -88,7 +89,7 @@ class Scheduler : public TaskOwner {
 
  private:
   struct Strand {
-    std::deque<Job> jobs;
+    JobQueue jobs;
     bool running = false;
   };
 

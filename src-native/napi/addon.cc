@@ -273,11 +273,14 @@ class Handle : public Napi::ObjectWrap<Handle> {
   // `strand`: the channel the job is a call of (its calls run one at a time, in order), or
   // 0 for a job that concerns the whole instance (it runs alone, between the calls made
   // before and after it).
-  void Submit(Napi::Env env, uint32_t jobId, uint32_t strand, std::function<void(Engine&, CallScope&, Batch&)> run,
-              JobCost cost = JobCost::kCheap, uint32_t dataMessageLength = 0) {
+  void Submit(Napi::Env env, uint32_t jobId, uint32_t strand, JobRun run, JobCost cost = JobCost::kCheap) {
+    Submit(env, Job{jobId, strand, cost, std::move(run)});
+  }
+
+  void Submit(Napi::Env env, Job job) {
     Engine& engine = Live(env);
-    if (jobId != 0 && pendingJobs_++ == 0) deliver_.SetKeepsLoopAlive(env, true);
-    engine.Enqueue(Job{jobId, strand, cost, std::move(run), dataMessageLength});
+    if (job.id != 0 && pendingJobs_++ == 0) deliver_.SetKeepsLoopAlive(env, true);
+    engine.Enqueue(std::move(job));
   }
 
   static uint32_t JobArg(const Napi::CallbackInfo& info) { return static_cast<uint32_t>(NumberArg(info, 0)); }
@@ -397,12 +400,10 @@ class Handle : public Napi::ObjectWrap<Handle> {
     const auto* read = std::get_if<ReadArgs>(&call);
     const JobCost cost = read != nullptr ? ReadCost(read->message) : CostOf(call);
     const uint32_t dataMessageLength = read != nullptr ? DataMessageLength(read->message) : 0;
-    Submit(
-        info.Env(), JobArg(info), strand,
-        [channelId, call = std::move(call)](Engine& e, CallScope& s, Batch& b) mutable {
-          e.RunChannelOp(s, b, channelId, call);
-        },
-        cost, dataMessageLength);
+    Job job{JobArg(info), strand, cost, JobRun{}, dataMessageLength};
+    job.channel = channelId;
+    job.channelCall = std::move(call);
+    Submit(info.Env(), std::move(job));
     return info.Env().Undefined();
   }
 
@@ -482,11 +483,17 @@ class Handle : public Napi::ObjectWrap<Handle> {
         if (napi_call_function(env, env.Undefined(), dispatch, 3, args, &ignored) != napi_ok) paused_ = false;
         return;
       }
+      // The chunk's list keeps its room from one chunk to the next (a nested Apply, should a
+      // callback cause one, starts with an empty list).
       Delivery chunk;
+      chunk.batches.swap(spareChunk_);
       const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now).count();
       waiting_.TakeChunk(chunk, all ? DeliveryQueue::kChunkBatches : static_cast<size_t>(left / nsPerBatch_) + 1);
       const auto batches = static_cast<int64_t>(chunk.batches.size());
-      if (!ApplyChunk(env, dispatch, chunk)) return;
+      const bool applied = ApplyChunk(env, dispatch, chunk);
+      chunk.batches.clear();
+      spareChunk_.swap(chunk.batches);
+      if (!applied) return;
       const auto spent = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - now).count();
       nsPerBatch_ = std::max<int64_t>(1, spent / batches);
     }
@@ -554,8 +561,9 @@ class Handle : public Napi::ObjectWrap<Handle> {
   SafeThreadsafeFunction deliver_;
   Napi::FunctionReference dispatch_;  // for resumeDeliveries()
   DeliveryQueue waiting_;
-  bool paused_ = false;          // a slice ended with results waiting: resumeDeliveries() comes next
-  int64_t nsPerBatch_ = 10'000;  // how long the last chunk took per batch to apply
+  std::vector<std::unique_ptr<Batch>> spareChunk_;  // the room of the last chunk's list (see Apply)
+  bool paused_ = false;                             // a slice ended with results waiting: resumeDeliveries() comes next
+  int64_t nsPerBatch_ = 10'000;                     // how long the last chunk took per batch to apply
   std::unique_ptr<Engine> engine_;
   uint32_t pendingJobs_ = 0;
   Napi::Reference<Napi::Float64Array> numbers_;

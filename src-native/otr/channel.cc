@@ -8,6 +8,7 @@
 
 #include "engine/engine.h"
 #include "otr/smp_gate.h"
+#include "util/thread_scratch.h"
 #include "util/wipe.h"
 
 namespace otr {
@@ -140,13 +141,15 @@ void Engine::Receive(CallScope& scope, Batch&, ChannelRecord& channel, const std
   // write goes out in clear. Anyone who can inject a query and a DH-Key can do it. Nothing
   // else in otrl_message_receiving moves an encrypted context to plaintext (the peer ending
   // the session gives FINISHED), so undo exactly that; the new AKE continues in auth state.
-  std::vector<ConnContext*> wereEncrypted;
-  std::vector<ConnContext*> before;  // the contact's contexts: those added by this message are new
+  struct WereEncrypted;
+  struct ContextsBefore;
+  ThreadScratch<ConnContext*, WereEncrypted> wereEncrypted;
+  ThreadScratch<ConnContext*, ContextsBefore> before;  // the contact's contexts: those added by this message are new
   ConnContext* master = MasterFor(channel);
   if (master != nullptr) {
     for (ConnContext* c = master; c != nullptr && c->m_context == master; c = c->next) {
-      before.push_back(c);
-      if (c->msgstate == OTRL_MSGSTATE_ENCRYPTED) wereEncrypted.push_back(c);
+      before->push_back(c);
+      if (c->msgstate == OTRL_MSGSTATE_ENCRYPTED) wereEncrypted->push_back(c);
     }
   }
   const uint32_t smpBefore = scope.smpSteps;
@@ -168,14 +171,14 @@ void Engine::Receive(CallScope& scope, Batch&, ChannelRecord& channel, const std
   }
   if (IsAkeMessage(type)) EmitEvent(scope, channel, AkeReceivedPayload{});
   if (type == OTRL_MSGTYPE_DATA && context == nullptr && !scope.lostSession) {
-    NoticeUnknownInstanceData(scope, channel, input, before);
+    NoticeUnknownInstanceData(scope, channel, input, *before);
   }
   ChargeAfterReceive(channel, scope.smpSteps - smpBefore, scope.repliesSent > 0);
   if (verdict.answersQuery && master == nullptr) master = MasterFor(channel);
   if (verdict.answersQuery && master != nullptr && master->auth.authstate == OTRL_AUTHSTATE_AWAITING_DHKEY) {
     ++channel.queriesAnswered;
   }
-  for (ConnContext* c : wereEncrypted) {
+  for (ConnContext* c : *wereEncrypted) {
     if (c->msgstate != OTRL_MSGSTATE_PLAINTEXT) continue;
     c->msgstate = OTRL_MSGSTATE_ENCRYPTED;
     channel.rekeyedByContact.push_back(c);
@@ -185,12 +188,12 @@ void Engine::Receive(CallScope& scope, Batch&, ChannelRecord& channel, const std
   // has to lose (ContactState flags) may have changed.
   if (type != OTRL_MSGTYPE_DATA && type != OTRL_MSGTYPE_NOTOTR) scope.stateMayHaveChanged = true;
   if (context != nullptr && context != context->m_context) channel.lastUse[context] = ++channel.useClock;
-  TrimAfterReceive(scope, channel, before);
+  TrimAfterReceive(scope, channel, *before);
   if (internal == 0) {
-    const std::string shown = plain != nullptr ? std::string(plain) : input;
     // What libotr did decides `encrypted`: it decrypted a data message in this call. The
     // session that decrypted it says who sent it (see ReadPayload).
-    ReadPayload read{shown, scope.decrypted, context != nullptr ? context->their_instance : 0};
+    ReadPayload read{plain != nullptr ? std::string(plain) : input, scope.decrypted,
+                     context != nullptr ? context->their_instance : 0};
     if (scope.decrypted && context != nullptr && context->active_fingerprint != nullptr &&
         context->active_fingerprint->fingerprint != nullptr) {
       read.hasFingerprint = true;

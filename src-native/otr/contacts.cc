@@ -347,9 +347,9 @@ ConnContext* Engine::SelectedContext(ChannelRecord& channel) {
 // Everything ContactState shows, by content: instance tags, message states, fingerprint bytes
 // and trust. Never addresses: a context or fingerprint freed and another allocated at the
 // same address would otherwise look unchanged.
-std::string Engine::SignatureOf(ConnContext* master, otrl_instag_t selected, uint32_t flags) {
-  std::string signature;
-  if (master == nullptr) return signature;
+void Engine::SignatureOf(std::string& signature, ConnContext* master, otrl_instag_t selected, uint32_t flags) {
+  signature.clear();
+  if (master == nullptr) return;
   AppendRaw(signature, &flags, sizeof flags);
   AppendRaw(signature, &selected, sizeof selected);
   const ConnContext* current = ResolveSelection(master, selected);
@@ -375,7 +375,6 @@ std::string Engine::SignatureOf(ConnContext* master, otrl_instag_t selected, uin
   ForEachInstance(master, addContext);
   signature.push_back('|');
   for (const Fingerprint* fp = master->fingerprint_root.next; fp != nullptr; fp = fp->next) addFingerprint(fp);
-  return signature;
 }
 
 uint32_t Engine::FlagsOf(ConnContext* master, const ChannelRecord* channel) {
@@ -394,7 +393,10 @@ uint32_t Engine::FlagsOf(ConnContext* master, const ChannelRecord* channel) {
 void Engine::EmitStateIfChanged(CallScope& scope, ChannelRecord& channel) {
   ConnContext* master = MasterFor(channel);
   if (master == nullptr) return;
-  if (SignatureOf(master, channel.selected, FlagsOf(master, &channel)) == channel.lastSignature) return;
+  // Checked after every message: built in a buffer this thread keeps (no allocation per message).
+  thread_local std::string signature;
+  SignatureOf(signature, master, channel.selected, FlagsOf(master, &channel));
+  if (signature == channel.lastSignature) return;
   EmitContactState(scope, master, &channel);
 }
 
@@ -462,7 +464,7 @@ void Engine::EmitContactState(CallScope& scope, ConnContext* master, ChannelReco
   state->current = current != nullptr ? current->their_instance : 0;
   state->status = StatusOf(current);
   if (channel != nullptr) {
-    channel->lastSignature = SignatureOf(master, selected, state->flags);
+    SignatureOf(channel->lastSignature, master, selected, state->flags);
     uint32_t live = 0;
     for (const SessionState& session : state->sessions) {
       live += session.status == SessionStatus::Private || session.status == SessionStatus::Unverified ? 1 : 0;
