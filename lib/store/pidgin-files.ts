@@ -101,8 +101,12 @@ function field(block: string, name: string): string {
  * apart from the names, which libotr wrote in UTF-8.
  */
 export function readPrivateKeyFile(file: string): KeyRow[] {
-  const text = hexNumbers(fs.readFileSync(file).toString('latin1'));
-  return parsePrivateKeys(Buffer.from(text, 'latin1').toString('utf8'));
+  const bytes = fs.readFileSync(file);
+  try {
+    return parsePrivateKeys(Buffer.from(hexNumbers(bytes.toString('latin1')), 'latin1').toString('utf8'));
+  } finally {
+    bytes.fill(0); // the key's bytes; the strings made of them cannot be wiped
+  }
 }
 
 // `text`: a key file decoded as latin1. Each `(name value)` list inside `(private-key …)` whose

@@ -21,8 +21,9 @@ import type { StoreFiles } from './store';
 
 /** Copies the files' accounts and fingerprints into the tables (see PostgresStore.importFiles). */
 export async function importFiles(db: PgClient, schema: Schema, node: string, files: Partial<StoreFiles>) {
-  const read = (file: string | undefined) => (file && fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '');
-  const keys = files.privkeysFile && fs.existsSync(files.privkeysFile) ? readPrivateKeyFile(files.privkeysFile) : [];
+  const present = (file: string | undefined): file is string => file !== undefined && file !== '' && fs.existsSync(file);
+  const read = (file: string | undefined) => (present(file) ? fs.readFileSync(file, 'utf8') : '');
+  const keys = present(files.privkeysFile) ? readPrivateKeyFile(files.privkeysFile) : [];
   const instags = parseInstanceTags(read(files.instanceTagsFile));
   const fingerprints = parseFingerprints(read(files.contactsFile));
   let accounts = 0;
