@@ -11,6 +11,7 @@ import { payload, perMessage, processCounters, r3 } from './common.mjs';
 
 const LEN = 1024;
 const TEXTS = 1000; // distinct payloads, reused in turn
+const WIRE_LEN = 1420; // the wire text of one LEN-byte message, about
 export const PACED_RATES = [20000, 50000, 100000];
 // Paced: at most this many messages outstanding (written, not yet read); past it the sender
 // waits, and the achieved rate says the offered one was not kept.
@@ -140,4 +141,75 @@ export async function paced(o, bench) {
   measuring(false);
   emit(o, 'ms', messagesTotal, [rates.at(-1).latency_p99_ms], { payload_bytes: LEN, contacts: b.pairs.length, seconds_per_rate: o.n / 1000, rates });
   await close();
+}
+
+// What V8 alone costs for fanin's messages in the shape the API gives them, without OTR or
+// the addon: per message a write() promise, a wire text of OTR's size made as a string (as
+// onWrite gets it), a read() promise whose input is copied out of the heap (as the addon
+// copies it), a plaintext string compared with what was sent (as onRead gets it), all of them
+// in flight at once and settled in chunks a turn of the event loop at a time. A lower bound on
+// the JS thread's work per message: no N-API call, no hand-off between threads.
+export async function faninFloor(o, bench) {
+  const { fail, measuring, emit } = bench;
+  const contacts = o.contacts;
+  const texts = Array.from({ length: Math.min(o.n, TEXTS) }, (_, k) => payload(LEN, k));
+  const plain = texts.map((text) => Buffer.from(text, 'latin1'));
+  // A 1 KB message's wire text: '?OTR:' + base64 of the data message + '.', about 1.4 KB.
+  const wire = Buffer.alloc(WIRE_LEN, 'QUFB');
+  const copiedOut = Buffer.alloc(2 * WIRE_LEN);
+  const total = contacts * o.n;
+  const CHUNK = 64;
+  const values = [];
+  for (let r = 0; r < o.repeats; r++) {
+    const calls = new Map();
+    let nextJob = 1;
+    const ready = []; // [job, contact, message index, is a read]
+    let head = 0;
+    const start = (contact, k, isRead) => {
+      const job = nextJob++;
+      const promise = new Promise((resolve, reject) => calls.set(job, { resolve, reject }));
+      ready.push(job, contact, k, isRead);
+      return promise;
+    };
+    const settle = (job) => {
+      const call = calls.get(job);
+      calls.delete(job);
+      call.resolve();
+    };
+    const seen = new Array(contacts).fill(0);
+    let read = 0;
+    let done;
+    const all = new Promise((resolve) => (done = resolve));
+    const deliver = () => {
+      for (let c = 0; c < CHUNK && head < ready.length; c++, head += 4) {
+        const [job, contact, k, isRead] = [ready[head], ready[head + 1], ready[head + 2], ready[head + 3]];
+        if (!isRead) {
+          const text = wire.toString('latin1'); // onWrite's wire text
+          copiedOut.write(text, 'latin1'); // read(text): the addon copies it out
+          start(contact, k, 1).catch((e) => fail(`read: ${e.message}`));
+        } else {
+          const text = plain[k % plain.length].toString('latin1'); // onRead's plaintext
+          if (text !== texts[seen[contact] % texts.length]) fail(`fanin_floor: contact ${contact}: message ${k} differs`);
+          seen[contact]++;
+          if (++read === total) done();
+        }
+        settle(job);
+      }
+      if (head < ready.length) setImmediate(deliver);
+    };
+    measuring(true);
+    const t0 = performance.now();
+    for (let k = 0; k < o.n; k++) {
+      for (let contact = 0; contact < contacts; contact++) {
+        copiedOut.write(texts[k % texts.length], 'latin1'); // write(text): the addon copies it out
+        start(contact, k, 0).catch((e) => fail(`write: ${e.message}`));
+      }
+    }
+    setImmediate(deliver);
+    await all;
+    const t1 = performance.now();
+    measuring(false);
+    values.push(total / ((t1 - t0) / 1000));
+  }
+  emit(o, 'msg/s', total, values, { payload_bytes: LEN, contacts, messages_per_contact: o.n });
 }

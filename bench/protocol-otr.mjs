@@ -39,7 +39,7 @@ import {
   threadCpu,
   r3,
 } from './common.mjs';
-import { fanin, paced } from './bulk.mjs';
+import { fanin, faninFloor, paced } from './bulk.mjs';
 import { flood } from './flood.mjs';
 
 const PROTOCOL = 'bench';
@@ -57,6 +57,7 @@ const DEFAULTS = {
   memory: { n: 10000, repeats: 1 },
   flood: { n: 2000, repeats: 8 },
   fanin: { n: 200, repeats: 5 },
+  fanin_floor: { n: 200, repeats: 5 },
   paced: { n: 5000, repeats: 1 },
 };
 
@@ -539,6 +540,8 @@ async function run(opts) {
       return flood(opts, { party, keys, fail, timed, measuring, emit });
     case 'fanin':
       return fanin(opts, { party, keys, fail, timed, measuring, emit, Bench });
+    case 'fanin_floor':
+      return faninFloor(opts, { fail, measuring, emit });
     case 'paced':
       return paced(opts, { party, keys, fail, timed, measuring, emit, Bench });
   }
@@ -548,13 +551,13 @@ async function run(opts) {
 // (and a tenth of the contacts) for the others, none for keygen and memory.
 o.warmup = !o.quick && !['keygen', 'memory', 'latency_under_load', 'paced'].includes(o.scenario);
 if (o.warmup) {
-  const full = o.scenario.startsWith('msg_oneway_') || o.scenario === 'frag' || o.scenario === 'fanin';
+  const full = o.scenario.startsWith('msg_oneway_') || o.scenario === 'frag' || o.scenario.startsWith('fanin');
   await run({
     ...o,
     silent: true,
     repeats: 1,
     n: full ? o.n : Math.max(1, Math.floor(o.n / 4)),
-    contacts: o.scenario === 'fanin' ? o.contacts : Math.max(1, Math.floor(o.contacts / 10)),
+    contacts: o.scenario.startsWith('fanin') ? o.contacts : Math.max(1, Math.floor(o.contacts / 10)),
   });
   blocking.max = 0;
   cpuMicros = 0;
