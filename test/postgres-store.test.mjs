@@ -236,6 +236,40 @@ test('a key whose private number libgcrypt printed as raw bytes goes into the da
   await carol.close();
 });
 
+test('a key an earlier version stored damaged (U+FFFD in its private number) stops the open with ERR_OTR_STORE saying the fix; the fix works', T, async (t) => {
+  if (!needsPostgres(t)) return;
+  // What earlier versions stored for test/fixtures/quoted-key: its file read as UTF-8 text.
+  const keyFile = path.join(REPO, 'test', 'fixtures', 'quoted-key', 'otr.private_key');
+  const asText = fs.readFileSync(keyFile).toString('utf8');
+  const damaged = asText.slice(asText.indexOf('(account'), asText.lastIndexOf(')')).trimEnd();
+  assert.match(damaged, /\(x "[^"]*\ufffd/, 'the fixture read as UTF-8 loses bytes of x');
+  const dir = tmpdir('otr-damaged-');
+  fs.copyFileSync(keyFile, filesIn(dir).privkeysFile);
+  const importer = new PostgresStore({ connection: server.connection, prefix: 'damaged_' });
+  await importer.importFiles(filesIn(dir));
+  await importer.end();
+  await query('UPDATE "damaged_accounts" SET private_key = $1', [damaged]);
+
+  const node = new PostgresStore({ connection: server.connection, prefix: 'damaged_', accounts: [ACCOUNT], workDir: workDir() });
+  await assert.rejects(OTR.open({ store: node }), (error) => {
+    assert.equal(error.code, 'ERR_OTR_STORE');
+    assert.match(error.message, new RegExp(`stored private key of ${ACCOUNT.name} \\(${ACCOUNT.protocol}\\) is damaged`));
+    assert.match(error.message, /"damaged_accounts" and import the original key file again \(protocol-otr database import\)/);
+    return true;
+  });
+  const [row] = await query('SELECT private_key FROM "damaged_accounts"');
+  assert.equal(row.private_key, damaged, 'the open changed nothing');
+
+  // The fix the message gives: delete the row, import the original file again.
+  await query('DELETE FROM "damaged_accounts"');
+  const again = new PostgresStore({ connection: server.connection, prefix: 'damaged_' });
+  await again.importFiles(filesIn(dir));
+  await again.end();
+  const fixed = new PostgresStore({ connection: server.connection, prefix: 'damaged_', accounts: [ACCOUNT], workDir: workDir() });
+  const bridge = await OTR.open({ store: fixed });
+  await bridge.close();
+});
+
 test('kill -9 of the owner: the other node takes the contact over, and the conversation resumes after a new AKE', T, async (t) => {
   if (!needsPostgres(t)) return;
   const {

@@ -135,6 +135,17 @@ function hexNumbers(text: string): string {
   return out + text.slice(copied);
 }
 
+/**
+ * Whether a stored key's numbers lost bytes: rows an earlier version stored read the key file as
+ * UTF-8 text, and a number libgcrypt had printed as raw bytes came out with U+FFFD in place of
+ * each byte above 0x7f. Such a key signs nothing its public half verifies. Only the
+ * `(private-key …)` part is looked at: the names may hold any character.
+ */
+export function lostKeyBytes(privateKey: string): boolean {
+  const at = privateKey.search(/\(\s*private-key\b/);
+  return at >= 0 && privateKey.includes('\ufffd', at);
+}
+
 /** Every `(account …)` of a private key file's text; throws on a file libotr could not read either. */
 export function parsePrivateKeys(text: string): KeyRow[] {
   const start = text.indexOf('(privkeys');
