@@ -100,11 +100,11 @@ export async function writeWorkingCopy(db: PgClient, options: IdentityOptions): 
     `SELECT account, protocol, contact, fingerprint, trust FROM ${schema.table('fingerprints')} ORDER BY account, protocol, contact, changed_at`,
   );
   const fpRows = fingerprints as unknown as FingerprintFileRow[];
-  for (const row of accounts) {
-    if (!lostKeyBytes(String(row.private_key))) continue;
+  const damaged = accounts.find((row) => lostKeyBytes(String(row.private_key)));
+  if (damaged) {
     throw new OtrError(
       ErrorCodes.STORE,
-      `the stored private key of ${String(row.account)} (${String(row.protocol)}) is damaged: an earlier version stored it from a key file read as UTF-8 text, ` +
+      `the stored private key of ${String(damaged.account)} (${String(damaged.protocol)}) is damaged: an earlier version stored it from a key file read as UTF-8 text, ` +
         `and its private number lost bytes (U+FFFD in its (private-key …)), so every AKE of the account would fail at the peer with "Bad signature". ` +
         `Delete its row from ${schema.table('accounts')} and import the original key file again (protocol-otr database import), ` +
         'or delete the row and open a node to generate a new key (its contacts then see a new fingerprint)',
