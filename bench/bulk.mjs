@@ -11,7 +11,7 @@ import { payload, perMessage, processCounters, r3 } from './common.mjs';
 
 const LEN = 1024;
 const TEXTS = 1000; // distinct payloads, reused in turn
-const WIRE_LEN = 1420; // the wire text of one LEN-byte message, about
+const WIRE_LEN = 1420; // about the length of one LEN-byte message as OTR wire text
 export const PACED_RATES = [20000, 50000, 100000];
 // Paced: at most this many messages outstanding (written, not yet read); past it the sender
 // waits, and the achieved rate says the offered one was not kept.
